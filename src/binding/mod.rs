@@ -1,0 +1,3 @@
+//! Protocol bindings of CloudEvents: how an event travels on each transport meshline speaks.
+
+pub mod kafka;

@@ -1,0 +1,207 @@
+//! The Kafka side: the embedded broker, client settings shared by every component, and the
+//! topics each data product derives from its descriptor.
+
+#[cfg(feature = "embedded-broker")]
+pub mod embedded;
+
+use std::{net::SocketAddr, time::Duration};
+
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    config::ClientConfig,
+    consumer::{BaseConsumer, Consumer},
+    error::KafkaError,
+    types::RDKafkaErrorCode,
+};
+
+use crate::product::{Catalog, Product};
+
+/// Errors of the Kafka side.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listen address is taken.
+    #[error("cannot listen on {addr}: the address is in use; stop the process that holds it (`ss -ltnp | grep {}`), or pick another address with `--listen`, or use a running cluster with `--bootstrap HOST:PORT`", addr.port())]
+    PortInUse {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// The listen address cannot be bound for another reason.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The broker's storage cannot be opened.
+    #[error("embedded broker storage: {message}")]
+    Storage {
+        /// What went wrong.
+        message: String,
+    },
+    /// The embedded broker failed to start.
+    #[cfg(feature = "embedded-broker")]
+    #[error("embedded broker failed to start: {0}")]
+    Embedded(Box<tansu_broker::Error>),
+    /// No broker answers at the bootstrap address.
+    #[error("cannot reach Kafka at {bootstrap} within {timeout:?}: {source}; check the address and that the cluster is up, or omit `--bootstrap` to start the embedded broker")]
+    Unreachable {
+        /// The bootstrap servers.
+        bootstrap: String,
+        /// How long we waited.
+        timeout: Duration,
+        /// The client's error.
+        source: KafkaError,
+    },
+    /// A topic exists with a layout the descriptor does not declare.
+    #[error("topic `{topic}` has {actual} partitions but its descriptor declares {declared}; a product's topics must keep the declared count (Kafka cannot shrink a topic): fix `partitions` in {descriptor} or recreate the topic")]
+    PartitionMismatch {
+        /// The topic.
+        topic: String,
+        /// Partitions found.
+        actual: usize,
+        /// Partitions declared.
+        declared: i32,
+        /// The descriptor file.
+        descriptor: String,
+    },
+    /// Any other client error.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// Result of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Client settings shared by every meshline component talking to `bootstrap`.
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("client.id", "meshline")
+        // loopback brokers come and go in tests and `meshline up`; keep reconnects quick
+        .set("reconnect.backoff.max.ms", "1000")
+        .set("log_level", "3");
+    config
+}
+
+/// Settings of an idempotent producer: `acks=all`, no duplicates on retry, ordered per partition.
+pub fn producer_config(bootstrap: &str) -> ClientConfig {
+    let mut config = client_config(bootstrap);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("message.timeout.ms", "30000");
+    config
+}
+
+/// Waits until a broker answers at `bootstrap`, or says clearly that none does.
+pub async fn check_reachable(bootstrap: &str, timeout: Duration) -> Result<()> {
+    let config = client_config(bootstrap);
+    let bootstrap = bootstrap.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.create()?;
+        consumer
+            .fetch_metadata(None, timeout)
+            .map(|_| ())
+            .map_err(|source| Error::Unreachable {
+                bootstrap,
+                timeout,
+                source,
+            })
+    })
+    .await
+    .map_err(|e| Error::Storage {
+        message: format!("metadata task failed: {e}"),
+    })?
+}
+
+/// Topic-level configuration of a product's three topics.
+pub fn topic_config(product: &Product) -> Vec<(&'static str, String)> {
+    vec![
+        ("cleanup.policy", "delete".to_owned()),
+        (
+            "retention.ms",
+            product.descriptor.retention.as_retention_ms().to_string(),
+        ),
+    ]
+}
+
+/// Creates every product's topics (`<id>`, `<id>.ingress`, `<id>.dlq`) with the declared
+/// partitions and configuration. Existing topics are kept; a partition count that differs from
+/// the descriptor is an error, since the gateway maps ingress partition p to product partition p.
+pub async fn ensure_topics(bootstrap: &str, catalog: &Catalog) -> Result<Vec<String>> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let configs: Vec<_> = catalog.iter().map(topic_config).collect();
+    let topics: Vec<_> = catalog.iter().map(Product::topics).collect();
+    let mut new_topics = Vec::new();
+    let mut names = Vec::new();
+    for ((product, config), topics) in catalog.iter().zip(&configs).zip(&topics) {
+        for topic in topics.all() {
+            names.push(topic.to_owned());
+            let new = config.iter().fold(
+                NewTopic::new(
+                    topic,
+                    product.descriptor.partitions,
+                    TopicReplication::Fixed(1),
+                ),
+                |t, (k, v)| t.set(k, v),
+            );
+            new_topics.push(new);
+        }
+    }
+    for result in admin.create_topics(&new_topics, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(Error::Kafka(KafkaError::AdminOp(code)))
+                    .inspect_err(|_| tracing::error!(%topic, %code, "cannot create topic"));
+            }
+        }
+    }
+    check_partitions(bootstrap, catalog).await?;
+    Ok(names)
+}
+
+async fn check_partitions(bootstrap: &str, catalog: &Catalog) -> Result<()> {
+    let expected: Vec<(String, i32, String)> = catalog
+        .iter()
+        .flat_map(|p| {
+            p.topics().all().map(|t| {
+                (
+                    t.to_owned(),
+                    p.descriptor.partitions,
+                    p.path.display().to_string(),
+                )
+            })
+        })
+        .collect();
+    let consumer: BaseConsumer = client_config(bootstrap).create()?;
+    tokio::task::spawn_blocking(move || {
+        let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+        for (topic, declared, descriptor) in expected {
+            let actual = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .map_or(0, |t| t.partitions().len());
+            if actual != usize::try_from(declared).unwrap_or(0) {
+                return Err(Error::PartitionMismatch {
+                    topic,
+                    actual,
+                    declared,
+                    descriptor,
+                });
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::Storage {
+        message: format!("metadata task failed: {e}"),
+    })?
+}

@@ -1,0 +1,95 @@
+//! The `meshline` command line: one binary, one subcommand per job.
+
+mod contract;
+mod tail;
+mod up;
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    product::{Catalog, Errors},
+    telemetry::LogFormat,
+};
+
+/// meshline: the self-serve event-streaming backbone of a data mesh.
+#[derive(Debug, Parser)]
+#[command(name = "meshline", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, global = true, default_value = "text", value_enum)]
+    pub log_format: LogFormat,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything on this machine: the embedded Kafka-API broker and every product's topics
+    /// (and, with `--demo`, the media-streaming demo producers).
+    Up(up::UpArgs),
+    /// Print a product's events as JSON lines, CloudEvents attributes and decoded payload.
+    Tail(tail::TailArgs),
+    /// Check data product contracts.
+    #[command(subcommand)]
+    Contract(contract::ContractCommand),
+}
+
+/// Where the data product descriptors are.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Directory of data product descriptors (`*.yaml`, searched recursively).
+    #[arg(long, default_value = "config", env = "MESHLINE_CONFIG")]
+    pub config: PathBuf,
+}
+
+impl ConfigArgs {
+    /// Loads every descriptor, or returns every error found.
+    pub fn load(&self) -> Result<Catalog, Errors> {
+        Catalog::load(&self.config)
+    }
+}
+
+/// Default Kafka API address of `meshline up`.
+pub const DEFAULT_KAFKA: &str = "127.0.0.1:9092";
+/// Default schema registry URL.
+pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:8081";
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Tail(args) => tail::run(args).await,
+            Command::Contract(command) => contract::run(command),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses `HOST:PORT` for listen addresses.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|e| format!("`{s}` is not an address like 127.0.0.1:9092 ({e})"))
+}

@@ -1,0 +1,145 @@
+//! `meshline tail PRODUCT`: a product's events as JSON lines.
+
+use std::{process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use clap::Args;
+use cloudevents::AttributesReader;
+use rdkafka::{
+    consumer::{Consumer, StreamConsumer},
+    Message, Offset, TopicPartitionList,
+};
+use serde_json::{json, Map, Value};
+
+use super::{ConfigArgs, DEFAULT_KAFKA};
+use crate::{
+    binding::kafka::Record,
+    broker,
+    codec::{json::avro_to_json, wire},
+    product::Product,
+};
+
+/// Arguments of `meshline tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Product id, e.g. `player.play-events`.
+    pub product: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, default_value = DEFAULT_KAFKA, env = "MESHLINE_BOOTSTRAP")]
+    pub bootstrap: String,
+    /// Start from the oldest event kept instead of new events only.
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// Tail the product's dead-letter topic instead.
+    #[arg(long)]
+    pub dlq: bool,
+    /// Exit after this many events.
+    #[arg(long)]
+    pub max_events: Option<u64>,
+    /// Descriptors.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// Prints events until interrupted (or `--max-events`).
+pub async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
+    let catalog = args.config.load()?;
+    let product = catalog.require(&args.product)?;
+    let topic = if args.dlq {
+        product.topics().dlq
+    } else {
+        product.topics().product
+    };
+    broker::check_reachable(&args.bootstrap, Duration::from_secs(10)).await?;
+    let consumer: StreamConsumer = broker::client_config(&args.bootstrap)
+        .set("group.id", "meshline-tail")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .context("creating the consumer")?;
+    let metadata = consumer
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .context("reading topic metadata")?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().len())
+        .unwrap_or(0);
+    if partitions == 0 {
+        anyhow::bail!("topic `{topic}` does not exist yet; start `meshline up` first");
+    }
+    let start = if args.from_beginning {
+        Offset::Beginning
+    } else {
+        Offset::End
+    };
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(&topic, i32::try_from(p)?, start)?;
+    }
+    consumer.assign(&assignment)?;
+    let mut printed = 0u64;
+    while args.max_events.is_none_or(|max| printed < max) {
+        let message = consumer.recv().await?;
+        let line = render(product, &Record::from_message(&message));
+        let mut line = line;
+        if let Value::Object(map) = &mut line {
+            map.insert("partition".into(), json!(message.partition()));
+            map.insert("offset".into(), json!(message.offset()));
+        }
+        println!("{line}");
+        printed += 1;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One event as JSON: its CloudEvents attributes, schema id and decoded payload, or the reason
+/// it could not be decoded (the raw headers are then shown).
+pub fn render(product: &Product, record: &Record) -> Value {
+    let mut out = Map::new();
+    match record.to_event() {
+        Ok(event) => {
+            let attributes: Map<String, Value> = event
+                .iter()
+                .map(|(k, v)| (k.to_owned(), Value::String(v.to_string())))
+                .collect();
+            out.insert("attributes".into(), Value::Object(attributes));
+            if event.datacontenttype() != Some("application/avro") {
+                out.insert(
+                    "error".into(),
+                    json!(format!(
+                        "content type {:?} is not application/avro",
+                        event.datacontenttype()
+                    )),
+                );
+            }
+        }
+        Err(e) => {
+            out.insert("error".into(), json!(e.to_string()));
+            let headers: Map<String, Value> = record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(String::from_utf8_lossy(v))))
+                .collect();
+            out.insert("headers".into(), Value::Object(headers));
+        }
+    }
+    match record.payload.as_deref().map(wire::decode) {
+        Some(Ok((id, body))) => {
+            out.insert("schema_id".into(), json!(id));
+            match avro_to_json(&product.schema, body) {
+                Ok(data) => {
+                    out.insert("data".into(), data);
+                }
+                Err(e) => {
+                    out.insert("error".into(), json!(e.to_string()));
+                }
+            }
+        }
+        Some(Err(e)) => {
+            out.insert("error".into(), json!(e.to_string()));
+        }
+        None => {}
+    }
+    Value::Object(out)
+}

@@ -1,0 +1,18 @@
+//! meshline: the self-serve event-streaming backbone of a data mesh.
+//!
+//! The modules follow the data flow:
+//!
+//! ```text
+//! descriptors (product) ──► topics (broker) ──► events: CloudEvents (binding) + Avro (codec)
+//!                                   │                        │
+//!                         schema ids (registry)       demo producers (demo) ──► meshline tail (cli)
+//! ```
+
+pub mod binding;
+pub mod broker;
+pub mod cli;
+pub mod codec;
+pub mod demo;
+pub mod product;
+pub mod registry;
+pub mod telemetry;

@@ -1,0 +1,5 @@
+//! The `meshline` binary.
+
+fn main() -> std::process::ExitCode {
+    meshline::cli::main()
+}

@@ -1,0 +1,341 @@
+//! The data product descriptor: one YAML file per product, the single declaration from which
+//! topics, the catalog, contract rules, SLO alerts and snapshot views all derive.
+//!
+//! Field names follow the Open Data Contract Standard (ODCS v3) where it has one; the README
+//! documents the mapping.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+/// A data product, as declared by its owning domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Descriptor {
+    /// `<domain>.<product>`: the product's stable identifier, and the name of its topic.
+    pub id: String,
+    /// The business domain that owns the product (e.g. `player`).
+    pub domain: String,
+    /// Who answers for the product.
+    pub owner: Owner,
+    /// What the product holds, for people browsing the catalog.
+    pub description: String,
+    /// Path of the Avro schema (`.avsc`), relative to this descriptor file.
+    pub schema: String,
+    /// Schema evolution rule enforced by the registry for the product's subject.
+    #[serde(default)]
+    pub compatibility: Compatibility,
+    /// The CloudEvents attributes the product accepts.
+    pub cloudevents: CloudEventsSpec,
+    /// Number of partitions of the product topic (and of its `.ingress` and `.dlq` topics).
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// How long the product topic keeps events (e.g. `7d`); `forever` keeps them indefinitely.
+    #[serde(default)]
+    pub retention: Retention,
+    /// Named quality rules every event must pass.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Service-level objectives published for the product.
+    #[serde(default)]
+    pub slos: Slos,
+    /// Time-windowed historical views built by the snapshotter.
+    #[serde(default)]
+    pub views: Vec<View>,
+    /// Who may produce into and read from the product.
+    #[serde(default)]
+    pub access: Access,
+}
+
+fn default_partitions() -> i32 {
+    3
+}
+
+/// The owning team (ODCS: `team`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Owner {
+    /// Team name.
+    pub team: String,
+    /// Where to reach the team.
+    pub email: String,
+}
+
+/// The seven Confluent Schema Registry compatibility modes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Compatibility {
+    /// New schema can read data written with the previous one.
+    #[default]
+    Backward,
+    /// New schema can read data written with every earlier one.
+    BackwardTransitive,
+    /// Previous schema can read data written with the new one.
+    Forward,
+    /// Every earlier schema can read data written with the new one.
+    ForwardTransitive,
+    /// Backward and forward with the previous schema.
+    Full,
+    /// Backward and forward with every earlier schema.
+    FullTransitive,
+    /// No check.
+    None,
+}
+
+impl Compatibility {
+    /// The mode's name as Confluent spells it (`BACKWARD_TRANSITIVE`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Backward => "BACKWARD",
+            Self::BackwardTransitive => "BACKWARD_TRANSITIVE",
+            Self::Forward => "FORWARD",
+            Self::ForwardTransitive => "FORWARD_TRANSITIVE",
+            Self::Full => "FULL",
+            Self::FullTransitive => "FULL_TRANSITIVE",
+            Self::None => "NONE",
+        }
+    }
+}
+
+impl fmt::Display for Compatibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// CloudEvents attributes owned by the product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudEventsSpec {
+    /// The event `type`s the product accepts (e.g. `com.example.player.track.played`).
+    pub types: Vec<String>,
+    /// The `source` prefix the owning domain publishes under (e.g. `/player`).
+    pub source: String,
+}
+
+/// A named quality rule (ODCS: `quality`), a CEL expression over the decoded record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable rule name, reported with every failure.
+    pub name: String,
+    /// CEL expression that must be true for a valid event; the record is `message`.
+    pub expression: String,
+    /// What the rule protects, for people.
+    #[serde(default)]
+    pub description: String,
+    /// What happens to an event that fails the rule.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+}
+
+/// Action on a failed rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Send the event to the product's dead-letter topic with the reason.
+    #[default]
+    Dlq,
+    /// Refuse the event to its producer (HTTP 400 / SDK error); on the Kafka path, DLQ.
+    Error,
+    /// Count the failure, keep the event.
+    None,
+}
+
+/// Service-level objectives (ODCS: `slaProperties`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slos {
+    /// Share of events that pass the contract.
+    pub validity: Option<Objective>,
+    /// Share of events available in the product topic within `threshold` of their event time.
+    pub freshness: Option<Objective>,
+    /// Share of ingress requests answered without a server error.
+    pub availability: Option<Objective>,
+}
+
+/// One objective: a target ratio over a rolling window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objective {
+    /// Target, in percent (e.g. `99.9`).
+    pub objective: f64,
+    /// Rolling window the objective is measured over (e.g. `28d`).
+    #[serde(default = "default_slo_window")]
+    pub window: HumanDuration,
+    /// Latency threshold, for freshness (e.g. `5s`).
+    #[serde(default)]
+    pub threshold: Option<HumanDuration>,
+}
+
+fn default_slo_window() -> HumanDuration {
+    HumanDuration(Duration::from_secs(28 * 24 * 3600))
+}
+
+/// A snapshot view of the product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct View {
+    /// View name, part of the snapshot address.
+    pub name: String,
+    /// What each window's snapshot holds.
+    pub kind: ViewKind,
+    /// Tumbling calendar window.
+    pub window: WindowSize,
+    /// Key fields, for `latest` (the entity key) and `aggregate` (group by).
+    #[serde(default)]
+    pub key: Vec<String>,
+    /// Aggregations, for `aggregate`.
+    #[serde(default)]
+    pub aggregations: Vec<Aggregation>,
+    /// How long after a window's end late events are still accepted (e.g. `10m`).
+    #[serde(default)]
+    pub allowed_lateness: HumanDuration,
+}
+
+/// What a view's snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ViewKind {
+    /// Every event of the window.
+    Events,
+    /// The state of each key as of window end.
+    Latest,
+    /// Grouped aggregates.
+    Aggregate,
+}
+
+/// Calendar window sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowSize {
+    /// One minute.
+    Minute,
+    /// One hour.
+    Hour,
+    /// One calendar day.
+    Day,
+    /// One ISO week (Monday to Monday).
+    Week,
+    /// One calendar month.
+    Month,
+}
+
+/// One aggregation of an `aggregate` view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregation {
+    /// Output column name.
+    pub name: String,
+    /// Aggregate function.
+    pub function: AggregateFunction,
+    /// Input field (not needed for `count`).
+    #[serde(default)]
+    pub field: Option<String>,
+}
+
+/// Aggregate functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggregateFunction {
+    /// Number of events.
+    Count,
+    /// Sum of a numeric field.
+    Sum,
+    /// Smallest value.
+    Min,
+    /// Largest value.
+    Max,
+    /// Number of distinct values.
+    DistinctCount,
+}
+
+/// Who may produce and read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    /// Principals allowed to produce (by default, the owning domain only).
+    #[serde(default)]
+    pub producers: Vec<String>,
+    /// Principals or domains allowed to read (empty: everyone).
+    #[serde(default)]
+    pub readers: Vec<String>,
+}
+
+/// Topic retention: a duration, or `forever`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Retention {
+    /// Keep events this long.
+    For(Duration),
+    /// Keep events indefinitely.
+    Forever,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self::For(Duration::from_secs(7 * 24 * 3600))
+    }
+}
+
+impl Retention {
+    /// The Kafka `retention.ms` value (`-1` for forever).
+    pub fn as_retention_ms(self) -> i64 {
+        match self {
+            Self::For(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Self::Forever => -1,
+        }
+    }
+}
+
+impl TryFrom<String> for Retention {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        if s == "forever" {
+            return Ok(Self::Forever);
+        }
+        HumanDuration::from_str(&s).map(|d| Self::For(d.0))
+    }
+}
+
+impl From<Retention> for String {
+    fn from(r: Retention) -> Self {
+        match r {
+            Retention::For(d) => HumanDuration(d).to_string(),
+            Retention::Forever => "forever".into(),
+        }
+    }
+}
+
+/// A duration written the human way (`500ms`, `10m`, `7d`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s)
+            .map(Self)
+            .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. `500ms`, `10m`, `7d`"))
+    }
+}
+
+impl TryFrom<String> for HumanDuration {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<HumanDuration> for String {
+    fn from(d: HumanDuration) -> Self {
+        d.to_string()
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}

@@ -1,0 +1,463 @@
+//! Data products as code: descriptors under `config/`, Avro schemas under `schemas/`, and the
+//! names every other component derives from them (topics, registry subjects).
+
+mod descriptor;
+
+pub use descriptor::*;
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use apache_avro::Schema;
+
+/// Errors found while loading descriptors; each names the file, the field and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The YAML does not match the descriptor format.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The descriptor file.
+        path: PathBuf,
+        /// The parser's message (it names the field and the line).
+        message: String,
+    },
+    /// A field has a value the product cannot use.
+    #[error("{path}: field `{field}`: {message}")]
+    Invalid {
+        /// The descriptor file.
+        path: PathBuf,
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The schema file is missing or not a valid Avro schema.
+    #[error("{path}: field `schema`: {schema}: {message}")]
+    Schema {
+        /// The descriptor file.
+        path: PathBuf,
+        /// The schema file it names.
+        schema: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Two descriptors declare the same product id.
+    #[error("{path}: field `id`: product `{id}` is already declared in {first}; product ids must be unique")]
+    Duplicate {
+        /// The second descriptor.
+        path: PathBuf,
+        /// The id.
+        id: String,
+        /// The first descriptor.
+        first: PathBuf,
+    },
+    /// The directory holds no descriptor.
+    #[error("{0}: no data product descriptor (*.yaml) found; pass the directory that holds them (default `config/`)")]
+    Empty(PathBuf),
+}
+
+/// Every error of a load, so a user fixes them all in one pass.
+#[derive(Debug)]
+pub struct Errors(pub Vec<Error>);
+
+impl fmt::Display for Errors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Errors {}
+
+/// Result of this module.
+pub type Result<T, E = Errors> = std::result::Result<T, E>;
+
+/// The three topics of a product, derived from its id and never typed by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    /// `<domain>.<product>`: valid events.
+    pub product: String,
+    /// `<domain>.<product>.ingress`: events waiting for the gateway.
+    pub ingress: String,
+    /// `<domain>.<product>.dlq`: events refused, with the reason.
+    pub dlq: String,
+}
+
+impl Topics {
+    /// The topics of product `id`.
+    pub fn of(id: &str) -> Self {
+        Self {
+            product: id.to_owned(),
+            ingress: format!("{id}.ingress"),
+            dlq: format!("{id}.dlq"),
+        }
+    }
+
+    /// All three, product first.
+    pub fn all(&self) -> [&str; 3] {
+        [&self.product, &self.ingress, &self.dlq]
+    }
+}
+
+/// A loaded data product: its descriptor and its parsed schema.
+#[derive(Debug, Clone)]
+pub struct Product {
+    /// The declaration.
+    pub descriptor: Descriptor,
+    /// The Avro schema of its events.
+    pub schema: Schema,
+    /// The schema's text as written.
+    pub schema_text: String,
+    /// The descriptor file.
+    pub path: PathBuf,
+}
+
+impl Product {
+    /// `<domain>.<product>`.
+    pub fn id(&self) -> &str {
+        &self.descriptor.id
+    }
+
+    /// The product's topics.
+    pub fn topics(&self) -> Topics {
+        Topics::of(&self.descriptor.id)
+    }
+
+    /// The registry subject of the product's value schema (TopicNameStrategy).
+    pub fn subject(&self) -> String {
+        format!("{}-value", self.descriptor.id)
+    }
+}
+
+/// All products of a configuration directory, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    products: BTreeMap<String, Product>,
+}
+
+impl Catalog {
+    /// Loads every `*.yaml`/`*.yml` descriptor under `dir` (recursively) with its schema, and
+    /// reports every error found, not only the first.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let mut files = Vec::new();
+        collect_yaml(dir, &mut files).map_err(|e| Errors(vec![e]))?;
+        files.sort();
+        if files.is_empty() {
+            return Err(Errors(vec![Error::Empty(dir.to_owned())]));
+        }
+        let mut errors = Vec::new();
+        let mut products: BTreeMap<String, Product> = BTreeMap::new();
+        for file in files {
+            match load_product(&file) {
+                Ok(product) => {
+                    if let Some(first) = products.get(product.id()) {
+                        errors.push(Error::Duplicate {
+                            path: file,
+                            id: product.id().to_owned(),
+                            first: first.path.clone(),
+                        });
+                    } else {
+                        products.insert(product.id().to_owned(), product);
+                    }
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { products })
+        } else {
+            Err(Errors(errors))
+        }
+    }
+
+    /// The product `id`, if declared.
+    pub fn get(&self, id: &str) -> Option<&Product> {
+        self.products.get(id)
+    }
+
+    /// Products in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &Product> {
+        self.products.values()
+    }
+
+    /// Number of products.
+    pub fn len(&self) -> usize {
+        self.products.len()
+    }
+
+    /// True when no product is declared.
+    pub fn is_empty(&self) -> bool {
+        self.products.is_empty()
+    }
+
+    /// The product `id`, or an error listing the declared ones.
+    pub fn require(&self, id: &str) -> std::result::Result<&Product, UnknownProduct> {
+        self.get(id).ok_or_else(|| UnknownProduct {
+            id: id.to_owned(),
+            known: self.products.keys().cloned().collect(),
+        })
+    }
+}
+
+/// A product id that no descriptor declares.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown data product `{id}`; declared products: {}", known.join(", "))]
+pub struct UnknownProduct {
+    /// The id asked for.
+    pub id: String,
+    /// The ids declared.
+    pub known: Vec<String>,
+}
+
+fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> std::result::Result<(), Error> {
+    let read = |source| Error::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(read)? {
+        let path = entry.map_err(read)?.path();
+        if path.is_dir() {
+            collect_yaml(&path, out)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Loads one descriptor file and its schema.
+pub fn load_product(path: &Path) -> std::result::Result<Product, Vec<Error>> {
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        vec![Error::Read {
+            path: path.to_owned(),
+            source,
+        }]
+    })?;
+    let descriptor: Descriptor = serde_norway::from_str(&text).map_err(|e| {
+        vec![Error::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        }]
+    })?;
+    let mut errors = validate(path, &descriptor);
+    let schema_path = path
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(&descriptor.schema);
+    let schema_error = |message: String| Error::Schema {
+        path: path.to_owned(),
+        schema: schema_path.clone(),
+        message,
+    };
+    let loaded = std::fs::read_to_string(&schema_path)
+        .map_err(|e| {
+            schema_error(format!(
+                "cannot read it ({e}); the path is relative to the descriptor file"
+            ))
+        })
+        .and_then(|text| {
+            Schema::parse_str(&text)
+                .map(|schema| (schema, text))
+                .map_err(|e| schema_error(format!("not a valid Avro schema: {e}")))
+        })
+        .and_then(|(schema, text)| match schema {
+            Schema::Record(_) => Ok((schema, text)),
+            _ => Err(schema_error(
+                "the top-level type must be an Avro `record`".into(),
+            )),
+        });
+    match loaded {
+        Ok((schema, schema_text)) if errors.is_empty() => Ok(Product {
+            descriptor,
+            schema,
+            schema_text,
+            path: path.to_owned(),
+        }),
+        Ok(_) => Err(errors),
+        Err(e) => {
+            errors.push(e);
+            Err(errors)
+        }
+    }
+}
+
+/// A lowercase name usable in topic names: `[a-z0-9][a-z0-9_-]*`.
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn validate(path: &Path, d: &Descriptor) -> Vec<Error> {
+    let mut errors = Vec::new();
+    let mut invalid = |field, message: String| {
+        errors.push(Error::Invalid {
+            path: path.to_owned(),
+            field,
+            message,
+        })
+    };
+    if !is_name(&d.domain) {
+        invalid(
+            "domain",
+            format!(
+                "`{}` must be lowercase letters, digits, `-` or `_`",
+                d.domain
+            ),
+        );
+    }
+    match d.id.split_once('.') {
+        Some((domain, name)) if domain == d.domain && is_name(name) => {}
+        _ => invalid(
+            "id",
+            format!(
+                "`{}` must be `<domain>.<product>` with domain `{}` and a lowercase product name, e.g. `{}.play-events`",
+                d.id, d.domain, d.domain
+            ),
+        ),
+    }
+    if !(1..=1024).contains(&d.partitions) {
+        invalid(
+            "partitions",
+            format!("{} is out of range; use 1 to 1024", d.partitions),
+        );
+    }
+    if d.cloudevents.types.is_empty() {
+        invalid(
+            "cloudevents.types",
+            "declare at least one CloudEvents `type` the product accepts".into(),
+        );
+    }
+    if d.cloudevents.source.is_empty() {
+        invalid(
+            "cloudevents.source",
+            format!(
+                "declare the source prefix the domain owns, e.g. `/{}`",
+                d.domain
+            ),
+        );
+    }
+    if !d.owner.email.contains('@') {
+        invalid(
+            "owner.email",
+            format!("`{}` is not an email address", d.owner.email),
+        );
+    }
+    let mut rule_names = std::collections::HashSet::new();
+    for rule in &d.rules {
+        if !rule_names.insert(rule.name.as_str()) {
+            invalid(
+                "rules",
+                format!(
+                    "rule `{}` is declared twice; rule names must be unique",
+                    rule.name
+                ),
+            );
+        }
+    }
+    let mut view_names = std::collections::HashSet::new();
+    for view in &d.views {
+        if !is_name(&view.name) || !view_names.insert(view.name.as_str()) {
+            invalid(
+                "views",
+                format!(
+                    "view name `{}` must be unique, lowercase letters, digits, `-` or `_`",
+                    view.name
+                ),
+            );
+        }
+        if view.kind != ViewKind::Events && view.key.is_empty() {
+            invalid(
+                "views.key",
+                format!(
+                    "view `{}` of kind {:?} needs `key` fields",
+                    view.name, view.kind
+                ),
+            );
+        }
+    }
+    for (name, slo) in [
+        ("slos.validity", &d.slos.validity),
+        ("slos.freshness", &d.slos.freshness),
+        ("slos.availability", &d.slos.availability),
+    ] {
+        if let Some(o) = slo {
+            if !(0.0 < o.objective && o.objective < 100.0) {
+                invalid(
+                    name,
+                    format!("objective {} must be a percentage between 0 and 100 (exclusive), e.g. 99.9", o.objective),
+                );
+            }
+        }
+    }
+    if d.slos
+        .freshness
+        .as_ref()
+        .is_some_and(|o| o.threshold.is_none())
+    {
+        invalid(
+            "slos.freshness.threshold",
+            "a freshness objective needs a latency `threshold`, e.g. `5s`".into(),
+        );
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_are_derived_from_the_id() {
+        let t = Topics::of("player.play-events");
+        assert_eq!(
+            t.all(),
+            [
+                "player.play-events",
+                "player.play-events.ingress",
+                "player.play-events.dlq"
+            ]
+        );
+    }
+
+    #[test]
+    fn names_are_lowercase_topic_safe() {
+        assert!(is_name("play-events"));
+        assert!(is_name("labels_2"));
+        assert!(!is_name("Play"));
+        assert!(!is_name("-x"));
+        assert!(!is_name(""));
+        assert!(!is_name("a.b"));
+    }
+
+    #[test]
+    fn retention_parses_durations_and_forever() {
+        let r: Retention = serde_json::from_str("\"7d\"").unwrap();
+        assert_eq!(r.as_retention_ms(), 7 * 24 * 3600 * 1000);
+        let r: Retention = serde_json::from_str("\"forever\"").unwrap();
+        assert_eq!(r.as_retention_ms(), -1);
+        let e = serde_json::from_str::<Retention>("\"a week\"").unwrap_err();
+        assert!(e.to_string().contains("not a duration"), "{e}");
+    }
+}

@@ -1,0 +1,3 @@
+//! The schema registry: which Avro schema each id names, and the versions of each subject.
+
+pub mod store;

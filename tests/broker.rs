@@ -1,0 +1,386 @@
+//! The embedded broker and the Kafka features meshline relies on: one test per line of the
+//! README's "Kafka features by broker" table.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use meshline::{binding::kafka::Record, broker::ensure_topics};
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer},
+    error::KafkaError,
+    producer::{FutureProducer, FutureRecord, Producer},
+    Message, Offset, TopicPartitionList,
+};
+
+async fn produce(producer: &FutureProducer, topic: &str, n: usize) {
+    let mut deliveries = Vec::with_capacity(n);
+    for i in 0..n {
+        let key = format!("k{}", i % 17);
+        let payload = format!("event-{i:06}-{}", "x".repeat(180));
+        deliveries.push(
+            producer
+                .send_result(FutureRecord::to(topic).key(&key).payload(&payload))
+                .map_err(|(e, _)| e)
+                .unwrap(),
+        );
+    }
+    for d in deliveries {
+        d.await.unwrap().unwrap();
+    }
+}
+
+async fn create_topic(bootstrap: &str, topic: &str, partitions: i32, config: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> =
+        meshline::broker::client_config(bootstrap).create().unwrap();
+    let new = config.iter().fold(
+        NewTopic::new(topic, partitions, TopicReplication::Fixed(1)),
+        |t, (k, v)| t.set(k, v),
+    );
+    let results = admin
+        .create_topics(&[new], &AdminOptions::new())
+        .await
+        .unwrap();
+    results[0].as_ref().unwrap();
+}
+
+/// Consumes `n` records from `topic` in `group`, committing synchronously, and returns payloads.
+async fn consume(bootstrap: &str, group: &str, topic: &str, n: usize) -> Vec<String> {
+    let consumer: StreamConsumer = consumer_config(bootstrap, group).create().unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let m = consumer.recv().await.unwrap();
+        out.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+    }
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn topics_are_created_from_descriptors_with_their_partitions_and_config() {
+    let broker = memory_broker().await;
+    let catalog = catalog();
+    let topics = within(
+        30,
+        "ensure_topics",
+        ensure_topics(&broker.bootstrap(), &catalog),
+    )
+    .await
+    .unwrap();
+    assert_eq!(topics.len(), 3 * catalog.len());
+    // running it again is a no-op, not an error
+    within(
+        30,
+        "ensure_topics again",
+        ensure_topics(&broker.bootstrap(), &catalog),
+    )
+    .await
+    .unwrap();
+
+    let consumer: BaseConsumer = meshline::broker::client_config(&broker.bootstrap())
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    for product in catalog.iter() {
+        for topic in product.topics().all() {
+            let t = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .unwrap_or_else(|| panic!("topic {topic} missing"));
+            assert_eq!(
+                t.partitions().len() as i32,
+                product.descriptor.partitions,
+                "{topic}"
+            );
+        }
+    }
+    assert!(metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == "player.play-events.ingress"));
+    assert!(metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == "labels.onboarded.dlq"));
+
+    let admin: AdminClient<DefaultClientContext> =
+        meshline::broker::client_config(&broker.bootstrap())
+            .create()
+            .unwrap();
+    let described = admin
+        .describe_configs(
+            &[ResourceSpecifier::Topic("player.play-events")],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let resource = described[0].as_ref().unwrap();
+    let retention = resource.get("retention.ms").and_then(|e| e.value.clone());
+    assert_eq!(
+        retention.as_deref(),
+        Some("604800000"),
+        "7d retention from the descriptor"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_topic_with_another_partition_count_than_declared_is_an_error() {
+    let broker = memory_broker().await;
+    create_topic(&broker.bootstrap(), "labels.onboarded", 3, &[]).await;
+    let err = ensure_topics(&broker.bootstrap(), &catalog())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("labels.onboarded") && err.contains("has 3 partitions"),
+        "{err}"
+    );
+    assert!(err.contains("declares 1"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotent_produce_and_consumer_group_round_trip_with_committed_offsets() {
+    let broker = memory_broker().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "roundtrip", 2, &[]).await;
+    let producer = producer(&bootstrap);
+    within(60, "produce", produce(&producer, "roundtrip", 1000)).await;
+
+    let got = within(60, "consume", consume(&bootstrap, "g1", "roundtrip", 1000)).await;
+    let mut sorted = got.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 1000, "every event exactly once");
+
+    // the group's committed offsets cover everything consumed
+    let consumer: BaseConsumer = consumer_config(&bootstrap, "g1").create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("roundtrip", 0);
+    tpl.add_partition("roundtrip", 1);
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    let total: i64 = committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            other => panic!("no committed offset: {other:?}"),
+        })
+        .sum();
+    assert_eq!(total, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cloudevents_headers_and_key_round_trip_through_the_broker() {
+    use chrono::Utc;
+    use cloudevents::{EventBuilder, EventBuilderV10};
+    let broker = memory_broker().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "ce", 1, &[]).await;
+    let event = EventBuilderV10::new()
+        .id("1")
+        .source("/player/web")
+        .ty("com.example.player.track.played")
+        .time(Utc::now())
+        .data("application/avro", vec![0u8, 0, 0, 0, 1, 42])
+        .extension("partitionkey", "user-1")
+        .build()
+        .unwrap();
+    let record = Record::from_event(event.clone()).unwrap();
+    let producer = producer(&bootstrap);
+    meshline::demo::send(&producer, "ce", &record)
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .unwrap();
+    let consumer: StreamConsumer = consumer_config(&bootstrap, "ce").create().unwrap();
+    consumer.subscribe(&["ce"]).unwrap();
+    let m = within(30, "recv", consumer.recv()).await.unwrap();
+    let back = Record::from_message(&m);
+    assert_eq!(back, record);
+    assert_eq!(back.to_event().unwrap(), event);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_consumers_in_one_group_split_the_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = sqlite_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "split", 4, &[]).await;
+    let a: StreamConsumer = consumer_config(&bootstrap, "split-g").create().unwrap();
+    let b: StreamConsumer = consumer_config(&bootstrap, "split-g").create().unwrap();
+    a.subscribe(&["split"]).unwrap();
+    b.subscribe(&["split"]).unwrap();
+    let assigned = within(60, "rebalance", async {
+        loop {
+            // polling drives the group protocol
+            let _ = tokio::time::timeout(Duration::from_millis(200), a.recv()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(200), b.recv()).await;
+            let (na, nb) = (
+                a.assignment().unwrap().count(),
+                b.assignment().unwrap().count(),
+            );
+            if na + nb == 4 && na > 0 && nb > 0 {
+                return (na, nb);
+            }
+        }
+    })
+    .await;
+    assert_eq!(assigned, (2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_storage_reports_true_high_watermarks() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = sqlite_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "wm", 1, &[]).await;
+    within(60, "produce", produce(&producer(&bootstrap), "wm", 249)).await;
+    assert_eq!(high_watermarks(&bootstrap, "wm"), 249);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_storage_high_watermarks_are_wrong() {
+    // A known limitation of tansu 0.6.0, kept visible: if this starts failing, tansu fixed it
+    // and the README's broker table must say so.
+    let broker = memory_broker().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "wm", 1, &[]).await;
+    within(60, "produce", produce(&producer(&bootstrap), "wm", 249)).await;
+    assert_ne!(high_watermarks(&bootstrap, "wm"), 249);
+    // ...while fetching still returns every record
+    assert_eq!(
+        within(60, "consume", consume(&bootstrap, "wm-g", "wm", 249))
+            .await
+            .len(),
+        249
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compacted_topic_config_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = sqlite_broker(dir.path()).await;
+    create_topic(
+        &broker.bootstrap(),
+        "_schemas",
+        1,
+        &[("cleanup.policy", "compact")],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kafka_transactions_cannot_commit_on_the_embedded_broker() {
+    let broker = memory_broker().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "txn", 1, &[]).await;
+    let producer: FutureProducer = meshline::broker::producer_config(&bootstrap)
+        .set("transactional.id", "meshline-test")
+        .create()
+        .unwrap();
+    let result = tokio::task::spawn_blocking(move || -> Result<(), KafkaError> {
+        producer.init_transactions(Duration::from_secs(10))?;
+        producer.begin_transaction()?;
+        producer
+            .send_result(FutureRecord::to("txn").key("k").payload("v"))
+            .map_err(|(e, _)| e)?;
+        producer.commit_transaction(Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
+    let err = result.expect_err("tansu 0.6.0 routes no EndTxn");
+    assert!(err.to_string().contains("EndTxn"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_on_durable_storage_keeps_every_event_and_committed_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = sqlite_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "durable", 2, &[]).await;
+    within(
+        60,
+        "produce",
+        produce(&producer(&bootstrap), "durable", 500),
+    )
+    .await;
+    within(60, "consume", consume(&bootstrap, "dg", "durable", 200)).await;
+    broker.stop().await;
+
+    let broker = sqlite_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    assert_eq!(high_watermarks(&bootstrap, "durable"), 500);
+    let consumer: BaseConsumer = consumer_config(&bootstrap, "dg").create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition("durable", 0);
+    tpl.add_partition("durable", 1);
+    let committed: i64 = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap()
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum();
+    assert!(committed >= 200, "committed offsets survive: {committed}");
+    // every event is still readable after the restart
+    let all = within(60, "re-read", consume(&bootstrap, "fresh", "durable", 500)).await;
+    assert_eq!(all.len(), 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_taken_port_is_refused_with_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = meshline::broker::embedded::EmbeddedBroker::start(
+        taken.local_addr().unwrap(),
+        &meshline::broker::embedded::Storage::Memory,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("in use") && err.contains("--listen"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreachable_bootstrap_is_refused_with_a_clear_error() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap().to_string();
+    drop(free);
+    let err = meshline::broker::check_reachable(&addr, Duration::from_secs(2))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cannot reach Kafka") && err.contains(&addr),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn producer_flush_before_stop_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = sqlite_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "flush", 1, &[]).await;
+    let producer = producer(&bootstrap);
+    for i in 0..300 {
+        let payload = format!("{i}");
+        let _ = producer.send_result(FutureRecord::<str, str>::to("flush").payload(&payload));
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    broker.stop().await;
+    let broker = sqlite_broker(dir.path()).await;
+    assert_eq!(high_watermarks(&broker.bootstrap(), "flush"), 300);
+}

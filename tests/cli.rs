@@ -1,0 +1,317 @@
+//! The `meshline` binary as a user runs it: `up --demo`, `tail`, `contract lint`, and the errors
+//! bad configuration gets.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use common::*;
+
+fn meshline() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_meshline"));
+    c.env_remove("RUST_LOG")
+        .env_remove("MESHLINE_CONFIG")
+        .env_remove("MESHLINE_BOOTSTRAP")
+        .env_remove("MESHLINE_DATA_DIR");
+    c
+}
+
+/// Lines printed on stdout by a child, read on a thread.
+fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, secs: u64) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let done = line.contains(needle);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("`{needle}` not printed within {secs}s; got: {seen:#?}");
+}
+
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn interrupt(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {secs}s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let mut up = meshline()
+        .args(["up", "--demo", "--listen", &addr, "--config"])
+        .arg(repo_config())
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stdout_lines(&mut up);
+    let banner = wait_for(&lines, "Stop with Ctrl-C", 60);
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains(&format!("Kafka API:  {addr}"))),
+        "{banner:?}"
+    );
+
+    // a second terminal: tail shows demo events within seconds
+    let tail = meshline()
+        .args([
+            "tail",
+            "player.play-events",
+            "--bootstrap",
+            &addr,
+            "--max-events",
+            "3",
+        ])
+        .arg("--config")
+        .arg(repo_config())
+        .output();
+    let tail = tail.unwrap();
+    assert!(
+        tail.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tail.stderr)
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8(tail.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 3);
+    for e in &events {
+        assert_eq!(
+            e["attributes"]["type"], "com.example.player.track.played",
+            "{e}"
+        );
+        assert_eq!(
+            e["attributes"]["datacontenttype"], "application/avro",
+            "{e}"
+        );
+        assert!(
+            e["attributes"]["source"]
+                .as_str()
+                .unwrap()
+                .starts_with("/player"),
+            "{e}"
+        );
+        assert!(
+            e["data"]["user_id"].as_str().unwrap().starts_with("user-"),
+            "{e}"
+        );
+        assert_eq!(e["attributes"]["subject"], e["data"]["user_id"], "{e}");
+        assert!(e.get("error").is_none(), "{e}");
+    }
+
+    // Ctrl-C: the demo stops, pending deliveries are awaited, the broker stops
+    interrupt(&up);
+    let status = wait_exit(&mut up, 60);
+    assert!(status.success(), "{status}");
+    let tail_lines: Vec<String> = lines.try_iter().collect();
+    assert!(
+        tail_lines.iter().any(|l| l == "meshline stopped cleanly"),
+        "{tail_lines:?}"
+    );
+    let acked: i64 = tail_lines
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("demo: ")
+                .and_then(|r| r.strip_suffix(" events acknowledged in player.play-events"))
+        })
+        .unwrap_or_else(|| panic!("no demo count in {tail_lines:?}"))
+        .parse()
+        .unwrap();
+    assert!(acked >= 3);
+
+    // restart on the same data: every acknowledged event is there, exactly once
+    let broker = sqlite_broker(data.path()).await;
+    let bootstrap = broker.bootstrap();
+    let stored =
+        tokio::task::spawn_blocking(move || high_watermarks(&bootstrap, "player.play-events"))
+            .await
+            .unwrap();
+    assert_eq!(stored, acked);
+}
+
+#[test]
+fn contract_lint_accepts_the_committed_descriptors() {
+    let out = meshline()
+        .args(["contract", "lint"])
+        .arg(repo_config())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 data product(s), no errors"));
+}
+
+/// Copies the committed config and schemas into a temp dir, applying `edit` to one descriptor.
+fn broken_config(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copy = |from: &Path, to: &Path| {
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    copy(&root.join("config"), dir.path());
+    copy(&root.join("schemas"), dir.path());
+    let file = dir.path().join("config/products/labels/onboarded.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, edit(text)).unwrap();
+    dir
+}
+
+fn lint(dir: &Path) -> (bool, String) {
+    let out = meshline()
+        .args(["contract", "lint"])
+        .arg(dir.join("config"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_unknown_descriptor_field_is_named_with_its_file() {
+    let dir = broken_config(|t| t.replace("partitions: 1", "partitions: 1\npartitons: 2"));
+    let (ok, err) = lint(dir.path());
+    assert!(!ok);
+    assert!(
+        err.contains("onboarded.yaml") && err.contains("unknown field `partitons`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_schema_file_is_named_with_what_to_do() {
+    let dir = broken_config(|t| t.replace("label-onboarded.avsc", "labels.avsc"));
+    let (ok, err) = lint(dir.path());
+    assert!(!ok);
+    assert!(
+        err.contains("field `schema`")
+            && err.contains("labels.avsc")
+            && err.contains("relative to the descriptor"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_invalid_id_and_partition_count_are_both_reported() {
+    let dir = broken_config(|t| {
+        t.replace("id: labels.onboarded", "id: player.onboarded")
+            .replace("partitions: 1", "partitions: 0")
+    });
+    let (ok, err) = lint(dir.path());
+    assert!(!ok);
+    assert!(
+        err.contains("field `id`") && err.contains("field `partitions`"),
+        "{err}"
+    );
+    assert!(err.contains("2 error(s)"), "{err}");
+}
+
+#[test]
+fn up_on_a_taken_port_says_so() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let data = tempfile::tempdir().unwrap();
+    let out = meshline()
+        .args(["up", "--listen", &addr, "--config"])
+        .arg(repo_config())
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use") && err.contains(&addr), "{err}");
+}
+
+#[test]
+fn up_with_an_unreachable_bootstrap_says_so() {
+    let addr = free_port();
+    let out = meshline()
+        .args(["up", "--bootstrap", &addr, "--config"])
+        .arg(repo_config())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach Kafka") && err.contains(&addr),
+        "{err}"
+    );
+}
+
+#[test]
+fn tail_of_an_unknown_product_lists_the_declared_ones() {
+    let out = meshline()
+        .args(["tail", "player.skips", "--config"])
+        .arg(repo_config())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown data product `player.skips`") && err.contains("player.play-events"),
+        "{err}"
+    );
+}

@@ -1,0 +1,91 @@
+//! Shared test fixture: a real Kafka-API broker (embedded tansu) on an ephemeral loopback port,
+//! so every integration test speaks the Kafka protocol through rdkafka.
+
+#![allow(dead_code)]
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use meshline::{
+    broker::embedded::{EmbeddedBroker, Storage},
+    product::Catalog,
+};
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer},
+    producer::FutureProducer,
+    ClientConfig,
+};
+
+/// Any free loopback port.
+pub fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// A broker in memory (fast; its high watermarks are wrong, see the README).
+pub async fn memory_broker() -> EmbeddedBroker {
+    EmbeddedBroker::start(any_port(), &Storage::Memory)
+        .await
+        .expect("embedded broker starts")
+}
+
+/// A durable broker whose SQLite file lives in `dir`.
+pub async fn sqlite_broker(dir: &Path) -> EmbeddedBroker {
+    EmbeddedBroker::start(any_port(), &Storage::in_dir(dir))
+        .await
+        .expect("embedded broker starts")
+}
+
+/// The repository's own descriptors.
+pub fn repo_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// The repository's catalog.
+pub fn catalog() -> Catalog {
+    Catalog::load(&repo_config()).expect("the committed descriptors are valid")
+}
+
+/// An idempotent producer.
+pub fn producer(bootstrap: &str) -> FutureProducer {
+    meshline::broker::producer_config(bootstrap)
+        .create()
+        .expect("producer")
+}
+
+/// A consumer in `group`, reading committed data from the beginning, committing by hand.
+pub fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
+    let mut c = meshline::broker::client_config(bootstrap);
+    c.set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("session.timeout.ms", "6000");
+    c
+}
+
+/// Sum over partitions of the high watermark of `topic` (right on SQLite storage only).
+pub fn high_watermarks(bootstrap: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = meshline::broker::client_config(bootstrap).create().unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let partitions = metadata.topics()[0].partitions().len();
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p as i32, Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .sum()
+}
+
+/// Runs `f` with a deadline so no test can hang CI.
+pub async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: timed out after {secs}s"))
+}
