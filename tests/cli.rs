@@ -315,3 +315,79 @@ fn tail_of_an_unknown_product_lists_the_declared_ones() {
         "{err}"
     );
 }
+
+/// The committed play-event schema with `edit` applied, written to a temp file.
+fn play_event_variant(
+    edit: impl FnOnce(String) -> String,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("schemas/player/play-event.avsc")).unwrap();
+    let path = dir.path().join("new.avsc");
+    std::fs::write(&path, edit(text)).unwrap();
+    (dir, path)
+}
+
+fn diff(old: &str, new: &Path, extra: &[&str]) -> (bool, String, String) {
+    let out = meshline()
+        .args(["contract", "diff", old])
+        .arg(new)
+        .arg("--config")
+        .arg(repo_config())
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const WITH_DEFAULTED_FIELD: &str = r#"{"name": "shuffle", "type": "boolean", "default": false},
+    {"name": "play_id""#;
+const WITH_REQUIRED_FIELD: &str = r#"{"name": "shuffle", "type": "boolean"},
+    {"name": "play_id""#;
+
+#[test]
+fn contract_diff_accepts_a_compatible_change_against_a_product() {
+    let (_d, new) =
+        play_event_variant(|t| t.replacen(r#"{"name": "play_id""#, WITH_DEFAULTED_FIELD, 1));
+    let (ok, out, err) = diff("player.play-events", &new, &[]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("ok        shuffle: added, with a default"),
+        "{out}"
+    );
+    assert!(out.contains("compatible under BACKWARD"), "{out}");
+}
+
+#[test]
+fn contract_diff_flags_a_breaking_change_under_the_products_mode() {
+    let (_d, new) =
+        play_event_variant(|t| t.replacen(r#"{"name": "play_id""#, WITH_REQUIRED_FIELD, 1));
+    let (ok, out, err) = diff("player.play-events", &new, &[]);
+    assert!(!ok);
+    assert!(
+        out.contains("BREAKING  shuffle: added, without a default"),
+        "{out}"
+    );
+    assert!(err.contains("not compatible under BACKWARD"), "{err}");
+    // the same change is fine for producers-first evolution
+    let (ok, out, err) = diff("player.play-events", &new, &["--compatibility", "FORWARD"]);
+    assert!(ok, "{out}{err}");
+}
+
+#[test]
+fn contract_diff_names_an_invalid_schema_and_a_bad_mode() {
+    let (_d, new) = play_event_variant(|t| t.replace("\"record\"", "\"recrod\""));
+    let (ok, _, err) = diff("player.play-events", &new, &[]);
+    assert!(!ok);
+    assert!(err.contains("is not a valid Avro schema"), "{err}");
+    let (ok, _, err) = diff("player.play-events", &new, &["--compatibility", "SIDEWAYS"]);
+    assert!(!ok);
+    assert!(
+        err.contains("not a compatibility mode") && err.contains("FULL_TRANSITIVE"),
+        "{err}"
+    );
+}

@@ -97,6 +97,29 @@ impl Compatibility {
     }
 }
 
+impl FromStr for Compatibility {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const ALL: [Compatibility; 7] = [
+            Compatibility::Backward,
+            Compatibility::BackwardTransitive,
+            Compatibility::Forward,
+            Compatibility::ForwardTransitive,
+            Compatibility::Full,
+            Compatibility::FullTransitive,
+            Compatibility::None,
+        ];
+        ALL.into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "`{s}` is not a compatibility mode; use one of {}",
+                    ALL.map(Compatibility::as_str).join(", ")
+                )
+            })
+    }
+}
+
 impl fmt::Display for Compatibility {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -1,3 +1,4 @@
 //! The schema registry: which Avro schema each id names, and the versions of each subject.
 
+pub mod compat;
 pub mod store;
