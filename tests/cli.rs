@@ -4,7 +4,7 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     path::Path,
     process::{Child, Command, Stdio},
     sync::mpsc,
@@ -103,7 +103,7 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     );
 
     // a second terminal: tail shows demo events within seconds
-    let tail = meshline()
+    let mut tail = meshline()
         .args([
             "tail",
             "player.play-events",
@@ -114,15 +114,25 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
         ])
         .arg("--config")
         .arg(repo_config())
-        .output();
-    let tail = tail.unwrap();
-    assert!(
-        tail.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tail.stderr)
-    );
-    let events: Vec<serde_json::Value> = String::from_utf8(tail.stdout)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut tail, 60);
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    tail.stdout
+        .take()
         .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    tail.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{stderr}");
+    let events: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
