@@ -83,6 +83,17 @@ pub enum Compatibility {
 }
 
 impl Compatibility {
+    /// Every mode.
+    pub const ALL: [Compatibility; 7] = [
+        Self::Backward,
+        Self::BackwardTransitive,
+        Self::Forward,
+        Self::ForwardTransitive,
+        Self::Full,
+        Self::FullTransitive,
+        Self::None,
+    ];
+
     /// The mode's name as Confluent spells it (`BACKWARD_TRANSITIVE`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -100,21 +111,13 @@ impl Compatibility {
 impl FromStr for Compatibility {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        const ALL: [Compatibility; 7] = [
-            Compatibility::Backward,
-            Compatibility::BackwardTransitive,
-            Compatibility::Forward,
-            Compatibility::ForwardTransitive,
-            Compatibility::Full,
-            Compatibility::FullTransitive,
-            Compatibility::None,
-        ];
-        ALL.into_iter()
+        Self::ALL
+            .into_iter()
             .find(|m| m.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
                 format!(
                     "`{s}` is not a compatibility mode; use one of {}",
-                    ALL.map(Compatibility::as_str).join(", ")
+                    Self::ALL.map(Compatibility::as_str).join(", ")
                 )
             })
     }

@@ -384,15 +384,7 @@ mod tests {
 
     #[test]
     fn a_first_version_is_always_compatible() {
-        for mode in [
-            Backward,
-            BackwardTransitive,
-            Forward,
-            ForwardTransitive,
-            Full,
-            FullTransitive,
-            None,
-        ] {
+        for mode in Compatibility::ALL {
             assert!(check(mode, &record(A), &[]).is_empty());
         }
     }
