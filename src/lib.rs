@@ -4,15 +4,18 @@
 //!
 //! ```text
 //! descriptors (product) ──► topics (broker) ──► events: CloudEvents (binding) + Avro (codec)
-//!                                   │                        │
-//!                         schema ids (registry)       demo producers (demo) ──► meshline tail (cli)
+//!        │                                                   │
+//!        ├──► schemas + contracts (registry, `_schemas`)     demo producers (demo) ──► meshline tail (cli)
+//!        └──► catalog documents (catalog) ── HTTP (server) ── meshline products (cli)
 //! ```
 
 pub mod binding;
 pub mod broker;
+pub mod catalog;
 pub mod cli;
 pub mod codec;
 pub mod demo;
 pub mod product;
 pub mod registry;
+pub mod server;
 pub mod telemetry;

@@ -18,7 +18,9 @@ fn meshline() -> Command {
     c.env_remove("RUST_LOG")
         .env_remove("MESHLINE_CONFIG")
         .env_remove("MESHLINE_BOOTSTRAP")
-        .env_remove("MESHLINE_DATA_DIR");
+        .env_remove("MESHLINE_DATA_DIR")
+        .env_remove("MESHLINE_REGISTRY")
+        .env_remove("MESHLINE_URL");
     c
 }
 
@@ -85,8 +87,12 @@ fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
 async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     let data = tempfile::tempdir().unwrap();
     let addr = free_port();
+    let registry = free_port();
+    let http = free_port();
     let mut up = meshline()
-        .args(["up", "--demo", "--listen", &addr, "--config"])
+        .args(["up", "--demo", "--listen", &addr])
+        .args(["--registry-listen", &registry, "--http-listen", &http])
+        .arg("--config")
         .arg(repo_config())
         .arg("--data-dir")
         .arg(data.path())
@@ -101,6 +107,12 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
             .any(|l| l.contains(&format!("Kafka API:  {addr}"))),
         "{banner:?}"
     );
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains(&format!("registry:   http://{registry}"))),
+        "{banner:?}"
+    );
 
     // a second terminal: tail shows demo events within seconds
     let mut tail = meshline()
@@ -111,6 +123,8 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
             &addr,
             "--max-events",
             "3",
+            "--registry",
+            &format!("http://{registry}"),
         ])
         .arg("--config")
         .arg(repo_config())
@@ -161,6 +175,51 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
         assert!(e.get("error").is_none(), "{e}");
     }
 
+    // the catalog: every product, with its schema id from the registry
+    let (ok, list, _) = run_products(&["list"], &http);
+    assert!(ok, "{list}");
+    assert!(
+        list.contains("player.play-events") && list.contains("3 data product(s)"),
+        "{list}"
+    );
+    assert!(
+        list.contains(&format!("http://{http}/products/labels.onboarded")),
+        "{list}"
+    );
+    let id = events[0]["schema_id"].as_u64().unwrap();
+    let (ok, show, _) = run_products(&["show", "player.play-events"], &http);
+    assert!(ok, "{show}");
+    for needle in [
+        format!("schema:        subject player.play-events-value, id {id}, version 1"),
+        "owner:         player-squad".to_owned(),
+        "rule:          non_negative_duration".to_owned(),
+        "slo:           availability 99.9% over 28days".to_owned(),
+        format!("http://{http}/products/player.play-events/views/daily-plays"),
+    ] {
+        assert!(show.contains(&needle), "{needle} not in\n{show}");
+    }
+    let (ok, _, err) = run_products(&["show", "player.nothing"], &http);
+    assert!(!ok && err.contains("player.play-events"), "{err}");
+    let view: serde_json::Value = reqwest::get(format!(
+        "http://{http}/products/player.play-events/views/daily-plays"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(view["window"], "day", "a view address resolves: {view}");
+    let metrics = reqwest::get(format!("http://{registry}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("meshline_http_requests_total"),
+        "{metrics}"
+    );
+
     // Ctrl-C: the demo stops, pending deliveries are awaited, the broker stops
     interrupt(&up);
     let status = wait_exit(&mut up, 60);
@@ -189,6 +248,20 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
             .await
             .unwrap();
     assert_eq!(stored, acked);
+}
+
+fn run_products(args: &[&str], http: &str) -> (bool, String, String) {
+    let out = meshline()
+        .arg("products")
+        .args(args)
+        .args(["--url", &format!("http://{http}")])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -363,7 +436,7 @@ const WITH_REQUIRED_FIELD: &str = r#"{"name": "shuffle", "type": "boolean"},
 fn contract_diff_accepts_a_compatible_change_against_a_product() {
     let (_d, new) =
         play_event_variant(|t| t.replacen(r#"{"name": "play_id""#, WITH_DEFAULTED_FIELD, 1));
-    let (ok, out, err) = diff("player.play-events", &new, &[]);
+    let (ok, out, err) = diff("player.play-events", &new, &["--committed"]);
     assert!(ok, "{out}{err}");
     assert!(
         out.contains("ok        shuffle: added, with a default"),
@@ -376,7 +449,7 @@ fn contract_diff_accepts_a_compatible_change_against_a_product() {
 fn contract_diff_flags_a_breaking_change_under_the_products_mode() {
     let (_d, new) =
         play_event_variant(|t| t.replacen(r#"{"name": "play_id""#, WITH_REQUIRED_FIELD, 1));
-    let (ok, out, err) = diff("player.play-events", &new, &[]);
+    let (ok, out, err) = diff("player.play-events", &new, &["--committed"]);
     assert!(!ok);
     assert!(
         out.contains("BREAKING  shuffle: added, without a default"),
@@ -384,20 +457,81 @@ fn contract_diff_flags_a_breaking_change_under_the_products_mode() {
     );
     assert!(err.contains("not compatible under BACKWARD"), "{err}");
     // the same change is fine for producers-first evolution
-    let (ok, out, err) = diff("player.play-events", &new, &["--compatibility", "FORWARD"]);
+    let (ok, out, err) = diff(
+        "player.play-events",
+        &new,
+        &["--committed", "--compatibility", "FORWARD"],
+    );
     assert!(ok, "{out}{err}");
 }
 
 #[test]
 fn contract_diff_names_an_invalid_schema_and_a_bad_mode() {
     let (_d, new) = play_event_variant(|t| t.replace("\"record\"", "\"recrod\""));
-    let (ok, _, err) = diff("player.play-events", &new, &[]);
+    let (ok, _, err) = diff("player.play-events", &new, &["--committed"]);
     assert!(!ok);
     assert!(err.contains("is not a valid Avro schema"), "{err}");
-    let (ok, _, err) = diff("player.play-events", &new, &["--compatibility", "SIDEWAYS"]);
+    let (ok, _, err) = diff(
+        "player.play-events",
+        &new,
+        &["--committed", "--compatibility", "SIDEWAYS"],
+    );
     assert!(!ok);
     assert!(
         err.contains("not a compatibility mode") && err.contains("FULL_TRANSITIVE"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contract_diff_of_a_product_checks_every_version_the_registry_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = sqlite_broker(dir.path()).await;
+    let (registry, url, _stop) = registry(&broker.bootstrap()).await;
+    let catalog = common::catalog();
+    let product = catalog.get("player.play-events").unwrap();
+    let subject = product.subject();
+    let request = meshline::registry::contract::registration(product);
+    registry
+        .write(|s| s.plan_register(&subject, &request))
+        .await
+        .unwrap();
+
+    let (_d, breaking) =
+        play_event_variant(|t| t.replacen(r#"{"name": "play_id""#, WITH_REQUIRED_FIELD, 1));
+    let (_e, fine) =
+        play_event_variant(|t| t.replacen(r#"{"name": "play_id""#, WITH_DEFAULTED_FIELD, 1));
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || diff("player.play-events", &breaking, &["--registry", &url])
+    })
+    .await
+    .unwrap();
+    assert!(!ok, "{out}");
+    assert!(out.contains("BREAKING  shuffle"), "{out}");
+    assert!(err.contains("version 1"), "{err}");
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let url = url.clone();
+        let fine = fine.clone();
+        move || diff("player.play-events", &fine, &["--registry", &url])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}{err}");
+
+    // no registry: the error says how to compare offline
+    let (ok, _, err) = tokio::task::spawn_blocking(move || {
+        diff(
+            "player.play-events",
+            &fine,
+            &["--registry", "http://127.0.0.1:9"],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(
+        err.contains("cannot reach the schema registry") && err.contains("--committed"),
         "{err}"
     );
 }

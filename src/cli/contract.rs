@@ -9,9 +9,10 @@ use anyhow::Context as _;
 use apache_avro::Schema;
 use clap::Subcommand;
 
+use super::DEFAULT_REGISTRY_URL;
 use crate::{
     product::{Catalog, Compatibility},
-    registry::compat,
+    registry::{api::VersionId, client::Client, compat},
 };
 
 /// Contract checks.
@@ -26,7 +27,8 @@ pub enum ContractCommand {
     /// List each change from OLD to NEW field by field, and which break the compatibility mode;
     /// exit non-zero when one does.
     Diff {
-        /// The old schema: an `.avsc` file, or a product id (its committed schema and mode).
+        /// The old schema: an `.avsc` file, or a product id (the versions the registry holds for
+        /// it, under the product's mode).
         old: String,
         /// The new schema (`.avsc`).
         new: PathBuf,
@@ -36,11 +38,18 @@ pub enum ContractCommand {
         /// Directory of descriptors, to resolve a product id.
         #[arg(long, default_value = "config")]
         config: PathBuf,
+        /// Schema registry holding the product's versions.
+        #[arg(long, default_value = DEFAULT_REGISTRY_URL, env = "MESHLINE_REGISTRY")]
+        registry: String,
+        /// Compare a product with the schema committed next to its descriptor instead of the
+        /// registry's versions (no registry needed).
+        #[arg(long)]
+        committed: bool,
     },
 }
 
 /// Runs a contract subcommand.
-pub fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
     match command {
         ContractCommand::Lint { path } => Ok(lint(&path)),
         ContractCommand::Diff {
@@ -48,8 +57,54 @@ pub fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
             new,
             compatibility,
             config,
-        } => diff(&old, &new, compatibility, &config),
+            registry,
+            committed,
+        } => {
+            let old = resolve_old(&old, &config, (!committed).then_some(&registry)).await?;
+            diff(old, &new, compatibility)
+        }
     }
+}
+
+/// What a new schema is compared with: the registered versions (oldest first; the last is the
+/// one the field diff is against) and the mode of the product, if OLD names one.
+struct Old {
+    versions: Vec<Schema>,
+    mode: Option<Compatibility>,
+}
+
+async fn resolve_old(old: &str, config: &Path, registry: Option<&String>) -> anyhow::Result<Old> {
+    if Path::new(old).is_file() {
+        return Ok(Old {
+            versions: vec![read_schema(Path::new(old))?],
+            mode: None,
+        });
+    }
+    let catalog = Catalog::load(config)?;
+    let product = catalog
+        .require(old)
+        .with_context(|| format!("`{old}` is neither a schema file nor a declared product"))?;
+    let mode = Some(product.descriptor.compatibility);
+    let Some(url) = registry else {
+        return Ok(Old {
+            versions: vec![product.schema.clone()],
+            mode,
+        });
+    };
+    let client = Client::new(url);
+    let subject = product.subject();
+    let numbers = client.versions(&subject).await.with_context(|| {
+        format!("reading the registered versions of {old}; pass `--committed` to compare with the schema committed next to its descriptor instead")
+    })?;
+    let mut versions = Vec::with_capacity(numbers.len());
+    for n in numbers {
+        let body = client.version(&subject, VersionId::Number(n)).await?;
+        versions.push(
+            Schema::parse_str(&body.schema)
+                .with_context(|| format!("version {n} of {subject} in the registry"))?,
+        );
+    }
+    Ok(Old { versions, mode })
 }
 
 fn lint(path: &Path) -> ExitCode {
@@ -78,27 +133,13 @@ fn read_schema(path: &Path) -> anyhow::Result<Schema> {
         .with_context(|| format!("{} is not a valid Avro schema", path.display()))
 }
 
-fn diff(
-    old: &str,
-    new: &Path,
-    mode: Option<Compatibility>,
-    config: &Path,
-) -> anyhow::Result<ExitCode> {
-    let (old_schema, product_mode) = if Path::new(old).is_file() {
-        (read_schema(Path::new(old))?, None)
-    } else {
-        let catalog = Catalog::load(config)?;
-        let product = catalog
-            .require(old)
-            .with_context(|| format!("`{old}` is neither a schema file nor a declared product"))?;
-        (
-            product.schema.clone(),
-            Some(product.descriptor.compatibility),
-        )
-    };
+fn diff(old: Old, new: &Path, mode: Option<Compatibility>) -> anyhow::Result<ExitCode> {
     let new_schema = read_schema(new)?;
-    let mode = mode.or(product_mode).unwrap_or_default();
-    let changes = compat::diff(&old_schema, &new_schema);
+    let mode = mode.or(old.mode).unwrap_or_default();
+    let Some(latest) = old.versions.last() else {
+        anyhow::bail!("nothing registered to compare with");
+    };
+    let changes = compat::diff(latest, &new_schema);
     if changes.is_empty() {
         println!("no field changes");
     }
@@ -110,7 +151,8 @@ fn diff(
         };
         println!("{verdict}  {change}");
     }
-    let problems = compat::check(mode, &new_schema, &[&old_schema]);
+    let previous: Vec<&Schema> = old.versions.iter().collect();
+    let problems = compat::check(mode, &new_schema, &previous);
     if problems.is_empty() {
         println!("compatible under {mode}");
         Ok(ExitCode::SUCCESS)

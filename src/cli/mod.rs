@@ -1,6 +1,8 @@
 //! The `meshline` command line: one binary, one subcommand per job.
 
 mod contract;
+mod products;
+mod registry;
 mod tail;
 mod up;
 
@@ -36,6 +38,11 @@ pub enum Command {
     /// Check data product contracts.
     #[command(subcommand)]
     Contract(contract::ContractCommand),
+    /// Run the schema registry alone, against a running Kafka cluster.
+    Registry(registry::StandaloneArgs),
+    /// Browse the data product catalog of a running meshline.
+    #[command(subcommand)]
+    Products(products::ProductsCommand),
 }
 
 /// Where the data product descriptors are.
@@ -57,11 +64,14 @@ impl ConfigArgs {
 pub const DEFAULT_KAFKA: &str = "127.0.0.1:9092";
 /// Default schema registry URL.
 pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:8081";
+/// Default address of the gateway's HTTP server (ingress, catalog, metrics).
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::telemetry::init(cli.log_format);
+    crate::registry::client::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -76,7 +86,9 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await,
             Command::Tail(args) => tail::run(args).await,
-            Command::Contract(command) => contract::run(command),
+            Command::Contract(command) => contract::run(command).await,
+            Command::Registry(args) => registry::run(args).await,
+            Command::Products(command) => products::run(command).await,
         }
     });
     match result {
@@ -92,4 +104,14 @@ pub fn main() -> ExitCode {
 pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     s.parse()
         .map_err(|e| format!("`{s}` is not an address like 127.0.0.1:9092 ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

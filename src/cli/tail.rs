@@ -11,12 +11,12 @@ use rdkafka::{
 };
 use serde_json::{json, Map, Value};
 
-use super::{ConfigArgs, DEFAULT_KAFKA};
+use super::{ConfigArgs, DEFAULT_KAFKA, DEFAULT_REGISTRY_URL};
 use crate::{
     binding::kafka::Record,
     broker,
     codec::{json::avro_to_json, wire},
-    product::Product,
+    registry::client::Client,
 };
 
 /// Arguments of `meshline tail`.
@@ -36,6 +36,9 @@ pub struct TailArgs {
     /// Exit after this many events.
     #[arg(long)]
     pub max_events: Option<u64>,
+    /// Schema registry that resolves the schema id of each payload.
+    #[arg(long, default_value = DEFAULT_REGISTRY_URL, env = "MESHLINE_REGISTRY")]
+    pub registry: String,
     /// Descriptors.
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -78,11 +81,16 @@ pub async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
         assignment.add_partition_offset(&topic, i32::try_from(p)?, start)?;
     }
     consumer.assign(&assignment)?;
+    let registry = Client::new(&args.registry);
     let mut printed = 0u64;
     while args.max_events.is_none_or(|max| printed < max) {
         let message = consumer.recv().await?;
-        let line = render(product, &Record::from_message(&message));
-        let mut line = line;
+        let record = Record::from_message(&message);
+        let schema = match record.payload.as_deref().map(wire::decode) {
+            Some(Ok((id, _))) => Some(registry.schema(id).await.map_err(|e| e.to_string())),
+            _ => None,
+        };
+        let mut line = render(&record, schema);
         if let Value::Object(map) = &mut line {
             map.insert("partition".into(), json!(message.partition()));
             map.insert("offset".into(), json!(message.offset()));
@@ -93,9 +101,13 @@ pub async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One event as JSON: its CloudEvents attributes, schema id and decoded payload, or the reason
-/// it could not be decoded (the raw headers are then shown).
-pub fn render(product: &Product, record: &Record) -> Value {
+/// One event as JSON: its CloudEvents attributes, schema id and payload decoded with `schema`
+/// (the registry's schema for that id), or the reason it could not be decoded (the raw headers
+/// are then shown).
+pub fn render(
+    record: &Record,
+    schema: Option<Result<std::sync::Arc<apache_avro::Schema>, String>>,
+) -> Value {
     let mut out = Map::new();
     match record.to_event() {
         Ok(event) => {
@@ -127,12 +139,17 @@ pub fn render(product: &Product, record: &Record) -> Value {
     match record.payload.as_deref().map(wire::decode) {
         Some(Ok((id, body))) => {
             out.insert("schema_id".into(), json!(id));
-            match avro_to_json(&product.schema, body) {
+            let decoded = match schema {
+                Some(Ok(schema)) => avro_to_json(&schema, body).map_err(|e| e.to_string()),
+                Some(Err(e)) => Err(e),
+                None => Err(format!("no schema for id {id}")),
+            };
+            match decoded {
                 Ok(data) => {
                     out.insert("data".into(), data);
                 }
                 Err(e) => {
-                    out.insert("error".into(), json!(e.to_string()));
+                    out.insert("error".into(), json!(e));
                 }
             }
         }

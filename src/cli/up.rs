@@ -1,7 +1,8 @@
 //! `meshline up`: everything on one machine.
 
 use std::{
-    collections::HashMap, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration,
+    collections::HashMap, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc,
+    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -9,8 +10,14 @@ use clap::Args;
 use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
-use super::{parse_listen, ConfigArgs, DEFAULT_KAFKA, DEFAULT_REGISTRY_URL};
-use crate::{broker, demo, registry::store::Store};
+use super::{parse_listen, registry::RegistryArgs, ConfigArgs, DEFAULT_HTTP, DEFAULT_KAFKA};
+use crate::{
+    broker, catalog, demo,
+    product::Product,
+    registry::{self, client::Client, Registry},
+    server,
+    telemetry::HttpMetrics,
+};
 
 /// Arguments of `meshline up`.
 #[derive(Debug, Args)]
@@ -27,6 +34,15 @@ pub struct UpArgs {
     /// Address the embedded broker listens on.
     #[arg(long, default_value = DEFAULT_KAFKA, value_parser = parse_listen)]
     pub listen: SocketAddr,
+    /// Schema registry address.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Address of the gateway's HTTP server (catalog, `/metrics`).
+    #[arg(long, default_value = DEFAULT_HTTP, value_parser = parse_listen)]
+    pub http_listen: SocketAddr,
+    /// Base URL of product addresses in the catalog (default: `http://` + `--http-listen`).
+    #[arg(long)]
+    pub public_url: Option<String>,
     /// Descriptors.
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -64,26 +80,53 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("creating the products' topics")?;
 
-    let mut store = Store::default();
+    let registry_listener = server::bind(
+        args.registry.registry_listen,
+        "the schema registry",
+        "--registry-listen",
+    )
+    .await?;
+    let http_listener =
+        server::bind(args.http_listen, "the gateway HTTP server", "--http-listen").await?;
+    let registry = Registry::start(&bootstrap, stop.clone()).await?;
+    let registry_url = format!("http://{}", args.registry.registry_listen);
+    let mut servers = vec![server::spawn(
+        registry_listener,
+        with_metrics(registry::http::router(registry.clone()), "registry")?,
+        stop.clone(),
+    )];
     let mut targets = HashMap::new();
     for product in catalog.iter() {
-        let registered = store
-            .register(&product.subject(), &product.schema_text)
-            .with_context(|| format!("registering the schema of {}", product.id()))?;
+        let (schema, schema_id) = register_product(&registry, product).await?;
         if let Some(&id) = demo::PRODUCTS.iter().find(|&&p| p == product.id()) {
+            let topic = product.topics().product;
             targets.insert(
                 id,
                 demo::Target {
-                    schema: registered.schema,
-                    schema_id: registered.id,
-                    topic: product.topics().product,
+                    schema,
+                    schema_id,
+                    topic,
                 },
             );
         }
     }
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", args.http_listen));
+    let catalog = Arc::new(catalog);
+    let catalog_service =
+        catalog::Service::new(catalog.clone(), Client::new(&registry_url), &public_url);
+    servers.push(server::spawn(
+        http_listener,
+        with_metrics(catalog::router(catalog_service), "gateway")?,
+        stop.clone(),
+    ));
 
     println!("meshline is up");
     println!("  Kafka API:  {bootstrap}");
+    println!("  registry:   {registry_url}");
+    println!("  catalog:    {public_url}/products");
     println!("  products:   {}", catalog.len());
     for product in catalog.iter() {
         println!(
@@ -107,7 +150,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         Some(tokio::spawn(demo::run(
             producer,
             targets,
-            DEFAULT_REGISTRY_URL.to_owned(),
+            registry_url.clone(),
             stop.clone(),
         )))
     } else {
@@ -127,6 +170,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             println!("demo: {} events not delivered", stats.failed);
         }
     }
+    for server in servers {
+        server.await.ok();
+    }
+    // the registry's clients go before the broker they talk to
+    drop(registry);
     #[cfg(feature = "embedded-broker")]
     if let Some(embedded) = embedded {
         embedded.stop().await;
@@ -135,7 +183,46 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn spawn_signal_handler(stop: CancellationToken) -> anyhow::Result<()> {
+/// Registers a product's schema with its contract (rules, owner, SLOs) under the product's
+/// compatibility level, and answers the schema and its id.
+async fn register_product(
+    registry: &Registry,
+    product: &Product,
+) -> anyhow::Result<(Arc<apache_avro::Schema>, u32)> {
+    let subject = product.subject();
+    let level = product.descriptor.compatibility;
+    registry
+        .write(|s| Ok(s.plan_set_config(Some(&subject), level)))
+        .await
+        .with_context(|| format!("setting the compatibility of {subject}"))?;
+    let request = registry::contract::registration(product);
+    let id = registry
+        .write(|s| s.plan_register(&subject, &request))
+        .await
+        .with_context(|| {
+            format!(
+                "registering the schema of {} from {}; if it changed, check it with `meshline contract diff {} NEW.avsc`",
+                product.id(),
+                product.path.display(),
+                product.id()
+            )
+        })?;
+    let schema = registry
+        .state()
+        .schema(id)
+        .map(|s| s.parsed.clone())
+        .context("the registered schema vanished")?;
+    Ok((schema, id))
+}
+
+/// Adds `/metrics` and request counting to a server's router.
+pub(super) fn with_metrics(router: axum::Router, server: &str) -> anyhow::Result<axum::Router> {
+    Ok(HttpMetrics::new(server)
+        .context("creating the HTTP metrics")?
+        .instrument(router))
+}
+
+pub(super) fn spawn_signal_handler(stop: CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?;
     let mut terminate =

@@ -89,7 +89,7 @@ impl std::error::Error for Errors {}
 pub type Result<T, E = Errors> = std::result::Result<T, E>;
 
 /// The three topics of a product, derived from its id and never typed by hand.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Topics {
     /// `<domain>.<product>`: valid events.
     pub product: String,

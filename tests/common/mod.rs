@@ -89,3 +89,27 @@ pub async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output
         .await
         .unwrap_or_else(|_| panic!("{what}: timed out after {secs}s"))
 }
+
+/// A schema registry on `bootstrap`, serving the REST API on an ephemeral port; stops with
+/// the returned token.
+pub async fn registry(
+    bootstrap: &str,
+) -> (
+    meshline::registry::Registry,
+    String,
+    tokio_util::sync::CancellationToken,
+) {
+    meshline::registry::client::install_crypto_provider();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let registry = meshline::registry::Registry::start(bootstrap, stop.clone())
+        .await
+        .expect("registry starts");
+    let listener = tokio::net::TcpListener::bind(any_port()).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    meshline::server::spawn(
+        listener,
+        meshline::registry::http::router(registry.clone()),
+        stop.clone(),
+    );
+    (registry, url, stop)
+}

@@ -1,0 +1,370 @@
+//! The registry client of the SDK, the gateway and the snapshotter: the Confluent REST API
+//! over HTTP, with caches so the hot path never waits on the network.
+//!
+//! - id → schema: ids are immutable, so a schema fetched once is kept for the life of the
+//!   client ([`Client::cached_schema`] is a read-locked map lookup).
+//! - subject → latest version: kept and served for [`Client::LATEST_TTL`]; after that the cached
+//!   answer is still served while one background request refreshes it.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use apache_avro::Schema;
+use serde::de::DeserializeOwned;
+
+use super::api::{self, ApiError, IdResponse, SchemaBody, SchemaRequest, VersionId};
+use crate::product::Compatibility;
+
+/// Errors of the client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No registry answers.
+    #[error("cannot reach the schema registry at {url}: {source}; start it with `meshline up` (or `meshline registry`), or pass `--registry URL`")]
+    Unreachable {
+        /// The registry URL.
+        url: String,
+        /// Why.
+        source: Box<reqwest::Error>,
+    },
+    /// The registry answered with an error.
+    #[error("schema registry at {url}: {source}")]
+    Api {
+        /// The registry URL.
+        url: String,
+        /// Its error.
+        source: ApiError,
+    },
+    /// The answer is not what the API documents.
+    #[error("schema registry at {url} answered something unexpected: {message}")]
+    Unexpected {
+        /// The registry URL.
+        url: String,
+        /// What.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Confluent's error code, if the registry answered with one.
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            Self::Api { source, .. } => Some(source.code),
+            _ => None,
+        }
+    }
+}
+
+/// Result of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The latest version of a subject.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    /// Schema id.
+    pub id: u32,
+    /// Version number.
+    pub version: u32,
+    /// The parsed schema.
+    pub schema: Arc<Schema>,
+}
+
+/// A registry client with caches; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    url: String,
+    http: reqwest::Client,
+    by_id: RwLock<HashMap<u32, Arc<Schema>>>,
+    latest: RwLock<HashMap<String, (Latest, Instant)>>,
+    refreshing: std::sync::Mutex<HashSet<String>>,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Client {
+    /// How long a subject's latest version is served without asking the registry.
+    pub const LATEST_TTL: Duration = Duration::from_secs(30);
+
+    /// A client of the registry at `url` (e.g. `http://127.0.0.1:8081`).
+    pub fn new(url: &str) -> Self {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self {
+            inner: Arc::new(Inner {
+                url: url.trim_end_matches('/').to_owned(),
+                http,
+                by_id: RwLock::default(),
+                latest: RwLock::default(),
+                refreshing: std::sync::Mutex::default(),
+            }),
+        }
+    }
+
+    /// The registry URL.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    async fn call<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T> {
+        let url = self.inner.url.clone();
+        let response = request
+            .header(reqwest::header::ACCEPT, api::CONTENT_TYPE)
+            .send()
+            .await
+            .map_err(|e| Error::Unreachable {
+                url: url.clone(),
+                source: Box::new(e),
+            })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| Error::Unreachable {
+            url: url.clone(),
+            source: Box::new(e),
+        })?;
+        if !status.is_success() {
+            let body: api::ErrorBody =
+                serde_json::from_slice(&bytes).map_err(|_| Error::Unexpected {
+                    url: url.clone(),
+                    message: format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
+                })?;
+            return Err(Error::Api {
+                url,
+                source: ApiError {
+                    status: status.as_u16(),
+                    code: body.error_code,
+                    message: body.message,
+                },
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| Error::Unexpected {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.inner.http.get(format!("{}{path}", self.inner.url))
+    }
+
+    fn with_body(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        self.inner
+            .http
+            .request(method, format!("{}{path}", self.inner.url))
+            .header(reqwest::header::CONTENT_TYPE, api::CONTENT_TYPE)
+            .body(body)
+    }
+
+    /// The schema with id `id`, if this client has fetched it before: no I/O.
+    pub fn cached_schema(&self, id: u32) -> Option<Arc<Schema>> {
+        read(&self.inner.by_id).get(&id).cloned()
+    }
+
+    /// The schema with id `id`, from the cache or the registry.
+    pub async fn schema(&self, id: u32) -> Result<Arc<Schema>> {
+        if let Some(schema) = self.cached_schema(id) {
+            return Ok(schema);
+        }
+        let body: SchemaBody = self.call(self.get(&format!("/schemas/ids/{id}"))).await?;
+        let schema = Arc::new(self.parse(&body).await?);
+        write(&self.inner.by_id).insert(id, schema.clone());
+        Ok(schema)
+    }
+
+    async fn parse(&self, body: &SchemaBody) -> Result<Schema> {
+        let mut texts = Vec::new();
+        let mut pending: Vec<_> = body.references.clone();
+        let mut seen = HashSet::new();
+        while let Some(r) = pending.pop() {
+            if !seen.insert((r.subject.clone(), r.version)) {
+                continue;
+            }
+            let referenced = self
+                .version(&r.subject, VersionId::Number(r.version))
+                .await?;
+            pending.extend(referenced.references);
+            texts.push(referenced.schema);
+        }
+        let parsed = if texts.is_empty() {
+            Schema::parse_str(&body.schema).map(Ok)
+        } else {
+            texts.reverse();
+            Schema::parse_str_with_list(&body.schema, &texts).map(|(s, _)| Ok(s))
+        };
+        parsed.unwrap_or_else(|e| {
+            Err(Error::Unexpected {
+                url: self.inner.url.clone(),
+                message: format!("the registry served a schema apache-avro cannot parse: {e}"),
+            })
+        })
+    }
+
+    /// `GET /subjects/{s}/versions`: the live version numbers, oldest first.
+    pub async fn versions(&self, subject: &str) -> Result<Vec<u32>> {
+        self.call(self.get(&format!("/subjects/{}/versions", encode(subject))))
+            .await
+    }
+
+    /// `GET /subjects/{s}/versions/{v}`, uncached.
+    pub async fn version(&self, subject: &str, version: VersionId) -> Result<SchemaBody> {
+        let v = match version {
+            VersionId::Latest => "latest".to_owned(),
+            VersionId::Number(n) => n.to_string(),
+        };
+        self.call(self.get(&format!("/subjects/{}/versions/{v}", encode(subject))))
+            .await
+    }
+
+    /// The latest version of `subject`, from the cache when it has one (refreshed in the
+    /// background once older than [`Client::LATEST_TTL`]).
+    pub async fn latest(&self, subject: &str) -> Result<Latest> {
+        let cached = read(&self.inner.latest).get(subject).cloned();
+        match cached {
+            Some((latest, fetched)) => {
+                if fetched.elapsed() > Self::LATEST_TTL {
+                    self.refresh_in_background(subject);
+                }
+                Ok(latest)
+            }
+            None => self.fetch_latest(subject).await,
+        }
+    }
+
+    fn refresh_in_background(&self, subject: &str) {
+        let first = self
+            .inner
+            .refreshing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(subject.to_owned());
+        if !first {
+            return;
+        }
+        let client = self.clone();
+        let subject = subject.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = client.fetch_latest(&subject).await {
+                tracing::warn!(%subject, error = %e, "refreshing the latest schema");
+            }
+            client
+                .inner
+                .refreshing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&subject);
+        });
+    }
+
+    async fn fetch_latest(&self, subject: &str) -> Result<Latest> {
+        let body = self.version(subject, VersionId::Latest).await?;
+        let (Some(id), Some(version)) = (body.id, body.version) else {
+            return Err(Error::Unexpected {
+                url: self.inner.url.clone(),
+                message: "a subject version without id or version".into(),
+            });
+        };
+        let schema = match self.cached_schema(id) {
+            Some(s) => s,
+            None => {
+                let s = Arc::new(self.parse(&body).await?);
+                write(&self.inner.by_id).insert(id, s.clone());
+                s
+            }
+        };
+        let latest = Latest {
+            id,
+            version,
+            schema,
+        };
+        write(&self.inner.latest).insert(subject.to_owned(), (latest.clone(), Instant::now()));
+        Ok(latest)
+    }
+
+    /// Registers a schema under `subject` and answers its id.
+    pub async fn register(&self, subject: &str, request: &SchemaRequest) -> Result<u32> {
+        let body = serde_json::to_vec(request).unwrap_or_default();
+        let answer: IdResponse = self
+            .call(self.with_body(
+                reqwest::Method::POST,
+                &format!("/subjects/{}/versions", encode(subject)),
+                body,
+            ))
+            .await?;
+        write(&self.inner.latest).remove(subject);
+        Ok(answer.id)
+    }
+
+    /// Sets the compatibility level of `subject`.
+    pub async fn set_compatibility(&self, subject: &str, level: Compatibility) -> Result<()> {
+        let body = serde_json::to_vec(&api::ConfigRequest {
+            compatibility: Some(level.as_str().into()),
+        })
+        .unwrap_or_default();
+        let _: api::ConfigRequest = self
+            .call(self.with_body(
+                reqwest::Method::PUT,
+                &format!("/config/{}", encode(subject)),
+                body,
+            ))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Chooses rustls' crypto provider for every HTTP client of the process. The dependency tree
+/// compiles two (ring and aws-lc-rs), so rustls cannot choose one itself and reqwest would panic
+/// when building a client. Call before creating any `reqwest::Client`; later calls do nothing.
+pub fn install_crypto_provider() {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Percent-encodes a subject for a path segment.
+fn encode(subject: &str) -> String {
+    url::form_urlencoded::byte_serialize(subject.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_schema_needs_no_registry() {
+        let client = Client::new("http://127.0.0.1:1/");
+        assert_eq!(client.url(), "http://127.0.0.1:1");
+        assert!(client.cached_schema(1).is_none());
+        write(&client.inner.by_id).insert(1, Arc::new(Schema::String));
+        assert_eq!(*client.cached_schema(1).unwrap(), Schema::String);
+    }
+
+    #[test]
+    fn subjects_are_encoded_for_paths() {
+        assert_eq!(
+            encode("player.play-events-value"),
+            "player.play-events-value"
+        );
+        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    }
+}

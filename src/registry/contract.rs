@@ -1,0 +1,115 @@
+//! A product descriptor as a Confluent data contract (sans-io): its quality rules become the
+//! schema's `ruleSet.domainRules` (CEL conditions checked on write) and its owner and SLOs become
+//! `metadata.properties`, so a Confluent client running rule executors sees the contract the
+//! gateway enforces.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::api::SchemaRequest;
+use crate::product::{OnFailure, Product};
+
+/// The registration request of a product's schema, with its contract.
+pub fn registration(product: &Product) -> SchemaRequest {
+    SchemaRequest {
+        schema: Some(product.schema_text.clone()),
+        schema_type: Some("AVRO".into()),
+        references: None,
+        metadata: Some(metadata(product)),
+        rule_set: Some(rule_set(product)),
+        id: None,
+        version: None,
+    }
+}
+
+/// `ruleSet`: one `CONDITION` rule of type `CEL` per descriptor rule, checked on `WRITE`.
+pub fn rule_set(product: &Product) -> Value {
+    let dlq = product.topics().dlq;
+    let rules: Vec<Value> = product
+        .descriptor
+        .rules
+        .iter()
+        .map(|rule| {
+            let on_failure = match rule.on_failure {
+                OnFailure::Dlq => "DLQ",
+                OnFailure::Error => "ERROR",
+                OnFailure::None => "NONE",
+            };
+            let mut value = json!({
+                "name": rule.name,
+                "doc": rule.description,
+                "kind": "CONDITION",
+                "mode": "WRITE",
+                "type": "CEL",
+                "expr": rule.expression,
+                "onFailure": on_failure,
+                "disabled": false,
+            });
+            if rule.on_failure == OnFailure::Dlq {
+                value["params"] = json!({ "dlq.topic": dlq });
+            }
+            value
+        })
+        .collect();
+    json!({ "domainRules": rules })
+}
+
+/// `metadata.properties`: who owns the product and what it promises. Property values are
+/// strings, as Confluent requires.
+pub fn metadata(product: &Product) -> Value {
+    let d = &product.descriptor;
+    let mut properties = BTreeMap::new();
+    properties.insert("product".to_owned(), d.id.clone());
+    properties.insert("domain".to_owned(), d.domain.clone());
+    properties.insert("owner".to_owned(), d.owner.team.clone());
+    properties.insert("owner_email".to_owned(), d.owner.email.clone());
+    properties.insert("description".to_owned(), d.description.clone());
+    for (name, slo) in [
+        ("validity", &d.slos.validity),
+        ("freshness", &d.slos.freshness),
+        ("availability", &d.slos.availability),
+    ] {
+        if let Some(slo) = slo {
+            properties.insert(format!("slo.{name}.objective"), slo.objective.to_string());
+            properties.insert(format!("slo.{name}.window"), slo.window.to_string());
+            if let Some(threshold) = slo.threshold {
+                properties.insert(format!("slo.{name}.threshold"), threshold.to_string());
+            }
+        }
+    }
+    json!({ "properties": properties })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::product::Catalog;
+
+    #[test]
+    fn play_events_rules_and_slos_become_a_confluent_data_contract() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let catalog = Catalog::load(&dir).unwrap();
+        let product = catalog.get("player.play-events").unwrap();
+        let request = registration(product);
+        let rules = &request.rule_set.as_ref().unwrap()["domainRules"];
+        assert_eq!(
+            rules.as_array().unwrap().len(),
+            product.descriptor.rules.len()
+        );
+        let first = &rules[0];
+        assert_eq!(first["kind"], "CONDITION");
+        assert_eq!(first["type"], "CEL");
+        assert_eq!(first["mode"], "WRITE");
+        assert_eq!(first["onFailure"], "DLQ");
+        assert_eq!(
+            first["expr"],
+            product.descriptor.rules[0].expression.as_str()
+        );
+        assert_eq!(first["params"]["dlq.topic"], "player.play-events.dlq");
+        let properties = &request.metadata.as_ref().unwrap()["properties"];
+        assert_eq!(properties["owner"], "player-squad");
+        assert_eq!(properties["slo.availability.objective"], "99.9");
+        assert_eq!(properties["slo.freshness.threshold"], "5s");
+    }
+}
