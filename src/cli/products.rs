@@ -45,9 +45,11 @@ pub async fn run(command: ProductsCommand) -> anyhow::Result<ExitCode> {
         format!("cannot reach the catalog at {url}; start it with `meshline up`, or pass `--url`")
     })?;
     let status = response.status();
-    let body: Value = response
-        .json()
+    let bytes = response
+        .bytes()
         .await
+        .with_context(|| format!("reading the answer of {url}"))?;
+    let body: Value = serde_json::from_slice(&bytes)
         .with_context(|| format!("{url} did not answer a catalog document"))?;
     if !status.is_success() {
         eprintln!(

@@ -89,7 +89,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let http_listener =
         server::bind(args.http_listen, "the gateway HTTP server", "--http-listen").await?;
     let registry = Registry::start(&bootstrap, stop.clone()).await?;
-    let registry_url = format!("http://{}", args.registry.registry_listen);
+    let registry_url = format!("http://{}", reachable(args.registry.registry_listen));
     let mut servers = vec![server::spawn(
         registry_listener,
         with_metrics(registry::http::router(registry.clone()), "registry")?,
@@ -113,7 +113,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let public_url = args
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}", args.http_listen));
+        .unwrap_or_else(|| format!("http://{}", reachable(args.http_listen)));
     let catalog = Arc::new(catalog);
     let catalog_service =
         catalog::Service::new(catalog.clone(), Client::new(&registry_url), &public_url);
@@ -181,6 +181,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     println!("meshline stopped cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The address to reach a server listening on `addr` from this machine (`0.0.0.0` is not one).
+fn reachable(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    addr
 }
 
 /// Registers a product's schema with its contract (rules, owner, SLOs) under the product's
