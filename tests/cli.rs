@@ -352,6 +352,98 @@ fn an_invalid_id_and_partition_count_are_both_reported() {
 }
 
 #[test]
+fn every_other_lint_error_class_names_its_field_and_what_to_do() {
+    let cases: [(&str, &str, &[&str]); 11] = [
+        (
+            "partitions: 1",
+            "partitions: four",
+            &["onboarded.yaml", "partitions", "invalid type"],
+        ),
+        (
+            "label-onboarded.avsc",
+            "../../config/products/labels/onboarded.yaml",
+            &["field `schema`", "not a valid Avro schema"],
+        ),
+        (
+            "id: labels.onboarded\ndomain: labels",
+            "id: artists.profile-changes\ndomain: artists",
+            &["field `id`", "already declared in", "profile-changes.yaml"],
+        ),
+        (
+            "message.catalog_size > 0",
+            "message.catalog_size >",
+            &[
+                "field `rules.expression`",
+                "catalog_not_empty",
+                "not a CEL expression",
+            ],
+        ),
+        (
+            "key: [tier, country]",
+            "key: [tier, nation]",
+            &[
+                "field `views.key`",
+                "`nation`",
+                "use one of",
+                "catalog_size",
+            ],
+        ),
+        (
+            "{name: tracks, function: sum, field: catalog_size}",
+            "{name: tracks, function: sum}",
+            &[
+                "field `views.aggregations.field`",
+                "`tracks`",
+                "needs a `field`",
+            ],
+        ),
+        (
+            "{name: tracks, function: sum, field: catalog_size}",
+            "{name: tracks, function: sum, field: tracks}",
+            &[
+                "field `views.aggregations.field`",
+                "`tracks`, which is not a field",
+            ],
+        ),
+        (
+            "objective: 99.0",
+            "objective: 150",
+            &["field `slos.validity`", "between 0 and 100"],
+        ),
+        (
+            "compatibility: BACKWARD_TRANSITIVE",
+            "compatibility: SIDEWAYS",
+            &["compatibility", "SIDEWAYS", "FULL_TRANSITIVE"],
+        ),
+        (
+            "allowed_lateness: 1h",
+            "allowed_lateness: soon",
+            &["not a duration", "10m"],
+        ),
+        (
+            "email: label-relations@example.com",
+            "email: label-relations",
+            &["field `owner.email`", "not an email address"],
+        ),
+    ];
+    for (from, to, mentions) in cases {
+        let dir = broken_config(|t| {
+            assert!(t.contains(from), "the fixture has no `{from}`");
+            t.replace(from, to)
+        });
+        let (ok, err) = lint(dir.path());
+        assert!(!ok, "`{to}` passed lint");
+        for m in mentions {
+            assert!(err.contains(m), "`{to}`: `{m}` not in {err}");
+        }
+    }
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir(empty.path().join("config")).unwrap();
+    let (ok, err) = lint(empty.path());
+    assert!(!ok && err.contains("no data product descriptor"), "{err}");
+}
+
+#[test]
 fn up_on_a_taken_port_says_so() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
@@ -479,6 +571,23 @@ fn contract_diff_names_an_invalid_schema_and_a_bad_mode() {
     assert!(!ok);
     assert!(
         err.contains("not a compatibility mode") && err.contains("FULL_TRANSITIVE"),
+        "{err}"
+    );
+    let (ok, _, err) = diff(
+        "player.play-events",
+        Path::new("/nonexistent/new.avsc"),
+        &["--committed"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("cannot read schema file /nonexistent/new.avsc"),
+        "{err}"
+    );
+    let (ok, _, err) = diff("player.skips", &new, &["--committed"]);
+    assert!(!ok);
+    assert!(
+        err.contains("neither a schema file nor a declared product")
+            && err.contains("player.play-events"),
         "{err}"
     );
 }

@@ -285,6 +285,9 @@ pub fn load_product(path: &Path) -> std::result::Result<Product, Vec<Error>> {
                 "the top-level type must be an Avro `record`".into(),
             )),
         });
+    if let Ok((schema, _)) = &loaded {
+        errors.extend(check_view_fields(path, &descriptor, schema));
+    }
     match loaded {
         Ok((schema, schema_text)) if errors.is_empty() => Ok(Product {
             descriptor,
@@ -298,6 +301,46 @@ pub fn load_product(path: &Path) -> std::result::Result<Product, Vec<Error>> {
             Err(errors)
         }
     }
+}
+
+/// Every field a view groups or aggregates by must be a top-level field of the schema, and every
+/// aggregation but `count` needs one.
+fn check_view_fields(path: &Path, d: &Descriptor, schema: &Schema) -> Vec<Error> {
+    let Schema::Record(record) = schema else {
+        return Vec::new();
+    };
+    let known: Vec<&str> = record.fields.iter().map(|f| f.name.as_str()).collect();
+    let mut errors = Vec::new();
+    let unknown = |field: &'static str, view: &str, name: &str| Error::Invalid {
+        path: path.to_owned(),
+        field,
+        message: format!(
+            "view `{view}` uses `{name}`, which is not a field of the schema; use one of {}",
+            known.join(", ")
+        ),
+    };
+    for view in &d.views {
+        for key in view.key.iter().filter(|k| !known.contains(&k.as_str())) {
+            errors.push(unknown("views.key", &view.name, key));
+        }
+        for aggregation in &view.aggregations {
+            match (&aggregation.field, aggregation.function) {
+                (Some(field), _) if !known.contains(&field.as_str()) => {
+                    errors.push(unknown("views.aggregations.field", &view.name, field))
+                }
+                (None, f) if f != AggregateFunction::Count => errors.push(Error::Invalid {
+                    path: path.to_owned(),
+                    field: "views.aggregations.field",
+                    message: format!(
+                        "view `{}`: aggregation `{}` ({f:?}) needs a `field`",
+                        view.name, aggregation.name
+                    ),
+                }),
+                _ => {}
+            }
+        }
+    }
+    errors
 }
 
 /// A lowercase name usable in topic names: `[a-z0-9][a-z0-9_-]*`.
@@ -366,6 +409,17 @@ fn validate(path: &Path, d: &Descriptor) -> Vec<Error> {
     }
     let mut rule_names = std::collections::HashSet::new();
     for rule in &d.rules {
+        if let Err(e) = cel::Program::compile(&rule.expression) {
+            invalid(
+                "rules.expression",
+                format!(
+                    "rule `{}`: `{}` is not a CEL expression: {}; write a condition on `message`, e.g. `message.duration_ms >= 0`",
+                    rule.name,
+                    rule.expression,
+                    e.to_string().trim()
+                ),
+            );
+        }
         if !rule_names.insert(rule.name.as_str()) {
             invalid(
                 "rules",
