@@ -196,7 +196,7 @@ async fn cloudevents_headers_and_key_round_trip_through_the_broker() {
         .unwrap();
     let record = Record::from_event(event.clone()).unwrap();
     let producer = producer(&bootstrap);
-    meshline::demo::send(&producer, "ce", &record)
+    meshline::sdk::producer::produce(&producer, "ce", &record)
         .await
         .unwrap()
         .await

@@ -85,6 +85,7 @@ fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
+    meshline::registry::client::install_crypto_provider();
     let data = tempfile::tempdir().unwrap();
     let addr = free_port();
     let registry = free_port();
@@ -99,6 +100,7 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let _guard = KillOnDrop(up.id());
     let lines = stdout_lines(&mut up);
     let banner = wait_for(&lines, "Stop with Ctrl-C", 60);
     assert!(
@@ -248,6 +250,19 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
             .await
             .unwrap();
     assert_eq!(stored, acked);
+}
+
+/// Kills a child process left running by a failed assertion.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
 }
 
 fn run_products(args: &[&str], http: &str) -> (bool, String, String) {

@@ -1,13 +1,9 @@
 //! `meshline up`: everything on one machine.
 
-use std::{
-    collections::HashMap, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc,
-    time::Duration,
-};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use clap::Args;
-use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
 use super::{parse_listen, registry::RegistryArgs, ConfigArgs, DEFAULT_HTTP, DEFAULT_KAFKA};
@@ -95,20 +91,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         with_metrics(registry::http::router(registry.clone()), "registry")?,
         stop.clone(),
     )];
-    let mut targets = HashMap::new();
     for product in catalog.iter() {
-        let (schema, schema_id) = register_product(&registry, product).await?;
-        if let Some(&id) = demo::PRODUCTS.iter().find(|&&p| p == product.id()) {
-            let topic = product.topics().product;
-            targets.insert(
-                id,
-                demo::Target {
-                    schema,
-                    schema_id,
-                    topic,
-                },
-            );
-        }
+        register_product(&registry, product).await?;
     }
     let public_url = args
         .public_url
@@ -144,15 +128,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("Stop with Ctrl-C.");
 
     let demo_task = if args.demo {
-        let producer: FutureProducer = broker::producer_config(&bootstrap)
-            .create()
-            .context("creating the demo producer")?;
-        Some(tokio::spawn(demo::run(
-            producer,
-            targets,
-            registry_url.clone(),
-            stop.clone(),
-        )))
+        let services = demo::services(&bootstrap, &registry_url)
+            .await
+            .context("starting the demo producers")?;
+        Some(tokio::spawn(demo::run(services, stop.clone())))
     } else {
         None
     };
@@ -192,11 +171,8 @@ fn reachable(mut addr: SocketAddr) -> SocketAddr {
 }
 
 /// Registers a product's schema with its contract (rules, owner, SLOs) under the product's
-/// compatibility level, and answers the schema and its id.
-async fn register_product(
-    registry: &Registry,
-    product: &Product,
-) -> anyhow::Result<(Arc<apache_avro::Schema>, u32)> {
+/// compatibility level, and answers its id.
+async fn register_product(registry: &Registry, product: &Product) -> anyhow::Result<u32> {
     let subject = product.subject();
     let level = product.descriptor.compatibility;
     registry
@@ -215,12 +191,7 @@ async fn register_product(
                 product.id()
             )
         })?;
-    let schema = registry
-        .state()
-        .schema(id)
-        .map(|s| s.parsed.clone())
-        .context("the registered schema vanished")?;
-    Ok((schema, id))
+    Ok(id)
 }
 
 /// Adds `/metrics` and request counting to a server's router.

@@ -220,6 +220,11 @@ impl Client {
         })
     }
 
+    /// `GET /subjects`: the subjects with a live version.
+    pub async fn subjects(&self) -> Result<Vec<String>> {
+        self.call(self.get("/subjects")).await
+    }
+
     /// `GET /subjects/{s}/versions`: the live version numbers, oldest first.
     pub async fn versions(&self, subject: &str) -> Result<Vec<u32>> {
         self.call(self.get(&format!("/subjects/{}/versions", encode(subject))))

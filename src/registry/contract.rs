@@ -65,6 +65,14 @@ pub fn metadata(product: &Product) -> Value {
     properties.insert("owner".to_owned(), d.owner.team.clone());
     properties.insert("owner_email".to_owned(), d.owner.email.clone());
     properties.insert("description".to_owned(), d.description.clone());
+    properties.insert(
+        "cloudevents.types".to_owned(),
+        d.cloudevents.types.join(","),
+    );
+    properties.insert(
+        "cloudevents.source".to_owned(),
+        d.cloudevents.source.clone(),
+    );
     for (name, slo) in [
         ("validity", &d.slos.validity),
         ("freshness", &d.slos.freshness),

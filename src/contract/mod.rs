@@ -1,0 +1,397 @@
+//! A product's contract as a pure check (sans-io): the CloudEvents attributes it accepts, its
+//! schema, and its quality rules. The SDK runs it before sending and the gateway on every event,
+//! so both refuse the same events for the same reasons.
+
+mod cel_value;
+
+use std::sync::Arc;
+
+use apache_avro::{types::Value, Schema};
+use serde_json::Value as Json;
+
+use crate::product::{OnFailure, Product};
+
+pub use cel_value::to_cel;
+
+/// Errors building a contract.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A rule is not a CEL expression.
+    #[error("rule `{name}`: `{expression}` is not a CEL expression: {message}")]
+    Rule {
+        /// The rule.
+        name: String,
+        /// Its expression.
+        expression: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// The registry's data contract lacks something the check needs.
+    #[error("the registered contract of {product} has no {what}; register the product from its descriptor (`meshline up`)")]
+    Incomplete {
+        /// The product.
+        product: String,
+        /// What is missing.
+        what: &'static str,
+    },
+}
+
+/// Result of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A named quality rule, compiled.
+#[derive(Debug)]
+pub struct Rule {
+    /// Its name.
+    pub name: String,
+    /// Its CEL expression, over `message`.
+    pub expression: String,
+    /// What it means.
+    pub description: String,
+    /// What a failure does.
+    pub on_failure: OnFailure,
+    program: cel::Program,
+}
+
+/// Why an event breaks the contract: the reason a dead letter carries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    /// The CloudEvents `type` is not one the product accepts.
+    #[error("CloudEvents type `{got}` is not one of {product}'s types ({allowed})")]
+    UnknownType {
+        /// The product.
+        product: String,
+        /// The type sent.
+        got: String,
+        /// The accepted types, comma-separated.
+        allowed: String,
+    },
+    /// The CloudEvents `source` is outside the prefix the product's domain owns.
+    #[error(
+        "CloudEvents source `{got}` is not under `{prefix}`, which the domain of {product} owns"
+    )]
+    SourceNotOwned {
+        /// The product.
+        product: String,
+        /// The source sent.
+        got: String,
+        /// The owned prefix.
+        prefix: String,
+    },
+    /// The content type is not Avro.
+    #[error("content type `{got}` is not application/avro")]
+    ContentType {
+        /// The content type sent.
+        got: String,
+    },
+    /// A rule evaluated to false.
+    #[error("rule `{rule}` failed: {expression} ({description})")]
+    Rule {
+        /// The rule.
+        rule: String,
+        /// Its expression.
+        expression: String,
+        /// What it means.
+        description: String,
+    },
+    /// A rule could not be evaluated on this event (missing field, wrong type).
+    #[error("rule `{rule}` could not be evaluated: {message}")]
+    RuleError {
+        /// The rule.
+        rule: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A product's contract.
+#[derive(Debug)]
+pub struct Contract {
+    /// The product id.
+    pub product: String,
+    /// The CloudEvents types it accepts.
+    pub types: Vec<String>,
+    /// The source prefix its domain owns.
+    pub source: String,
+    /// Its schema.
+    pub schema: Arc<Schema>,
+    /// Its rules.
+    pub rules: Vec<Rule>,
+}
+
+fn compile(name: &str, expression: &str) -> Result<cel::Program> {
+    cel::Program::compile(expression).map_err(|e| Error::Rule {
+        name: name.to_owned(),
+        expression: expression.to_owned(),
+        message: e.to_string().trim().to_owned(),
+    })
+}
+
+impl Contract {
+    /// The contract a descriptor declares.
+    pub fn from_product(product: &Product) -> Result<Self> {
+        let d = &product.descriptor;
+        let rules = d
+            .rules
+            .iter()
+            .map(|r| {
+                Ok(Rule {
+                    program: compile(&r.name, &r.expression)?,
+                    name: r.name.clone(),
+                    expression: r.expression.clone(),
+                    description: r.description.clone(),
+                    on_failure: r.on_failure,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            product: d.id.clone(),
+            types: d.cloudevents.types.clone(),
+            source: d.cloudevents.source.clone(),
+            schema: Arc::new(product.schema.clone()),
+            rules,
+        })
+    }
+
+    /// The contract as registered with a schema: `metadata.properties` for the CloudEvents
+    /// attributes and `ruleSet.domainRules` for the rules (see `registry::contract`).
+    pub fn from_registered(
+        product: &str,
+        schema: Arc<Schema>,
+        metadata: Option<&Json>,
+        rule_set: Option<&Json>,
+    ) -> Result<Self> {
+        let incomplete = |what| Error::Incomplete {
+            product: product.to_owned(),
+            what,
+        };
+        let properties = metadata
+            .and_then(|m| m.get("properties"))
+            .ok_or_else(|| incomplete("metadata.properties"))?;
+        let text = |key: &str| properties.get(key).and_then(Json::as_str);
+        let types = text("cloudevents.types")
+            .ok_or_else(|| incomplete("metadata.properties.cloudevents.types"))?
+            .split(',')
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let source = text("cloudevents.source")
+            .ok_or_else(|| incomplete("metadata.properties.cloudevents.source"))?
+            .to_owned();
+        let mut rules = Vec::new();
+        for rule in rule_set
+            .and_then(|r| r.get("domainRules"))
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let field = |k: &str| rule.get(k).and_then(Json::as_str).unwrap_or_default();
+            if field("type") != "CEL" || field("kind") != "CONDITION" {
+                continue;
+            }
+            if rule.get("disabled").and_then(Json::as_bool) == Some(true) {
+                continue;
+            }
+            let on_failure = match field("onFailure") {
+                "ERROR" => OnFailure::Error,
+                "NONE" => OnFailure::None,
+                _ => OnFailure::Dlq,
+            };
+            rules.push(Rule {
+                program: compile(field("name"), field("expr"))?,
+                name: field("name").to_owned(),
+                expression: field("expr").to_owned(),
+                description: field("doc").to_owned(),
+                on_failure,
+            });
+        }
+        Ok(Self {
+            product: product.to_owned(),
+            types,
+            source,
+            schema,
+            rules,
+        })
+    }
+
+    /// Checks the CloudEvents attributes the contract constrains.
+    pub fn check_attributes(
+        &self,
+        ty: &str,
+        source: &str,
+        content_type: Option<&str>,
+    ) -> Result<(), Violation> {
+        if !self.types.iter().any(|t| t == ty) {
+            return Err(Violation::UnknownType {
+                product: self.product.clone(),
+                got: ty.to_owned(),
+                allowed: self.types.join(", "),
+            });
+        }
+        if !source_is_under(source, &self.source) {
+            return Err(Violation::SourceNotOwned {
+                product: self.product.clone(),
+                got: source.to_owned(),
+                prefix: self.source.clone(),
+            });
+        }
+        match content_type {
+            Some(ct) if ct.split(';').next().map(str::trim) == Some("application/avro") => Ok(()),
+            other => Err(Violation::ContentType {
+                got: other.unwrap_or("(none)").to_owned(),
+            }),
+        }
+    }
+
+    /// Runs every rule on a decoded event. Returns the first failure of a rule whose
+    /// `on_failure` is not `none` (rules with `none` are only counted by the caller).
+    pub fn check_rules(&self, message: &Value) -> Result<(), (Violation, OnFailure)> {
+        if self.rules.is_empty() {
+            return Ok(());
+        }
+        let message = to_cel(message);
+        for rule in &self.rules {
+            let outcome = cel_value::evaluate(&rule.program, &message);
+            let violation = match outcome {
+                Ok(true) => continue,
+                Ok(false) => Violation::Rule {
+                    rule: rule.name.clone(),
+                    expression: rule.expression.clone(),
+                    description: rule.description.clone(),
+                },
+                Err(message) => Violation::RuleError {
+                    rule: rule.name.clone(),
+                    message,
+                },
+            };
+            if rule.on_failure != OnFailure::None {
+                return Err((violation, rule.on_failure));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `source` is the prefix itself or a path below it (`/player` owns `/player/web`, not
+/// `/playerx`).
+fn source_is_under(source: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    source == prefix
+        || source
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/') || prefix.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::product::Catalog;
+
+    fn play_events() -> Contract {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let catalog = Catalog::load(&dir).unwrap();
+        Contract::from_product(catalog.get("player.play-events").unwrap()).unwrap()
+    }
+
+    fn play(duration_ms: i64, country: &str) -> Value {
+        Value::Record(vec![
+            ("play_id".into(), Value::String("p".into())),
+            ("duration_ms".into(), Value::Long(duration_ms)),
+            ("country".into(), Value::String(country.into())),
+            ("context".into(), Value::Union(0, Box::new(Value::Null))),
+        ])
+    }
+
+    #[test]
+    fn attributes_outside_the_contract_are_named() {
+        let c = play_events();
+        let ok = c.check_attributes(
+            "com.example.player.track.played",
+            "/player/web",
+            Some("application/avro"),
+        );
+        assert_eq!(ok, Ok(()));
+        let bad_type = c.check_attributes(
+            "com.example.player.track.skipped",
+            "/player",
+            Some("application/avro"),
+        );
+        assert!(
+            matches!(bad_type, Err(Violation::UnknownType { .. })),
+            "{bad_type:?}"
+        );
+        let foreign = c.check_attributes(
+            "com.example.player.track.played",
+            "/playerx/web",
+            Some("application/avro"),
+        );
+        assert!(
+            matches!(foreign, Err(Violation::SourceNotOwned { .. })),
+            "{foreign:?}"
+        );
+        let json = c.check_attributes(
+            "com.example.player.track.played",
+            "/player",
+            Some("application/json"),
+        );
+        assert!(
+            matches!(json, Err(Violation::ContentType { .. })),
+            "{json:?}"
+        );
+    }
+
+    #[test]
+    fn rules_pass_and_fail_on_decoded_events() {
+        let c = play_events();
+        assert_eq!(c.check_rules(&play(1000, "SE")), Ok(()));
+        let (violation, on_failure) = c.check_rules(&play(-1, "SE")).unwrap_err();
+        assert_eq!(on_failure, OnFailure::Dlq);
+        assert!(
+            violation.to_string().contains("non_negative_duration"),
+            "{violation}"
+        );
+        let (violation, _) = c.check_rules(&play(1, "SWE")).unwrap_err();
+        assert!(
+            violation.to_string().contains("known_country"),
+            "{violation}"
+        );
+    }
+
+    #[test]
+    fn a_rule_on_a_missing_field_is_an_evaluation_error() {
+        let mut c = play_events();
+        c.rules.truncate(1);
+        let (violation, _) = c
+            .check_rules(&Value::Record(vec![("x".into(), Value::Int(1))]))
+            .unwrap_err();
+        assert!(
+            matches!(violation, Violation::RuleError { .. }),
+            "{violation:?}"
+        );
+    }
+
+    #[test]
+    fn the_registered_contract_matches_the_descriptor() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let catalog = Catalog::load(&dir).unwrap();
+        let product = catalog.get("player.play-events").unwrap();
+        let request = crate::registry::contract::registration(product);
+        let registered = Contract::from_registered(
+            product.id(),
+            Arc::new(product.schema.clone()),
+            request.metadata.as_ref(),
+            request.rule_set.as_ref(),
+        )
+        .unwrap();
+        let declared = Contract::from_product(product).unwrap();
+        assert_eq!(registered.types, declared.types);
+        assert_eq!(registered.source, declared.source);
+        let names = |c: &Contract| {
+            c.rules
+                .iter()
+                .map(|r| (r.name.clone(), r.expression.clone(), r.on_failure))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&registered), names(&declared));
+    }
+}

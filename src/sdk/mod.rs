@@ -1,0 +1,62 @@
+//! The SDK: typed domain events out as CloudEvents with Confluent-framed Avro ([`Producer`]),
+//! and typed events in for downstream domains ([`Consumer`]).
+//!
+//! A domain event is a serde type with a derived Avro schema, tied to its data product:
+//!
+//! ```
+//! use apache_avro::AvroSchema;
+//! use meshline::sdk::DomainEvent;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, AvroSchema)]
+//! #[avro(namespace = "com.example.labels")]
+//! struct LabelOnboarded {
+//!     label_id: String,
+//!     name: String,
+//!     catalog_size: i32,
+//! }
+//!
+//! impl DomainEvent for LabelOnboarded {
+//!     const PRODUCT: &'static str = "labels.onboarded";
+//!     const TYPE: &'static str = "com.example.labels.label.onboarded";
+//!     fn subject(&self) -> Option<String> {
+//!         Some(self.label_id.clone())
+//!     }
+//! }
+//! # let e = LabelOnboarded { label_id: "l-1".into(), name: "L".into(), catalog_size: 3 };
+//! # assert_eq!(e.partition_key().as_deref(), Some("l-1"));
+//! ```
+
+pub mod consumer;
+pub mod producer;
+
+use apache_avro::AvroSchema;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use consumer::{Consumer, ConsumerBuilder, Received};
+pub use producer::{Delivery, Producer, ProducerBuilder, Target};
+
+/// A domain event of one data product.
+pub trait DomainEvent: Serialize + AvroSchema {
+    /// The product id, e.g. `player.play-events`.
+    const PRODUCT: &'static str;
+    /// The CloudEvents `type`, one of the product's declared types.
+    const TYPE: &'static str;
+
+    /// The CloudEvents `subject` (what the event is about), if any.
+    fn subject(&self) -> Option<String> {
+        None
+    }
+
+    /// The Kafka key (CloudEvents `partitionkey`): events with the same key stay in order.
+    /// Defaults to the subject.
+    fn partition_key(&self) -> Option<String> {
+        self.subject()
+    }
+
+    /// When the event happened (CloudEvents `time`); defaults to when it is sent.
+    fn time(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+}

@@ -1,0 +1,604 @@
+//! The producer of operational services: a typed domain event in, a CloudEvent (Kafka binding,
+//! binary mode) with a Confluent-framed Avro payload out, checked against the product's
+//! registered contract first.
+//!
+//! Delivery: at least once per [`Producer::send`] that returns `Ok`, with no duplicates from
+//! retries (idempotent producer, `acks=all`). `send` returns once the broker acknowledged the
+//! event, or with a typed error once the delivery timeout has passed. A full in-memory queue
+//! makes `send` wait, never drop. Limits: an event whose `send` returned an error may still have
+//! been written (the acknowledgement was lost), as with any Kafka producer; call
+//! [`Producer::flush`] before exiting so nothing queued is lost.
+//!
+//! ```no_run
+//! # use apache_avro::AvroSchema;
+//! # use meshline::sdk::{DomainEvent, Producer};
+//! # #[derive(serde::Serialize, AvroSchema)]
+//! # #[avro(namespace = "com.example.labels")]
+//! # struct LabelOnboarded { label_id: String }
+//! # impl DomainEvent for LabelOnboarded {
+//! #     const PRODUCT: &'static str = "labels.onboarded";
+//! #     const TYPE: &'static str = "com.example.labels.label.onboarded";
+//! # }
+//! # async fn run() -> Result<(), meshline::sdk::producer::Error> {
+//! let producer = Producer::builder("127.0.0.1:9092", "http://127.0.0.1:8081")
+//!     .source("/labels/onboarding-service")
+//!     .event::<LabelOnboarded>() // checked against the registered contract in build()
+//!     .build()
+//!     .await?;
+//! let delivery = producer.send(&LabelOnboarded { label_id: "label-1".into() }).await?;
+//! println!("{} at {}:{}", delivery.id, delivery.partition, delivery.offset);
+//! producer.flush(std::time::Duration::from_secs(5))?;
+//! # Ok(()) }
+//! ```
+
+use std::{
+    any::TypeId,
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use apache_avro::{reader::datum::GenericDatumReader, writer::datum::GenericDatumWriter, Schema};
+use chrono::Utc;
+use cloudevents::{EventBuilder, EventBuilderV10};
+use rdkafka::{
+    error::{KafkaError, RDKafkaErrorCode},
+    producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _},
+    ClientConfig,
+};
+
+use super::DomainEvent;
+use crate::{
+    binding::kafka::{Record, PARTITION_KEY},
+    broker,
+    codec::wire,
+    contract::{Contract, Violation},
+    product::Topics,
+    registry::{
+        api::{SchemaRequest, VersionId},
+        client::{self, Client},
+        compat,
+    },
+};
+
+/// Errors of the producer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No broker answers.
+    #[error("{0}")]
+    BrokerUnreachable(#[source] Box<broker::Error>),
+    /// The registry failed.
+    #[error("{0}")]
+    Registry(#[source] Box<client::Error>),
+    /// The product has no registered schema.
+    #[error("unknown data product `{product}`: the registry has no subject `{product}-value`; registered products: {registered}. Declare it under config/ and run `meshline up`, or build the producer with `.dev_mode(true)` to register the event's schema")]
+    UnknownProduct {
+        /// The product.
+        product: String,
+        /// The products the registry knows.
+        registered: String,
+    },
+    /// The event type does not fit the product's registered schema.
+    #[error("`{ty}` does not match the registered schema of {product} (id {schema_id}): {why}; change the type, or evolve the product's schema first (`meshline contract diff`)")]
+    SchemaMismatch {
+        /// The Rust type.
+        ty: &'static str,
+        /// The product.
+        product: String,
+        /// The registered schema id.
+        schema_id: u32,
+        /// Why.
+        why: String,
+    },
+    /// The event breaks the product's contract.
+    #[error("event refused by the contract of {product}: {violation}")]
+    Contract {
+        /// The product.
+        product: String,
+        /// Why.
+        violation: Violation,
+    },
+    /// The encoded event is larger than the producer may send.
+    #[error("event for {product} is {size} bytes, over the {max}-byte limit; send large data by reference (e.g. an object-store URL) or raise `max_event_bytes` together with the topic's max.message.bytes")]
+    TooLarge {
+        /// The product.
+        product: String,
+        /// Encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The event could not be encoded with the registered schema.
+    #[error("event for {product} does not encode with its registered schema: {message}")]
+    Encode {
+        /// The product.
+        product: String,
+        /// Why.
+        message: String,
+    },
+    /// The broker did not acknowledge the event.
+    #[error("event for {topic} not delivered: {source}")]
+    Delivery {
+        /// The topic.
+        topic: String,
+        /// Why.
+        source: KafkaError,
+    },
+    /// The client could not be created or flushed.
+    #[error("kafka producer: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// Result of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<client::Error> for Error {
+    fn from(e: client::Error) -> Self {
+        Self::Registry(Box::new(e))
+    }
+}
+
+/// Where events go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Target {
+    /// `<product>.ingress`: the gateway checks each event and forwards it (the default).
+    #[default]
+    Ingress,
+    /// `<product>` itself, for trusted pipelines that run the same checks.
+    Direct,
+}
+
+/// An acknowledged event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The CloudEvents `id` it was sent with.
+    pub id: String,
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+}
+
+/// Builds a [`Producer`].
+#[derive(Debug)]
+pub struct ProducerBuilder {
+    bootstrap: String,
+    registry: String,
+    source: Option<String>,
+    target: Target,
+    dev_mode: bool,
+    config: Vec<(String, String)>,
+    delivery_timeout: Duration,
+    connect_timeout: Duration,
+    max_event_bytes: usize,
+    checks: Vec<Check>,
+}
+
+type Check = fn(&Producer) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>;
+
+impl ProducerBuilder {
+    /// The CloudEvents `source` of every event (default: the product's source prefix).
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Where events go (default [`Target::Ingress`]).
+    pub fn target(mut self, target: Target) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// Development only: register an event's own schema when its product has none.
+    pub fn dev_mode(mut self, on: bool) -> Self {
+        self.dev_mode = on;
+        self
+    }
+
+    /// SASL/PLAIN credentials.
+    pub fn credentials(self, username: &str, password: &str) -> Self {
+        self.set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanisms", "PLAIN")
+            .set("sasl.username", username)
+            .set("sasl.password", password)
+    }
+
+    /// Any librdkafka producer setting (e.g. `linger.ms`, `queue.buffering.max.messages`).
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        self.config.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// How long a send may wait for its acknowledgement, retries included (default 30 s).
+    pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
+        self.delivery_timeout = timeout;
+        self
+    }
+
+    /// How long `build` waits for the broker to answer (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Largest encoded event (default 1,000,000 bytes, Kafka's default record limit).
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes;
+        self
+    }
+
+    /// Checks `T` against its product's registered contract in [`ProducerBuilder::build`], so
+    /// a mismatch fails at start-up rather than at the first event.
+    pub fn event<T: DomainEvent + 'static>(mut self) -> Self {
+        self.checks.push(|p| Box::pin(p.check::<T>()));
+        self
+    }
+
+    /// Connects, and checks every type given with [`ProducerBuilder::event`].
+    pub async fn build(self) -> Result<Producer> {
+        broker::check_reachable(&self.bootstrap, self.connect_timeout)
+            .await
+            .map_err(|e| Error::BrokerUnreachable(Box::new(e)))?;
+        let mut config: ClientConfig = broker::producer_config(&self.bootstrap);
+        config
+            .set("linger.ms", "2")
+            .set(
+                "message.timeout.ms",
+                self.delivery_timeout.as_millis().to_string(),
+            )
+            .set(
+                "message.max.bytes",
+                (self.max_event_bytes + 64 * 1024).to_string(),
+            );
+        for (k, v) in &self.config {
+            config.set(k, v);
+        }
+        let producer = Producer {
+            inner: Arc::new(Inner {
+                kafka: config.create()?,
+                registry: Client::new(&self.registry),
+                source: self.source,
+                target: self.target,
+                dev_mode: self.dev_mode,
+                max_event_bytes: self.max_event_bytes,
+                bound: RwLock::default(),
+            }),
+        };
+        for check in &self.checks {
+            check(&producer).await?;
+        }
+        Ok(producer)
+    }
+}
+
+/// A product's contract bound to one event type.
+#[derive(Debug)]
+struct Bound {
+    contract: Contract,
+    schema_id: u32,
+    topic: String,
+    source: String,
+    dataschema: String,
+}
+
+/// Sends typed domain events; cheap to clone.
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kafka: FutureProducer,
+    registry: Client,
+    source: Option<String>,
+    target: Target,
+    dev_mode: bool,
+    max_event_bytes: usize,
+    bound: RwLock<HashMap<TypeId, Arc<Bound>>>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer").finish_non_exhaustive()
+    }
+}
+
+/// An event handed to the producer, not yet acknowledged.
+pub struct Pending {
+    delivery: DeliveryFuture,
+    id: String,
+    topic: String,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("id", &self.id)
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pending {
+    /// Waits for the broker's acknowledgement.
+    pub async fn acknowledged(self) -> Result<Delivery> {
+        let topic = self.topic;
+        match self.delivery.await {
+            Ok(Ok(d)) => Ok(Delivery {
+                id: self.id,
+                topic,
+                partition: d.partition,
+                offset: d.offset,
+            }),
+            Ok(Err((source, _))) => Err(Error::Delivery { topic, source }),
+            Err(_) => Err(Error::Delivery {
+                topic,
+                source: KafkaError::Canceled,
+            }),
+        }
+    }
+}
+
+impl Producer {
+    /// A builder for a producer on `bootstrap` with the registry at `registry_url`.
+    pub fn builder(bootstrap: &str, registry_url: &str) -> ProducerBuilder {
+        ProducerBuilder {
+            bootstrap: bootstrap.to_owned(),
+            registry: registry_url.to_owned(),
+            source: None,
+            target: Target::default(),
+            dev_mode: false,
+            config: Vec::new(),
+            delivery_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_event_bytes: 1_000_000,
+            checks: Vec::new(),
+        }
+    }
+
+    /// Checks `T` against the registered contract of `T::PRODUCT`: the schema resolves, and the
+    /// type and source are the product's.
+    pub async fn check<T: DomainEvent + 'static>(&self) -> Result<()> {
+        self.bind::<T>().await.map(|_| ())
+    }
+
+    async fn bind<T: DomainEvent + 'static>(&self) -> Result<Arc<Bound>> {
+        let key = TypeId::of::<T>();
+        if let Some(bound) = self
+            .inner
+            .bound
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(bound.clone());
+        }
+        let bound = Arc::new(self.resolve::<T>().await?);
+        self.inner
+            .bound
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, bound.clone());
+        Ok(bound)
+    }
+
+    async fn resolve<T: DomainEvent>(&self) -> Result<Bound> {
+        let registry = &self.inner.registry;
+        let product = T::PRODUCT;
+        let subject = format!("{product}-value");
+        let ours = T::get_schema();
+        let body = match registry.version(&subject, VersionId::Latest).await {
+            Ok(body) => body,
+            Err(e) if e.code() == Some(40401) && self.inner.dev_mode => {
+                let request = SchemaRequest {
+                    schema: Some(serde_json::to_string(&ours).unwrap_or_default()),
+                    metadata: Some(serde_json::json!({"properties": {
+                        "cloudevents.types": T::TYPE,
+                        "cloudevents.source": self.inner.source.clone().unwrap_or_else(|| "/".into()),
+                    }})),
+                    ..SchemaRequest::default()
+                };
+                registry.register(&subject, &request).await?;
+                registry.version(&subject, VersionId::Latest).await?
+            }
+            Err(e) if e.code() == Some(40401) => {
+                return Err(Error::UnknownProduct {
+                    product: product.to_owned(),
+                    registered: registry
+                        .subjects()
+                        .await
+                        .map(|s| {
+                            s.iter()
+                                .filter_map(|s| s.strip_suffix("-value"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_else(|e| format!("(cannot list: {e})")),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let schema_id = body.id.unwrap_or_default();
+        let schema = registry.schema(schema_id).await?;
+        if let Some(why) = compat::cannot_read(&ours, &schema) {
+            return Err(Error::SchemaMismatch {
+                ty: std::any::type_name::<T>(),
+                product: product.to_owned(),
+                schema_id,
+                why,
+            });
+        }
+        let contract = Contract::from_registered(
+            product,
+            schema,
+            body.metadata.as_ref(),
+            body.rule_set.as_ref(),
+        )
+        .map_err(|e| Error::Contract {
+            product: product.to_owned(),
+            violation: Violation::RuleError {
+                rule: "(contract)".into(),
+                message: e.to_string(),
+            },
+        })?;
+        let source = self
+            .inner
+            .source
+            .clone()
+            .unwrap_or_else(|| contract.source.clone());
+        contract
+            .check_attributes(T::TYPE, &source, Some("application/avro"))
+            .map_err(|violation| Error::Contract {
+                product: product.to_owned(),
+                violation,
+            })?;
+        let topics = Topics::of(product);
+        Ok(Bound {
+            contract,
+            schema_id,
+            topic: match self.inner.target {
+                Target::Ingress => topics.ingress,
+                Target::Direct => topics.product,
+            },
+            source,
+            dataschema: format!("{}/schemas/ids/{schema_id}", registry.url()),
+        })
+    }
+
+    fn encode<T: DomainEvent>(&self, bound: &Bound, event: &T) -> Result<(String, Record)> {
+        let product = T::PRODUCT;
+        let encode_error = |e: apache_avro::Error| Error::Encode {
+            product: product.to_owned(),
+            message: e.to_string(),
+        };
+        let schema: &Schema = &bound.contract.schema;
+        let body = GenericDatumWriter::builder(schema)
+            .build()
+            .and_then(|w| w.write_ser_to_vec(event))
+            .map_err(encode_error)?;
+        if !bound.contract.rules.is_empty() {
+            let value = GenericDatumReader::builder(schema)
+                .build()
+                .and_then(|r| r.read_value(&mut body.as_slice()))
+                .map_err(encode_error)?;
+            bound
+                .contract
+                .check_rules(&value)
+                .map_err(|(violation, _)| Error::Contract {
+                    product: product.to_owned(),
+                    violation,
+                })?;
+        }
+        let payload = wire::encode(bound.schema_id, &body);
+        if payload.len() > self.inner.max_event_bytes {
+            return Err(Error::TooLarge {
+                product: product.to_owned(),
+                size: payload.len(),
+                max: self.inner.max_event_bytes,
+            });
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut builder = EventBuilderV10::new()
+            .id(id.clone())
+            .source(bound.source.clone())
+            .ty(T::TYPE)
+            .time(event.time().unwrap_or_else(Utc::now))
+            .data_with_schema("application/avro", bound.dataschema.clone(), payload);
+        if let Some(subject) = event.subject() {
+            builder = builder.subject(subject);
+        }
+        if let Some(key) = event.partition_key() {
+            builder = builder.extension(PARTITION_KEY, key);
+        }
+        let record = builder
+            .build()
+            .map_err(|e| Error::Encode {
+                product: product.to_owned(),
+                message: e.to_string(),
+            })
+            .and_then(|e| {
+                Record::from_event(e).map_err(|e| Error::Encode {
+                    product: product.to_owned(),
+                    message: e.to_string(),
+                })
+            })?;
+        Ok((id, record))
+    }
+
+    /// Checks and encodes `event` and hands it to the producer's queue (waiting while the queue
+    /// is full); the returned [`Pending`] resolves when the broker acknowledges it.
+    pub async fn enqueue<T: DomainEvent + 'static>(&self, event: &T) -> Result<Pending> {
+        let bound = self.bind::<T>().await?;
+        let (id, record) = self.encode(&bound, event)?;
+        let delivery = produce(&self.inner.kafka, &bound.topic, &record).await?;
+        Ok(Pending {
+            delivery,
+            id,
+            topic: bound.topic.clone(),
+        })
+    }
+
+    /// Sends one event and returns once the broker acknowledged it.
+    pub async fn send<T: DomainEvent + 'static>(&self, event: &T) -> Result<Delivery> {
+        self.enqueue(event).await?.acknowledged().await
+    }
+
+    /// Sends many events, keeping them in flight together; returns once every one was
+    /// acknowledged, or the first error (after waiting for the others).
+    pub async fn send_batch<T: DomainEvent + 'static>(
+        &self,
+        events: &[T],
+    ) -> Result<Vec<Delivery>> {
+        let mut pending = Vec::with_capacity(events.len());
+        for event in events {
+            pending.push(self.enqueue(event).await?);
+        }
+        let mut deliveries = Vec::with_capacity(pending.len());
+        let mut first_error = None;
+        for p in pending {
+            match p.acknowledged().await {
+                Ok(d) => deliveries.push(d),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(deliveries), Err)
+    }
+
+    /// Waits until every queued event is acknowledged (or `timeout`).
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.inner.kafka.flush(timeout)?;
+        Ok(())
+    }
+}
+
+/// Hands a record to `producer` without blocking the runtime, backing off while its queue is
+/// full (never dropping).
+pub async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    record: &Record,
+) -> Result<DeliveryFuture, KafkaError> {
+    let headers = record.owned_headers();
+    loop {
+        let mut future = FutureRecord::<[u8], [u8]>::to(topic).headers(headers.clone());
+        if let Some(key) = &record.key {
+            future = future.key(key.as_slice());
+        }
+        if let Some(payload) = &record.payload {
+            future = future.payload(payload.as_slice());
+        }
+        match producer.send_result(future) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
+}
