@@ -659,3 +659,103 @@ async fn contract_diff_of_a_product_checks_every_version_the_registry_holds() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn produce_sends_json_lines_through_the_contract_and_tail_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = sqlite_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let catalog = catalog();
+    meshline::broker::ensure_topics(&bootstrap, &catalog)
+        .await
+        .unwrap();
+    let (registry, url, _stop) = registry(&bootstrap).await;
+    for product in catalog.iter() {
+        let request = meshline::registry::contract::registration(product);
+        let subject = product.subject();
+        registry
+            .write(|s| s.plan_register(&subject, &request))
+            .await
+            .unwrap();
+    }
+    let input = dir.path().join("labels.jsonl");
+    std::fs::write(
+        &input,
+        [
+            r#"{"label_id":"label-1","name":"One","country":"SE","tier":"INDIE","catalog_size":12,"onboarded_at":1795600000000}"#,
+            r#"{"label_id":"label-2","name":"Two","country":"US","tier":"MAJOR","catalog_size":900,"distributor":"D","onboarded_at":1795600000000}"#,
+            r#"{"label_id":"label-3","name":"Empty","country":"SE","tier":"INDIE","catalog_size":0,"onboarded_at":1795600000000}"#,
+            r#"{"label_id": "#,
+            r#"{"label_id":"label-5","name":"Odd","country":"SE","tier":"GIANT","catalog_size":5,"onboarded_at":1795600000000}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let (b, u) = (bootstrap.clone(), url.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        meshline()
+            .args([
+                "produce",
+                "labels.onboarded",
+                "--direct",
+                "--key-field",
+                "label_id",
+            ])
+            .args(["--bootstrap", &b, "--registry", &u, "--file"])
+            .arg(&input)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "bad lines make the exit code non-zero"
+    );
+    assert!(
+        stdout.contains("2 event(s) sent to labels.onboarded"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("line 3:") && stderr.contains("catalog_not_empty"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 4: not JSON"), "{stderr}");
+    assert!(
+        stderr.contains("line 5:") && stderr.contains("GIANT"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 line(s) not sent"), "{stderr}");
+
+    let out = tokio::task::spawn_blocking(move || {
+        meshline()
+            .args([
+                "tail",
+                "labels.onboarded",
+                "--from-beginning",
+                "--max-events",
+                "2",
+            ])
+            .args(["--bootstrap", &bootstrap, "--registry", &url, "--config"])
+            .arg(repo_config())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["data"]["label_id"], "label-1");
+    assert_eq!(events[0]["attributes"]["subject"], "label-1");
+    assert_eq!(events[0]["attributes"]["source"], "/labels");
+    assert_eq!(events[1]["data"]["distributor"], "D");
+}

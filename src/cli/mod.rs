@@ -1,6 +1,7 @@
 //! The `meshline` command line: one binary, one subcommand per job.
 
 mod contract;
+mod produce;
 mod products;
 mod registry;
 mod tail;
@@ -35,6 +36,8 @@ pub enum Command {
     Up(up::UpArgs),
     /// Print a product's events as JSON lines, CloudEvents attributes and decoded payload.
     Tail(tail::TailArgs),
+    /// Send JSON lines to a product as CloudEvents with Avro payloads, checked by its contract.
+    Produce(produce::ProduceArgs),
     /// Check data product contracts.
     #[command(subcommand)]
     Contract(contract::ContractCommand),
@@ -86,6 +89,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await,
             Command::Tail(args) => tail::run(args).await,
+            Command::Produce(args) => produce::run(args).await,
             Command::Contract(command) => contract::run(command).await,
             Command::Registry(args) => registry::run(args).await,
             Command::Products(command) => products::run(command).await,

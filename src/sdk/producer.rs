@@ -40,7 +40,9 @@ use std::{
     time::Duration,
 };
 
-use apache_avro::{reader::datum::GenericDatumReader, writer::datum::GenericDatumWriter, Schema};
+use apache_avro::{
+    reader::datum::GenericDatumReader, types::Value, writer::datum::GenericDatumWriter, Schema,
+};
 use chrono::Utc;
 use cloudevents::{EventBuilder, EventBuilderV10};
 use rdkafka::{
@@ -266,6 +268,7 @@ impl ProducerBuilder {
                 dev_mode: self.dev_mode,
                 max_event_bytes: self.max_event_bytes,
                 bound: RwLock::default(),
+                by_product: RwLock::default(),
             }),
         };
         for check in &self.checks {
@@ -273,6 +276,36 @@ impl ProducerBuilder {
         }
         Ok(producer)
     }
+}
+
+fn encode_error(product: &str, e: apache_avro::Error) -> Error {
+    Error::Encode {
+        product: product.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// The CloudEvents attributes of one event, besides those the producer sets.
+struct Attributes<'a> {
+    ty: &'a str,
+    subject: Option<String>,
+    key: Option<String>,
+    time: Option<chrono::DateTime<Utc>>,
+}
+
+/// An event without a Rust type: a value of the product's schema and its attributes.
+#[derive(Debug, Clone)]
+pub struct ValueEvent {
+    /// The payload; resolved against the registered schema (records may be maps).
+    pub value: Value,
+    /// CloudEvents `type` (default: the product's first declared type).
+    pub ty: Option<String>,
+    /// CloudEvents `subject`.
+    pub subject: Option<String>,
+    /// Kafka key (`partitionkey`).
+    pub key: Option<String>,
+    /// Event time (default: now).
+    pub time: Option<chrono::DateTime<Utc>>,
 }
 
 /// A product's contract bound to one event type.
@@ -299,6 +332,7 @@ struct Inner {
     dev_mode: bool,
     max_event_bytes: usize,
     bound: RwLock<HashMap<TypeId, Arc<Bound>>>,
+    by_product: RwLock<HashMap<String, Arc<Bound>>>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -387,17 +421,40 @@ impl Producer {
     }
 
     async fn resolve<T: DomainEvent>(&self) -> Result<Bound> {
-        let registry = &self.inner.registry;
-        let product = T::PRODUCT;
-        let subject = format!("{product}-value");
         let ours = T::get_schema();
-        let body = match registry.version(&subject, VersionId::Latest).await {
-            Ok(body) => body,
-            Err(e) if e.code() == Some(40401) && self.inner.dev_mode => {
+        let bound = self
+            .resolve_product(T::PRODUCT, Some((&ours, T::TYPE)))
+            .await?;
+        if let Some(why) = compat::cannot_read(&ours, &bound.contract.schema) {
+            return Err(Error::SchemaMismatch {
+                ty: std::any::type_name::<T>(),
+                product: T::PRODUCT.to_owned(),
+                schema_id: bound.schema_id,
+                why,
+            });
+        }
+        bound
+            .contract
+            .check_attributes(T::TYPE, &bound.source, Some("application/avro"))
+            .map_err(|violation| Error::Contract {
+                product: T::PRODUCT.to_owned(),
+                violation,
+            })?;
+        Ok(bound)
+    }
+
+    /// The registered contract of `product`; in dev mode, `ours` (a schema and a type) is
+    /// registered when the product has none.
+    async fn resolve_product(&self, product: &str, ours: Option<(&Schema, &str)>) -> Result<Bound> {
+        let registry = &self.inner.registry;
+        let subject = format!("{product}-value");
+        let body = match (registry.version(&subject, VersionId::Latest).await, ours) {
+            (Ok(body), _) => body,
+            (Err(e), Some((schema, ty))) if e.code() == Some(40401) && self.inner.dev_mode => {
                 let request = SchemaRequest {
-                    schema: Some(serde_json::to_string(&ours).unwrap_or_default()),
+                    schema: Some(serde_json::to_string(schema).unwrap_or_default()),
                     metadata: Some(serde_json::json!({"properties": {
-                        "cloudevents.types": T::TYPE,
+                        "cloudevents.types": ty,
                         "cloudevents.source": self.inner.source.clone().unwrap_or_else(|| "/".into()),
                     }})),
                     ..SchemaRequest::default()
@@ -405,7 +462,7 @@ impl Producer {
                 registry.register(&subject, &request).await?;
                 registry.version(&subject, VersionId::Latest).await?
             }
-            Err(e) if e.code() == Some(40401) => {
+            (Err(e), _) if e.code() == Some(40401) => {
                 return Err(Error::UnknownProduct {
                     product: product.to_owned(),
                     registered: registry
@@ -420,18 +477,10 @@ impl Producer {
                         .unwrap_or_else(|e| format!("(cannot list: {e})")),
                 })
             }
-            Err(e) => return Err(e.into()),
+            (Err(e), _) => return Err(e.into()),
         };
         let schema_id = body.id.unwrap_or_default();
         let schema = registry.schema(schema_id).await?;
-        if let Some(why) = compat::cannot_read(&ours, &schema) {
-            return Err(Error::SchemaMismatch {
-                ty: std::any::type_name::<T>(),
-                product: product.to_owned(),
-                schema_id,
-                why,
-            });
-        }
         let contract = Contract::from_registered(
             product,
             schema,
@@ -450,12 +499,6 @@ impl Producer {
             .source
             .clone()
             .unwrap_or_else(|| contract.source.clone());
-        contract
-            .check_attributes(T::TYPE, &source, Some("application/avro"))
-            .map_err(|violation| Error::Contract {
-                product: product.to_owned(),
-                violation,
-            })?;
         let topics = Topics::of(product);
         Ok(Bound {
             contract,
@@ -470,33 +513,53 @@ impl Producer {
     }
 
     fn encode<T: DomainEvent>(&self, bound: &Bound, event: &T) -> Result<(String, Record)> {
-        let product = T::PRODUCT;
-        let encode_error = |e: apache_avro::Error| Error::Encode {
-            product: product.to_owned(),
-            message: e.to_string(),
-        };
-        let schema: &Schema = &bound.contract.schema;
-        let body = GenericDatumWriter::builder(schema)
+        let body = GenericDatumWriter::builder(&bound.contract.schema)
             .build()
             .and_then(|w| w.write_ser_to_vec(event))
-            .map_err(encode_error)?;
-        if !bound.contract.rules.is_empty() {
-            let value = GenericDatumReader::builder(schema)
-                .build()
-                .and_then(|r| r.read_value(&mut body.as_slice()))
-                .map_err(encode_error)?;
+            .map_err(|e| encode_error(&bound.contract.product, e))?;
+        let value = if bound.contract.rules.is_empty() {
+            None
+        } else {
+            Some(
+                GenericDatumReader::builder(&bound.contract.schema)
+                    .build()
+                    .and_then(|r| r.read_value(&mut body.as_slice()))
+                    .map_err(|e| encode_error(&bound.contract.product, e))?,
+            )
+        };
+        let attributes = Attributes {
+            ty: T::TYPE,
+            subject: event.subject(),
+            key: event.partition_key(),
+            time: event.time(),
+        };
+        self.frame(bound, &attributes, body, value.as_ref())
+    }
+
+    /// Checks the rules on `value` (the decoded body), frames the body and wraps it in a
+    /// CloudEvent.
+    fn frame(
+        &self,
+        bound: &Bound,
+        attributes: &Attributes<'_>,
+        body: Vec<u8>,
+        value: Option<&Value>,
+    ) -> Result<(String, Record)> {
+        let product = &bound.contract.product;
+        let refuse = |violation| Error::Contract {
+            product: product.clone(),
+            violation,
+        };
+        if let Some(value) = value {
             bound
                 .contract
-                .check_rules(&value)
-                .map_err(|(violation, _)| Error::Contract {
-                    product: product.to_owned(),
-                    violation,
-                })?;
+                .check_rules(value)
+                .map_err(|(violation, _)| refuse(violation))?;
         }
         let payload = wire::encode(bound.schema_id, &body);
         if payload.len() > self.inner.max_event_bytes {
             return Err(Error::TooLarge {
-                product: product.to_owned(),
+                product: product.clone(),
                 size: payload.len(),
                 max: self.inner.max_event_bytes,
             });
@@ -505,28 +568,82 @@ impl Producer {
         let mut builder = EventBuilderV10::new()
             .id(id.clone())
             .source(bound.source.clone())
-            .ty(T::TYPE)
-            .time(event.time().unwrap_or_else(Utc::now))
+            .ty(attributes.ty)
+            .time(attributes.time.unwrap_or_else(Utc::now))
             .data_with_schema("application/avro", bound.dataschema.clone(), payload);
-        if let Some(subject) = event.subject() {
-            builder = builder.subject(subject);
+        if let Some(subject) = &attributes.subject {
+            builder = builder.subject(subject.clone());
         }
-        if let Some(key) = event.partition_key() {
-            builder = builder.extension(PARTITION_KEY, key);
+        if let Some(key) = &attributes.key {
+            builder = builder.extension(PARTITION_KEY, key.clone());
         }
         let record = builder
             .build()
-            .map_err(|e| Error::Encode {
-                product: product.to_owned(),
-                message: e.to_string(),
-            })
-            .and_then(|e| {
-                Record::from_event(e).map_err(|e| Error::Encode {
-                    product: product.to_owned(),
-                    message: e.to_string(),
-                })
+            .map_err(|e| e.to_string())
+            .and_then(|e| Record::from_event(e).map_err(|e| e.to_string()))
+            .map_err(|message| Error::Encode {
+                product: product.clone(),
+                message,
             })?;
         Ok((id, record))
+    }
+
+    /// Checks and encodes an untyped event (a value of the product's registered schema, as
+    /// tools like `meshline produce` have) and hands it to the queue.
+    pub async fn enqueue_value(&self, product: &str, event: ValueEvent) -> Result<Pending> {
+        let cached = self
+            .inner
+            .by_product
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(product)
+            .cloned();
+        let bound = match cached {
+            Some(b) => b,
+            None => {
+                let b = Arc::new(self.resolve_product(product, None).await?);
+                self.inner
+                    .by_product
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(product.to_owned(), b.clone());
+                b
+            }
+        };
+        let ty = event
+            .ty
+            .clone()
+            .or_else(|| bound.contract.types.first().cloned())
+            .unwrap_or_default();
+        bound
+            .contract
+            .check_attributes(&ty, &bound.source, Some("application/avro"))
+            .map_err(|violation| Error::Contract {
+                product: product.to_owned(),
+                violation,
+            })?;
+        let schema = &bound.contract.schema;
+        let value = event
+            .value
+            .resolve(schema)
+            .map_err(|e| encode_error(product, e))?;
+        let body = GenericDatumWriter::builder(schema)
+            .build()
+            .and_then(|w| w.write_value_to_vec(value.clone()))
+            .map_err(|e| encode_error(product, e))?;
+        let attributes = Attributes {
+            ty: &ty,
+            subject: event.subject,
+            key: event.key,
+            time: event.time,
+        };
+        let (id, record) = self.frame(&bound, &attributes, body, Some(&value))?;
+        let delivery = produce(&self.inner.kafka, &bound.topic, &record).await?;
+        Ok(Pending {
+            delivery,
+            id,
+            topic: bound.topic.clone(),
+        })
     }
 
     /// Checks and encodes `event` and hands it to the producer's queue (waiting while the queue
