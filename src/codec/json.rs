@@ -40,6 +40,27 @@ pub fn to_json(value: Value) -> Json {
     }
 }
 
+/// Converts JSON to an Avro value to resolve against a schema: objects become maps (which
+/// resolve to records), integers longs, other numbers doubles.
+pub fn from_json(json: &Json) -> Value {
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Boolean(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Long(i),
+            None => Value::Double(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Value::String(s.clone()),
+        Json::Array(items) => Value::Array(items.iter().map(from_json).collect()),
+        Json::Object(fields) => Value::Map(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), from_json(v)))
+                .collect(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,26 +93,5 @@ mod tests {
             serde_json::json!({"n": 7, "o": "x", "e": "B"})
         );
         assert!(avro_to_json(&schema, &body[..1]).is_err());
-    }
-}
-
-/// Converts JSON to an Avro value to resolve against a schema: objects become maps (which
-/// resolve to records), integers longs, other numbers doubles.
-pub fn from_json(json: &Json) -> Value {
-    match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Boolean(*b),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => Value::Long(i),
-            None => Value::Double(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(s) => Value::String(s.clone()),
-        Json::Array(items) => Value::Array(items.iter().map(from_json).collect()),
-        Json::Object(fields) => Value::Map(
-            fields
-                .iter()
-                .map(|(k, v)| (k.clone(), from_json(v)))
-                .collect(),
-        ),
     }
 }
