@@ -6,6 +6,29 @@ use apache_avro::types::Value;
 use cel::{objects::Key, Context, Program, Value as Cel};
 use chrono::{DateTime, TimeZone as _, Utc};
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fields_rules_read_are_found_or_all_are_needed() {
+        assert_eq!(
+            fields_read([
+                "message.duration_ms >= 0",
+                "size(message.country) == 2 && message.country != 'XX'"
+            ]),
+            Some(vec!["duration_ms".to_owned(), "country".to_owned()])
+        );
+        assert_eq!(
+            fields_read(["has(message.context)"]),
+            Some(vec!["context".to_owned()])
+        );
+        assert_eq!(fields_read(["size(message) > 3"]), None);
+        assert_eq!(fields_read(["message['country'] == 'SE'"]), None);
+        assert_eq!(fields_read(["my_message.x == 1"]), Some(vec![]));
+    }
+}
+
 thread_local! {
     /// The standard library is built once per thread; each evaluation gets a child scope.
     static ROOT: Context<'static, 'static> = Context::default();
@@ -43,6 +66,47 @@ pub fn to_cel(value: &Value) -> Cel {
         Value::Record(fields) => map(fields.iter().map(|(k, v)| (k.as_str(), v))),
         other => Cel::String(Arc::new(format!("{other:?}"))),
     }
+}
+
+/// Like [`to_cel`] for a record, converting only the top-level `fields` (all when `None`):
+/// rules read a few fields of a wide event.
+pub fn record_to_cel(value: &Value, fields: Option<&[String]>) -> Cel {
+    match (value, fields) {
+        (Value::Record(all), Some(fields)) => map(all
+            .iter()
+            .filter(|(k, _)| fields.iter().any(|f| f == k))
+            .map(|(k, v)| (k.as_str(), v))),
+        _ => to_cel(value),
+    }
+}
+
+/// The top-level fields of `message` that `expressions` read (`message.<field>`), or `None`
+/// when one uses `message` in another way (then every field is needed).
+pub fn fields_read<'a>(expressions: impl IntoIterator<Item = &'a str>) -> Option<Vec<String>> {
+    let mut fields = Vec::new();
+    for expression in expressions {
+        let mut rest = expression;
+        while let Some(at) = rest.find("message") {
+            let before = rest[..at].chars().next_back();
+            let after = &rest[at + "message".len()..];
+            rest = after;
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+                continue;
+            }
+            let field: String = after
+                .strip_prefix('.')?
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if field.is_empty() {
+                return None;
+            }
+            if !fields.contains(&field) {
+                fields.push(field);
+            }
+        }
+    }
+    Some(fields)
 }
 
 fn map<'a>(entries: impl Iterator<Item = (&'a str, &'a Value)>) -> Cel {

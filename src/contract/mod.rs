@@ -117,6 +117,8 @@ pub struct Contract {
     pub schema: Arc<Schema>,
     /// Its rules.
     pub rules: Vec<Rule>,
+    /// The top-level fields the rules read (`None`: all).
+    fields_read: Option<Vec<String>>,
 }
 
 fn compile(name: &str, expression: &str) -> Result<cel::Program> {
@@ -128,6 +130,24 @@ fn compile(name: &str, expression: &str) -> Result<cel::Program> {
 }
 
 impl Contract {
+    fn new(
+        product: String,
+        types: Vec<String>,
+        source: String,
+        schema: Arc<Schema>,
+        rules: Vec<Rule>,
+    ) -> Self {
+        let fields_read = cel_value::fields_read(rules.iter().map(|r| r.expression.as_str()));
+        Self {
+            product,
+            types,
+            source,
+            schema,
+            rules,
+            fields_read,
+        }
+    }
+
     /// The contract a descriptor declares.
     pub fn from_product(product: &Product) -> Result<Self> {
         let d = &product.descriptor;
@@ -144,13 +164,13 @@ impl Contract {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Self {
-            product: d.id.clone(),
-            types: d.cloudevents.types.clone(),
-            source: d.cloudevents.source.clone(),
-            schema: Arc::new(product.schema.clone()),
+        Ok(Self::new(
+            d.id.clone(),
+            d.cloudevents.types.clone(),
+            d.cloudevents.source.clone(),
+            Arc::new(product.schema.clone()),
             rules,
-        })
+        ))
     }
 
     /// The contract as registered with a schema: `metadata.properties` for the CloudEvents
@@ -205,13 +225,7 @@ impl Contract {
                 on_failure,
             });
         }
-        Ok(Self {
-            product: product.to_owned(),
-            types,
-            source,
-            schema,
-            rules,
-        })
+        Ok(Self::new(product.to_owned(), types, source, schema, rules))
     }
 
     /// Checks the CloudEvents attributes the contract constrains.
@@ -249,7 +263,7 @@ impl Contract {
         if self.rules.is_empty() {
             return Ok(());
         }
-        let message = to_cel(message);
+        let message = cel_value::record_to_cel(message, self.fields_read.as_deref());
         for rule in &self.rules {
             let outcome = cel_value::evaluate(&rule.program, &message);
             let violation = match outcome {

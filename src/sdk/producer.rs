@@ -247,7 +247,7 @@ impl ProducerBuilder {
             .map_err(|e| Error::BrokerUnreachable(Box::new(e)))?;
         let mut config: ClientConfig = broker::producer_config(&self.bootstrap);
         config
-            .set("linger.ms", "2")
+            .set("linger.ms", "1")
             .set(
                 "message.timeout.ms",
                 self.delivery_timeout.as_millis().to_string(),
@@ -657,6 +657,12 @@ impl Producer {
             id,
             topic: bound.topic.clone(),
         })
+    }
+
+    /// The Kafka record `event` would be sent as (checked and encoded, not sent).
+    pub async fn record_for<T: DomainEvent + 'static>(&self, event: &T) -> Result<Record> {
+        let bound = self.bind::<T>().await?;
+        self.encode(&bound, event).map(|(_, record)| record)
     }
 
     /// Sends one event and returns once the broker acknowledged it.

@@ -1,0 +1,233 @@
+//! SDK producer against raw rdkafka on the same embedded broker in one run: throughput ratio
+//! (SDK encoding, contract check and CloudEvents binding included; raw sends the very bytes the
+//! SDK produced for one event), and send→ack latency at a steady 10,000 events/s.
+//! Run: `cargo bench --bench sdk` (in-memory broker storage), or with
+//! `MESHLINE_BENCH_STORAGE=sqlite` on the durable storage `meshline up` uses.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use meshline::{
+    broker::{
+        self,
+        embedded::{EmbeddedBroker, Storage},
+    },
+    demo::events::PlayEvent,
+    product::Catalog,
+    registry::{contract::registration, Registry},
+    sdk::{producer::produce, Producer, Target},
+};
+use rand::{rngs::StdRng, SeedableRng};
+use rdkafka::producer::FutureProducer;
+use tokio_util::sync::CancellationToken;
+
+const EVENTS: usize = 100_000;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    // MESHLINE_BENCH_STORAGE=sqlite runs on the durable storage `meshline up` uses
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = match std::env::var("MESHLINE_BENCH_STORAGE").as_deref() {
+        Ok("sqlite") => Storage::in_dir(dir.path()),
+        _ => Storage::Memory,
+    };
+    println!("storage: {storage:?}");
+    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().expect("addr"), &storage)
+        .await
+        .expect("broker");
+    let bootstrap = broker.bootstrap();
+    let stop = CancellationToken::new();
+    let url = serve_registry(&bootstrap, stop.clone()).await;
+    let sdk = Producer::builder(&bootstrap, &url)
+        .source("/player/web-player")
+        .target(Target::Direct)
+        .event::<PlayEvent>()
+        .build()
+        .await
+        .expect("sdk producer");
+    let raw: FutureProducer = broker::producer_config(&bootstrap)
+        .set("linger.ms", "1")
+        .create()
+        .expect("raw producer");
+
+    let mut rng = StdRng::seed_from_u64(1);
+    let events: Vec<PlayEvent> = (0..EVENTS)
+        .map(|_| PlayEvent::random(&mut rng, Utc::now()))
+        .collect();
+    // the exact record the SDK sends for one event, for raw rdkafka to send EVENTS times
+    let sample = sdk.record_for(&events[0]).await.expect("sample record");
+
+    breakdown(&sdk, &events).await;
+    let latencies = steady_latency(&sdk, &events, 10_000, Duration::from_secs(5)).await;
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "sdk/send_to_ack at 10000 events/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} events)",
+        at(0.50).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        at(1.0).as_secs_f64() * 1e3,
+        latencies.len()
+    );
+
+    let mut best_raw = 0f64;
+    let mut best_sdk = 0f64;
+    for round in 1..=3 {
+        let started = Instant::now();
+        let mut pending = Vec::with_capacity(EVENTS);
+        for _ in 0..EVENTS {
+            pending.push(
+                produce(&raw, "player.play-events", &sample)
+                    .await
+                    .expect("raw"),
+            );
+        }
+        for p in pending {
+            p.await.expect("raw delivery").expect("raw ack");
+        }
+        let raw_rate = EVENTS as f64 / started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
+        let mut pending = Vec::with_capacity(EVENTS);
+        for e in &events {
+            pending.push(sdk.enqueue(e).await.expect("sdk"));
+        }
+        for p in pending {
+            p.acknowledged().await.expect("sdk ack");
+        }
+        let sdk_rate = EVENTS as f64 / started.elapsed().as_secs_f64();
+        println!("round {round}: raw {raw_rate:.0} events/s, sdk {sdk_rate:.0} events/s");
+        best_raw = best_raw.max(raw_rate);
+        best_sdk = best_sdk.max(sdk_rate);
+    }
+    println!(
+        "sdk_vs_raw/throughput: sdk {best_sdk:.0} events/s, raw {best_raw:.0} events/s, ratio {:.2} (best of 3)",
+        best_sdk / best_raw
+    );
+
+    stop.cancel();
+    broker.stop().await;
+}
+
+/// Where one event's time goes, without Kafka.
+async fn breakdown(sdk: &Producer, events: &[PlayEvent]) {
+    use apache_avro::{reader::datum::GenericDatumReader, writer::datum::GenericDatumWriter};
+    let n = 20_000;
+    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let product = catalog.get("player.play-events").expect("product");
+    let contract = meshline::contract::Contract::from_product(product).expect("contract");
+    let schema = &product.schema;
+    let per = |started: Instant| started.elapsed().as_secs_f64() * 1e6 / n as f64;
+
+    let started = Instant::now();
+    for e in &events[..n] {
+        std::hint::black_box(sdk.record_for(e).await.expect("record"));
+    }
+    println!("breakdown: whole event → record {:.2} µs", per(started));
+    let started = Instant::now();
+    for e in &events[..n] {
+        let w = GenericDatumWriter::builder(schema).build().expect("writer");
+        std::hint::black_box(w.write_ser_to_vec(e).expect("body"));
+    }
+    println!(
+        "breakdown: avro writer build + write {:.2} µs",
+        per(started)
+    );
+    let w = GenericDatumWriter::builder(schema).build().expect("writer");
+    let started = Instant::now();
+    let mut bodies = Vec::new();
+    for e in &events[..n] {
+        bodies.push(w.write_ser_to_vec(e).expect("body"));
+    }
+    println!("breakdown: avro write only {:.2} µs", per(started));
+    let r = GenericDatumReader::builder(schema).build().expect("reader");
+    let started = Instant::now();
+    let mut values = Vec::new();
+    for b in &bodies {
+        values.push(r.read_value(&mut b.as_slice()).expect("value"));
+    }
+    println!("breakdown: avro read back {:.2} µs", per(started));
+    let started = Instant::now();
+    for v in &values {
+        std::hint::black_box(meshline::contract::to_cel(v));
+    }
+    println!("breakdown: to CEL value {:.2} µs", per(started));
+    let started = Instant::now();
+    for v in &values {
+        std::hint::black_box(contract.check_rules(v)).ok();
+    }
+    println!(
+        "breakdown: 2 CEL rules (with conversion) {:.2} µs",
+        per(started)
+    );
+}
+
+/// Sends at `rate` events/s for `length`, each in its own task, and returns every send→ack
+/// time, sorted.
+async fn steady_latency(
+    sdk: &Producer,
+    events: &[PlayEvent],
+    rate: usize,
+    length: Duration,
+) -> Vec<Duration> {
+    let tick = Duration::from_millis(1);
+    let per_tick = rate / 1000;
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let events = Arc::new(events.to_vec());
+    let mut tasks = Vec::new();
+    let mut n = 0usize;
+    while started.elapsed() < length {
+        interval.tick().await;
+        for _ in 0..per_tick {
+            let sdk = sdk.clone();
+            let events = events.clone();
+            let i = n % events.len();
+            n += 1;
+            tasks.push(tokio::spawn(async move {
+                let sent = Instant::now();
+                sdk.send(&events[i]).await.expect("send");
+                sent.elapsed()
+            }));
+        }
+    }
+    let mut latencies = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        latencies.push(t.await.expect("latency task"));
+    }
+    latencies.sort();
+    latencies
+}
+
+async fn serve_registry(bootstrap: &str, stop: CancellationToken) -> String {
+    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    broker::ensure_topics(bootstrap, &catalog)
+        .await
+        .expect("topics");
+    let registry = Registry::start(bootstrap, stop.clone())
+        .await
+        .expect("registry");
+    for product in catalog.iter() {
+        let request = registration(product);
+        let subject = product.subject();
+        registry
+            .write(|s| s.plan_register(&subject, &request))
+            .await
+            .expect("registered");
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    meshline::server::spawn(listener, meshline::registry::http::router(registry), stop);
+    url
+}
