@@ -17,7 +17,7 @@ use meshline::{
     },
     demo::events::PlayEvent,
     product::Catalog,
-    registry::{contract::registration, Registry},
+    registry::Registry,
     sdk::{producer::produce, Producer, Target},
 };
 use rand::{rngs::StdRng, SeedableRng};
@@ -217,10 +217,8 @@ async fn serve_registry(bootstrap: &str, stop: CancellationToken) -> String {
         .await
         .expect("registry");
     for product in catalog.iter() {
-        let request = registration(product);
-        let subject = product.subject();
         registry
-            .write(|s| s.plan_register(&subject, &request))
+            .register_product(product)
             .await
             .expect("registered");
     }

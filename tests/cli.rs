@@ -671,12 +671,7 @@ async fn produce_sends_json_lines_through_the_contract_and_tail_reads_them() {
         .unwrap();
     let (registry, url, _stop) = registry(&bootstrap).await;
     for product in catalog.iter() {
-        let request = meshline::registry::contract::registration(product);
-        let subject = product.subject();
-        registry
-            .write(|s| s.plan_register(&subject, &request))
-            .await
-            .unwrap();
+        registry.register_product(product).await.unwrap();
     }
     let input = dir.path().join("labels.jsonl");
     std::fs::write(

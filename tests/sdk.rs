@@ -9,7 +9,7 @@ use apache_avro::{reader::datum::GenericDatumReader, types::Value, AvroSchema, S
 use common::{registry, sqlite_broker};
 use meshline::{
     demo::events::{Device, PlayEvent},
-    registry::{api::SchemaRequest, contract::registration, Registry},
+    registry::{api::SchemaRequest, Registry},
     sdk::{producer::Error, Consumer, DomainEvent, Producer, Target},
 };
 use rdkafka::{
@@ -32,12 +32,7 @@ async fn platform(
     let (registry, url, _stop) = registry(&broker.bootstrap()).await;
     std::mem::forget(_stop);
     for product in catalog.iter() {
-        let request = registration(product);
-        let subject = product.subject();
-        registry
-            .write(|s| s.plan_register(&subject, &request))
-            .await
-            .unwrap();
+        registry.register_product(product).await.unwrap();
     }
     (broker, registry, url)
 }

@@ -9,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 use super::{parse_listen, registry::RegistryArgs, ConfigArgs, DEFAULT_HTTP, DEFAULT_KAFKA};
 use crate::{
     broker, catalog, demo,
-    product::Product,
     registry::{self, client::Client, Registry},
     server,
     telemetry::HttpMetrics,
@@ -92,7 +91,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         stop.clone(),
     )];
     for product in catalog.iter() {
-        register_product(&registry, product).await?;
+        registry.register_product(product).await.with_context(|| {
+            format!(
+                "registering the schema of {} from {}; if it changed, check it with `meshline contract diff {} NEW.avsc`",
+                product.id(),
+                product.path.display(),
+                product.id()
+            )
+        })?;
     }
     let public_url = args
         .public_url
@@ -168,30 +174,6 @@ fn reachable(mut addr: SocketAddr) -> SocketAddr {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     addr
-}
-
-/// Registers a product's schema with its contract (rules, owner, SLOs) under the product's
-/// compatibility level, and answers its id.
-async fn register_product(registry: &Registry, product: &Product) -> anyhow::Result<u32> {
-    let subject = product.subject();
-    let level = product.descriptor.compatibility;
-    registry
-        .write(|s| Ok(s.plan_set_config(Some(&subject), level)))
-        .await
-        .with_context(|| format!("setting the compatibility of {subject}"))?;
-    let request = registry::contract::registration(product);
-    let id = registry
-        .write(|s| s.plan_register(&subject, &request))
-        .await
-        .with_context(|| {
-            format!(
-                "registering the schema of {} from {}; if it changed, check it with `meshline contract diff {} NEW.avsc`",
-                product.id(),
-                product.path.display(),
-                product.id()
-            )
-        })?;
-    Ok(id)
 }
 
 /// Adds `/metrics` and request counting to a server's router.

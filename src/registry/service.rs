@@ -182,6 +182,17 @@ impl Registry {
         )))
     }
 
+    /// Registers a product's schema with its contract (rules as `ruleSet`, owner and SLOs as
+    /// `metadata`) under the product's compatibility level; answers the schema id.
+    pub async fn register_product(&self, product: &crate::product::Product) -> Result<u32> {
+        let subject = product.subject();
+        let level = product.descriptor.compatibility;
+        self.write(|s| Ok(s.plan_set_config(Some(&subject), level)))
+            .await?;
+        let request = super::contract::registration(product);
+        self.write(|s| s.plan_register(&subject, &request)).await
+    }
+
     async fn append(&self, entry: &Entry) -> Result<i64> {
         let (key, value) = log::encode(entry);
         let mut record = FutureRecord::<Vec<u8>, Vec<u8>>::to(log::TOPIC)
