@@ -168,10 +168,9 @@ impl DomainEvent for ReviewV2 {
     const TYPE: &'static str = "com.example.test.reviewed";
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_consumer_typed_against_v1_reads_events_written_with_v2() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = sqlite_broker(dir.path()).await;
+/// A broker with a `test.reviews` topic, and a registry holding v1 then v2 of its schema.
+async fn reviews(dir: &std::path::Path) -> (meshline::broker::embedded::EmbeddedBroker, String) {
+    let broker = sqlite_broker(dir).await;
     let bootstrap = broker.bootstrap();
     let admin: AdminClient<DefaultClientContext> = meshline::broker::client_config(&bootstrap)
         .create()
@@ -183,7 +182,8 @@ async fn a_consumer_typed_against_v1_reads_events_written_with_v2() {
         )
         .await
         .unwrap();
-    let (registry, url, _stop) = registry(&broker.bootstrap()).await;
+    let (registry, url, stop) = registry(&bootstrap).await;
+    std::mem::forget(stop);
     let metadata = serde_json::json!({"properties": {
         "cloudevents.types": Review::TYPE, "cloudevents.source": "/test"}});
     for schema in [Review::get_schema(), ReviewV2::get_schema()] {
@@ -197,6 +197,64 @@ async fn a_consumer_typed_against_v1_reads_events_written_with_v2() {
             .await
             .unwrap();
     }
+    (broker, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_commits_only_after_the_handler_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, url) = reviews(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let producer = Producer::builder(&bootstrap, &url)
+        .target(Target::Direct)
+        .build()
+        .await
+        .unwrap();
+    let events: Vec<Review> = ["a", "b"]
+        .map(|id| Review {
+            id: id.into(),
+            stars: 5,
+        })
+        .to_vec();
+    producer.send_batch(&events).await.unwrap();
+
+    // the handler takes "a" and fails on "b": "a" is committed, "b" is not
+    let consumer = Consumer::<Review>::builder(&bootstrap, &url)
+        .group("at-least-once")
+        .product("test.reviews")
+        .build()
+        .unwrap();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(30),
+        consumer.run(|r| async move {
+            if r.event.id == "b" {
+                anyhow::bail!("cannot handle {}", r.event.id)
+            }
+            Ok(())
+        }),
+    )
+    .await
+    .unwrap();
+    assert!(outcome.unwrap_err().to_string().contains("cannot handle b"));
+
+    // a new member of the group resumes at "b"
+    let mut again = Consumer::<Review>::builder(&bootstrap, &url)
+        .group("at-least-once")
+        .product("test.reviews")
+        .build()
+        .unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(30), again.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.event.id, "b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumer_typed_against_v1_reads_events_written_with_v2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, url) = reviews(dir.path()).await;
+    let bootstrap = broker.bootstrap();
 
     // the producer has moved to v2; a v1 type is a mismatch only if v2 cannot read it
     let v2 = Producer::builder(&bootstrap, &url)
