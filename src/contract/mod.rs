@@ -3,6 +3,7 @@
 //! so both refuse the same events for the same reasons.
 
 mod cel_value;
+pub mod record;
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use serde_json::Value as Json;
 use crate::product::{OnFailure, Product};
 
 pub use cel_value::to_cel;
+pub use record::{Accepted, Reason, Rejection};
 
 /// Errors building a contract.
 #[derive(Debug, thiserror::Error)]
