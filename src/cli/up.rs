@@ -159,6 +159,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         server.await.ok();
     }
     // the registry's clients go before the broker they talk to
+    registry.stopped().await;
     drop(registry);
     #[cfg(feature = "embedded-broker")]
     if let Some(embedded) = embedded {

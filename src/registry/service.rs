@@ -69,6 +69,7 @@ struct Inner {
     /// Records refused by [`State::apply`], by offset (recent ones only).
     refused: Mutex<HashMap<i64, String>>,
     writes: tokio::sync::Mutex<()>,
+    reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -104,11 +105,31 @@ impl Registry {
                 applied,
                 refused: Mutex::new(HashMap::new()),
                 writes: tokio::sync::Mutex::new(()),
+                reader: Mutex::new(None),
             }),
         };
-        tokio::spawn(read_log(registry.inner.clone(), consumer, applied_tx, stop));
+        let reader = tokio::spawn(read_log(registry.inner.clone(), consumer, applied_tx, stop));
+        *registry
+            .inner
+            .reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reader);
         registry.catch_up().await.map_err(Error::CatchUp)?;
         Ok(registry)
+    }
+
+    /// Waits until the reader of `_schemas` has stopped (after the stop token fired), so the
+    /// registry's Kafka clients are gone once the last handle is dropped.
+    pub async fn stopped(&self) {
+        let reader = self
+            .inner
+            .reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(reader) = reader {
+            reader.await.ok();
+        }
     }
 
     /// The current state, for reads. Do not hold it across an `.await`.
