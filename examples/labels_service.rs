@@ -5,10 +5,7 @@
 
 use std::{error::Error, time::Duration};
 
-use meshline::{
-    demo::events::LabelOnboarded,
-    sdk::{Producer, Target},
-};
+use meshline::{demo::events::LabelOnboarded, sdk::Producer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -18,7 +15,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let producer = Producer::builder(&bootstrap, &registry)
         .source("/labels/onboarding-service")
-        .target(Target::Direct) // until the gateway runs
         .event::<LabelOnboarded>()
         .build()
         .await?;

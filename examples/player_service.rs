@@ -5,10 +5,7 @@
 
 use std::{error::Error, time::Duration};
 
-use meshline::{
-    demo::events::PlayEvent,
-    sdk::{Producer, Target},
-};
+use meshline::{demo::events::PlayEvent, sdk::Producer};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -17,10 +14,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let registry = std::env::var("MESHLINE_REGISTRY").unwrap_or("http://127.0.0.1:8081".into());
 
     // Checks PlayEvent against the registered contract of player.play-events before anything
-    // is sent. Direct: write the product topic until the gateway runs (then drop this line).
+    // is sent; events go to the .ingress topic, where the gateway checks them again.
     let producer = Producer::builder(&bootstrap, &registry)
         .source("/player/web-player")
-        .target(Target::Direct)
         .event::<PlayEvent>()
         .build()
         .await?;

@@ -6,6 +6,7 @@
 //! descriptors (product) ──► topics (broker) ──► events: CloudEvents (binding) + Avro (codec)
 //!        │                                                   │
 //!        ├──► schemas + contracts (registry, `_schemas`)     demo producers (demo) ──► meshline tail (cli)
+//!        ├──► gateway: <id>.ingress ──contract──► <id> | <id>.dlq; HTTP ingress
 //!        └──► catalog documents (catalog) ── HTTP (server) ── meshline products (cli)
 //! ```
 
@@ -15,7 +16,9 @@ pub mod catalog;
 pub mod cli;
 pub mod codec;
 pub mod contract;
+pub mod dedup;
 pub mod demo;
+pub mod gateway;
 pub mod product;
 pub mod registry;
 pub mod sdk;

@@ -6,10 +6,10 @@ mod common;
 use std::time::Duration;
 
 use apache_avro::{reader::datum::GenericDatumReader, types::Value, AvroSchema, Schema};
-use common::{registry, sqlite_broker};
+use common::{platform, registry, sqlite_broker};
 use meshline::{
     demo::events::{Device, PlayEvent},
-    registry::{api::SchemaRequest, Registry},
+    registry::api::SchemaRequest,
     sdk::{producer::Error, Consumer, DomainEvent, Producer, Target},
 };
 use rdkafka::{
@@ -19,23 +19,6 @@ use rdkafka::{
     Message,
 };
 use serde::{Deserialize, Serialize};
-
-/// A broker with the repository's products' topics, and a registry holding their contracts.
-async fn platform(
-    dir: &std::path::Path,
-) -> (meshline::broker::embedded::EmbeddedBroker, Registry, String) {
-    let broker = sqlite_broker(dir).await;
-    let catalog = common::catalog();
-    meshline::broker::ensure_topics(&broker.bootstrap(), &catalog)
-        .await
-        .unwrap();
-    let (registry, url, _stop) = registry(&broker.bootstrap()).await;
-    std::mem::forget(_stop);
-    for product in catalog.iter() {
-        registry.register_product(product).await.unwrap();
-    }
-    (broker, registry, url)
-}
 
 fn play(duration_ms: i64) -> PlayEvent {
     PlayEvent {

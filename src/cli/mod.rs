@@ -1,6 +1,7 @@
 //! The `meshline` command line: one binary, one subcommand per job.
 
 mod contract;
+mod gateway;
 mod produce;
 mod products;
 mod registry;
@@ -34,6 +35,9 @@ pub enum Command {
     /// Run everything on this machine: the embedded Kafka-API broker and every product's topics
     /// (and, with `--demo`, the media-streaming demo producers).
     Up(up::UpArgs),
+    /// Run the gateway alone: every product's contract enforced on its `.ingress` topic, and
+    /// the HTTP ingress, against a running Kafka cluster and schema registry.
+    Gateway(gateway::GatewayArgs),
     /// Print a product's events as JSON lines, CloudEvents attributes and decoded payload.
     Tail(tail::TailArgs),
     /// Send JSON lines to a product as CloudEvents with Avro payloads, checked by its contract.
@@ -88,6 +92,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => up::run(args).await,
+            Command::Gateway(args) => gateway::run(args).await,
             Command::Tail(args) => tail::run(args).await,
             Command::Produce(args) => produce::run(args).await,
             Command::Contract(command) => contract::run(command).await,

@@ -6,7 +6,12 @@ use anyhow::Context as _;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::{parse_listen, registry::RegistryArgs, ConfigArgs, DEFAULT_HTTP, DEFAULT_KAFKA};
+use super::{
+    gateway::{self, GatewayOptions},
+    parse_listen,
+    registry::RegistryArgs,
+    ConfigArgs, DEFAULT_HTTP, DEFAULT_KAFKA,
+};
 use crate::{
     broker, catalog, demo,
     registry::{self, client::Client, Registry},
@@ -32,19 +37,22 @@ pub struct UpArgs {
     /// Schema registry address.
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Address of the gateway's HTTP server (catalog, `/metrics`).
+    /// Address of the gateway's HTTP server (ingress, catalog, `/metrics`).
     #[arg(long, default_value = DEFAULT_HTTP, value_parser = parse_listen)]
     pub http_listen: SocketAddr,
     /// Base URL of product addresses in the catalog (default: `http://` + `--http-listen`).
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Gateway settings.
+    #[command(flatten)]
+    pub gateway: GatewayOptions,
     /// Descriptors.
     #[command(flatten)]
     pub config: ConfigArgs,
 }
 
 /// Runs until Ctrl-C (SIGINT) or SIGTERM, then stops the demo, waits for every pending
-/// delivery, and stops the broker.
+/// delivery, stops the gateway at a checkpoint, and stops the broker.
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let catalog = args.config.load()?;
     let stop = CancellationToken::new();
@@ -107,16 +115,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let catalog = Arc::new(catalog);
     let catalog_service =
         catalog::Service::new(catalog.clone(), Client::new(&registry_url), &public_url);
-    servers.push(server::spawn(
-        http_listener,
-        with_metrics(catalog::router(catalog_service), "gateway")?,
+    let gateway = gateway::start(
+        &args.gateway,
+        &bootstrap,
+        &registry_url,
+        catalog.clone(),
+        catalog::router(catalog_service),
         stop.clone(),
-    ));
+    )
+    .await
+    .context("starting the gateway")?;
+    servers.push(server::spawn(http_listener, gateway.router, stop.clone()));
 
     println!("meshline is up");
     println!("  Kafka API:  {bootstrap}");
     println!("  registry:   {registry_url}");
     println!("  catalog:    {public_url}/products");
+    println!("  ingress:    {public_url}/v1/products/{{id}}/events");
     println!("  products:   {}", catalog.len());
     for product in catalog.iter() {
         println!(
@@ -130,6 +145,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.bootstrap.is_none() {
         println!("  data dir:   {}", args.data_dir.display());
     }
+    gateway::print_tokens(
+        &gateway.generated,
+        &public_url,
+        catalog.iter().next().map(|p| p.id()),
+    );
     println!("Try: meshline tail player.play-events --bootstrap {bootstrap}");
     println!("Stop with Ctrl-C.");
 
@@ -158,6 +178,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     for server in servers {
         server.await.ok();
     }
+    gateway.stream.await.ok();
     // the registry's clients go before the broker they talk to
     registry.stopped().await;
     drop(registry);

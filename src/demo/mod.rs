@@ -5,8 +5,8 @@
 //!
 //! Delivery: at least once per event the demo generates, through the SDK's idempotent producer
 //! (no duplicates from retries); every event handed to the producer is awaited before `run`
-//! returns, so a clean stop loses nothing that was counted as sent. Until the gateway runs, the
-//! demo writes the product topics directly ([`Target::Direct`]).
+//! returns, so a clean stop loses nothing that was counted as sent. Events go to each product's
+//! `.ingress` topic, where the gateway checks them (the SDK's default target).
 
 pub mod events;
 
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sdk::{
     producer::{self, Pending},
-    DomainEvent, Producer, Target,
+    DomainEvent, Producer,
 };
 use events::{ArtistProfileChanged, LabelOnboarded, PlayEvent};
 
@@ -49,11 +49,7 @@ pub struct Services {
 
 /// Builds the demo's producers; each checks its event type against the registered contract.
 pub async fn services(bootstrap: &str, registry_url: &str) -> producer::Result<Services> {
-    let builder = |source: &str| {
-        Producer::builder(bootstrap, registry_url)
-            .target(Target::Direct)
-            .source(source)
-    };
+    let builder = |source: &str| Producer::builder(bootstrap, registry_url).source(source);
     Ok(Services {
         player: builder("/player/web-player")
             .event::<PlayEvent>()

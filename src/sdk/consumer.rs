@@ -28,11 +28,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::{
-    collections::{HashMap, VecDeque},
-    marker::PhantomData,
-    time::{Duration, Instant},
-};
+use std::{marker::PhantomData, time::Duration};
 
 use apache_avro::{reader::datum::GenericDatumReader, AvroSchema, Schema};
 use chrono::{DateTime, Utc};
@@ -48,6 +44,7 @@ use crate::{
     binding::kafka::Record,
     broker,
     codec::wire,
+    dedup::Dedup,
     product::Topics,
     registry::client::{self, Client},
 };
@@ -313,59 +310,5 @@ impl<T: DeserializeOwned + AvroSchema> Consumer<T> {
             handler(received).await?;
             self.commit_position(&topic, partition, offset)?;
         }
-    }
-}
-
-/// (`source`, `id`) pairs seen within a window.
-#[derive(Debug)]
-struct Dedup {
-    window: Duration,
-    seen: HashMap<(String, String), Instant>,
-    order: VecDeque<((String, String), Instant)>,
-}
-
-impl Dedup {
-    fn new(window: Duration) -> Self {
-        Self {
-            window,
-            seen: HashMap::new(),
-            order: VecDeque::new(),
-        }
-    }
-
-    /// Whether this is the first time the pair is seen within the window.
-    fn first(&mut self, source: &str, id: &str) -> bool {
-        let now = Instant::now();
-        while let Some((key, at)) = self.order.front() {
-            if now.duration_since(*at) < self.window {
-                break;
-            }
-            if self.seen.get(key) == Some(at) {
-                self.seen.remove(key);
-            }
-            self.order.pop_front();
-        }
-        let key = (source.to_owned(), id.to_owned());
-        if self.seen.contains_key(&key) {
-            return false;
-        }
-        self.seen.insert(key.clone(), now);
-        self.order.push_back((key, now));
-        true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dedup_drops_repeats_within_the_window_only() {
-        let mut d = Dedup::new(Duration::from_millis(50));
-        assert!(d.first("/player", "1"));
-        assert!(!d.first("/player", "1"));
-        assert!(d.first("/labels", "1"), "ids are per source");
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(d.first("/player", "1"), "the window has passed");
     }
 }

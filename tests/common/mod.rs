@@ -113,3 +113,19 @@ pub async fn registry(
     );
     (registry, url, stop)
 }
+
+/// A durable broker in `dir` with the repository's products' topics, and a registry holding
+/// their contracts (it runs until the test ends).
+pub async fn platform(dir: &Path) -> (EmbeddedBroker, meshline::registry::Registry, String) {
+    let broker = sqlite_broker(dir).await;
+    let catalog = catalog();
+    meshline::broker::ensure_topics(&broker.bootstrap(), &catalog)
+        .await
+        .unwrap();
+    let (registry, url, stop) = registry(&broker.bootstrap()).await;
+    std::mem::forget(stop);
+    for product in catalog.iter() {
+        registry.register_product(product).await.unwrap();
+    }
+    (broker, registry, url)
+}

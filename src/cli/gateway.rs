@@ -1,0 +1,195 @@
+//! `meshline gateway`: the stream gateway and the HTTP ingress, against a running Kafka cluster
+//! and schema registry. `meshline up` runs the same with its own broker and registry.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{parse_listen, ConfigArgs, DEFAULT_HTTP, DEFAULT_KAFKA, DEFAULT_REGISTRY_URL};
+use crate::{
+    broker,
+    gateway::{
+        self,
+        auth::Tokens,
+        http::{Ingress, IngressConfig},
+        Contracts, DeliveryMode, Metrics, StreamConfig,
+    },
+    product::{Catalog, HumanDuration},
+    registry::client::Client,
+    server,
+    telemetry::HttpMetrics,
+};
+
+/// Gateway settings shared by `meshline gateway` and `meshline up`.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayOptions {
+    /// Deliver outputs and offsets in Kafka transactions with this `transactional.id` (one per
+    /// gateway instance; needs a broker with transactions, not the embedded one).
+    #[arg(long, env = "MESHLINE_TRANSACTIONAL_ID")]
+    pub transactional_id: Option<String>,
+    /// Tokens file of the HTTP ingress (principals and SHA-256 digests of their bearer tokens).
+    /// Without one, a token per domain is generated and printed at start.
+    #[arg(long, env = "MESHLINE_TOKENS")]
+    pub tokens: Option<PathBuf>,
+    /// Drop HTTP events whose (source, id) was written within this window, e.g. `10m`.
+    #[arg(long)]
+    pub dedupe_window: Option<HumanDuration>,
+    /// Largest HTTP request body, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+/// Arguments of `meshline gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, default_value = DEFAULT_KAFKA, env = "MESHLINE_BOOTSTRAP")]
+    pub bootstrap: String,
+    /// Schema registry URL.
+    #[arg(long, default_value = DEFAULT_REGISTRY_URL, env = "MESHLINE_REGISTRY_URL")]
+    pub registry_url: String,
+    /// Address of the HTTP server (ingress, `/metrics`).
+    #[arg(long, default_value = DEFAULT_HTTP, value_parser = parse_listen)]
+    pub http_listen: SocketAddr,
+    /// Gateway settings.
+    #[command(flatten)]
+    pub gateway: GatewayOptions,
+    /// Descriptors.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// A started gateway: its HTTP routes (ingress and `/metrics`), its stream task, and the tokens
+/// it generated (principal, token), if any.
+pub(super) struct Started {
+    pub router: axum::Router,
+    pub stream: JoinHandle<()>,
+    pub generated: Vec<(String, String)>,
+}
+
+/// Starts the stream gateway and builds the HTTP ingress routes (merged with `routes`).
+pub(super) async fn start(
+    options: &GatewayOptions,
+    bootstrap: &str,
+    registry_url: &str,
+    catalog: Arc<Catalog>,
+    routes: axum::Router,
+    stop: CancellationToken,
+) -> anyhow::Result<Started> {
+    let registry = Client::new(registry_url);
+    let contracts = Arc::new(
+        Contracts::load(registry, catalog.iter().map(|p| p.id().to_owned()))
+            .await
+            .context("loading the products' registered contracts")?,
+    );
+    let http_metrics = HttpMetrics::new("gateway").context("creating the HTTP metrics")?;
+    let metrics =
+        Metrics::new(http_metrics.registry()).context("creating the gateway's metrics")?;
+    let (tokens, generated) = match &options.tokens {
+        Some(path) => (Tokens::load(path)?, Vec::new()),
+        None => {
+            let mut domains: Vec<&str> = catalog
+                .iter()
+                .map(|p| p.descriptor.domain.as_str())
+                .collect();
+            domains.sort_unstable();
+            domains.dedup();
+            Tokens::generate(domains)
+        }
+    };
+    let mut stream_config = StreamConfig::new(bootstrap);
+    if let Some(id) = &options.transactional_id {
+        stream_config.mode = DeliveryMode::Transactional { id: id.clone() };
+    }
+    let stream = tokio::spawn(gateway::run_stream(
+        stream_config,
+        contracts.clone(),
+        metrics,
+        stop,
+    ));
+    let mut producer_config = broker::producer_config(bootstrap);
+    producer_config
+        .set("client.id", "meshline-gateway-http")
+        .set("message.timeout.ms", "10000");
+    let producer = producer_config
+        .create()
+        .context("creating the HTTP ingress producer")?;
+    let ingress = Ingress::new(
+        IngressConfig {
+            max_body_bytes: options.max_body_bytes,
+            dedupe_window: options.dedupe_window.map(|d| d.0),
+            ..IngressConfig::default()
+        },
+        catalog,
+        contracts,
+        tokens,
+        producer,
+        registry_url,
+    );
+    let router = http_metrics.instrument(routes.merge(gateway::http::router(ingress)));
+    Ok(Started {
+        router,
+        stream,
+        generated,
+    })
+}
+
+/// Prints generated tokens and how to use them.
+pub(super) fn print_tokens(
+    generated: &[(String, String)],
+    http: &str,
+    example_product: Option<&str>,
+) {
+    if generated.is_empty() {
+        return;
+    }
+    println!(
+        "  HTTP ingress tokens (generated for this run; pass --tokens FILE to keep your own):"
+    );
+    for (principal, token) in generated {
+        println!("    {principal:<12} {token}");
+    }
+    if let (Some(product), Some((_, token))) = (example_product, generated.first()) {
+        println!("  Try: curl -i -X POST {http}/v1/products/{product}/events \\");
+        println!("         -H 'Authorization: Bearer {token}' -H 'Content-Type: application/cloudevents+json' -d @event.json");
+    }
+}
+
+/// Runs the gateway until Ctrl-C or SIGTERM.
+pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    let catalog = Arc::new(args.config.load()?);
+    let stop = CancellationToken::new();
+    super::up::spawn_signal_handler(stop.clone())?;
+    broker::check_reachable(&args.bootstrap, Duration::from_secs(10)).await?;
+    let listener =
+        server::bind(args.http_listen, "the gateway HTTP server", "--http-listen").await?;
+    let started = start(
+        &args.gateway,
+        &args.bootstrap,
+        &args.registry_url,
+        catalog.clone(),
+        axum::Router::new(),
+        stop.clone(),
+    )
+    .await?;
+    let served = server::spawn(listener, started.router, stop.clone());
+    println!(
+        "gateway: {} product(s), Kafka {}, registry {}, HTTP on http://{}",
+        catalog.len(),
+        args.bootstrap,
+        args.registry_url,
+        args.http_listen
+    );
+    print_tokens(
+        &started.generated,
+        &format!("http://{}", args.http_listen),
+        catalog.iter().next().map(|p| p.id()),
+    );
+    started.stream.await.ok();
+    served.await.ok();
+    println!("gateway stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,144 @@
+//! Every product's contract as registered: the checks of its latest version and the writer
+//! schemas of all its versions (an event written with an older registered schema is valid).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use apache_avro::Schema;
+
+use super::{Error, Result};
+use crate::{
+    contract::Contract,
+    product::Topics,
+    registry::{api::VersionId, client::Client},
+};
+
+/// One product's registered contract.
+#[derive(Debug)]
+pub struct Registered {
+    /// The checks of the latest version.
+    pub contract: Contract,
+    /// The latest schema id (what JSON data sent over HTTP is encoded with).
+    pub latest_id: u32,
+    /// Writer schemas by id: every version registered under the product's subject.
+    pub schemas: HashMap<u32, Arc<Schema>>,
+    fetched: Instant,
+}
+
+impl Registered {
+    /// The writer schema of `id`, if registered under the product's subject.
+    pub fn schema(&self, id: u32) -> Option<Arc<Schema>> {
+        self.schemas.get(&id).cloned()
+    }
+
+    async fn fetch(registry: &Client, product: &str) -> Result<Self> {
+        let subject = format!("{product}-value");
+        let wrap = |source| Error::Registry {
+            product: product.to_owned(),
+            source: Box::new(source),
+        };
+        let latest = registry
+            .version(&subject, VersionId::Latest)
+            .await
+            .map_err(wrap)?;
+        let latest_id = latest.id.unwrap_or_default();
+        let mut schemas = HashMap::new();
+        for version in registry.versions(&subject).await.map_err(wrap)? {
+            let body = registry
+                .version(&subject, VersionId::Number(version))
+                .await
+                .map_err(wrap)?;
+            if let Some(id) = body.id {
+                schemas.insert(id, registry.schema(id).await.map_err(wrap)?);
+            }
+        }
+        let schema = match schemas.get(&latest_id) {
+            Some(schema) => schema.clone(),
+            None => registry.schema(latest_id).await.map_err(wrap)?,
+        };
+        let contract = Contract::from_registered(
+            product,
+            schema,
+            latest.metadata.as_ref(),
+            latest.rule_set.as_ref(),
+        )?;
+        Ok(Self {
+            contract,
+            latest_id,
+            schemas,
+            fetched: Instant::now(),
+        })
+    }
+}
+
+/// The registered contracts of the gateway's products, refreshed from the registry when an
+/// event names a schema id the gateway has not seen (at most once per [`Contracts::REFRESH`]).
+#[derive(Debug)]
+pub struct Contracts {
+    registry: Client,
+    by_product: RwLock<HashMap<String, Arc<Registered>>>,
+    by_ingress: HashMap<String, String>,
+}
+
+impl Contracts {
+    /// The shortest time between two refreshes of one product.
+    pub const REFRESH: Duration = Duration::from_secs(2);
+
+    /// Loads the registered contract of every product in `products`.
+    pub async fn load(
+        registry: Client,
+        products: impl IntoIterator<Item = String>,
+    ) -> Result<Self> {
+        let mut by_product = HashMap::new();
+        let mut by_ingress = HashMap::new();
+        for product in products {
+            let registered = Registered::fetch(&registry, &product).await?;
+            by_ingress.insert(Topics::of(&product).ingress, product.clone());
+            by_product.insert(product, Arc::new(registered));
+        }
+        Ok(Self {
+            registry,
+            by_product: RwLock::new(by_product),
+            by_ingress,
+        })
+    }
+
+    /// The product whose ingress topic is `topic`.
+    pub fn product_of_ingress(&self, topic: &str) -> Option<&str> {
+        self.by_ingress.get(topic).map(String::as_str)
+    }
+
+    /// The ingress topics of every product.
+    pub fn ingress_topics(&self) -> Vec<&str> {
+        self.by_ingress.keys().map(String::as_str).collect()
+    }
+
+    /// The contract of `product`, if the gateway serves it.
+    pub fn get(&self, product: &str) -> Option<Arc<Registered>> {
+        self.by_product
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(product)
+            .cloned()
+    }
+
+    /// The contract of `product`, fetched again unless it was fetched less than
+    /// [`Contracts::REFRESH`] ago. An unreachable registry is an error (the event waits), not
+    /// a verdict on the event.
+    pub async fn refresh(&self, product: &str) -> Result<Option<Arc<Registered>>> {
+        match self.get(product) {
+            None => return Ok(None),
+            Some(current) if current.fetched.elapsed() < Self::REFRESH => return Ok(Some(current)),
+            Some(_) => {}
+        }
+        let fresh = Arc::new(Registered::fetch(&self.registry, product).await?);
+        self.by_product
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(product.to_owned(), fresh.clone());
+        Ok(Some(fresh))
+    }
+}

@@ -1,0 +1,180 @@
+//! The gateway's output records (sans-io): what a product or dead-letter record carries
+//! besides the ingress record's own key, headers and payload.
+//!
+//! Every output names its source (`meshline_source_topic`, `meshline_source_partition`,
+//! `meshline_source_offset`): that is how a gateway that takes over a partition finds where the
+//! previous one stopped. A dead letter adds why (`meshline_reason`, `meshline_rule`,
+//! `meshline_message`). Incoming headers with these names are dropped, so a producer cannot
+//! forge a source position or a verdict.
+
+use crate::{binding::kafka::Record, contract::Rejection};
+
+/// Ingress topic of the record an output came from.
+pub const SOURCE_TOPIC: &str = "meshline_source_topic";
+/// Ingress partition of the record an output came from.
+pub const SOURCE_PARTITION: &str = "meshline_source_partition";
+/// Ingress offset of the record an output came from.
+pub const SOURCE_OFFSET: &str = "meshline_source_offset";
+/// The stable reason code of a dead letter.
+pub const REASON: &str = "meshline_reason";
+/// The rule a dead letter failed, when the reason is a rule.
+pub const RULE: &str = "meshline_rule";
+/// What is wrong with a dead letter, for people.
+pub const MESSAGE: &str = "meshline_message";
+/// Set by `meshline dlq replay`: the dead letter (`<partition>/<offset>` of the DLQ) a record
+/// re-submits. Kept on outputs, so a replayed record that fails again is not replayed again.
+pub const REPLAY_OF: &str = "meshline_replay_of";
+
+/// Headers the gateway owns: never copied from an ingress record.
+const OWNED: [&str; 6] = [
+    SOURCE_TOPIC,
+    SOURCE_PARTITION,
+    SOURCE_OFFSET,
+    REASON,
+    RULE,
+    MESSAGE,
+];
+
+/// Where an ingress record was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source<'a> {
+    /// The ingress topic.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
+}
+
+/// The record to write to the product topic for an accepted ingress record.
+pub fn accepted(record: &Record, source: Source<'_>) -> Record {
+    let mut out = carry(record, 3);
+    push_source(&mut out, source);
+    out
+}
+
+/// The record to write to the dead-letter topic for a refused ingress record.
+pub fn dead_letter(record: &Record, source: Source<'_>, rejection: &Rejection) -> Record {
+    let mut out = carry(record, 6);
+    push_source(&mut out, source);
+    out.headers.push((
+        REASON.to_owned(),
+        rejection.reason.code().as_bytes().to_vec(),
+    ));
+    if let Some(rule) = &rejection.rule {
+        out.headers
+            .push((RULE.to_owned(), rule.as_bytes().to_vec()));
+    }
+    out.headers
+        .push((MESSAGE.to_owned(), rejection.message.as_bytes().to_vec()));
+    out
+}
+
+/// The ingress record a dead letter was made from: its headers without the gateway's.
+pub fn original(dead_letter: &Record) -> Record {
+    carry(dead_letter, 1)
+}
+
+/// The ingress offset an output record came from, if it came from `topic`.
+pub fn source_offset(headers: &[(String, Vec<u8>)], topic: &str) -> Option<i64> {
+    let find = |name: &str| {
+        headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    };
+    if find(SOURCE_TOPIC)? != topic.as_bytes() {
+        return None;
+    }
+    std::str::from_utf8(find(SOURCE_OFFSET)?).ok()?.parse().ok()
+}
+
+fn carry(record: &Record, extra: usize) -> Record {
+    let mut headers = Vec::with_capacity(record.headers.len() + extra);
+    headers.extend(
+        record
+            .headers
+            .iter()
+            .filter(|(name, _)| !OWNED.contains(&name.as_str()))
+            .cloned(),
+    );
+    Record {
+        key: record.key.clone(),
+        headers,
+        payload: record.payload.clone(),
+    }
+}
+
+fn push_source(out: &mut Record, source: Source<'_>) {
+    out.headers
+        .push((SOURCE_TOPIC.to_owned(), source.topic.as_bytes().to_vec()));
+    out.headers.push((
+        SOURCE_PARTITION.to_owned(),
+        source.partition.to_string().into_bytes(),
+    ));
+    out.headers.push((
+        SOURCE_OFFSET.to_owned(),
+        source.offset.to_string().into_bytes(),
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{contract::Reason, product::OnFailure};
+
+    fn ingress() -> Record {
+        Record {
+            key: Some(b"user-1".to_vec()),
+            headers: vec![
+                ("ce_id".into(), b"42".to_vec()),
+                (SOURCE_OFFSET.into(), b"0".to_vec()),
+                (REASON.into(), b"forged".to_vec()),
+                (REPLAY_OF.into(), b"1/7".to_vec()),
+            ],
+            payload: Some(vec![0, 0, 0, 0, 1, 2]),
+        }
+    }
+
+    const SOURCE: Source<'static> = Source {
+        topic: "player.play-events.ingress",
+        partition: 3,
+        offset: 1234,
+    };
+
+    #[test]
+    fn an_output_keeps_the_record_and_names_its_source_and_forged_headers_are_dropped() {
+        let out = accepted(&ingress(), SOURCE);
+        assert_eq!(out.key.as_deref(), Some(&b"user-1"[..]));
+        assert_eq!(out.payload, ingress().payload);
+        assert_eq!(out.header("ce_id"), Some(&b"42"[..]));
+        assert_eq!(out.header(REPLAY_OF), Some(&b"1/7"[..]));
+        assert_eq!(out.header(REASON), None);
+        assert_eq!(out.header(SOURCE_PARTITION), Some(&b"3"[..]));
+        assert_eq!(
+            source_offset(&out.headers, "player.play-events.ingress"),
+            Some(1234)
+        );
+        assert_eq!(source_offset(&out.headers, "other.ingress"), None);
+    }
+
+    #[test]
+    fn a_dead_letter_says_why_and_gives_back_the_original() {
+        let rejection = Rejection {
+            reason: Reason::RuleFailed,
+            rule: Some("positive_duration".into()),
+            message: "rule failed".into(),
+            on_failure: OnFailure::Dlq,
+        };
+        let out = dead_letter(&ingress(), SOURCE, &rejection);
+        assert_eq!(out.header(REASON), Some(&b"rule_failed"[..]));
+        assert_eq!(out.header(RULE), Some(&b"positive_duration"[..]));
+        assert_eq!(out.header(MESSAGE), Some(&b"rule failed"[..]));
+        let back = original(&out);
+        assert_eq!(back.header(REASON), None);
+        assert_eq!(back.header(SOURCE_OFFSET), None);
+        assert_eq!(back.header("ce_id"), Some(&b"42"[..]));
+        assert_eq!(back.payload, ingress().payload);
+    }
+}

@@ -1,0 +1,473 @@
+//! HTTP ingress: `POST /v1/products/{id}/events` with the CloudEvents HTTP binding in binary,
+//! structured (`application/cloudevents+json`) and batch (`application/cloudevents-batch+json`)
+//! modes. Events are checked against the product's contract before anything is written; a
+//! request is all or nothing: one refused event refuses the request (400, with a reason per
+//! event) and writes none. Accepted events go to the product's `.ingress` topic, where the stream
+//! gateway checks them again and writes them exactly once; the answer is 202 only after the
+//! broker acknowledged every event.
+//!
+//! Statuses: 202 written; 400 refused (per-event reasons); 401 no or unknown bearer token; 403
+//! the token's principal may not write into this product; 404 unknown product; 413 body over
+//! the limit; 415 unknown content type; 429 the producer queue is full (retry later); 503 the
+//! broker did not acknowledge in time (retry; with dedupe on, a retry is not written twice).
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use apache_avro::{types::Value, writer::datum::GenericDatumWriter};
+use axum::{
+    extract::{Path, Request, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+    Json, Router,
+};
+use cloudevents::{event::Data, AttributesReader, AttributesWriter, Event};
+use rdkafka::{
+    error::{KafkaError, RDKafkaErrorCode},
+    producer::{FutureProducer, FutureRecord},
+};
+use serde_json::{json, Value as JsonValue};
+
+use super::{auth::Tokens, contracts::Contracts};
+use crate::{
+    binding::kafka::Record,
+    codec::{json::from_json, wire},
+    contract::{Reason, Rejection},
+    dedup::Dedup,
+    product::{Catalog, OnFailure, Product},
+};
+
+/// Settings of the HTTP ingress.
+#[derive(Debug, Clone)]
+pub struct IngressConfig {
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long to wait for the broker to acknowledge a request's events.
+    pub ack_timeout: Duration,
+    /// Drop events whose (`source`, `id`) was written within this window (`None`: off).
+    pub dedupe_window: Option<Duration>,
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            ack_timeout: Duration::from_secs(10),
+            dedupe_window: None,
+        }
+    }
+}
+
+/// The HTTP ingress; cheap to clone.
+#[derive(Clone)]
+pub struct Ingress {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: IngressConfig,
+    catalog: Arc<Catalog>,
+    contracts: Arc<Contracts>,
+    tokens: Tokens,
+    producer: FutureProducer,
+    registry_url: String,
+    dedupe: Option<Mutex<Dedup>>,
+}
+
+impl Ingress {
+    /// An ingress writing with `producer` (an idempotent one, see
+    /// [`crate::broker::producer_config`]).
+    pub fn new(
+        config: IngressConfig,
+        catalog: Arc<Catalog>,
+        contracts: Arc<Contracts>,
+        tokens: Tokens,
+        producer: FutureProducer,
+        registry_url: &str,
+    ) -> Self {
+        let dedupe = config.dedupe_window.map(|w| Mutex::new(Dedup::new(w)));
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                catalog,
+                contracts,
+                tokens,
+                producer,
+                registry_url: registry_url.trim_end_matches('/').to_owned(),
+                dedupe,
+            }),
+        }
+    }
+}
+
+/// The ingress routes.
+pub fn router(ingress: Ingress) -> Router {
+    Router::new()
+        .route("/v1/products/{id}/events", post(post_events))
+        .with_state(ingress)
+}
+
+/// A refused request.
+struct Refusal {
+    status: StatusCode,
+    body: JsonValue,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: json!({ "error": message.into() }),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS
+            || self.status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+async fn post_events(
+    State(ingress): State<Ingress>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, Refusal> {
+    let inner = &ingress.inner;
+    let product = inner
+        .catalog
+        .require(&id)
+        .map_err(|e| Refusal::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    authorize(&inner.tokens, product, request.headers())?;
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, inner.config.max_body_bytes)
+        .await
+        .map_err(|_| {
+            Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request body is over the limit of {} bytes; send fewer events per batch",
+                    inner.config.max_body_bytes
+                ),
+            )
+        })?;
+    let events = parse(&parts.headers, body.to_vec())?;
+    let records = ingress.check(product, events)?;
+    let written = ingress.write(product, records).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "accepted": written.accepted, "duplicates": written.duplicates })),
+    )
+        .into_response())
+}
+
+/// Checks the bearer token and that its principal may write into `product`.
+fn authorize(tokens: &Tokens, product: &Product, headers: &HeaderMap) -> Result<(), Refusal> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "send `Authorization: Bearer TOKEN` with your domain's token",
+            )
+        })?;
+    let principal = tokens
+        .principal(token.trim())
+        .ok_or_else(|| Refusal::new(StatusCode::UNAUTHORIZED, "the bearer token is not known"))?;
+    let descriptor = &product.descriptor;
+    let allowed = if descriptor.access.producers.is_empty() {
+        principal == descriptor.domain
+    } else {
+        descriptor.access.producers.iter().any(|p| p == principal)
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "principal `{principal}` may not write into {} (domain {}); a domain writes only its own products",
+                descriptor.id, descriptor.domain
+            ),
+        ))
+    }
+}
+
+/// The events of a request, by its content mode.
+fn parse(headers: &HeaderMap, body: Vec<u8>) -> Result<Vec<Event>, Refusal> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let bad = |e: &dyn std::fmt::Display| {
+        Refusal::new(StatusCode::BAD_REQUEST, format!("not a CloudEvent: {e}"))
+    };
+    if content_type.starts_with("application/cloudevents-batch+json") {
+        serde_json::from_slice(&body).map_err(|e| bad(&e))
+    } else if content_type.starts_with("application/cloudevents+json") {
+        serde_json::from_slice(&body)
+            .map(|e| vec![e])
+            .map_err(|e| bad(&e))
+    } else if headers.contains_key("ce-specversion") {
+        cloudevents::binding::http::to_event(headers, body)
+            .map(|e| vec![e])
+            .map_err(|e| bad(&e))
+    } else {
+        Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send CloudEvents: binary mode (ce-* headers), application/cloudevents+json or application/cloudevents-batch+json",
+        ))
+    }
+}
+
+struct Written {
+    accepted: usize,
+    duplicates: usize,
+}
+
+impl Ingress {
+    /// Each event as an ingress record, or every refusal with its index.
+    fn check(
+        &self,
+        product: &Product,
+        events: Vec<Event>,
+    ) -> Result<Vec<(Event, Record)>, Refusal> {
+        let registered = self.inner.contracts.get(product.id()).ok_or_else(|| {
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the gateway has no contract for {}", product.id()),
+            )
+        })?;
+        let mut records = Vec::with_capacity(events.len());
+        let mut refusals = Vec::new();
+        for (index, mut event) in events.into_iter().enumerate() {
+            let id = event.id().to_owned();
+            let checked = self.to_avro(&registered, &mut event).and_then(|()| {
+                let record = Record::from_event(event.clone()).map_err(|e| Rejection {
+                    reason: Reason::MissingAttribute,
+                    rule: None,
+                    message: e.to_string(),
+                    on_failure: OnFailure::Dlq,
+                })?;
+                match registered
+                    .contract
+                    .check_record(&record, |id| registered.schema(id))
+                {
+                    Ok(_) => Ok(record),
+                    Err(r) if r.on_failure == OnFailure::None => Ok(record),
+                    Err(r) => Err(r),
+                }
+            });
+            match checked {
+                Ok(record) => records.push((event, record)),
+                Err(r) => refusals.push(json!({
+                    "index": index,
+                    "id": id,
+                    "reason": r.reason.code(),
+                    "rule": r.rule,
+                    "message": r.message,
+                })),
+            }
+        }
+        if refusals.is_empty() {
+            Ok(records)
+        } else {
+            Err(Refusal {
+                status: StatusCode::BAD_REQUEST,
+                body: json!({
+                    "error": format!("{} of {} event(s) break the contract of {}; nothing was written", refusals.len(), refusals.len() + records.len(), product.id()),
+                    "events": refusals,
+                }),
+            })
+        }
+    }
+
+    /// Replaces JSON `data` by the Avro encoding of the product's latest schema, framed; framed
+    /// Avro (`application/avro`) is kept as sent.
+    fn to_avro(
+        &self,
+        registered: &super::contracts::Registered,
+        event: &mut Event,
+    ) -> Result<(), Rejection> {
+        let refuse = |reason, message: String| Rejection {
+            reason,
+            rule: None,
+            message,
+            on_failure: OnFailure::Dlq,
+        };
+        let content_type = event
+            .datacontenttype()
+            .unwrap_or("application/json")
+            .to_owned();
+        let (_, _, data) = event.take_data();
+        let avro = content_type.starts_with("application/avro");
+        let json = match data {
+            None => return Err(refuse(Reason::BadPayload, "the event has no data".into())),
+            Some(Data::Binary(bytes)) if avro => {
+                self.set_avro(event, registered, bytes);
+                return Ok(());
+            }
+            Some(Data::Json(json)) => json,
+            Some(Data::Binary(bytes)) => serde_json::from_slice(&bytes)
+                .map_err(|e| refuse(Reason::BadPayload, format!("data is not JSON: {e}")))?,
+            Some(Data::String(text)) => serde_json::from_str(&text)
+                .map_err(|e| refuse(Reason::BadPayload, format!("data is not JSON: {e}")))?,
+        };
+        if !(content_type.starts_with("application/json") || content_type.ends_with("+json")) {
+            return Err(refuse(
+                Reason::ContentType,
+                format!("datacontenttype `{content_type}` is neither application/json nor application/avro"),
+            ));
+        }
+        let schema = &registered.contract.schema;
+        let value: Value = from_json(&json).resolve(schema).map_err(|e| {
+            refuse(
+                Reason::BadPayload,
+                format!(
+                    "data does not match the schema of {}: {e}",
+                    registered.contract.product
+                ),
+            )
+        })?;
+        let body = GenericDatumWriter::builder(schema)
+            .build()
+            .and_then(|w| w.write_value_to_vec(value))
+            .map_err(|e| refuse(Reason::BadPayload, format!("data cannot be encoded: {e}")))?;
+        let framed = wire::encode(registered.latest_id, &body);
+        self.set_avro(event, registered, framed);
+        Ok(())
+    }
+
+    fn set_avro(
+        &self,
+        event: &mut Event,
+        registered: &super::contracts::Registered,
+        payload: Vec<u8>,
+    ) {
+        let id = wire::decode(&payload).map_or(registered.latest_id, |(id, _)| id);
+        event.set_data("application/avro", Data::Binary(payload));
+        if let Ok(url) = url::Url::parse(&format!("{}/schemas/ids/{id}", self.inner.registry_url)) {
+            event.set_dataschema(Some(url));
+        }
+    }
+
+    /// Writes the records to the product's ingress topic and waits for the broker.
+    async fn write(
+        &self,
+        product: &Product,
+        records: Vec<(Event, Record)>,
+    ) -> Result<Written, Refusal> {
+        let topic = product.topics().ingress;
+        let mut fresh = Vec::with_capacity(records.len());
+        let mut duplicates = 0;
+        if let Some(dedupe) = &self.inner.dedupe {
+            let mut dedupe = dedupe
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (event, record) in records {
+                if dedupe.seen(event.source().as_str(), event.id()) {
+                    duplicates += 1;
+                } else {
+                    fresh.push((event, record));
+                }
+            }
+        } else {
+            fresh = records;
+        }
+        let mut deliveries = Vec::with_capacity(fresh.len());
+        for (_, record) in &fresh {
+            let headers = record.owned_headers();
+            let mut future = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers);
+            if let Some(key) = &record.key {
+                future = future.key(key.as_slice());
+            }
+            if let Some(payload) = &record.payload {
+                future = future.payload(payload.as_slice());
+            }
+            match self.inner.producer.send_result(future) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    return Err(Refusal::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "the gateway's producer queue is full; retry after a moment",
+                    ))
+                }
+                Err((e, _)) => {
+                    return Err(Refusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("cannot write to {topic}: {e}"),
+                    ))
+                }
+            }
+        }
+        let acked = tokio::time::timeout(
+            self.inner.config.ack_timeout,
+            futures::future::join_all(deliveries),
+        )
+        .await
+        .map_err(|_| {
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the broker did not acknowledge within {:?}; retry",
+                    self.inner.config.ack_timeout
+                ),
+            )
+        })?;
+        for delivery in acked {
+            match delivery {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => {
+                    return Err(Refusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("the broker did not take an event: {e}; retry"),
+                    ))
+                }
+                Err(_) => {
+                    return Err(Refusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the producer stopped; retry",
+                    ))
+                }
+            }
+        }
+        if let Some(dedupe) = &self.inner.dedupe {
+            let mut dedupe = dedupe
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (event, _) in &fresh {
+                dedupe.insert(event.source().as_str(), event.id());
+            }
+        }
+        Ok(Written {
+            accepted: fresh.len(),
+            duplicates,
+        })
+    }
+}
+
+impl std::fmt::Debug for Ingress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingress").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,101 @@
+//! The gateway: every event entering a data product passes its contract, or lands in the
+//! product's dead-letter topic with the reason.
+//!
+//! ```text
+//! producers ──► <id>.ingress ──► stream (contract check) ──┬──► <id>       (valid)
+//! HTTP POST /v1/products/{id}/events ──► <id>.ingress      └──► <id>.dlq   (reason headers)
+//! ```
+//!
+//! - [`headers`]: what an output record carries (sans-io);
+//! - [`contracts`]: the registered contracts, refreshed on unknown schema ids;
+//! - [`resume`]: where a partition resumes, from the outputs' tails;
+//! - [`stream`]: the consume → check → produce loop and its delivery guarantee;
+//! - [`http`]: the HTTP ingress, with [`auth`] (bearer tokens per domain);
+//! - [`metrics`]: Prometheus metrics.
+
+pub mod auth;
+pub mod contracts;
+pub mod headers;
+pub mod http;
+pub mod metrics;
+pub mod resume;
+pub mod stream;
+
+use std::{sync::Arc, time::Duration};
+
+use rdkafka::error::KafkaError;
+use tokio_util::sync::CancellationToken;
+
+pub use contracts::Contracts;
+pub use metrics::Metrics;
+pub use stream::{DeliveryMode, StreamConfig};
+
+use crate::registry::client;
+
+/// Errors of the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The registry did not answer a product's contract.
+    #[error("fetching the registered contract of {product}: {source}; is the registry up and the product registered (`meshline up` registers every descriptor)?")]
+    Registry {
+        /// The product.
+        product: String,
+        /// The client error.
+        source: Box<client::Error>,
+    },
+    /// The registered contract cannot be checked.
+    #[error(transparent)]
+    Contract(#[from] crate::contract::Error),
+    /// A Kafka call failed.
+    #[error("{context}: {source}")]
+    Kafka {
+        /// What the gateway was doing.
+        context: String,
+        /// The client error.
+        source: KafkaError,
+    },
+    /// Something that should not happen; the gateway restarts.
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// Result of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs the stream gateway on a thread of its own until `stop`, restarting it after an error
+/// (with a backoff of 1 s doubling to 30 s). Each restart resumes exactly where the outputs end.
+pub async fn run_stream(
+    config: StreamConfig,
+    contracts: Arc<Contracts>,
+    metrics: Metrics,
+    stop: CancellationToken,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let (config, contracts, metrics, handle, token) = (
+            config.clone(),
+            contracts.clone(),
+            metrics.clone(),
+            tokio::runtime::Handle::current(),
+            stop.clone(),
+        );
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
+            stream::run(config, contracts, metrics, handle, token)
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => tracing::error!(error = %e, "gateway stopped; restarting"),
+            Err(e) => tracing::error!(error = %e, "gateway thread panicked; restarting"),
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_secs(1);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,160 @@
+//! Where a gateway resumes an ingress partition it is assigned: read from the tails of the
+//! partition's two outputs (product and dead-letter partition *p*) which ingress offsets are
+//! already written, so none is written twice.
+//!
+//! The committed group offset says where to start: the gateway commits an offset only after
+//! every output before it was acknowledged. Outputs written after the last commit (a gateway
+//! killed between its writes and its commit) are found at the tails and skipped. With no
+//! committed offset, the gateway starts after the highest source offset at the tails.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer},
+    error::KafkaError,
+    message::Message,
+    types::RDKafkaErrorCode,
+    Offset, TopicPartitionList,
+};
+
+use super::{headers, Error, Result};
+use crate::binding::kafka::Record;
+
+/// How long reading one window of an output partition may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The first window read back from a tail; each next one is four times larger.
+const FIRST_WINDOW: i64 = 256;
+
+/// Where to start an ingress partition, and which offsets after it to skip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The first offset to read (`None`: the beginning of the partition).
+    pub start: Option<i64>,
+    /// Offsets at or after `start` whose outputs are already written.
+    pub written: BTreeSet<i64>,
+}
+
+/// Decides where to resume from the committed offset and the source offsets found at the tails
+/// (pure).
+pub fn decide(committed: Option<i64>, found: &BTreeSet<i64>) -> Resume {
+    match committed {
+        Some(start) => Resume {
+            start: Some(start),
+            written: found.range(start..).copied().collect(),
+        },
+        None => Resume {
+            start: found.last().map(|max| max + 1),
+            written: BTreeSet::new(),
+        },
+    }
+}
+
+/// Reads the tails of `outputs` (partition `partition` of each) back until it has seen every
+/// record written from ingress offsets at or after `committed` (or, with no committed offset,
+/// the highest source offset), and returns where to resume `source_topic`.
+pub fn resume(
+    reader: &BaseConsumer,
+    outputs: &[&str],
+    partition: i32,
+    source_topic: &str,
+    committed: Option<i64>,
+) -> Result<Resume> {
+    let mut found = BTreeSet::new();
+    for topic in outputs {
+        found.extend(scan(reader, topic, partition, source_topic, committed)?);
+    }
+    Ok(decide(committed, &found))
+}
+
+fn scan(
+    reader: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    source_topic: &str,
+    floor: Option<i64>,
+) -> Result<Vec<i64>> {
+    let kafka = |source| Error::Kafka {
+        context: format!("reading the tail of {topic} partition {partition}"),
+        source,
+    };
+    let (low, high) = reader
+        .fetch_watermarks(topic, partition, READ_TIMEOUT)
+        .map_err(kafka)?;
+    let mut found = Vec::new();
+    let mut end = high;
+    let mut window = FIRST_WINDOW;
+    while end > low {
+        let start = (end - window).max(low);
+        let offsets = read(reader, topic, partition, start, end, source_topic).map_err(kafka)?;
+        let enough = match floor {
+            Some(floor) => offsets.iter().any(|&o| o < floor),
+            None => !offsets.is_empty(),
+        };
+        found.extend(offsets);
+        if enough {
+            break;
+        }
+        end = start;
+        window = window.saturating_mul(4);
+    }
+    Ok(found)
+}
+
+/// The source offsets of the records of `topic`/`partition` in `[start, end)`.
+fn read(
+    reader: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    start: i64,
+    end: i64,
+    source_topic: &str,
+) -> Result<Vec<i64>, KafkaError> {
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+    reader.assign(&assignment)?;
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    let mut offsets = Vec::new();
+    while std::time::Instant::now() < deadline {
+        match reader.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                if message.offset() >= end {
+                    break;
+                }
+                let record = Record::from_message(&message);
+                offsets.extend(headers::source_offset(&record.headers, source_topic));
+                if message.offset() + 1 >= end {
+                    break;
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+    }
+    reader.unassign()?;
+    if std::time::Instant::now() >= deadline {
+        return Err(KafkaError::MessageConsumption(
+            RDKafkaErrorCode::OperationTimedOut,
+        ));
+    }
+    Ok(offsets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_a_committed_offset_the_outputs_written_after_it_are_skipped() {
+        let found = BTreeSet::from([7, 8, 10, 11]);
+        let resume = decide(Some(9), &found);
+        assert_eq!(resume.start, Some(9));
+        assert_eq!(resume.written, BTreeSet::from([10, 11]));
+    }
+
+    #[test]
+    fn without_one_the_gateway_starts_after_the_highest_source_offset() {
+        assert_eq!(decide(None, &BTreeSet::from([3, 5])).start, Some(6));
+        assert_eq!(decide(None, &BTreeSet::new()).start, None);
+    }
+}

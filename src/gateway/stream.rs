@@ -1,0 +1,600 @@
+//! The stream gateway: one consumer group over every product's `.ingress` topic; each record is
+//! checked against its product's contract and written to partition *p* of the product topic or
+//! of its dead-letter topic, *p* being its ingress partition.
+//!
+//! **Delivery guarantee: exactly once**, on every Kafka-API broker, for crashes (`kill -9`) and
+//! rebalances:
+//! - the producer is idempotent (no duplicates from retries) and writes each partition in order;
+//! - every output carries its ingress topic, partition and offset in headers;
+//! - offsets are committed only after every output before them was acknowledged;
+//! - when the gateway is assigned a partition it starts at the committed offset and skips the
+//!   offsets whose outputs it finds at the tails of the two output partitions (see [`resume`]);
+//! - when a partition is revoked, the gateway waits for every output in flight and commits
+//!   before giving it up, so the next owner finds them.
+//!
+//! Limits: without transactions, a *zombie* (a gateway that lost its group membership but is
+//! still writing, e.g. after a long pause) can write after the new owner read the tails: its
+//! outputs can then be duplicated. [`DeliveryMode::Transactional`] closes that hole where the
+//! broker supports transactions: outputs and offsets commit in one transaction per checkpoint,
+//! and the transactional id fences the zombie.
+//!
+//! [`resume`]: super::resume
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures::executor::block_on;
+use rdkafka::{
+    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext},
+    error::{KafkaError, RDKafkaErrorCode},
+    message::{BorrowedMessage, Message},
+    producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer},
+    types::RDKafkaRespErr,
+    ClientContext, Offset, TopicPartitionList,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    contracts::Contracts,
+    headers::{self, Source},
+    metrics::{Metrics, Outcome},
+    resume, Error, Result,
+};
+use crate::{binding::kafka::Record, broker, product::OnFailure, product::Topics};
+
+/// How outputs and consumer offsets reach the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// Idempotent producer; offsets committed after outputs are acknowledged; duplicates
+    /// prevented by reading the outputs' tails on assignment. Works on every Kafka-API broker.
+    Idempotent,
+    /// Outputs and offsets in one Kafka transaction per checkpoint (`transactional.id` is this
+    /// id): also fences zombie gateways. Needs a broker with transactions (Apache Kafka,
+    /// Redpanda); the embedded broker has none.
+    Transactional {
+        /// The `transactional.id`; one per gateway instance, stable across its restarts.
+        id: String,
+    },
+}
+
+/// Settings of the stream gateway.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Kafka bootstrap servers.
+    pub bootstrap: String,
+    /// The consumer group every gateway instance joins.
+    pub group: String,
+    /// How outputs are delivered.
+    pub mode: DeliveryMode,
+    /// Longest time between two checkpoints (outputs acknowledged, offsets committed).
+    pub checkpoint_interval: Duration,
+    /// Most records between two checkpoints.
+    pub checkpoint_records: usize,
+    /// Extra client settings (security, tuning), applied to the consumer and the producer.
+    pub client: Vec<(String, String)>,
+}
+
+impl StreamConfig {
+    /// Defaults: group `meshline-gateway`, idempotent delivery, a checkpoint every 100 ms or
+    /// 5,000 records.
+    pub fn new(bootstrap: &str) -> Self {
+        Self {
+            bootstrap: bootstrap.to_owned(),
+            group: "meshline-gateway".to_owned(),
+            mode: DeliveryMode::Idempotent,
+            checkpoint_interval: Duration::from_millis(100),
+            checkpoint_records: 5_000,
+            client: Vec::new(),
+        }
+    }
+}
+
+/// How often the consumer lag gauge is refreshed.
+const LAG_INTERVAL: Duration = Duration::from_secs(5);
+
+type PartitionKey = (String, i32);
+
+/// Outputs in flight since the last checkpoint.
+#[derive(Default)]
+struct Pending {
+    deliveries: Vec<DeliveryFuture>,
+    /// Next offset to commit, per ingress partition.
+    positions: HashMap<PartitionKey, i64>,
+    /// Event times (ms) to observe end-to-end latency at the checkpoint, per product.
+    times: Vec<(String, i64)>,
+    /// Ingress offsets already written by an earlier owner, per partition.
+    written: HashMap<PartitionKey, BTreeSet<i64>>,
+    records: usize,
+    transaction_open: bool,
+    /// An error from a rebalance callback, reported by the next poll.
+    failed: Option<Error>,
+}
+
+struct Gateway {
+    config: StreamConfig,
+    contracts: Arc<Contracts>,
+    metrics: Metrics,
+    runtime: tokio::runtime::Handle,
+    producer: FutureProducer,
+    reader: BaseConsumer,
+    pending: Mutex<Pending>,
+}
+
+impl ClientContext for Gateway {}
+
+impl ConsumerContext for Gateway {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(consumer, tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.revoke(consumer, tpl),
+            other => {
+                tracing::warn!(error = ?other, "rebalance error");
+                consumer.unassign().map_err(|source| Error::Kafka {
+                    context: "giving up partitions after a rebalance error".into(),
+                    source,
+                })
+            }
+        };
+        if let Err(e) = result {
+            // consume nothing from a partition whose resume point is unknown
+            consumer.unassign().ok();
+            self.lock().failed = Some(e);
+        }
+    }
+}
+
+impl Gateway {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Picks each assigned partition's start from its committed offset and its outputs' tails.
+    fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) -> Result<()> {
+        let kafka = |context: &str| {
+            let context = context.to_owned();
+            move |source| Error::Kafka { context, source }
+        };
+        let committed = consumer
+            .committed_offsets(tpl.clone(), Duration::from_secs(30))
+            .map_err(kafka(
+                "reading the committed offsets of assigned partitions",
+            ))?;
+        let mut starts = Vec::new();
+        for element in committed.elements() {
+            let (topic, partition) = (element.topic().to_owned(), element.partition());
+            let Some(product) = self.contracts.product_of_ingress(&topic) else {
+                continue;
+            };
+            let committed = match element.offset() {
+                Offset::Offset(n) => Some(n),
+                _ => None,
+            };
+            let topics = Topics::of(product);
+            let resume = resume::resume(
+                &self.reader,
+                &[&topics.product, &topics.dlq],
+                partition,
+                &topic,
+                committed,
+            )?;
+            tracing::info!(
+                topic, partition, ?committed, start = ?resume.start, skipped = resume.written.len(),
+                "resuming ingress partition"
+            );
+            let start = resume.start.map_or(Offset::Beginning, Offset::Offset);
+            starts.push((topic.clone(), partition, start));
+            self.lock()
+                .written
+                .insert((topic, partition), resume.written);
+        }
+        for (topic, partition, start) in starts {
+            tpl.set_partition_offset(&topic, partition, start)
+                .map_err(kafka("setting start offsets"))?;
+        }
+        consumer
+            .assign(tpl)
+            .map_err(kafka("assigning ingress partitions"))
+    }
+
+    /// Waits for every output in flight and commits, then gives the partitions up.
+    fn revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) -> Result<()> {
+        let result = self.checkpoint(consumer, CommitMode::Sync);
+        {
+            let mut pending = self.lock();
+            for element in tpl.elements() {
+                let key = (element.topic().to_owned(), element.partition());
+                pending.written.remove(&key);
+                pending.positions.remove(&key);
+            }
+        }
+        consumer.unassign().map_err(|source| Error::Kafka {
+            context: "giving up revoked partitions".into(),
+            source,
+        })?;
+        result
+    }
+
+    /// Checks one ingress record and hands its output to the producer.
+    fn handle(&self, message: &BorrowedMessage<'_>) -> Result<()> {
+        let topic = message.topic();
+        let (partition, offset) = (message.partition(), message.offset());
+        let key = (topic.to_owned(), partition);
+        let product = self
+            .contracts
+            .product_of_ingress(topic)
+            .ok_or_else(|| {
+                Error::Unexpected(format!("a record from {topic}, not an ingress topic"))
+            })?
+            .to_owned();
+        let already = self
+            .lock()
+            .written
+            .get_mut(&key)
+            .is_some_and(|written| written.remove(&offset));
+        if already {
+            self.metrics.event(&product, Outcome::Duplicate);
+            self.lock().positions.insert(key, offset + 1);
+            return Ok(());
+        }
+        let record = Record::from_message(message);
+        let started = Instant::now();
+        let verdict = self.check(&product, &record)?;
+        self.metrics
+            .validated(&product, started.elapsed().as_secs_f64());
+        let source = Source {
+            topic,
+            partition,
+            offset,
+        };
+        let topics = Topics::of(&product);
+        let (out_topic, output) = match &verdict {
+            Ok(()) => {
+                self.metrics.event(&product, Outcome::Accepted);
+                (&topics.product, headers::accepted(&record, source))
+            }
+            Err(rejection) if rejection.on_failure == OnFailure::None => {
+                self.metrics.event(&product, Outcome::Warned);
+                (&topics.product, headers::accepted(&record, source))
+            }
+            Err(rejection) => {
+                self.metrics.event(&product, Outcome::DeadLettered);
+                self.metrics.dead_letter(&product, rejection.reason.code());
+                (
+                    &topics.dlq,
+                    headers::dead_letter(&record, source, rejection),
+                )
+            }
+        };
+        self.begin_transaction()?;
+        let delivery = self.send(out_topic, partition, &output)?;
+        let time = record
+            .header("ce_time")
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp_millis());
+        let mut pending = self.lock();
+        pending.deliveries.push(delivery);
+        pending.positions.insert(key, offset + 1);
+        pending.records += 1;
+        if let Some(time) = time {
+            pending.times.push((product, time));
+        }
+        drop(pending);
+        Ok(())
+    }
+
+    /// The contract's verdict; an unknown schema id first refreshes the product's contract
+    /// from the registry (an unreachable registry is an error: the record waits).
+    fn check(
+        &self,
+        product: &str,
+        record: &Record,
+    ) -> Result<std::result::Result<(), crate::contract::Rejection>> {
+        let registered = self
+            .contracts
+            .get(product)
+            .ok_or_else(|| Error::Unexpected(format!("no contract loaded for {product}")))?;
+        let verdict = registered
+            .contract
+            .check_record(record, |id| registered.schema(id));
+        match verdict {
+            Err(rejection) if rejection.reason == crate::contract::Reason::UnknownSchema => {
+                let refreshed = self.runtime.block_on(self.contracts.refresh(product))?;
+                Ok(match refreshed {
+                    Some(fresh) => fresh
+                        .contract
+                        .check_record(record, |id| fresh.schema(id))
+                        .map(|_| ()),
+                    None => Err(rejection),
+                })
+            }
+            other => Ok(other.map(|_| ())),
+        }
+    }
+
+    fn begin_transaction(&self) -> Result<()> {
+        if !matches!(self.config.mode, DeliveryMode::Transactional { .. }) {
+            return Ok(());
+        }
+        let mut pending = self.lock();
+        if !pending.transaction_open {
+            self.producer
+                .begin_transaction()
+                .map_err(|source| Error::Kafka {
+                    context: "beginning a transaction".into(),
+                    source,
+                })?;
+            pending.transaction_open = true;
+            self.metrics.transactions_in_flight(1);
+        }
+        Ok(())
+    }
+
+    /// Hands `record` to the producer, waiting while its queue is full (never dropping).
+    fn send(&self, topic: &str, partition: i32, record: &Record) -> Result<DeliveryFuture> {
+        let headers = record.owned_headers();
+        loop {
+            let mut future = FutureRecord::<[u8], [u8]>::to(topic)
+                .partition(partition)
+                .headers(headers.clone());
+            if let Some(key) = &record.key {
+                future = future.key(key.as_slice());
+            }
+            if let Some(payload) = &record.payload {
+                future = future.payload(payload.as_slice());
+            }
+            match self.producer.send_result(future) {
+                Ok(delivery) => return Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((source, _)) => {
+                    return Err(Error::Kafka {
+                        context: format!("writing to {topic} partition {partition}"),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Sets the lag gauge of every assigned partition (one watermark request each).
+    fn report_lag(&self, consumer: &BaseConsumer<Self>) {
+        let Ok(positions) = consumer.position() else {
+            return;
+        };
+        for element in positions.elements() {
+            let (topic, partition) = (element.topic(), element.partition());
+            let (Some(product), Offset::Offset(position)) =
+                (self.contracts.product_of_ingress(topic), element.offset())
+            else {
+                continue;
+            };
+            if let Ok((_, high)) =
+                consumer.fetch_watermarks(topic, partition, Duration::from_secs(1))
+            {
+                self.metrics
+                    .lag(product, partition, (high - position).max(0));
+            }
+        }
+    }
+
+    fn due(&self, last: Instant) -> bool {
+        let pending = self.lock();
+        pending.records >= self.config.checkpoint_records
+            || (!pending.positions.is_empty() && last.elapsed() >= self.config.checkpoint_interval)
+    }
+
+    /// Waits for every output in flight, then commits the offsets after them (in the
+    /// transaction, in transactional mode).
+    fn checkpoint(&self, consumer: &BaseConsumer<Self>, mode: CommitMode) -> Result<()> {
+        let (deliveries, positions, times, transaction_open) = {
+            let mut pending = self.lock();
+            pending.records = 0;
+            (
+                std::mem::take(&mut pending.deliveries),
+                std::mem::take(&mut pending.positions),
+                std::mem::take(&mut pending.times),
+                std::mem::replace(&mut pending.transaction_open, false),
+            )
+        };
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), next) in &positions {
+            offsets
+                .add_partition_offset(topic, *partition, Offset::Offset(*next))
+                .map_err(|source| Error::Kafka {
+                    context: "listing offsets to commit".into(),
+                    source,
+                })?;
+        }
+        let kafka = |context: &'static str| {
+            move |source| Error::Kafka {
+                context: context.into(),
+                source,
+            }
+        };
+        if transaction_open {
+            let timeout = Duration::from_secs(60);
+            let committed = consumer
+                .group_metadata()
+                .ok_or_else(|| Error::Unexpected("the consumer has no group metadata".into()))
+                .and_then(|group| {
+                    self.producer
+                        .send_offsets_to_transaction(&offsets, &group, timeout)
+                        .map_err(kafka("adding offsets to the transaction"))
+                })
+                .and_then(|()| {
+                    self.producer
+                        .commit_transaction(timeout)
+                        .map_err(kafka("committing the transaction"))
+                });
+            self.metrics.transactions_in_flight(0);
+            if let Err(e) = committed {
+                self.producer.abort_transaction(timeout).ok();
+                return Err(e);
+            }
+        }
+        for delivery in block_on(futures::future::join_all(deliveries)) {
+            match delivery {
+                Ok(Ok(_)) => {}
+                Ok(Err((source, _))) => {
+                    return Err(Error::Kafka {
+                        context: "an output was not delivered".into(),
+                        source,
+                    })
+                }
+                Err(_) => {
+                    return Err(Error::Unexpected(
+                        "the producer went away with outputs in flight".into(),
+                    ))
+                }
+            }
+        }
+        if !transaction_open && offsets.count() > 0 {
+            consumer
+                .commit(&offsets, mode)
+                .map_err(kafka("committing ingress offsets"))?;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        for (product, time) in times {
+            self.metrics
+                .end_to_end(&product, (now - time).max(0) as f64 / 1000.0);
+        }
+        Ok(())
+    }
+}
+
+/// Runs the stream gateway on this thread until `stop` is cancelled or an error occurs (then the
+/// caller restarts it: every restart resumes exactly where outputs end). Blocking: run it on a
+/// thread of its own, with `runtime` a handle to the runtime the registry client uses.
+pub fn run(
+    config: StreamConfig,
+    contracts: Arc<Contracts>,
+    metrics: Metrics,
+    runtime: tokio::runtime::Handle,
+    stop: CancellationToken,
+) -> Result<()> {
+    let kafka = |context: &'static str| {
+        move |source| Error::Kafka {
+            context: context.into(),
+            source,
+        }
+    };
+    let mut producer_config = broker::producer_config(&config.bootstrap);
+    producer_config
+        .set("client.id", "meshline-gateway")
+        .set("enable.gapless.guarantee", "true")
+        // an output waits for the broker as long as it takes: giving up would lose the event
+        .set("message.timeout.ms", "0")
+        .set("linger.ms", "5");
+    if let DeliveryMode::Transactional { id } = &config.mode {
+        producer_config
+            .set("transactional.id", id)
+            .set("message.timeout.ms", "300000");
+    }
+    let mut consumer_config = broker::client_config(&config.bootstrap);
+    consumer_config
+        .set("client.id", "meshline-gateway")
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000");
+    let mut reader_config = broker::client_config(&config.bootstrap);
+    reader_config
+        .set("client.id", "meshline-gateway-resume")
+        .set("group.id", format!("{}-resume", config.group))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed");
+    for (key, value) in &config.client {
+        producer_config.set(key, value);
+        consumer_config.set(key, value);
+        reader_config.set(key, value);
+    }
+    let producer: FutureProducer = producer_config
+        .create()
+        .map_err(kafka("creating the gateway's producer"))?;
+    if matches!(config.mode, DeliveryMode::Transactional { .. }) {
+        producer
+            .init_transactions(Duration::from_secs(60))
+            .map_err(kafka(
+                "initialising transactions (does the broker support them?)",
+            ))?;
+    }
+    let reader: BaseConsumer = reader_config
+        .create()
+        .map_err(kafka("creating the tail reader"))?;
+    let topics: Vec<String> = contracts
+        .ingress_topics()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let gateway = Gateway {
+        config,
+        contracts,
+        metrics,
+        runtime,
+        producer,
+        reader,
+        pending: Mutex::default(),
+    };
+    let consumer: BaseConsumer<Gateway> = consumer_config
+        .create_with_context(gateway)
+        .map_err(kafka("creating the gateway's consumer"))?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&names)
+        .map_err(kafka("subscribing to the ingress topics"))?;
+    tracing::info!(topics = ?names, "gateway consuming");
+    let gateway = consumer.context();
+    let mut last = Instant::now();
+    let mut last_lag = Instant::now();
+    let result = loop {
+        if stop.is_cancelled() {
+            break gateway.checkpoint(&consumer, CommitMode::Sync);
+        }
+        if let Some(e) = gateway.lock().failed.take() {
+            break Err(e);
+        }
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(message)) => {
+                if let Err(e) = gateway.handle(&message) {
+                    break Err(e);
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+        }
+        if gateway.due(last) {
+            if let Err(e) = gateway.checkpoint(&consumer, CommitMode::Async) {
+                break Err(e);
+            }
+            last = Instant::now();
+        }
+        if last_lag.elapsed() >= LAG_INTERVAL {
+            gateway.report_lag(&consumer);
+            last_lag = Instant::now();
+        }
+    };
+    if result.is_err() && gateway.lock().transaction_open {
+        gateway
+            .producer
+            .abort_transaction(Duration::from_secs(30))
+            .ok();
+    }
+    consumer.unsubscribe();
+    result
+}
