@@ -17,12 +17,14 @@ use meshline::{
     },
     demo::events::PlayEvent,
     product::Catalog,
-    registry::Registry,
     sdk::{producer::produce, Producer, Target},
 };
 use rand::{rngs::StdRng, SeedableRng};
 use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
+
+mod common;
+use common::serve_registry;
 
 const EVENTS: usize = 100_000;
 
@@ -206,26 +208,4 @@ async fn steady_latency(
     }
     latencies.sort();
     latencies
-}
-
-async fn serve_registry(bootstrap: &str, stop: CancellationToken) -> String {
-    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
-    broker::ensure_topics(bootstrap, &catalog)
-        .await
-        .expect("topics");
-    let registry = Registry::start(bootstrap, stop.clone())
-        .await
-        .expect("registry");
-    for product in catalog.iter() {
-        registry
-            .register_product(product)
-            .await
-            .expect("registered");
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listener");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    meshline::server::spawn(listener, meshline::registry::http::router(registry), stop);
-    url
 }

@@ -1,5 +1,5 @@
-//! `docker-compose.yml` without a Docker engine: it parses, every file it mounts exists, and
-//! every meshline command in it is one the binary accepts.
+//! `docker-compose.yml` without a Docker engine: it parses, every file it mounts exists, every
+//! meshline command in it is one the binary accepts, and its broker ACLs match the descriptors.
 
 use std::path::Path;
 
@@ -63,5 +63,17 @@ fn every_meshline_command_parses() {
         );
         commands += 1;
     }
-    assert_eq!(commands, 2, "meshline and registry-2");
+    assert_eq!(commands, 3, "meshline, registry-2 and gateway-2");
+}
+
+#[test]
+fn the_broker_acls_are_the_ones_the_descriptors_imply() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let committed = std::fs::read_to_string(root.join("deploy/kafka-acls.sh")).unwrap();
+    let catalog = meshline::product::Catalog::load(&root.join("config")).unwrap();
+    assert_eq!(
+        committed,
+        meshline::product::acls::kafka_acls_script(&catalog),
+        "deploy/kafka-acls.sh is stale: run `meshline contract acls > deploy/kafka-acls.sh`"
+    );
 }

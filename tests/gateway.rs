@@ -1,6 +1,6 @@
 //! The gateway against a real broker and registry: every reason code lands in the dead-letter
-//! topic with its headers, outputs keep their ingress partition, and `kill -9` mid-stream loses
-//! and duplicates nothing.
+//! topic with its headers, outputs keep their ingress partition, `kill -9` mid-stream loses and
+//! duplicates nothing, and the HTTP ingress answers each mode and status.
 
 mod common;
 
@@ -12,7 +12,12 @@ use meshline::{
     codec::wire,
     contract::Reason,
     demo::events::{Device, PlayEvent},
-    gateway::{self, Contracts, Metrics, StreamConfig},
+    gateway::{
+        self,
+        auth::Tokens,
+        http::{Ingress, IngressConfig},
+        Contracts, Metrics, StreamConfig,
+    },
     registry::client::Client,
     sdk::Producer,
 };
@@ -160,13 +165,18 @@ fn read_all(bootstrap: &str, topic: &str) -> Vec<(i32, HashMap<String, String>, 
     out
 }
 
-/// The stream gateway in this process, until `stop`.
-async fn gateway_in_process(bootstrap: &str, url: &str, stop: CancellationToken) {
+/// The registered contracts of the repository's products.
+async fn contracts(url: &str) -> Arc<Contracts> {
     let ids = catalog()
         .iter()
         .map(|p| p.id().to_owned())
         .collect::<Vec<_>>();
-    let contracts = Arc::new(Contracts::load(Client::new(url), ids).await.unwrap());
+    Arc::new(Contracts::load(Client::new(url), ids).await.unwrap())
+}
+
+/// The stream gateway in this process, until `stop`.
+async fn gateway_in_process(bootstrap: &str, url: &str, stop: CancellationToken) {
+    let contracts = contracts(url).await;
     let metrics = Metrics::new(&prometheus::Registry::new()).unwrap();
     tokio::spawn(gateway::run_stream(
         StreamConfig::new(bootstrap),
@@ -178,7 +188,16 @@ async fn gateway_in_process(bootstrap: &str, url: &str, stop: CancellationToken)
 
 async fn wait_for_outputs(bootstrap: &str, n: i64, secs: u64) {
     within(secs, "waiting for the gateway's outputs", async {
-        while high_watermarks(bootstrap, PRODUCT) + high_watermarks(bootstrap, DLQ) < n {
+        loop {
+            let b = bootstrap.to_owned();
+            let written = tokio::task::spawn_blocking(move || {
+                high_watermarks(&b, PRODUCT) + high_watermarks(&b, DLQ)
+            })
+            .await
+            .unwrap();
+            if written >= n {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })
@@ -298,15 +317,72 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
         .find(|(_, h, _)| h["ce_id"] == "rule_failed")
         .unwrap();
     assert_eq!(rule.1["meshline_rule"], "non_negative_duration");
+
+    // replay: the rule still fails, so the letter comes back marked, and is not replayed again
+    let replay = |bootstrap: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshline"))
+            .args([
+                "dlq",
+                "replay",
+                PRODUCT,
+                "--reason",
+                "rule_failed",
+                "--bootstrap",
+                bootstrap,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = replay(&bootstrap);
+    assert!(
+        first.contains("10 dead letter(s) read, 1 replayed"),
+        "{first}"
+    );
+    wait_for_outputs(&bootstrap, records.len() as i64 + 1, 60).await;
+    let letters = read_all(&bootstrap, DLQ);
+    let again: Vec<_> = letters
+        .iter()
+        .filter(|(_, h, _)| h.contains_key("meshline_replay_of"))
+        .collect();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].1["meshline_reason"], "rule_failed");
+    let replay_of = &again[0].1["meshline_replay_of"];
+    assert!(
+        replay_of.starts_with("1/") && replay_of[2..].parse::<i64>().is_ok(),
+        "names the dead letter it replays (DLQ partition/offset): {replay_of}"
+    );
+    let second = replay(&bootstrap);
+    assert!(
+        second.contains("1 dead letter(s) read, 0 replayed, 1 skipped as replays already"),
+        "{second}"
+    );
     stop.cancel();
     drop(registry);
+}
+
+/// A gateway process, killed with SIGKILL when dropped (also when the test fails).
+struct Gateway(std::process::Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
 }
 
 /// 100,000 mixed events; the gateway process is killed with SIGKILL twice mid-stream and
 /// restarted; every valid event is in the product topic once, every invalid one in the DLQ once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_killed_twice_mid_stream_writes_every_event_exactly_once() {
-    const EVENTS: usize = 100_000;
+    let events: usize =
+        std::env::var("MESHLINE_EOS_EVENTS").map_or(100_000, |n| n.parse().unwrap());
+    let t0 = std::time::Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let (broker, _registry, url) = platform(dir.path()).await;
     let bootstrap = broker.bootstrap();
@@ -318,7 +394,7 @@ async fn a_gateway_killed_twice_mid_stream_writes_every_event_exactly_once() {
         .schema;
     let rule = negative_duration(&ok, &schema);
     let foreign = with(&ok, "ce_source", Some("/labels/x"));
-    let records: Vec<(i32, Record)> = (0..EVENTS)
+    let records: Vec<(i32, Record)> = (0..events)
         .map(|i| {
             let template = match i % 10 {
                 3 => &rule,
@@ -336,29 +412,43 @@ async fn a_gateway_killed_twice_mid_stream_writes_every_event_exactly_once() {
             )
         })
         .collect();
-    within(120, "writing the ingress", send(&bootstrap, &records)).await;
+    within(600, "writing the ingress", send(&bootstrap, &records)).await;
+    eprintln!("ingress written in {:?}", t0.elapsed());
 
-    let start = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_meshline"))
-            .args(["gateway", "--bootstrap", &bootstrap, "--registry-url", &url])
-            .args(["--http-listen", "127.0.0.1:0", "--config"])
-            .arg(common::repo_config())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("the gateway starts")
+    let start = |run: usize| {
+        let log = std::fs::File::create(dir.path().join(format!("gateway-{run}.log"))).unwrap();
+        Gateway(
+            std::process::Command::new(env!("CARGO_BIN_EXE_meshline"))
+                .args(["gateway", "--bootstrap", &bootstrap, "--registry-url", &url])
+                .args([
+                    "--http-listen",
+                    "127.0.0.1:0",
+                    "--log-format",
+                    "json",
+                    "--config",
+                ])
+                .arg(common::repo_config())
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("the gateway starts"),
+        )
     };
-    for kill_after in [15_000, 50_000] {
-        let mut gateway = start();
-        wait_for_outputs(&bootstrap, kill_after, 240).await;
-        gateway.kill().unwrap(); // SIGKILL
-        gateway.wait().unwrap();
+    for (run, kill_after) in [events as i64 * 15 / 100, events as i64 / 2]
+        .into_iter()
+        .enumerate()
+    {
+        let gateway = start(run);
+        wait_for_outputs(&bootstrap, kill_after, 300).await;
+        drop(gateway); // SIGKILL
+        eprintln!("killed after {kill_after} outputs at {:?}", t0.elapsed());
     }
-    let mut gateway = start();
-    wait_for_outputs(&bootstrap, EVENTS as i64, 240).await;
+    let gateway = start(2);
+    wait_for_outputs(&bootstrap, events as i64, 600).await;
+    eprintln!("all outputs at {:?}", t0.elapsed());
     // let a duplicating gateway show itself
     tokio::time::sleep(Duration::from_secs(3)).await;
-    gateway.kill().unwrap();
-    gateway.wait().unwrap();
+    drop(gateway);
 
     let mut seen = HashMap::new();
     for (topic, prefix) in [(PRODUCT, "ok-"), (DLQ, "bad-")] {
@@ -370,5 +460,346 @@ async fn a_gateway_killed_twice_mid_stream_writes_every_event_exactly_once() {
     }
     let duplicated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert!(duplicated.is_empty(), "duplicated: {duplicated:?}");
-    assert_eq!(seen.len(), EVENTS, "every event written once");
+    assert_eq!(seen.len(), events, "every event written once");
+}
+
+/// The HTTP ingress of `platform`, in this process, with a token per domain.
+async fn http_ingress(
+    bootstrap: &str,
+    url: &str,
+    config: IngressConfig,
+) -> (String, HashMap<String, String>) {
+    let catalog = Arc::new(catalog());
+    let contracts = contracts(url).await;
+    let (tokens, shown) = Tokens::generate(["player", "labels"]);
+    let producer = meshline::broker::producer_config(bootstrap)
+        .set(
+            "message.timeout.ms",
+            config.ack_timeout.as_millis().to_string(),
+        )
+        .create()
+        .unwrap();
+    let ingress = Ingress::new(config, catalog, contracts, tokens, producer, url);
+    let listener = tokio::net::TcpListener::bind(common::any_port())
+        .await
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    meshline::server::spawn(
+        listener,
+        meshline::gateway::http::router(ingress),
+        CancellationToken::new(),
+    );
+    (base, shown.into_iter().collect())
+}
+
+fn play_json(id: &str, source: &str, country: &str) -> serde_json::Value {
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": source,
+        "type": "com.example.player.track.played",
+        "time": "2026-11-25T10:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {
+            "play_id": id, "user_id": "user-7", "track_id": "track-9", "artist_id": "artist-3",
+            "device": "SPEAKER", "country": country, "started_at": 1_795_600_000_000_i64,
+            "duration_ms": 1000, "completed": true, "context": null
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_ingress_takes_every_cloudevents_mode_and_answers_each_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, _registry, url) = platform(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let config = IngressConfig {
+        max_body_bytes: 8 * 1024,
+        ack_timeout: Duration::from_secs(3),
+        ..IngressConfig::default()
+    };
+    let (base, tokens) = http_ingress(&bootstrap, &url, config).await;
+    let endpoint = format!("{base}/v1/products/{PRODUCT}/events");
+    let http = reqwest::Client::new();
+    let player = format!("Bearer {}", tokens["player"]);
+    let post = |content_type: &str, body: Vec<u8>| {
+        http.post(&endpoint)
+            .header("authorization", &player)
+            .header("content-type", content_type)
+            .body(body)
+    };
+
+    // structured, batch, binary with JSON data, binary with framed Avro
+    let structured = post(
+        "application/cloudevents+json",
+        play_json("s-1", "/player/web", "SE")
+            .to_string()
+            .into_bytes(),
+    );
+    let batch = post(
+        "application/cloudevents-batch+json",
+        serde_json::json!([
+            play_json("b-1", "/player/web", "SE"),
+            play_json("b-2", "/player/ios", "NO")
+        ])
+        .to_string()
+        .into_bytes(),
+    );
+    let data = play_json("x", "/", "SE")["data"].to_string().into_bytes();
+    let binary = post("application/json", data)
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "j-1")
+        .header("ce-source", "/player/web")
+        .header("ce-type", "com.example.player.track.played");
+    let avro = valid(&bootstrap, &url).await.payload.unwrap();
+    let binary_avro = post("application/avro", avro)
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "a-1")
+        .header("ce-source", "/player/web")
+        .header("ce-type", "com.example.player.track.played");
+    for (mode, request, accepted) in [
+        ("structured", structured, 1),
+        ("batch", batch, 2),
+        ("binary JSON", binary, 1),
+        ("binary Avro", binary_avro, 1),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            202,
+            "{mode}: {}",
+            response.text().await.unwrap()
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["accepted"], accepted, "{mode}");
+    }
+    let ingress_count = || {
+        let b = bootstrap.clone();
+        async move {
+            tokio::task::spawn_blocking(move || high_watermarks(&b, INGRESS))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(ingress_count().await, 5, "202 means written");
+
+    // one bad event refuses the batch, with a reason per event, and writes nothing
+    let response = post(
+        "application/cloudevents-batch+json",
+        serde_json::json!([
+            play_json("ok", "/player/web", "SE"),
+            play_json("bad-country", "/player/web", "Sweden"),
+            play_json("foreign", "/labels/onboarding", "SE"),
+        ])
+        .to_string()
+        .into_bytes(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let events = body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{body}");
+    assert_eq!(events[0]["index"], 1);
+    assert_eq!(events[0]["reason"], "rule_failed");
+    assert_eq!(events[0]["rule"], "known_country");
+    assert_eq!(events[1]["index"], 2);
+    assert_eq!(events[1]["reason"], "foreign_source");
+    let response = post(
+        "application/cloudevents+json",
+        br#"{"specversion":"1.0","id":"1"}"#.to_vec(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 400, "not a CloudEvent");
+    assert_eq!(ingress_count().await, 5, "a refused request writes nothing");
+
+    // who may write
+    let one = play_json("t", "/player/web", "SE").to_string();
+    let status = |request: reqwest::RequestBuilder| async move {
+        request.send().await.unwrap().status().as_u16()
+    };
+    let structured_to = |product: &str, auth: Option<String>| {
+        let mut r = http
+            .post(format!("{base}/v1/products/{product}/events"))
+            .header("content-type", "application/cloudevents+json")
+            .body(one.clone());
+        if let Some(auth) = auth {
+            r = r.header("authorization", auth);
+        }
+        r
+    };
+    assert_eq!(status(structured_to(PRODUCT, None)).await, 401);
+    assert_eq!(
+        status(structured_to(PRODUCT, Some("Bearer mlt_guess".into()))).await,
+        401
+    );
+    let labels = format!("Bearer {}", tokens["labels"]);
+    assert_eq!(
+        status(structured_to(PRODUCT, Some(labels))).await,
+        403,
+        "labels may not write player's product"
+    );
+    assert_eq!(
+        status(structured_to("player.nothing", Some(player.clone()))).await,
+        404
+    );
+    assert_eq!(status(post("text/plain", b"hello".to_vec())).await, 415);
+    assert_eq!(
+        status(post("application/cloudevents+json", vec![b' '; 9 * 1024])).await,
+        413
+    );
+    assert_eq!(ingress_count().await, 5, "refused requests write nothing");
+
+    // the stream gateway moves what the ingress took into the product topic
+    let stop = CancellationToken::new();
+    gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    wait_for_outputs(&bootstrap, 5, 60).await;
+    let mut ids: Vec<_> = read_all(&bootstrap, PRODUCT)
+        .into_iter()
+        .map(|(_, h, _)| h["ce_id"].clone())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["a-1", "b-1", "b-2", "j-1", "s-1"]);
+    stop.cancel();
+
+    // broker down: 503, not a hang and not a 202
+    broker.stop().await;
+    let response = post("application/cloudevents+json", one.clone().into_bytes())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503, "{}", response.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_ingress_drops_retried_events_and_refuses_what_it_cannot_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, _registry, url) = platform(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let config = IngressConfig {
+        dedupe_window: Some(Duration::from_secs(60)),
+        max_queued: 2,
+        ..IngressConfig::default()
+    };
+    let (base, tokens) = http_ingress(&bootstrap, &url, config).await;
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value, content_type: &str| {
+        http.post(format!("{base}/v1/products/{PRODUCT}/events"))
+            .header("authorization", format!("Bearer {}", tokens["player"]))
+            .header("content-type", content_type)
+            .body(body.to_string())
+            .send()
+    };
+    let event = play_json("retried", "/player/web", "SE");
+    let first: serde_json::Value = post(event.clone(), "application/cloudevents+json")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first, serde_json::json!({"accepted": 1, "duplicates": 0}));
+    let retry = post(event, "application/cloudevents+json").await.unwrap();
+    assert_eq!(retry.status(), 202);
+    let retry: serde_json::Value = retry.json().await.unwrap();
+    assert_eq!(retry, serde_json::json!({"accepted": 0, "duplicates": 1}));
+
+    let three = serde_json::json!([
+        play_json("q-1", "/player/web", "SE"),
+        play_json("q-2", "/player/web", "SE"),
+        play_json("q-3", "/player/web", "SE"),
+    ]);
+    let response = post(three, "application/cloudevents-batch+json")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let b = bootstrap.clone();
+    let written = tokio::task::spawn_blocking(move || high_watermarks(&b, INGRESS))
+        .await
+        .unwrap();
+    assert_eq!(written, 1, "the retry and the refused batch wrote nothing");
+}
+
+/// Transactional delivery against librdkafka's mock cluster, which speaks the transaction
+/// protocol (the embedded broker does not): outputs and offsets commit together. The registry
+/// runs on the embedded broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transactional_delivery_commits_outputs_and_offsets_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, _registry, url) = platform(dir.path()).await;
+    let ok = valid(&broker.bootstrap(), &url).await;
+    let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+    for topic in [INGRESS, PRODUCT, DLQ] {
+        mock.create_topic(topic, 4, 1).unwrap();
+    }
+    let bootstrap = mock.bootstrap_servers();
+    let records: Vec<(i32, Record)> = (0..200)
+        .map(|i| {
+            let source = if i % 4 == 0 {
+                "/labels/x"
+            } else {
+                "/player/web"
+            };
+            let r = with(&ok, "ce_source", Some(source));
+            ((i % 4) as i32, with(&r, "ce_id", Some(&format!("t-{i}"))))
+        })
+        .collect();
+    send(&bootstrap, &records).await;
+
+    let contracts = contracts(&url).await;
+    let mut config = StreamConfig::new(&bootstrap);
+    config.mode = gateway::DeliveryMode::Transactional {
+        id: "meshline-gateway-test".into(),
+    };
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::new(&registry).unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(gateway::run_stream(
+        config,
+        contracts,
+        metrics,
+        stop.clone(),
+    ));
+    wait_for_outputs(&bootstrap, 200, 120).await;
+    stop.cancel();
+    within(30, "the gateway stops", task).await.unwrap();
+
+    let mut seen = HashMap::new();
+    for (topic, expect) in [(PRODUCT, 150), (DLQ, 50)] {
+        let records = read_all(&bootstrap, topic);
+        assert_eq!(records.len(), expect, "{topic}");
+        for (_, headers, _) in records {
+            *seen.entry(headers["ce_id"].clone()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seen.len(), 200);
+    // the consumer offsets went in with the outputs
+    let consumer: BaseConsumer = consumer_config(&bootstrap, "meshline-gateway")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition(INGRESS, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    for element in committed.elements() {
+        assert_eq!(
+            element.offset(),
+            Offset::Offset(50),
+            "partition {}",
+            element.partition()
+        );
+    }
+    let scraped = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap();
+    assert!(
+        scraped.contains(r#"meshline_gateway_dead_letters_total{product="player.play-events",reason="foreign_source"} 50"#),
+        "{scraped}"
+    );
 }

@@ -74,7 +74,13 @@ pub enum Error {
 /// Result of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Client settings shared by every meshline component talking to `bootstrap`.
+/// Environment variables `MESHLINE_KAFKA_<KEY>` set librdkafka property `<key>` (lower case,
+/// `_` for `.`) on every client, e.g. `MESHLINE_KAFKA_SASL_USERNAME=player` sets
+/// `sasl.username`: how a deployment passes security settings.
+pub const ENV_PREFIX: &str = "MESHLINE_KAFKA_";
+
+/// Client settings shared by every meshline component talking to `bootstrap`, plus the
+/// `MESHLINE_KAFKA_*` settings of the environment.
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -83,6 +89,11 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
         // loopback brokers come and go in tests and `meshline up`; keep reconnects quick
         .set("reconnect.backoff.max.ms", "1000")
         .set("log_level", "3");
+    for (key, value) in std::env::vars() {
+        if let Some(key) = key.strip_prefix(ENV_PREFIX) {
+            config.set(key.to_ascii_lowercase().replace('_', "."), value);
+        }
+    }
     config
 }
 

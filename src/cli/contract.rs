@@ -46,12 +46,24 @@ pub enum ContractCommand {
         #[arg(long)]
         committed: bool,
     },
+    /// Print the broker ACLs the descriptors imply, as a `kafka-acls.sh` script (each domain
+    /// writes only its own products' ingress topics).
+    Acls {
+        /// Directory of descriptors.
+        #[arg(default_value = "config")]
+        path: PathBuf,
+    },
 }
 
 /// Runs a contract subcommand.
 pub async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
     match command {
         ContractCommand::Lint { path } => Ok(lint(&path)),
+        ContractCommand::Acls { path } => {
+            let catalog = Catalog::load(&path)?;
+            print!("{}", crate::product::acls::kafka_acls_script(&catalog));
+            Ok(ExitCode::SUCCESS)
+        }
         ContractCommand::Diff {
             old,
             new,

@@ -110,19 +110,27 @@ pub(super) async fn start(
         metrics,
         stop,
     ));
+    let ingress_config = IngressConfig {
+        max_body_bytes: options.max_body_bytes,
+        dedupe_window: options.dedupe_window.map(|d| d.0),
+        ..IngressConfig::default()
+    };
     let mut producer_config = broker::producer_config(bootstrap);
     producer_config
         .set("client.id", "meshline-gateway-http")
-        .set("message.timeout.ms", "10000");
+        .set(
+            "message.timeout.ms",
+            ingress_config.ack_timeout.as_millis().to_string(),
+        )
+        .set(
+            "queue.buffering.max.messages",
+            ingress_config.max_queued.to_string(),
+        );
     let producer = producer_config
         .create()
         .context("creating the HTTP ingress producer")?;
     let ingress = Ingress::new(
-        IngressConfig {
-            max_body_bytes: options.max_body_bytes,
-            dedupe_window: options.dedupe_window.map(|d| d.0),
-            ..IngressConfig::default()
-        },
+        ingress_config,
         catalog,
         contracts,
         tokens,

@@ -1,6 +1,7 @@
 //! The `meshline` command line: one binary, one subcommand per job.
 
 mod contract;
+mod dlq;
 mod gateway;
 mod produce;
 mod products;
@@ -42,6 +43,9 @@ pub enum Command {
     Tail(tail::TailArgs),
     /// Send JSON lines to a product as CloudEvents with Avro payloads, checked by its contract.
     Produce(produce::ProduceArgs),
+    /// Work with dead-letter topics (replay after a fix).
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Check data product contracts.
     #[command(subcommand)]
     Contract(contract::ContractCommand),
@@ -96,6 +100,7 @@ pub fn main() -> ExitCode {
             Command::Tail(args) => tail::run(args).await,
             Command::Produce(args) => produce::run(args).await,
             Command::Contract(command) => contract::run(command).await,
+            Command::Dlq(command) => dlq::run(command).await,
             Command::Registry(args) => registry::run(args).await,
             Command::Products(command) => products::run(command).await,
         }

@@ -8,8 +8,9 @@
 //!
 //! Statuses: 202 written; 400 refused (per-event reasons); 401 no or unknown bearer token; 403
 //! the token's principal may not write into this product; 404 unknown product; 413 body over
-//! the limit; 415 unknown content type; 429 the producer queue is full (retry later); 503 the
-//! broker did not acknowledge in time (retry; with dedupe on, a retry is not written twice).
+//! the limit; 415 unknown content type; 429 the producer queue is too full to take the request
+//! (nothing written; retry later); 503 the broker did not acknowledge in time (retry; some events
+//! of the request may have been written: with dedupe on, a retry does not write them twice).
 
 use std::{
     sync::{Arc, Mutex},
@@ -27,7 +28,7 @@ use axum::{
 use cloudevents::{event::Data, AttributesReader, AttributesWriter, Event};
 use rdkafka::{
     error::{KafkaError, RDKafkaErrorCode},
-    producer::{FutureProducer, FutureRecord},
+    producer::{FutureProducer, FutureRecord, Producer as _},
 };
 use serde_json::{json, Value as JsonValue};
 
@@ -49,6 +50,9 @@ pub struct IngressConfig {
     pub ack_timeout: Duration,
     /// Drop events whose (`source`, `id`) was written within this window (`None`: off).
     pub dedupe_window: Option<Duration>,
+    /// Most events queued in the producer; a request that would go over is refused with 429
+    /// before anything is written (match the producer's `queue.buffering.max.messages`).
+    pub max_queued: usize,
 }
 
 impl Default for IngressConfig {
@@ -57,6 +61,7 @@ impl Default for IngressConfig {
             max_body_bytes: 1024 * 1024,
             ack_timeout: Duration::from_secs(10),
             dedupe_window: None,
+            max_queued: 100_000,
         }
     }
 }
@@ -394,7 +399,17 @@ impl Ingress {
         } else {
             fresh = records;
         }
+        let queued = usize::try_from(self.inner.producer.in_flight_count()).unwrap_or(0);
+        if queued + fresh.len() > self.inner.config.max_queued {
+            return Err(Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "the gateway has {queued} event(s) waiting for the broker; retry after a moment"
+                ),
+            ));
+        }
         let mut deliveries = Vec::with_capacity(fresh.len());
+        let deadline = tokio::time::Instant::now() + self.inner.config.ack_timeout;
         for (_, record) in &fresh {
             let headers = record.owned_headers();
             let mut future = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers);
@@ -404,19 +419,25 @@ impl Ingress {
             if let Some(payload) = &record.payload {
                 future = future.payload(payload.as_slice());
             }
-            match self.inner.producer.send_result(future) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    return Err(Refusal::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "the gateway's producer queue is full; retry after a moment",
-                    ))
-                }
-                Err((e, _)) => {
-                    return Err(Refusal::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("cannot write to {topic}: {e}"),
-                    ))
+            // requests racing for the last places wait for room rather than write half a batch
+            loop {
+                match self.inner.producer.send_result(future) {
+                    Ok(delivery) => {
+                        deliveries.push(delivery);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                        if tokio::time::Instant::now() < deadline =>
+                    {
+                        future = back;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err((e, _)) => {
+                        return Err(Refusal::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("cannot write to {topic}: {e}; retry"),
+                        ))
+                    }
                 }
             }
         }

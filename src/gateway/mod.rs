@@ -11,6 +11,7 @@
 //! - [`resume`]: where a partition resumes, from the outputs' tails;
 //! - [`stream`]: the consume → check → produce loop and its delivery guarantee;
 //! - [`http`]: the HTTP ingress, with [`auth`] (bearer tokens per domain);
+//! - [`replay`]: re-submitting dead letters after a fix;
 //! - [`metrics`]: Prometheus metrics.
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod contracts;
 pub mod headers;
 pub mod http;
 pub mod metrics;
+pub mod replay;
 pub mod resume;
 pub mod stream;
 

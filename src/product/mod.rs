@@ -1,6 +1,7 @@
 //! Data products as code: descriptors under `config/`, Avro schemas under `schemas/`, and the
 //! names every other component derives from them (topics, registry subjects).
 
+pub mod acls;
 mod descriptor;
 
 pub use descriptor::*;

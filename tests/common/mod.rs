@@ -51,6 +51,7 @@ pub fn catalog() -> Catalog {
 /// An idempotent producer.
 pub fn producer(bootstrap: &str) -> FutureProducer {
     meshline::broker::producer_config(bootstrap)
+        .set("message.timeout.ms", "300000")
         .create()
         .expect("producer")
 }
@@ -70,13 +71,13 @@ pub fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
 pub fn high_watermarks(bootstrap: &str, topic: &str) -> i64 {
     let consumer: BaseConsumer = meshline::broker::client_config(bootstrap).create().unwrap();
     let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
         .unwrap();
     let partitions = metadata.topics()[0].partitions().len();
     (0..partitions)
         .map(|p| {
             consumer
-                .fetch_watermarks(topic, p as i32, Duration::from_secs(10))
+                .fetch_watermarks(topic, p as i32, Duration::from_secs(30))
                 .unwrap()
                 .1
         })

@@ -1,0 +1,220 @@
+//! Gateway throughput against a raw rdkafka consume → produce pipe on the same embedded broker in
+//! one run. Both read the same 100,000 `PlayEvent` records from `player.play-events.ingress`
+//! (4 partitions) and write them with an idempotent producer (same batching), partition p to
+//! partition p, acknowledging and committing every 5,000 records; the gateway also checks each
+//! record's contract and adds its source headers. Each side is timed until every output is
+//! acknowledged.
+//! Run: `cargo bench --bench gateway` (in-memory broker storage), or with
+//! `MESHLINE_BENCH_STORAGE=sqlite` on the durable storage `meshline up` uses.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use meshline::{
+    broker::{
+        self,
+        embedded::{EmbeddedBroker, Storage},
+    },
+    demo::events::PlayEvent,
+    gateway::{self, Contracts, Metrics, StreamConfig},
+    product::Catalog,
+    registry::client::Client,
+    sdk::Producer,
+};
+use rand::{rngs::StdRng, SeedableRng};
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{BaseConsumer, CommitMode, Consumer},
+    producer::{FutureProducer, FutureRecord},
+    Message,
+};
+use tokio_util::sync::CancellationToken;
+
+mod common;
+use common::serve_registry;
+
+const EVENTS: usize = 100_000;
+const INGRESS: &str = "player.play-events.ingress";
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = match std::env::var("MESHLINE_BENCH_STORAGE").as_deref() {
+        Ok("sqlite") => Storage::in_dir(dir.path()),
+        _ => Storage::Memory,
+    };
+    println!("storage: {storage:?}");
+    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().expect("addr"), &storage)
+        .await
+        .expect("broker");
+    let bootstrap = broker.bootstrap();
+    let stop = CancellationToken::new();
+    let url = serve_registry(&bootstrap, stop.clone()).await;
+    fill_ingress(&bootstrap, &url).await;
+
+    let admin: AdminClient<DefaultClientContext> =
+        broker::client_config(&bootstrap).create().expect("admin");
+    admin
+        .create_topics(
+            &[NewTopic::new(
+                "bench.raw-out",
+                4,
+                TopicReplication::Fixed(1),
+            )],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("raw output topic");
+
+    let b = bootstrap.clone();
+    let raw = tokio::task::spawn_blocking(move || raw_pipe(&b))
+        .await
+        .expect("raw pipe");
+    let raw_rate = EVENTS as f64 / raw.as_secs_f64();
+    println!("raw consume→produce pipe: {EVENTS} events in {raw:.2?} = {raw_rate:.0} events/s");
+
+    let through = gateway_pipe(&bootstrap, &url).await;
+    let rate = EVENTS as f64 / through.as_secs_f64();
+    println!("gateway: {EVENTS} events in {through:.2?} = {rate:.0} events/s");
+    println!("gateway / raw = {:.2}×", rate / raw_rate);
+    stop.cancel();
+}
+
+/// Writes EVENTS valid records, as the SDK encodes them, round-robin over 4 partitions.
+async fn fill_ingress(bootstrap: &str, url: &str) {
+    let sdk = Producer::builder(bootstrap, url)
+        .event::<PlayEvent>()
+        .build()
+        .await
+        .expect("sdk");
+    let mut rng = StdRng::seed_from_u64(7);
+    let producer: FutureProducer = broker::producer_config(bootstrap)
+        .create()
+        .expect("producer");
+    let mut deliveries = Vec::with_capacity(EVENTS);
+    for i in 0..EVENTS {
+        let event = PlayEvent::random(&mut rng, chrono::Utc::now());
+        let record = sdk.record_for(&event).await.expect("record");
+        let mut future = FutureRecord::<[u8], [u8]>::to(INGRESS)
+            .partition((i % 4) as i32)
+            .headers(record.owned_headers());
+        if let Some(payload) = &record.payload {
+            future = future.payload(payload.as_slice());
+        }
+        loop {
+            match producer.send_result(future) {
+                Ok(d) => break deliveries.push(d),
+                Err((_, back)) => {
+                    future = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+    for d in futures::future::join_all(deliveries).await {
+        d.expect("delivered").expect("acked");
+    }
+}
+
+/// Reads the ingress in group `bench-raw` and copies each record to `bench.raw-out`, same
+/// partition, acknowledging and committing every 5,000 records.
+fn raw_pipe(bootstrap: &str) -> Duration {
+    let consumer: BaseConsumer = broker::client_config(bootstrap)
+        .set("group.id", "bench-raw")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let producer: FutureProducer = broker::producer_config(bootstrap)
+        .set("enable.gapless.guarantee", "true")
+        .create()
+        .expect("producer");
+    consumer.subscribe(&[INGRESS]).expect("subscribe");
+    let started = Instant::now();
+    let (mut copied, mut pending) = (0, Vec::new());
+    while copied < EVENTS {
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) else {
+            continue;
+        };
+        let mut future =
+            FutureRecord::<[u8], [u8]>::to("bench.raw-out").partition(message.partition());
+        if let Some(headers) = message.headers() {
+            future = future.headers(headers.detach());
+        }
+        if let Some(payload) = message.payload() {
+            future = future.payload(payload);
+        }
+        loop {
+            match producer.send_result(future) {
+                Ok(d) => break pending.push(d),
+                Err((_, back)) => {
+                    future = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        copied += 1;
+        if pending.len() >= 5_000 || copied == EVENTS {
+            for d in futures::executor::block_on(futures::future::join_all(pending.drain(..))) {
+                d.expect("delivered").expect("acked");
+            }
+            consumer
+                .commit_consumer_state(CommitMode::Async)
+                .expect("commit");
+        }
+    }
+    started.elapsed()
+}
+
+/// Runs the gateway in group `bench-gateway` until every event's output is acknowledged (its
+/// end-to-end latency observed).
+async fn gateway_pipe(bootstrap: &str, url: &str) -> Duration {
+    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let contracts = Arc::new(
+        Contracts::load(Client::new(url), catalog.iter().map(|p| p.id().to_owned()))
+            .await
+            .expect("contracts"),
+    );
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::new(&registry).expect("metrics");
+    let mut config = StreamConfig::new(bootstrap);
+    config.group = "bench-gateway".into();
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let task = tokio::spawn(gateway::run_stream(
+        config,
+        contracts,
+        metrics,
+        stop.clone(),
+    ));
+    loop {
+        let acked: u64 = registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "meshline_gateway_end_to_end_seconds")
+            .flat_map(|f| {
+                f.get_metric()
+                    .iter()
+                    .map(|m| m.get_histogram().get_sample_count())
+            })
+            .sum();
+        if acked >= EVENTS as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    stop.cancel();
+    task.await.expect("gateway task");
+    elapsed
+}
