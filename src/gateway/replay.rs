@@ -144,10 +144,12 @@ pub fn replay(bootstrap: &str, product: &str, filter: &Filter) -> Result<Report>
             let message = match consumer.poll(timeout) {
                 Some(Ok(m)) => m,
                 Some(Err(e)) => return Err(kafka("reading the DLQ")(e)),
-                None => return Err(Error::Unexpected(format!(
+                None => {
+                    return Err(Error::Unexpected(format!(
                     "no record from {} partition {partition} at offset {next} within {timeout:?}",
                     topics.dlq
-                ))),
+                )))
+                }
             };
             next = message.offset() + 1;
             report.read += 1;

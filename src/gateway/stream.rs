@@ -380,8 +380,10 @@ impl Gateway {
             else {
                 continue;
             };
+            // the tail reader's connection: the consumer's own is busy with its fetches
             if let Ok((_, high)) =
-                consumer.fetch_watermarks(topic, partition, Duration::from_secs(1))
+                self.reader
+                    .fetch_watermarks(topic, partition, Duration::from_secs(1))
             {
                 self.metrics
                     .lag(product, partition, (high - position).max(0));
@@ -500,7 +502,8 @@ pub fn run(
     if let DeliveryMode::Transactional { id } = &config.mode {
         producer_config
             .set("transactional.id", id)
-            .set("message.timeout.ms", "300000");
+            .set("transaction.timeout.ms", "60000")
+            .set("message.timeout.ms", "60000");
     }
     let mut consumer_config = broker::client_config(&config.bootstrap);
     consumer_config
@@ -511,13 +514,20 @@ pub fn run(
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "1000");
+        .set("heartbeat.interval.ms", "1000")
+        // short fetch waits: a broker that answers a connection's requests in order (the
+        // embedded one) then never holds a heartbeat or watermark request behind a long poll
+        .set("fetch.wait.max.ms", "50")
+        // also the rebalance timeout: how long a join waits for members that died without
+        // leaving (a killed gateway) on brokers that do not expire their sessions first
+        .set("max.poll.interval.ms", "20000");
     let mut reader_config = broker::client_config(&config.bootstrap);
     reader_config
         .set("client.id", "meshline-gateway-resume")
         .set("group.id", format!("{}-resume", config.group))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "50")
         .set("isolation.level", "read_committed");
     for (key, value) in &config.client {
         producer_config.set(key, value);
