@@ -6,12 +6,11 @@ mod common;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use common::{catalog, consumer_config, high_watermarks, platform, producer, within};
+use common::{catalog, consumer_config, high_watermarks, platform, play, producer, within};
 use meshline::{
     binding::kafka::Record,
     codec::wire,
     contract::Reason,
-    demo::events::{Device, PlayEvent},
     gateway::{
         self,
         auth::Tokens,
@@ -32,25 +31,10 @@ const INGRESS: &str = "player.play-events.ingress";
 const PRODUCT: &str = "player.play-events";
 const DLQ: &str = "player.play-events.dlq";
 
-fn play(duration_ms: i64, country: &str) -> PlayEvent {
-    PlayEvent {
-        play_id: "play-1".into(),
-        user_id: "user-7".into(),
-        track_id: "track-9".into(),
-        artist_id: "artist-3".into(),
-        device: Device::Speaker,
-        country: country.into(),
-        started_at: 1_795_600_000_000,
-        duration_ms,
-        completed: true,
-        context: None,
-    }
-}
-
 /// A valid ingress record for `play`, as the SDK writes it.
 async fn valid(bootstrap: &str, url: &str) -> Record {
     let sdk = Producer::builder(bootstrap, url).build().await.unwrap();
-    sdk.record_for(&play(1_000, "SE")).await.unwrap()
+    sdk.record_for(&play(1_000)).await.unwrap()
 }
 
 /// `record` with header `name` set to `value` (removed when `None`).
@@ -64,13 +48,19 @@ fn with(record: &Record, name: &str, value: Option<&str>) -> Record {
     out
 }
 
-/// `record` with an Avro body that breaks rule `non_negative_duration`.
-fn negative_duration(record: &Record, schema: &apache_avro::Schema) -> Record {
+/// `record` with an Avro body (the product's latest schema) that breaks rule
+/// `non_negative_duration`.
+async fn negative_duration(record: &Record, url: &str) -> Record {
+    let schema = Client::new(url)
+        .latest("player.play-events-value")
+        .await
+        .unwrap()
+        .schema;
     let (id, _) = wire::decode(record.payload.as_deref().unwrap()).unwrap();
-    let body = apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+    let body = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
         .build()
         .unwrap()
-        .write_ser_to_vec(&play(-5, "SE"))
+        .write_ser_to_vec(&play(-5))
         .unwrap();
     let mut out = record.clone();
     out.payload = Some(wire::encode(id, &body));
@@ -233,11 +223,6 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
     let (broker, registry, url) = platform(dir.path()).await;
     let bootstrap = broker.bootstrap();
     let ok = valid(&bootstrap, &url).await;
-    let schema = Client::new(&url)
-        .latest("player.play-events-value")
-        .await
-        .unwrap()
-        .schema;
     let (id, body) = wire::decode(ok.payload.as_deref().unwrap()).unwrap();
     let mut invalid: Vec<(Reason, Record)> = vec![
         (Reason::MissingAttribute, with(&ok, "ce_type", None)),
@@ -258,7 +243,7 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
             Reason::ContentType,
             with(&ok, "content-type", Some("application/json")),
         ),
-        (Reason::RuleFailed, negative_duration(&ok, &schema)),
+        (Reason::RuleFailed, negative_duration(&ok, &url).await),
     ];
     let mut bad_frame = ok.clone();
     bad_frame.payload = Some(br#"{"play_id":"p"}"#.to_vec());
@@ -476,12 +461,7 @@ async fn a_gateway_killed_twice_mid_stream_writes_every_event_exactly_once() {
     let (broker, _registry, url) = platform(dir.path()).await;
     let bootstrap = broker.bootstrap();
     let ok = valid(&bootstrap, &url).await;
-    let schema = Client::new(&url)
-        .latest("player.play-events-value")
-        .await
-        .unwrap()
-        .schema;
-    let rule = negative_duration(&ok, &schema);
+    let rule = negative_duration(&ok, &url).await;
     let foreign = with(&ok, "ce_source", Some("/labels/x"));
     let records: Vec<(i32, Record)> = (0..events)
         .map(|i| {

@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use apache_avro::{reader::datum::GenericDatumReader, types::Value, AvroSchema, Schema};
-use common::{platform, registry, sqlite_broker};
+use common::{platform, play, registry, sqlite_broker};
 use meshline::{
-    demo::events::{Device, PlayEvent},
+    demo::events::PlayEvent,
     registry::api::SchemaRequest,
     sdk::{producer::Error, Consumer, DomainEvent, Producer, Target},
 };
@@ -19,21 +19,6 @@ use rdkafka::{
     Message,
 };
 use serde::{Deserialize, Serialize};
-
-fn play(duration_ms: i64) -> PlayEvent {
-    PlayEvent {
-        play_id: "play-1".into(),
-        user_id: "user-7".into(),
-        track_id: "track-9".into(),
-        artist_id: "artist-3".into(),
-        device: Device::Speaker,
-        country: "SE".into(),
-        started_at: 1_795_600_000_000,
-        duration_ms,
-        completed: true,
-        context: Some("playlist-2".into()),
-    }
-}
 
 fn header<'a>(m: &'a rdkafka::message::BorrowedMessage<'_>, name: &str) -> Option<&'a str> {
     use rdkafka::message::Headers;

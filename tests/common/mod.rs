@@ -130,3 +130,19 @@ pub async fn platform(dir: &Path) -> (EmbeddedBroker, meshline::registry::Regist
     }
     (broker, registry, url)
 }
+
+/// A valid `PlayEvent` lasting `duration_ms`.
+pub fn play(duration_ms: i64) -> meshline::demo::events::PlayEvent {
+    meshline::demo::events::PlayEvent {
+        play_id: "play-1".into(),
+        user_id: "user-7".into(),
+        track_id: "track-9".into(),
+        artist_id: "artist-3".into(),
+        device: meshline::demo::events::Device::Speaker,
+        country: "SE".into(),
+        started_at: 1_795_600_000_000,
+        duration_ms,
+        completed: true,
+        context: Some("playlist-2".into()),
+    }
+}
