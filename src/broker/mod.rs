@@ -12,6 +12,7 @@ use rdkafka::{
     config::ClientConfig,
     consumer::{BaseConsumer, Consumer},
     error::KafkaError,
+    producer::{DeliveryFuture, FutureProducer, FutureRecord},
     types::RDKafkaErrorCode,
 };
 
@@ -128,6 +129,35 @@ pub async fn check_reachable(bootstrap: &str, timeout: Duration) -> Result<()> {
     .map_err(|e| Error::Storage {
         message: format!("metadata task failed: {e}"),
     })?
+}
+
+/// Hands `record` to `producer` for `topic` partition `partition`, waiting (blocking this
+/// thread) while the producer's queue is full: never drops. For loops on threads of their own.
+pub fn send_blocking(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    record: &crate::binding::kafka::Record,
+) -> Result<DeliveryFuture, KafkaError> {
+    let headers = record.owned_headers();
+    loop {
+        let mut future = FutureRecord::<[u8], [u8]>::to(topic)
+            .partition(partition)
+            .headers(headers.clone());
+        if let Some(key) = &record.key {
+            future = future.key(key.as_slice());
+        }
+        if let Some(payload) = &record.payload {
+            future = future.payload(payload.as_slice());
+        }
+        match producer.send_result(future) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
 }
 
 /// Topic-level configuration of a product's three topics.

@@ -197,36 +197,14 @@ fn submit(
 ) -> Result<()> {
     let mut deliveries = Vec::with_capacity(records.len());
     for record in &records {
-        let mut future = rdkafka::producer::FutureRecord::<[u8], [u8]>::to(topic)
-            .partition(partition)
-            .headers(record.owned_headers());
-        if let Some(key) = &record.key {
-            future = future.key(key.as_slice());
-        }
-        if let Some(payload) = &record.payload {
-            future = future.payload(payload.as_slice());
-        }
-        loop {
-            match producer.send_result(future) {
-                Ok(d) => {
-                    deliveries.push(d);
-                    break;
+        let delivery =
+            broker::send_blocking(producer, topic, partition, record).map_err(|source| {
+                Error::Kafka {
+                    context: format!("re-submitting to {topic}"),
+                    source,
                 }
-                Err((
-                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    back,
-                )) => {
-                    future = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((source, _)) => {
-                    return Err(Error::Kafka {
-                        context: format!("re-submitting to {topic}"),
-                        source,
-                    })
-                }
-            }
-        }
+            })?;
+        deliveries.push(delivery);
     }
     for delivery in futures::executor::block_on(futures::future::join_all(deliveries)) {
         match delivery {

@@ -29,9 +29,9 @@ use std::{
 use futures::executor::block_on;
 use rdkafka::{
     consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext},
-    error::{KafkaError, RDKafkaErrorCode},
+    error::KafkaError,
     message::{BorrowedMessage, Message},
-    producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer},
+    producer::{DeliveryFuture, FutureProducer, Producer},
     types::RDKafkaRespErr,
     ClientContext, Offset, TopicPartitionList,
 };
@@ -342,30 +342,12 @@ impl Gateway {
 
     /// Hands `record` to the producer, waiting while its queue is full (never dropping).
     fn send(&self, topic: &str, partition: i32, record: &Record) -> Result<DeliveryFuture> {
-        let headers = record.owned_headers();
-        loop {
-            let mut future = FutureRecord::<[u8], [u8]>::to(topic)
-                .partition(partition)
-                .headers(headers.clone());
-            if let Some(key) = &record.key {
-                future = future.key(key.as_slice());
+        broker::send_blocking(&self.producer, topic, partition, record).map_err(|source| {
+            Error::Kafka {
+                context: format!("writing to {topic} partition {partition}"),
+                source,
             }
-            if let Some(payload) = &record.payload {
-                future = future.payload(payload.as_slice());
-            }
-            match self.producer.send_result(future) {
-                Ok(delivery) => return Ok(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((source, _)) => {
-                    return Err(Error::Kafka {
-                        context: format!("writing to {topic} partition {partition}"),
-                        source,
-                    })
-                }
-            }
-        }
+        })
     }
 
     /// Sets the lag gauge of every assigned partition (one watermark request each).
