@@ -13,10 +13,7 @@ use std::{
 };
 
 use meshline::{
-    broker::{
-        self,
-        embedded::{EmbeddedBroker, Storage},
-    },
+    broker,
     demo::events::PlayEvent,
     gateway::{self, Contracts, Metrics, StreamConfig},
     product::Catalog,
@@ -34,7 +31,7 @@ use rdkafka::{
 use tokio_util::sync::CancellationToken;
 
 mod common;
-use common::serve_registry;
+use common::{serve_registry, start_broker};
 
 const EVENTS: usize = 100_000;
 const INGRESS: &str = "player.play-events.ingress";
@@ -49,14 +46,7 @@ fn main() {
 
 async fn run() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let storage = match std::env::var("MESHLINE_BENCH_STORAGE").as_deref() {
-        Ok("sqlite") => Storage::in_dir(dir.path()),
-        _ => Storage::Memory,
-    };
-    println!("storage: {storage:?}");
-    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().expect("addr"), &storage)
-        .await
-        .expect("broker");
+    let broker = start_broker(dir.path()).await;
     let bootstrap = broker.bootstrap();
     let stop = CancellationToken::new();
     let url = serve_registry(&bootstrap, stop.clone()).await;

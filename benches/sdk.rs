@@ -11,10 +11,7 @@ use std::{
 
 use chrono::Utc;
 use meshline::{
-    broker::{
-        self,
-        embedded::{EmbeddedBroker, Storage},
-    },
+    broker,
     demo::events::PlayEvent,
     product::Catalog,
     sdk::{producer::produce, Producer, Target},
@@ -24,7 +21,7 @@ use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
 mod common;
-use common::serve_registry;
+use common::{serve_registry, start_broker};
 
 const EVENTS: usize = 100_000;
 
@@ -39,14 +36,7 @@ fn main() {
 async fn run() {
     // MESHLINE_BENCH_STORAGE=sqlite runs on the durable storage `meshline up` uses
     let dir = tempfile::tempdir().expect("temp dir");
-    let storage = match std::env::var("MESHLINE_BENCH_STORAGE").as_deref() {
-        Ok("sqlite") => Storage::in_dir(dir.path()),
-        _ => Storage::Memory,
-    };
-    println!("storage: {storage:?}");
-    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().expect("addr"), &storage)
-        .await
-        .expect("broker");
+    let broker = start_broker(dir.path()).await;
     let bootstrap = broker.bootstrap();
     let stop = CancellationToken::new();
     let url = serve_registry(&bootstrap, stop.clone()).await;

@@ -1,7 +1,16 @@
 //! Shared bench fixture: the repository's products on a broker, with their contracts in a
 //! registry served on an ephemeral port.
 
-use meshline::{broker, product::Catalog, registry::Registry};
+use std::path::Path;
+
+use meshline::{
+    broker::{
+        self,
+        embedded::{EmbeddedBroker, Storage},
+    },
+    product::Catalog,
+    registry::Registry,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Creates the products' topics on `bootstrap`, registers their contracts in a registry on the
@@ -26,4 +35,17 @@ pub async fn serve_registry(bootstrap: &str, stop: CancellationToken) -> String 
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     meshline::server::spawn(listener, meshline::registry::http::router(registry), stop);
     url
+}
+
+/// The embedded broker on an ephemeral port: in memory, or with `MESHLINE_BENCH_STORAGE=sqlite`
+/// on the durable storage `meshline up` uses (its file in `dir`).
+pub async fn start_broker(dir: &Path) -> EmbeddedBroker {
+    let storage = match std::env::var("MESHLINE_BENCH_STORAGE").as_deref() {
+        Ok("sqlite") => Storage::in_dir(dir),
+        _ => Storage::Memory,
+    };
+    println!("storage: {storage:?}");
+    EmbeddedBroker::start("127.0.0.1:0".parse().expect("addr"), &storage)
+        .await
+        .expect("broker")
 }
