@@ -1,10 +1,21 @@
 //! Avro values as CEL values, and rule evaluation.
 
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 
 use apache_avro::types::Value;
-use cel::{objects::Key, Context, Program, Value as Cel};
+use cel::{
+    common::{
+        types::{
+            CelBool, CelBytes, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString,
+            CelTimestamp,
+        },
+        value::Val,
+    },
+    Context, Program, Value as Cel,
+};
 use chrono::{DateTime, TimeZone as _, Utc};
+
+use super::fast::Expr;
 
 #[cfg(test)]
 mod tests {
@@ -30,22 +41,28 @@ mod tests {
 }
 
 thread_local! {
-    /// The standard library is built once per thread; each evaluation gets a child scope.
+    /// The standard library is built once per thread; each event gets a child scope.
     static ROOT: Context<'static, 'static> = Context::default();
 }
 
-fn timestamp(t: Option<DateTime<Utc>>) -> Cel {
-    t.map_or(Cel::Null, |t| Cel::Timestamp(t.fixed_offset()))
+fn timestamp<'a>(t: Option<DateTime<Utc>>) -> Box<dyn Val + 'a> {
+    match t {
+        Some(t) => Box::new(CelTimestamp::from(t.fixed_offset())),
+        None => Box::new(CelNull),
+    }
 }
 
-/// Converts a decoded Avro value to the CEL value rules see: records and maps become maps,
-/// enums their symbol, unions their branch, `timestamp-*` values timestamps.
-pub fn to_cel(value: &Value) -> Cel {
+/// The CEL value rules see for a decoded Avro value, borrowing its strings and bytes: records
+/// and maps become maps, enums their symbol, unions their branch, `timestamp-*` values
+/// timestamps.
+pub fn to_cel(value: &Value) -> Box<dyn Val + '_> {
     match value {
-        Value::Null => Cel::Null,
-        Value::Boolean(b) => Cel::Bool(*b),
-        Value::Int(i) | Value::Date(i) | Value::TimeMillis(i) => Cel::Int(i64::from(*i)),
-        Value::Long(i) | Value::TimeMicros(i) => Cel::Int(*i),
+        Value::Null => Box::new(CelNull),
+        Value::Boolean(b) => Box::new(CelBool::from(*b)),
+        Value::Int(i) | Value::Date(i) | Value::TimeMillis(i) => {
+            Box::new(CelInt::from(i64::from(*i)))
+        }
+        Value::Long(i) | Value::TimeMicros(i) => Box::new(CelInt::from(*i)),
         Value::TimestampMillis(ms) | Value::LocalTimestampMillis(ms) => {
             timestamp(Utc.timestamp_millis_opt(*ms).single())
         }
@@ -55,22 +72,24 @@ pub fn to_cel(value: &Value) -> Cel {
         Value::TimestampNanos(ns) | Value::LocalTimestampNanos(ns) => {
             timestamp(Some(Utc.timestamp_nanos(*ns)))
         }
-        Value::Float(f) => Cel::Float(f64::from(*f)),
-        Value::Double(f) => Cel::Float(*f),
-        Value::Bytes(b) | Value::Fixed(_, b) => Cel::Bytes(Arc::new(b.clone())),
-        Value::String(s) | Value::Enum(_, s) => Cel::String(Arc::new(s.clone())),
-        Value::Uuid(u) => Cel::String(Arc::new(u.to_string())),
+        Value::Float(f) => Box::new(CelDouble::from(f64::from(*f))),
+        Value::Double(f) => Box::new(CelDouble::from(*f)),
+        Value::Bytes(b) | Value::Fixed(_, b) => Box::new(CelBytes::from(b.as_slice())),
+        Value::String(s) | Value::Enum(_, s) => Box::new(CelString::from(s.as_str())),
+        Value::Uuid(u) => Box::new(CelString::from(u.to_string())),
         Value::Union(_, inner) => to_cel(inner),
-        Value::Array(items) => Cel::List(Arc::new(items.iter().map(to_cel).collect())),
+        Value::Array(items) => {
+            Box::new(CelList::from(items.iter().map(to_cel).collect::<Vec<_>>()))
+        }
         Value::Map(entries) => map(entries.iter().map(|(k, v)| (k.as_str(), v))),
         Value::Record(fields) => map(fields.iter().map(|(k, v)| (k.as_str(), v))),
-        other => Cel::String(Arc::new(format!("{other:?}"))),
+        other => Box::new(CelString::from(format!("{other:?}"))),
     }
 }
 
 /// Like [`to_cel`] for a record, converting only the top-level `fields` (all when `None`):
 /// rules read a few fields of a wide event.
-pub fn record_to_cel(value: &Value, fields: Option<&[String]>) -> Cel {
+pub fn record_to_cel<'a>(value: &'a Value, fields: Option<&[String]>) -> Box<dyn Val + 'a> {
     match (value, fields) {
         (Value::Record(all), Some(fields)) => map(all
             .iter()
@@ -109,23 +128,54 @@ pub fn fields_read<'a>(expressions: impl IntoIterator<Item = &'a str>) -> Option
     Some(fields)
 }
 
-fn map<'a>(entries: impl Iterator<Item = (&'a str, &'a Value)>) -> Cel {
-    let map: HashMap<Key, Cel> = entries
-        .map(|(k, v)| (Key::String(Arc::new(k.to_owned())), to_cel(v)))
+fn map<'a>(entries: impl Iterator<Item = (&'a str, &'a Value)>) -> Box<dyn Val + 'a> {
+    let map: HashMap<CelMapKey<'a>, Box<dyn Val + 'a>> = entries
+        .map(|(k, v)| (CelMapKey::from(k), to_cel(v)))
         .collect();
-    Cel::Map(map.into())
+    Box::new(CelMap::from(map))
 }
 
-/// Evaluates a rule with `message` bound to the event: `Ok(true)` passes, `Ok(false)` fails,
-/// `Err` says why it could not be evaluated (or did not give a boolean).
-pub fn evaluate(program: &Program, message: &Cel) -> Result<bool, String> {
+/// A scope below `parent` that may bind values borrowed for `'v` (a context is covariant).
+fn child<'p, 'v>(parent: &'p Context<'p, 'v>) -> Context<'p, 'v> {
+    parent.new_inner_scope()
+}
+
+/// The outcome of one rule: `Ok(true)` passes, `Ok(false)` fails, `Err` says why it could not
+/// be evaluated (or did not give a boolean).
+pub type Outcome = Result<bool, String>;
+
+/// Evaluates rules in order on a decoded event until `stop` says an outcome ends the check,
+/// and returns the index and outcome that stopped it. A rule with a native form
+/// ([`super::fast`]) runs natively when that can tell; the others run in the interpreter, in
+/// one scope per event where `message` is the event (only `fields`, when given).
+pub fn evaluate<'r>(
+    rules: impl IntoIterator<Item = (&'r Program, Option<&'r Expr>)>,
+    message: &Value,
+    fields: Option<&[String]>,
+    mut stop: impl FnMut(usize, &Outcome) -> bool,
+) -> Option<(usize, Outcome)> {
     ROOT.with(|root| {
-        let mut scope = root.new_inner_scope();
-        scope.add_variable_from_value("message", message.clone());
-        match program.execute(&scope) {
-            Ok(Cel::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!("the expression gave {other:?}, not a boolean")),
-            Err(e) => Err(e.to_string()),
+        let mut scope = None;
+        for (i, (program, native)) in rules.into_iter().enumerate() {
+            let outcome = match native.and_then(|n| n.eval(message)) {
+                Some(b) => Ok(b),
+                None => {
+                    let scope = scope.get_or_insert_with(|| {
+                        let mut scope = child(root);
+                        scope.add_variable_as_val("message", record_to_cel(message, fields));
+                        scope
+                    });
+                    match program.execute(scope) {
+                        Ok(Cel::Bool(b)) => Ok(b),
+                        Ok(other) => Err(format!("the expression gave {other:?}, not a boolean")),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            };
+            if stop(i, &outcome) {
+                return Some((i, outcome));
+            }
         }
+        None
     })
 }

@@ -3,6 +3,8 @@
 //! so both refuse the same events for the same reasons.
 
 mod cel_value;
+pub mod fast;
+pub mod payload;
 pub mod record;
 
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use serde_json::Value as Json;
 use crate::product::{OnFailure, Product};
 
 pub use cel_value::to_cel;
+pub use payload::WriterSchema;
 pub use record::{Accepted, Reason, Rejection};
 
 /// Errors building a contract.
@@ -53,6 +56,31 @@ pub struct Rule {
     /// What a failure does.
     pub on_failure: OnFailure,
     program: cel::Program,
+    /// Its native form, when it has one.
+    native: Option<fast::Expr>,
+}
+
+impl Rule {
+    fn new(name: &str, expression: &str, description: &str, on_failure: OnFailure) -> Result<Self> {
+        let program = cel::Program::compile(expression).map_err(|e| Error::Rule {
+            name: name.to_owned(),
+            expression: expression.to_owned(),
+            message: e.to_string().trim().to_owned(),
+        })?;
+        Ok(Self {
+            native: fast::Expr::compile(&program.expression().expr),
+            program,
+            name: name.to_owned(),
+            expression: expression.to_owned(),
+            description: description.to_owned(),
+            on_failure,
+        })
+    }
+
+    /// Whether the rule runs natively rather than in the CEL interpreter (see [`fast`]).
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
 }
 
 /// Why an event breaks the contract: the reason a dead letter carries.
@@ -123,14 +151,6 @@ pub struct Contract {
     fields_read: Option<Vec<String>>,
 }
 
-fn compile(name: &str, expression: &str) -> Result<cel::Program> {
-    cel::Program::compile(expression).map_err(|e| Error::Rule {
-        name: name.to_owned(),
-        expression: expression.to_owned(),
-        message: e.to_string().trim().to_owned(),
-    })
-}
-
 impl Contract {
     fn new(
         product: String,
@@ -156,15 +176,7 @@ impl Contract {
         let rules = d
             .rules
             .iter()
-            .map(|r| {
-                Ok(Rule {
-                    program: compile(&r.name, &r.expression)?,
-                    name: r.name.clone(),
-                    expression: r.expression.clone(),
-                    description: r.description.clone(),
-                    on_failure: r.on_failure,
-                })
-            })
+            .map(|r| Rule::new(&r.name, &r.expression, &r.description, r.on_failure))
             .collect::<Result<_>>()?;
         Ok(Self::new(
             d.id.clone(),
@@ -219,15 +231,20 @@ impl Contract {
                 "NONE" => OnFailure::None,
                 _ => OnFailure::Dlq,
             };
-            rules.push(Rule {
-                program: compile(field("name"), field("expr"))?,
-                name: field("name").to_owned(),
-                expression: field("expr").to_owned(),
-                description: field("doc").to_owned(),
+            rules.push(Rule::new(
+                field("name"),
+                field("expr"),
+                field("doc"),
                 on_failure,
-            });
+            )?);
         }
         Ok(Self::new(product.to_owned(), types, source, schema, rules))
+    }
+
+    /// Decodes an Avro body written with `schema` into what [`Contract::check_rules`] needs:
+    /// the record with the fields the rules read.
+    pub fn rule_input(&self, schema: &WriterSchema, body: &[u8]) -> Result<Value, String> {
+        schema.decode(body, self.fields_read.as_deref())
     }
 
     /// Checks the CloudEvents attributes the contract constrains.
@@ -265,24 +282,26 @@ impl Contract {
         if self.rules.is_empty() {
             return Ok(());
         }
-        let message = cel_value::record_to_cel(message, self.fields_read.as_deref());
-        for rule in &self.rules {
-            let outcome = cel_value::evaluate(&rule.program, &message);
+        let stopped = cel_value::evaluate(
+            self.rules.iter().map(|r| (&r.program, r.native.as_ref())),
+            message,
+            self.fields_read.as_deref(),
+            |i, outcome| outcome != &Ok(true) && self.rules[i].on_failure != OnFailure::None,
+        );
+        if let Some((i, outcome)) = stopped {
+            let rule = &self.rules[i];
             let violation = match outcome {
-                Ok(true) => continue,
-                Ok(false) => Violation::Rule {
-                    rule: rule.name.clone(),
-                    expression: rule.expression.clone(),
-                    description: rule.description.clone(),
-                },
                 Err(message) => Violation::RuleError {
                     rule: rule.name.clone(),
                     message,
                 },
+                Ok(_) => Violation::Rule {
+                    rule: rule.name.clone(),
+                    expression: rule.expression.clone(),
+                    description: rule.description.clone(),
+                },
             };
-            if rule.on_failure != OnFailure::None {
-                return Err((violation, rule.on_failure));
-            }
+            return Err((violation, rule.on_failure));
         }
         Ok(())
     }
@@ -359,6 +378,7 @@ mod tests {
     #[test]
     fn rules_pass_and_fail_on_decoded_events() {
         let c = play_events();
+        assert!(c.rules.iter().all(Rule::is_native), "{:?}", c.rules);
         assert_eq!(c.check_rules(&play(1000, "SE")), Ok(()));
         let (violation, on_failure) = c.check_rules(&play(-1, "SE")).unwrap_err();
         assert_eq!(on_failure, OnFailure::Dlq);

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use apache_avro::{reader::datum::GenericDatumReader, types::Value, Schema};
+use apache_avro::types::Value;
 
-use super::{Contract, Violation};
+use super::{payload::WriterSchema, Contract, Violation};
 use crate::{binding::kafka::Record, codec::wire, product::OnFailure};
 
 /// Why a record is refused, as a stable code.
@@ -96,12 +96,13 @@ impl Rejection {
     }
 }
 
-/// A record that passed: its schema id and decoded payload.
+/// A record that passed: its schema id and the fields of its payload the rules read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepted {
     /// The writer schema id.
     pub schema_id: u32,
-    /// The decoded payload.
+    /// The decoded payload: the record with the fields the rules read (all of them when a rule
+    /// reads `message` as a whole).
     pub value: Value,
 }
 
@@ -134,7 +135,7 @@ impl Contract {
     pub fn check_record(
         &self,
         record: &Record,
-        schemas: impl Fn(u32) -> Option<Arc<Schema>>,
+        schemas: impl Fn(u32) -> Option<Arc<WriterSchema>>,
     ) -> Result<Accepted, Rejection> {
         let spec = required(record, "ce_specversion")?;
         if spec != "1.0" {
@@ -168,7 +169,7 @@ impl Contract {
             .payload
             .as_deref()
             .ok_or_else(|| Rejection::new(Reason::BadFrame, "the record has no payload"))?;
-        let (schema_id, mut body) =
+        let (schema_id, body) =
             wire::decode(payload).map_err(|e| Rejection::new(Reason::BadFrame, e.to_string()))?;
         let schema = schemas(schema_id).ok_or_else(|| {
             Rejection::new(
@@ -179,24 +180,14 @@ impl Contract {
                 ),
             )
         })?;
-        let value = GenericDatumReader::builder(&schema)
-            .build()
-            .and_then(|r| r.read_value(&mut body))
+        let value = schema
+            .decode(body, self.fields_read.as_deref())
             .map_err(|e| {
                 Rejection::new(
                     Reason::BadPayload,
                     format!("payload does not decode with schema {schema_id}: {e}"),
                 )
             })?;
-        if !body.is_empty() {
-            return Err(Rejection::new(
-                Reason::BadPayload,
-                format!(
-                    "{} byte(s) left after decoding with schema {schema_id}",
-                    body.len()
-                ),
-            ));
-        }
         self.check_rules(&value)
             .map_err(|(violation, on_failure)| {
                 let (reason, rule) = match &violation {
@@ -220,17 +211,17 @@ mod tests {
     use super::*;
     use crate::product::Catalog;
 
-    fn contract() -> (Contract, Arc<Schema>) {
+    fn contract() -> (Contract, Arc<WriterSchema>) {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
         let catalog = Catalog::load(&dir).unwrap();
         let product = catalog.get("player.play-events").unwrap();
         (
             Contract::from_product(product).unwrap(),
-            Arc::new(product.schema.clone()),
+            Arc::new(WriterSchema::new(Arc::new(product.schema.clone()))),
         )
     }
 
-    fn body(schema: &Schema, duration_ms: i64, country: &str) -> Vec<u8> {
+    fn body(schema: &WriterSchema, duration_ms: i64, country: &str) -> Vec<u8> {
         let value = Value::Record(vec![
             ("play_id".into(), Value::String("p".into())),
             ("user_id".into(), Value::String("u".into())),
@@ -246,7 +237,7 @@ mod tests {
             ("completed".into(), Value::Boolean(true)),
             ("context".into(), Value::Union(0, Box::new(Value::Null))),
         ]);
-        apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+        apache_avro::writer::datum::GenericDatumWriter::builder(&schema.avro)
             .build()
             .unwrap()
             .write_value_to_vec(value)
@@ -347,7 +338,7 @@ mod tests {
         assert_eq!(failed.on_failure, OnFailure::Dlq);
         let broken = Contract::from_registered(
             "player.play-events",
-            schema.clone(),
+            schema.avro.clone(),
             Some(&serde_json::json!({"properties": {
                 "cloudevents.types": "com.example.player.track.played",
                 "cloudevents.source": "/player"}})),

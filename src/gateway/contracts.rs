@@ -7,11 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use apache_avro::Schema;
-
 use super::{Error, Result};
 use crate::{
-    contract::Contract,
+    contract::{Contract, WriterSchema},
     product::Topics,
     registry::{api::VersionId, client::Client},
 };
@@ -24,13 +22,13 @@ pub struct Registered {
     /// The latest schema id (what JSON data sent over HTTP is encoded with).
     pub latest_id: u32,
     /// Writer schemas by id: every version registered under the product's subject.
-    pub schemas: HashMap<u32, Arc<Schema>>,
+    pub schemas: HashMap<u32, Arc<WriterSchema>>,
     fetched: Instant,
 }
 
 impl Registered {
     /// The writer schema of `id`, if registered under the product's subject.
-    pub fn schema(&self, id: u32) -> Option<Arc<Schema>> {
+    pub fn schema(&self, id: u32) -> Option<Arc<WriterSchema>> {
         self.schemas.get(&id).cloned()
     }
 
@@ -52,11 +50,12 @@ impl Registered {
                 .await
                 .map_err(wrap)?;
             if let Some(id) = body.id {
-                schemas.insert(id, registry.schema(id).await.map_err(wrap)?);
+                let schema = registry.schema(id).await.map_err(wrap)?;
+                schemas.insert(id, Arc::new(WriterSchema::new(schema)));
             }
         }
         let schema = match schemas.get(&latest_id) {
-            Some(schema) => schema.clone(),
+            Some(schema) => schema.avro.clone(),
             None => registry.schema(latest_id).await.map_err(wrap)?,
         };
         let contract = Contract::from_registered(

@@ -40,9 +40,7 @@ use std::{
     time::Duration,
 };
 
-use apache_avro::{
-    reader::datum::GenericDatumReader, types::Value, writer::datum::GenericDatumWriter, Schema,
-};
+use apache_avro::{types::Value, writer::datum::GenericDatumWriter, Schema};
 use chrono::Utc;
 use cloudevents::{EventBuilder, EventBuilderV10};
 use rdkafka::{
@@ -56,7 +54,7 @@ use crate::{
     binding::kafka::{Record, PARTITION_KEY},
     broker,
     codec::wire,
-    contract::{Contract, Violation},
+    contract::{Contract, Violation, WriterSchema},
     product::Topics,
     registry::{
         api::{SchemaRequest, VersionId},
@@ -312,6 +310,8 @@ pub struct ValueEvent {
 #[derive(Debug)]
 struct Bound {
     contract: Contract,
+    /// The contract's schema, prepared for reading back what the rules check.
+    schema: WriterSchema,
     schema_id: u32,
     topic: String,
     source: String,
@@ -501,6 +501,7 @@ impl Producer {
             .unwrap_or_else(|| contract.source.clone());
         let topics = Topics::of(product);
         Ok(Bound {
+            schema: WriterSchema::new(contract.schema.clone()),
             contract,
             schema_id,
             topic: match self.inner.target {
@@ -521,10 +522,13 @@ impl Producer {
             None
         } else {
             Some(
-                GenericDatumReader::builder(&bound.contract.schema)
-                    .build()
-                    .and_then(|r| r.read_value(&mut body.as_slice()))
-                    .map_err(|e| encode_error(&bound.contract.product, e))?,
+                bound
+                    .contract
+                    .rule_input(&bound.schema, &body)
+                    .map_err(|message| Error::Encode {
+                        product: bound.contract.product.clone(),
+                        message,
+                    })?,
             )
         };
         let attributes = Attributes {
