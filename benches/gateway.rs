@@ -2,8 +2,8 @@
 //! one run. Both read the same 100,000 `PlayEvent` records from `player.play-events.ingress`
 //! (4 partitions) and write them with an idempotent producer (same batching), partition p to
 //! partition p, acknowledging and committing every 5,000 records; the gateway also checks each
-//! record's contract and adds its source headers. Each side is timed until every output is
-//! acknowledged.
+//! record's contract and adds its source headers. Each side is timed from its first record to
+//! the acknowledgement of its last output (group join and the gateway's resume reads excluded).
 //! Run: `cargo bench --bench gateway` (in-memory broker storage), or with
 //! `MESHLINE_BENCH_STORAGE=sqlite` on the durable storage `meshline up` uses.
 
@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 mod common;
 use common::{serve_registry, start_broker};
 
-const EVENTS: usize = 100_000;
+const EVENTS: usize = 200_000;
 const INGRESS: &str = "player.play-events.ingress";
 
 fn main() {
@@ -117,25 +117,32 @@ async fn fill_ingress(bootstrap: &str, url: &str) {
 }
 
 /// Reads the ingress in group `bench-raw` and copies each record to `bench.raw-out`, same
-/// partition, acknowledging and committing every 5,000 records.
+/// partition, acknowledging and committing every 5,000 records; consumer and producer set as the
+/// gateway's.
 fn raw_pipe(bootstrap: &str) -> Duration {
     let consumer: BaseConsumer = broker::client_config(bootstrap)
         .set("group.id", "bench-raw")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        // the gateway's fetch settings (src/gateway/stream.rs)
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "50")
         .create()
         .expect("consumer");
+    // the gateway's producer settings
     let producer: FutureProducer = broker::producer_config(bootstrap)
         .set("enable.gapless.guarantee", "true")
+        .set("linger.ms", "5")
         .create()
         .expect("producer");
     consumer.subscribe(&[INGRESS]).expect("subscribe");
-    let started = Instant::now();
+    let mut started = None;
     let (mut copied, mut pending) = (0, Vec::new());
     while copied < EVENTS {
         let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) else {
             continue;
         };
+        started.get_or_insert_with(Instant::now);
         let mut future =
             FutureRecord::<[u8], [u8]>::to("bench.raw-out").partition(message.partition());
         if let Some(headers) = message.headers() {
@@ -163,7 +170,7 @@ fn raw_pipe(bootstrap: &str) -> Duration {
                 .expect("commit");
         }
     }
-    started.elapsed()
+    started.map_or(Duration::ZERO, |s| s.elapsed())
 }
 
 /// Runs the gateway in group `bench-gateway` until every event's output is acknowledged (its
@@ -180,30 +187,35 @@ async fn gateway_pipe(bootstrap: &str, url: &str) -> Duration {
     let mut config = StreamConfig::new(bootstrap);
     config.group = "bench-gateway".into();
     let stop = CancellationToken::new();
-    let started = Instant::now();
+    let mut started = None;
     let task = tokio::spawn(gateway::run_stream(
         config,
         contracts,
         metrics,
         stop.clone(),
     ));
-    loop {
-        let acked: u64 = registry
+    let count = |name: &str| -> u64 {
+        registry
             .gather()
             .iter()
-            .filter(|f| f.name() == "meshline_gateway_end_to_end_seconds")
+            .filter(|f| f.name() == name)
             .flat_map(|f| {
                 f.get_metric()
                     .iter()
-                    .map(|m| m.get_histogram().get_sample_count())
+                    .map(|m| m.get_histogram().get_sample_count() + m.get_counter().value() as u64)
             })
-            .sum();
-        if acked >= EVENTS as u64 {
+            .sum()
+    };
+    loop {
+        if started.is_none() && count("meshline_gateway_events_total") > 0 {
+            started = Some(Instant::now());
+        }
+        if count("meshline_gateway_end_to_end_seconds") >= EVENTS as u64 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let elapsed = started.elapsed();
+    let elapsed = started.map_or(Duration::ZERO, |s| s.elapsed());
     stop.cancel();
     task.await.expect("gateway task");
     elapsed

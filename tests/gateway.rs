@@ -396,7 +396,7 @@ async fn a_gateway_taking_over_skips_what_a_dead_one_wrote_after_its_last_commit
                 partition: *p,
                 offset: offset as i64,
             };
-            (*p, gateway::headers::accepted(r, source))
+            (*p, gateway::headers::accepted(r.clone(), source))
         })
         .collect();
     send_to(&bootstrap, PRODUCT, &written).await;

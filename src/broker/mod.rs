@@ -139,20 +139,20 @@ pub fn send_blocking(
     partition: i32,
     record: &crate::binding::kafka::Record,
 ) -> Result<DeliveryFuture, KafkaError> {
-    let headers = record.owned_headers();
+    let mut future = FutureRecord::<[u8], [u8]>::to(topic)
+        .partition(partition)
+        .headers(record.owned_headers());
+    if let Some(key) = &record.key {
+        future = future.key(key.as_slice());
+    }
+    if let Some(payload) = &record.payload {
+        future = future.payload(payload.as_slice());
+    }
     loop {
-        let mut future = FutureRecord::<[u8], [u8]>::to(topic)
-            .partition(partition)
-            .headers(headers.clone());
-        if let Some(key) = &record.key {
-            future = future.key(key.as_slice());
-        }
-        if let Some(payload) = &record.payload {
-            future = future.payload(payload.as_slice());
-        }
         match producer.send_result(future) {
             Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                future = back;
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err((error, _)) => return Err(error),

@@ -47,15 +47,15 @@ pub struct Source<'a> {
 }
 
 /// The record to write to the product topic for an accepted ingress record.
-pub fn accepted(record: &Record, source: Source<'_>) -> Record {
-    let mut out = carry(record, 3);
+pub fn accepted(record: Record, source: Source<'_>) -> Record {
+    let mut out = carry_owned(record, 3);
     push_source(&mut out, source);
     out
 }
 
 /// The record to write to the dead-letter topic for a refused ingress record.
-pub fn dead_letter(record: &Record, source: Source<'_>, rejection: &Rejection) -> Record {
-    let mut out = carry(record, 6);
+pub fn dead_letter(record: Record, source: Source<'_>, rejection: &Rejection) -> Record {
+    let mut out = carry_owned(record, 6);
     push_source(&mut out, source);
     out.headers.push((
         REASON.to_owned(),
@@ -106,6 +106,15 @@ fn carry(record: &Record, extra: usize) -> Record {
     }
 }
 
+/// `record` without the headers the gateway owns, with room for `extra` more.
+fn carry_owned(mut record: Record, extra: usize) -> Record {
+    record
+        .headers
+        .retain(|(name, _)| !OWNED.contains(&name.as_str()));
+    record.headers.reserve(extra);
+    record
+}
+
 fn push_source(out: &mut Record, source: Source<'_>) {
     out.headers
         .push((SOURCE_TOPIC.to_owned(), source.topic.as_bytes().to_vec()));
@@ -145,7 +154,7 @@ mod tests {
 
     #[test]
     fn an_output_keeps_the_record_and_names_its_source_and_forged_headers_are_dropped() {
-        let out = accepted(&ingress(), SOURCE);
+        let out = accepted(ingress(), SOURCE);
         assert_eq!(out.key.as_deref(), Some(&b"user-1"[..]));
         assert_eq!(out.payload, ingress().payload);
         assert_eq!(out.header("ce_id"), Some(&b"42"[..]));
@@ -167,7 +176,7 @@ mod tests {
             message: "rule failed".into(),
             on_failure: OnFailure::Dlq,
         };
-        let out = dead_letter(&ingress(), SOURCE, &rejection);
+        let out = dead_letter(ingress(), SOURCE, &rejection);
         assert_eq!(out.header(REASON), Some(&b"rule_failed"[..]));
         assert_eq!(out.header(RULE), Some(&b"positive_duration"[..]));
         assert_eq!(out.header(MESSAGE), Some(&b"rule failed"[..]));

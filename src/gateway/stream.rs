@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     contracts::Contracts,
     headers::{self, Source},
-    metrics::{Metrics, Outcome},
+    metrics::{Metrics, Outcome, ProductMetrics},
     resume, Error, Result,
 };
 use crate::{binding::kafka::Record, broker, product::OnFailure, product::Topics};
@@ -104,7 +104,7 @@ struct Pending {
     /// Next offset to commit, per ingress partition.
     positions: HashMap<PartitionKey, i64>,
     /// Event times (ms) to observe end-to-end latency at the checkpoint, per product.
-    times: Vec<(String, i64)>,
+    times: Vec<(Arc<Route>, i64)>,
     /// Ingress offsets already written by an earlier owner, per partition.
     written: HashMap<PartitionKey, BTreeSet<i64>>,
     records: usize,
@@ -113,10 +113,19 @@ struct Pending {
     failed: Option<Error>,
 }
 
+/// Where one ingress topic's records go, and the metrics they count in.
+struct Route {
+    product: String,
+    topics: Topics,
+    metrics: ProductMetrics,
+}
+
 struct Gateway {
     config: StreamConfig,
     contracts: Arc<Contracts>,
     metrics: Metrics,
+    /// By ingress topic.
+    routes: HashMap<String, Arc<Route>>,
     runtime: tokio::runtime::Handle,
     producer: FutureProducer,
     reader: BaseConsumer,
@@ -229,65 +238,61 @@ impl Gateway {
         let topic = message.topic();
         let (partition, offset) = (message.partition(), message.offset());
         let key = (topic.to_owned(), partition);
-        let product = self
-            .contracts
-            .product_of_ingress(topic)
+        let route = self
+            .routes
+            .get(topic)
             .ok_or_else(|| {
                 Error::Unexpected(format!("a record from {topic}, not an ingress topic"))
             })?
-            .to_owned();
+            .clone();
         let already = self
             .lock()
             .written
             .get_mut(&key)
             .is_some_and(|written| written.remove(&offset));
         if already {
-            self.metrics.event(&product, Outcome::Duplicate);
+            route.metrics.event(Outcome::Duplicate);
             self.lock().positions.insert(key, offset + 1);
             return Ok(());
         }
         let record = Record::from_message(message);
         let started = Instant::now();
-        let verdict = self.check(&product, &record)?;
-        self.metrics
-            .validated(&product, started.elapsed().as_secs_f64());
+        let verdict = self.check(&route.product, &record)?;
+        route.metrics.validated(started.elapsed().as_secs_f64());
         let source = Source {
             topic,
             partition,
             offset,
         };
-        let topics = Topics::of(&product);
-        let (out_topic, output) = match &verdict {
-            Ok(()) => {
-                self.metrics.event(&product, Outcome::Accepted);
-                (&topics.product, headers::accepted(&record, source))
-            }
-            Err(rejection) if rejection.on_failure == OnFailure::None => {
-                self.metrics.event(&product, Outcome::Warned);
-                (&topics.product, headers::accepted(&record, source))
-            }
-            Err(rejection) => {
-                self.metrics.event(&product, Outcome::DeadLettered);
-                self.metrics.dead_letter(&product, rejection.reason.code());
-                (
-                    &topics.dlq,
-                    headers::dead_letter(&record, source, rejection),
-                )
-            }
-        };
-        self.begin_transaction()?;
-        let delivery = self.send(out_topic, partition, &output)?;
         let time = record
             .header("ce_time")
             .and_then(|t| std::str::from_utf8(t).ok())
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.timestamp_millis());
+        let topics = &route.topics;
+        let (out_topic, output) = match &verdict {
+            Ok(()) => {
+                route.metrics.event(Outcome::Accepted);
+                (&topics.product, headers::accepted(record, source))
+            }
+            Err(rejection) if rejection.on_failure == OnFailure::None => {
+                route.metrics.event(Outcome::Warned);
+                (&topics.product, headers::accepted(record, source))
+            }
+            Err(rejection) => {
+                route.metrics.event(Outcome::DeadLettered);
+                route.metrics.dead_letter(rejection.reason.code());
+                (&topics.dlq, headers::dead_letter(record, source, rejection))
+            }
+        };
+        self.begin_transaction()?;
+        let delivery = self.send(out_topic, partition, &output)?;
         let mut pending = self.lock();
         pending.deliveries.push(delivery);
         pending.positions.insert(key, offset + 1);
         pending.records += 1;
         if let Some(time) = time {
-            pending.times.push((product, time));
+            pending.times.push((route, time));
         }
         drop(pending);
         Ok(())
@@ -450,9 +455,10 @@ impl Gateway {
                 .map_err(kafka("committing ingress offsets"))?;
         }
         let now = chrono::Utc::now().timestamp_millis();
-        for (product, time) in times {
-            self.metrics
-                .end_to_end(&product, (now - time).max(0) as f64 / 1000.0);
+        for (route, time) in times {
+            route
+                .metrics
+                .end_to_end((now - time).max(0) as f64 / 1000.0);
         }
         Ok(())
     }
@@ -534,10 +540,24 @@ pub fn run(
         .into_iter()
         .map(str::to_owned)
         .collect();
+    let routes = contracts
+        .ingress_topics()
+        .into_iter()
+        .filter_map(|ingress| {
+            let product = contracts.product_of_ingress(ingress)?;
+            let route = Route {
+                product: product.to_owned(),
+                topics: Topics::of(product),
+                metrics: metrics.product(product),
+            };
+            Some((ingress.to_owned(), Arc::new(route)))
+        })
+        .collect();
     let gateway = Gateway {
         config,
         contracts,
         metrics,
+        routes,
         runtime,
         producer,
         reader,
