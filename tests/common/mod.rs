@@ -24,7 +24,7 @@ pub fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-/// A broker in memory (fast; its high watermarks are wrong, see the README).
+/// A broker in memory (fast; gone with the test).
 pub async fn memory_broker() -> EmbeddedBroker {
     EmbeddedBroker::start(any_port(), &Storage::Memory)
         .await
@@ -119,16 +119,30 @@ pub async fn registry(
 /// their contracts (it runs until the test ends).
 pub async fn platform(dir: &Path) -> (EmbeddedBroker, meshline::registry::Registry, String) {
     let broker = sqlite_broker(dir).await;
+    let (registry, url) = products_on(&broker.bootstrap(), &broker.bootstrap()).await;
+    (broker, registry, url)
+}
+
+/// Like [`platform`] on an in-memory broker.
+pub async fn platform_in_memory() -> (EmbeddedBroker, meshline::registry::Registry, String) {
+    let broker = memory_broker().await;
+    let (registry, url) = products_on(&broker.bootstrap(), &broker.bootstrap()).await;
+    (broker, registry, url)
+}
+
+/// Creates the products' topics on `data` and registers their contracts in a registry on
+/// `schemas` (it runs until the test ends).
+async fn products_on(data: &str, schemas: &str) -> (meshline::registry::Registry, String) {
     let catalog = catalog();
-    meshline::broker::ensure_topics(&broker.bootstrap(), &catalog)
+    meshline::broker::ensure_topics(data, &catalog)
         .await
         .unwrap();
-    let (registry, url, stop) = registry(&broker.bootstrap()).await;
+    let (registry, url, stop) = registry(schemas).await;
     std::mem::forget(stop);
     for product in catalog.iter() {
         registry.register_product(product).await.unwrap();
     }
-    (broker, registry, url)
+    (registry, url)
 }
 
 /// A valid `PlayEvent` lasting `duration_ms`.
