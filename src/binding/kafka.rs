@@ -111,14 +111,10 @@ impl Record {
 
     /// The value of header `name` (the last one, as Kafka clients read duplicates).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
+        RecordView::header(self, name)
     }
 
-    /// Copies a consumed rdkafka message.
+    /// Copies a consumed rdkafka message (see [`Consumed`] to read one without copying).
     pub fn from_message(message: &impl Message) -> Self {
         let headers = message
             .headers()
@@ -431,5 +427,69 @@ mod tests {
         let r = Record::from_event(e).unwrap();
         assert_eq!(header(&r, "ce_sequence"), "42");
         assert_eq!(header(&r, "ce_sampled"), "true");
+    }
+}
+
+/// Read access to a Kafka record's headers and payload: an owned [`Record`], or a consumed
+/// message read in place through [`Consumed`].
+pub trait RecordView {
+    /// The value of header `name` (the last one, as Kafka clients read duplicates).
+    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The payload.
+    fn payload(&self) -> Option<&[u8]>;
+}
+
+impl RecordView for Record {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn payload(&self) -> Option<&[u8]> {
+        self.payload.as_deref()
+    }
+}
+
+/// A consumed rdkafka message read as a record without copying it: its headers are looked up
+/// once (each lookup through librdkafka walks them all).
+#[derive(Debug, Clone)]
+pub struct Consumed<'a> {
+    headers: Vec<(&'a str, &'a [u8])>,
+    payload: Option<&'a [u8]>,
+}
+
+impl<'a> Consumed<'a> {
+    /// Reads `message` in place.
+    pub fn new<M: Message>(message: &'a M) -> Self {
+        use rdkafka::message::Headers as _;
+        let headers = message
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key, h.value.unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            headers,
+            payload: message.payload(),
+        }
+    }
+}
+
+impl RecordView for Consumed<'_> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+
+    fn payload(&self) -> Option<&[u8]> {
+        self.payload
     }
 }

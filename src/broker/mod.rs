@@ -12,6 +12,7 @@ use rdkafka::{
     config::ClientConfig,
     consumer::{BaseConsumer, Consumer},
     error::KafkaError,
+    message::OwnedHeaders,
     producer::{DeliveryFuture, FutureProducer, FutureRecord},
     types::RDKafkaErrorCode,
 };
@@ -139,14 +140,33 @@ pub fn send_blocking(
     partition: i32,
     record: &crate::binding::kafka::Record,
 ) -> Result<DeliveryFuture, KafkaError> {
+    send_parts_blocking(
+        producer,
+        topic,
+        partition,
+        record.key.as_deref(),
+        record.payload.as_deref(),
+        record.owned_headers(),
+    )
+}
+
+/// [`send_blocking`] for a record given by its parts.
+pub fn send_parts_blocking(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+    headers: OwnedHeaders,
+) -> Result<DeliveryFuture, KafkaError> {
     let mut future = FutureRecord::<[u8], [u8]>::to(topic)
         .partition(partition)
-        .headers(record.owned_headers());
-    if let Some(key) = &record.key {
-        future = future.key(key.as_slice());
+        .headers(headers);
+    if let Some(key) = key {
+        future = future.key(key);
     }
-    if let Some(payload) = &record.payload {
-        future = future.payload(payload.as_slice());
+    if let Some(payload) = payload {
+        future = future.payload(payload);
     }
     loop {
         match producer.send_result(future) {

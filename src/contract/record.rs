@@ -8,7 +8,7 @@ use std::sync::Arc;
 use apache_avro::types::Value;
 
 use super::{payload::WriterSchema, Contract, Violation};
-use crate::{binding::kafka::Record, codec::wire, product::OnFailure};
+use crate::{binding::kafka::RecordView, codec::wire, product::OnFailure};
 
 /// Why a record is refused, as a stable code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,7 +106,10 @@ pub struct Accepted {
     pub value: Value,
 }
 
-fn text<'a>(record: &'a Record, name: &str) -> Result<Option<&'a str>, Rejection> {
+fn text<'a>(
+    record: &'a (impl RecordView + ?Sized),
+    name: &str,
+) -> Result<Option<&'a str>, Rejection> {
     record
         .header(name)
         .map(|v| {
@@ -120,7 +123,7 @@ fn text<'a>(record: &'a Record, name: &str) -> Result<Option<&'a str>, Rejection
         .transpose()
 }
 
-fn required<'a>(record: &'a Record, name: &str) -> Result<&'a str, Rejection> {
+fn required<'a>(record: &'a (impl RecordView + ?Sized), name: &str) -> Result<&'a str, Rejection> {
     text(record, name)?.ok_or_else(|| {
         Rejection::new(
             Reason::MissingAttribute,
@@ -134,7 +137,7 @@ impl Contract {
     /// registered under the product's subject (`None`: not registered there).
     pub fn check_record(
         &self,
-        record: &Record,
+        record: &(impl RecordView + ?Sized),
         schemas: impl Fn(u32) -> Option<Arc<WriterSchema>>,
     ) -> Result<Accepted, Rejection> {
         let spec = required(record, "ce_specversion")?;
@@ -166,8 +169,7 @@ impl Contract {
                 Rejection::new(reason, v.to_string())
             })?;
         let payload = record
-            .payload
-            .as_deref()
+            .payload()
             .ok_or_else(|| Rejection::new(Reason::BadFrame, "the record has no payload"))?;
         let (schema_id, body) =
             wire::decode(payload).map_err(|e| Rejection::new(Reason::BadFrame, e.to_string()))?;
@@ -209,6 +211,7 @@ impl Contract {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binding::kafka::Record;
     use crate::product::Catalog;
 
     fn contract() -> (Contract, Arc<WriterSchema>) {

@@ -7,6 +7,8 @@
 //! `meshline_message`). Incoming headers with these names are dropped, so a producer cannot
 //! forge a source position or a verdict.
 
+use rdkafka::message::{Header, Headers as _, Message, OwnedHeaders};
+
 use crate::{binding::kafka::Record, contract::Rejection};
 
 /// Ingress topic of the record an output came from.
@@ -51,6 +53,35 @@ pub fn accepted(record: Record, source: Source<'_>) -> Record {
     let mut out = carry_owned(record, 3);
     push_source(&mut out, source);
     out
+}
+
+/// The headers of [`accepted`] for a consumed ingress message, copied straight into librdkafka's
+/// form when the message carries none of the gateway's own headers (the usual case).
+pub fn accepted_headers(message: &impl Message, source: Source<'_>) -> OwnedHeaders {
+    let carried = message.headers();
+    if carried.is_some_and(|hs| hs.iter().any(|h| OWNED.contains(&h.key))) {
+        return accepted(Record::from_message(message), source).owned_headers();
+    }
+    let headers = carried.map_or_else(OwnedHeaders::new, |hs| {
+        hs.iter()
+            .fold(OwnedHeaders::new_with_capacity(hs.count() + 3), |out, h| {
+                out.insert(h)
+            })
+    });
+    let (partition, offset) = (source.partition.to_string(), source.offset.to_string());
+    headers
+        .insert(Header {
+            key: SOURCE_TOPIC,
+            value: Some(source.topic),
+        })
+        .insert(Header {
+            key: SOURCE_PARTITION,
+            value: Some(&partition),
+        })
+        .insert(Header {
+            key: SOURCE_OFFSET,
+            value: Some(&offset),
+        })
 }
 
 /// The record to write to the dead-letter topic for a refused ingress record.
@@ -132,6 +163,41 @@ fn push_source(out: &mut Record, source: Source<'_>) {
 mod tests {
     use super::*;
     use crate::{contract::Reason, product::OnFailure};
+
+    fn consumed(record: &Record) -> rdkafka::message::OwnedMessage {
+        rdkafka::message::OwnedMessage::new(
+            record.payload.clone(),
+            record.key.clone(),
+            SOURCE.topic.to_owned(),
+            rdkafka::Timestamp::NotAvailable,
+            SOURCE.partition,
+            SOURCE.offset,
+            Some(record.owned_headers()),
+        )
+    }
+
+    /// The headers written from a consumed message are those of the record-based path, forged
+    /// verdicts dropped.
+    #[test]
+    fn headers_of_a_consumed_message_equal_the_records() {
+        let mut forged = ingress();
+        forged.headers.push((REASON.to_owned(), b"none".to_vec()));
+        for record in [ingress(), forged] {
+            let expected = accepted(record.clone(), SOURCE).headers;
+            let message = consumed(&record);
+            let got = Record::from_message(&rdkafka::message::OwnedMessage::new(
+                None,
+                None,
+                String::new(),
+                rdkafka::Timestamp::NotAvailable,
+                0,
+                0,
+                Some(accepted_headers(&message, SOURCE)),
+            ))
+            .headers;
+            assert_eq!(got, expected);
+        }
+    }
 
     fn ingress() -> Record {
         Record {

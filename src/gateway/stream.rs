@@ -43,7 +43,12 @@ use super::{
     metrics::{Metrics, Outcome, ProductMetrics},
     resume, Error, Result,
 };
-use crate::{binding::kafka::Record, broker, product::OnFailure, product::Topics};
+use crate::{
+    binding::kafka::{Consumed, Record, RecordView},
+    broker,
+    product::OnFailure,
+    product::Topics,
+};
 
 /// How outputs and consumer offsets reach the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,7 +260,7 @@ impl Gateway {
             self.lock().positions.insert(key, offset + 1);
             return Ok(());
         }
-        let record = Record::from_message(message);
+        let record = Consumed::new(message);
         let started = Instant::now();
         let verdict = self.check(&route.product, &record)?;
         route.metrics.validated(started.elapsed().as_secs_f64());
@@ -273,20 +278,32 @@ impl Gateway {
         let (out_topic, output) = match &verdict {
             Ok(()) => {
                 route.metrics.event(Outcome::Accepted);
-                (&topics.product, headers::accepted(record, source))
+                (&topics.product, headers::accepted_headers(message, source))
             }
             Err(rejection) if rejection.on_failure == OnFailure::None => {
                 route.metrics.event(Outcome::Warned);
-                (&topics.product, headers::accepted(record, source))
+                (&topics.product, headers::accepted_headers(message, source))
             }
             Err(rejection) => {
                 route.metrics.event(Outcome::DeadLettered);
                 route.metrics.dead_letter(rejection.reason.code());
-                (&topics.dlq, headers::dead_letter(record, source, rejection))
+                let dead = headers::dead_letter(Record::from_message(message), source, rejection);
+                (&topics.dlq, dead.owned_headers())
             }
         };
         self.begin_transaction()?;
-        let delivery = self.send(out_topic, partition, &output)?;
+        let delivery = broker::send_parts_blocking(
+            &self.producer,
+            out_topic,
+            partition,
+            message.key(),
+            message.payload(),
+            output,
+        )
+        .map_err(|source| Error::Kafka {
+            context: format!("writing to {out_topic} partition {partition}"),
+            source,
+        })?;
         let mut pending = self.lock();
         pending.deliveries.push(delivery);
         pending.positions.insert(key, offset + 1);
@@ -303,7 +320,7 @@ impl Gateway {
     fn check(
         &self,
         product: &str,
-        record: &Record,
+        record: &impl RecordView,
     ) -> Result<std::result::Result<(), crate::contract::Rejection>> {
         let registered = self
             .contracts
@@ -343,16 +360,6 @@ impl Gateway {
             self.metrics.transactions_in_flight(1);
         }
         Ok(())
-    }
-
-    /// Hands `record` to the producer, waiting while its queue is full (never dropping).
-    fn send(&self, topic: &str, partition: i32, record: &Record) -> Result<DeliveryFuture> {
-        broker::send_blocking(&self.producer, topic, partition, record).map_err(|source| {
-            Error::Kafka {
-                context: format!("writing to {topic} partition {partition}"),
-                source,
-            }
-        })
     }
 
     /// Sets the lag gauge of every assigned partition (one watermark request each).
@@ -552,7 +559,19 @@ pub fn run(
             };
             Some((ingress.to_owned(), Arc::new(route)))
         })
-        .collect();
+        .collect::<HashMap<_, _>>();
+    // learn the output topics' leaders now, not at the first event (a stall of up to a second on
+    // the embedded broker)
+    for route in routes.values() {
+        for topic in [&route.topics.product, &route.topics.dlq] {
+            if let Err(e) = producer
+                .client()
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+            {
+                tracing::warn!(topic, error = %e, "no metadata for an output topic yet");
+            }
+        }
+    }
     let gateway = Gateway {
         config,
         contracts,
