@@ -67,6 +67,44 @@ async fn negative_duration(record: &Record, url: &str) -> Record {
     out
 }
 
+/// `record` written with a compatible later version of the schema that dropped `country` (a
+/// field the `known_country` rule reads): the rule cannot be evaluated on it.
+async fn without_country(record: &Record, url: &str) -> Record {
+    let registry = Client::new(url);
+    let subject = "player.play-events-value";
+    let v1 = registry.latest(subject).await.unwrap().schema;
+    let mut json = serde_json::to_value(v1.as_ref()).unwrap();
+    json["fields"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["name"] != "country");
+    let request = meshline::registry::api::SchemaRequest {
+        schema: Some(json.to_string()),
+        ..Default::default()
+    };
+    let id = registry.register(subject, &request).await.unwrap();
+    let v2 = apache_avro::Schema::parse(&json).unwrap();
+    let (_, body) = wire::decode(record.payload.as_deref().unwrap()).unwrap();
+    let apache_avro::types::Value::Record(mut fields) =
+        apache_avro::reader::datum::GenericDatumReader::builder(&v1)
+            .build()
+            .unwrap()
+            .read_value(&mut &body[..])
+            .unwrap()
+    else {
+        panic!("a record")
+    };
+    fields.retain(|(name, _)| name != "country");
+    let body = apache_avro::writer::datum::GenericDatumWriter::builder(&v2)
+        .build()
+        .unwrap()
+        .write_value_to_vec(apache_avro::types::Value::Record(fields))
+        .unwrap();
+    let mut out = record.clone();
+    out.payload = Some(wire::encode(id, &body));
+    out
+}
+
 async fn send(bootstrap: &str, records: &[(i32, Record)]) {
     send_to(bootstrap, INGRESS, records).await;
 }
@@ -169,15 +207,22 @@ async fn contracts(url: &str) -> Arc<Contracts> {
 }
 
 /// The stream gateway in this process, until `stop`.
-async fn gateway_in_process(bootstrap: &str, url: &str, stop: CancellationToken) {
+/// Runs the stream gateway in this process until `stop` is cancelled or the returned guard is
+/// dropped (also when the test fails, so a failing test ends instead of hanging).
+async fn gateway_in_process(
+    bootstrap: &str,
+    url: &str,
+    stop: CancellationToken,
+) -> tokio_util::sync::DropGuard {
     let contracts = contracts(url).await;
     let metrics = Metrics::new(&prometheus::Registry::new()).unwrap();
     tokio::spawn(gateway::run_stream(
         StreamConfig::new(bootstrap),
         contracts,
         metrics,
-        stop,
+        stop.clone(),
     ));
+    stop.drop_guard()
 }
 
 async fn wait_for_outputs(bootstrap: &str, n: i64, secs: u64) {
@@ -244,6 +289,7 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
             with(&ok, "content-type", Some("application/json")),
         ),
         (Reason::RuleFailed, negative_duration(&ok, &url).await),
+        (Reason::RuleError, without_country(&ok, &url).await),
     ];
     let mut bad_frame = ok.clone();
     bad_frame.payload = Some(br#"{"play_id":"p"}"#.to_vec());
@@ -273,7 +319,7 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
     send(&bootstrap, &records).await;
 
     let stop = CancellationToken::new();
-    gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    let _running = gateway_in_process(&bootstrap, &url, stop.clone()).await;
     wait_for_outputs(&bootstrap, records.len() as i64, 60).await;
 
     let products = read_all(&bootstrap, PRODUCT);
@@ -325,6 +371,11 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
         .find(|(_, h, _)| h["ce_id"] == "rule_failed")
         .unwrap();
     assert_eq!(rule.1["meshline_rule"], "non_negative_duration");
+    let error = letters
+        .iter()
+        .find(|(_, h, _)| h["ce_id"] == "rule_error")
+        .unwrap();
+    assert_eq!(error.1["meshline_rule"], "known_country");
 
     // replay: the rule still fails, so the letter comes back marked, and is not replayed again
     let replay = |bootstrap: &str| {
@@ -349,7 +400,7 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
     };
     let first = replay(&bootstrap);
     assert!(
-        first.contains("10 dead letter(s) read, 1 replayed"),
+        first.contains("11 dead letter(s) read, 1 replayed"),
         "{first}"
     );
     wait_for_outputs(&bootstrap, records.len() as i64 + 1, 60).await;
@@ -413,7 +464,7 @@ async fn a_gateway_taking_over_skips_what_a_dead_one_wrote_after_its_last_commit
     drop(group);
 
     let stop = CancellationToken::new();
-    gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    let _running = gateway_in_process(&bootstrap, &url, stop.clone()).await;
     wait_for_outputs(&bootstrap, 20, 60).await;
     // let a duplicating gateway show itself
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -747,7 +798,7 @@ async fn http_ingress_takes_every_cloudevents_mode_and_answers_each_status() {
 
     // the stream gateway moves what the ingress took into the product topic
     let stop = CancellationToken::new();
-    gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    let _running = gateway_in_process(&bootstrap, &url, stop.clone()).await;
     wait_for_outputs(&bootstrap, 5, 60).await;
     let mut ids: Vec<_> = read_all(&bootstrap, PRODUCT)
         .into_iter()
