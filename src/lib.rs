@@ -23,4 +23,5 @@ pub mod product;
 pub mod registry;
 pub mod sdk;
 pub mod server;
+pub mod snapshot;
 pub mod telemetry;

@@ -217,6 +217,41 @@ pub struct View {
     /// How long after a window's end late events are still accepted (e.g. `10m`).
     #[serde(default)]
     pub allowed_lateness: HumanDuration,
+    /// Field holding the event time (a timestamp or a long of epoch milliseconds); default: the
+    /// CloudEvents `time` attribute (`ce_time`).
+    #[serde(default)]
+    pub time_field: Option<String>,
+    /// IANA time zone of the calendar windows (e.g. `Europe/Stockholm`); default `UTC`.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// What happens to an event that arrives after its window closed.
+    #[serde(default)]
+    pub late: LatePolicy,
+    /// A partition that has delivered every record and stays quiet this long (e.g. `1m`) stops
+    /// holding the view's watermark back, so windows close on quiet topics too.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+}
+
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+
+fn default_idle_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+
+/// What the snapshotter does with an event whose window already closed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatePolicy {
+    /// Leave it out of the snapshot; counted in `meshline_snapshot_late_events_total`.
+    #[default]
+    Drop,
+    /// Send it to the product's dead-letter topic with reason `late_event`.
+    Dlq,
+    /// Write a new version of the window's snapshot that includes it (`events` views).
+    Amend,
 }
 
 /// What a view's snapshot holds.

@@ -324,6 +324,9 @@ fn check_view_fields(path: &Path, d: &Descriptor, schema: &Schema) -> Vec<Error>
         for key in view.key.iter().filter(|k| !known.contains(&k.as_str())) {
             errors.push(unknown("views.key", &view.name, key));
         }
+        if let Some(field) = view.time_field.as_ref().filter(|f| !known.contains(&f.as_str())) {
+            errors.push(unknown("views.time_field", &view.name, field));
+        }
         for aggregation in &view.aggregations {
             match (&aggregation.field, aggregation.function) {
                 (Some(field), _) if !known.contains(&field.as_str()) => {
@@ -439,6 +442,24 @@ fn validate(path: &Path, d: &Descriptor) -> Vec<Error> {
                 format!(
                     "view name `{}` must be unique, lowercase letters, digits, `-` or `_`",
                     view.name
+                ),
+            );
+        }
+        if view.late == LatePolicy::Amend && view.kind != ViewKind::Events {
+            invalid(
+                "views.late",
+                format!(
+                    "view `{}`: `late: amend` is available for `events` views; for a {:?} view use `drop` or `dlq`, or a longer `allowed_lateness`",
+                    view.name, view.kind
+                ),
+            );
+        }
+        if view.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            invalid(
+                "views.time_zone",
+                format!(
+                    "view `{}`: `{}` is not an IANA time zone; use e.g. `UTC` or `Europe/Stockholm`",
+                    view.name, view.time_zone
                 ),
             );
         }

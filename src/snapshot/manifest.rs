@@ -1,0 +1,144 @@
+//! What the snapshotter writes besides Parquet files: each window's `manifest.json` (written
+//! last, so a snapshot exists only when complete) and the progress it resumes from, at
+//! deterministic paths.
+//!
+//! ```text
+//! snapshots/<domain>/<product>/<view>/window=<label>/v<version>/part-….parquet
+//! snapshots/<domain>/<product>/<view>/window=<label>/v<version>/manifest.json
+//! snapshots/<domain>/<product>/_progress/<sequence, 12 digits>.json
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::product::ViewKind;
+
+/// The root of a product's snapshots: `snapshots/<domain>/<product>`.
+pub fn product_root(product_id: &str) -> String {
+    match product_id.split_once('.') {
+        Some((domain, name)) => format!("snapshots/{domain}/{name}"),
+        None => format!("snapshots/{product_id}"),
+    }
+}
+
+/// The directory of one version of a window's snapshot.
+pub fn version_dir(product_id: &str, view: &str, label: &str, version: u32) -> String {
+    format!(
+        "{}/{view}/window={label}/v{version}",
+        product_root(product_id)
+    )
+}
+
+/// The manifest of one version of a window's snapshot.
+pub fn manifest_path(product_id: &str, view: &str, label: &str, version: u32) -> String {
+    format!("{}/manifest.json", version_dir(product_id, view, label, version))
+}
+
+/// The progress file with sequence number `sequence`.
+pub fn progress_path(product_id: &str, sequence: u64) -> String {
+    format!("{}/_progress/{sequence:012}.json", product_root(product_id))
+}
+
+/// A Parquet file of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// Path from the store's root.
+    pub path: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+}
+
+/// Which records of one source partition a snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRange {
+    /// Lowest offset.
+    pub first_offset: i64,
+    /// Highest offset.
+    pub last_offset: i64,
+    /// Records taken (events outside the window in between are not).
+    pub events: u64,
+}
+
+/// The manifest of one version of a window's snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The data product.
+    pub product: String,
+    /// The view.
+    pub view: String,
+    /// What the view holds.
+    pub kind: ViewKind,
+    /// The window's label.
+    pub window: String,
+    /// First instant of the window (RFC 3339, UTC).
+    pub window_start: String,
+    /// First instant after the window (RFC 3339, UTC).
+    pub window_end: String,
+    /// Time zone of the calendar.
+    pub time_zone: String,
+    /// Version: 1, then one more for each amendment with late events.
+    pub version: u32,
+    /// The files, in order; together they are the snapshot.
+    pub files: Vec<File>,
+    /// Rows in all files.
+    pub rows: u64,
+    /// Source records per product-topic partition.
+    pub sources: BTreeMap<i32, SourceRange>,
+    /// Writer schema ids of the records.
+    pub schema_ids: Vec<u32>,
+    /// The view's watermark when the window closed (RFC 3339, UTC).
+    pub watermark: String,
+}
+
+/// Where one view resumes one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionProgress {
+    /// First offset the view still needs (the oldest record of a window still open).
+    pub resume_from: i64,
+    /// Highest event time before `resume_from` (epoch ms).
+    pub max_event: Option<i64>,
+    /// Last offset taken in: records up to it whose window was already written, or that were
+    /// late, are done.
+    pub done_through: i64,
+}
+
+/// Where one view resumes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewProgress {
+    /// Windows ending at or before this instant (epoch ms) are closed.
+    pub closed_through: Option<i64>,
+    /// The manifest of the last window written (a `latest` view restarts from its rows).
+    pub last_manifest: Option<String>,
+    /// Per partition.
+    pub partitions: BTreeMap<i32, PartitionProgress>,
+}
+
+/// A product's progress, written after the snapshots it accounts for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Progress {
+    /// Sequence number (also in the file name).
+    pub sequence: u64,
+    /// Per view.
+    pub views: BTreeMap<String, ViewProgress>,
+}
+
+impl Progress {
+    /// The offset to start reading `partition` from: the lowest any view needs.
+    pub fn start(&self, partition: i32) -> Option<i64> {
+        self.views
+            .values()
+            .filter_map(|v| v.partitions.get(&partition).map(|p| p.resume_from))
+            .min()
+    }
+}

@@ -1,0 +1,109 @@
+//! The snapshotter: time-windowed historical views of every data product, written as
+//! immutable, addressable Parquet snapshots.
+//!
+//! ```text
+//! <domain>.<product> ──read_committed──► rows (Avro → Arrow) ──► view: event-time windows
+//!     ──watermark passes a window──► part-….parquet files, then manifest.json, then progress
+//! ```
+//!
+//! - [`window`]: calendar windows in a time zone (pure);
+//! - [`clock`]: per-partition event time, lateness and the view's watermark (pure);
+//! - [`rows`]: records to Arrow rows with `arrow-avro` (sans-io);
+//! - [`events`], [`latest`], [`aggregate`]: what each kind of view keeps and writes;
+//! - [`view`]: one view's windows: what to write, when (sans-io);
+//! - [`manifest`]: manifests, progress and their paths;
+//! - [`parquet`]: Parquet bytes; [`store`]: create-only files on any `object_store` backend;
+//! - [`worker`]: the Kafka loop, its delivery guarantee, and its metrics.
+
+pub mod aggregate;
+pub mod clock;
+pub mod events;
+pub mod latest;
+pub mod manifest;
+pub mod parquet;
+pub mod rows;
+pub mod store;
+pub mod view;
+pub mod window;
+pub mod worker;
+
+pub use store::Store;
+pub use worker::{Metrics, SnapshotterConfig};
+
+/// Errors of the snapshotter.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A view cannot be built over the product's schema.
+    #[error("view `{view}`: {message}; fix the view in the product's descriptor")]
+    View {
+        /// The view.
+        view: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A registered schema cannot be read.
+    #[error("schema {id} cannot be decoded into Arrow columns: {message}")]
+    Schema {
+        /// Schema id.
+        id: u32,
+        /// Why.
+        message: String,
+    },
+    /// Arrow, Avro or Parquet refused the data.
+    #[error("{0}")]
+    Data(String),
+    /// The snapshot store failed.
+    #[error("{what}: {source}")]
+    Store {
+        /// What the snapshotter was doing.
+        what: String,
+        /// The store's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A file the snapshotter writes exists with other contents.
+    #[error("{path} exists with other contents than this run computed; snapshots are immutable: move it away if it is not a snapshot, or report a bug")]
+    Conflict {
+        /// The file.
+        path: String,
+    },
+    /// The registry failed.
+    #[error("fetching the schemas of {product}: {source}; is the registry up and the product registered?")]
+    Registry {
+        /// The product.
+        product: String,
+        /// The client error.
+        source: Box<crate::registry::client::Error>,
+    },
+    /// A Kafka call failed.
+    #[error("{context}: {source}")]
+    Kafka {
+        /// What the snapshotter was doing.
+        context: String,
+        /// The client error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// Something that should not happen.
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// Result of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    fn arrow(e: impl std::fmt::Display) -> Self {
+        Self::Data(e.to_string())
+    }
+
+    fn avro(e: impl std::fmt::Display) -> Self {
+        Self::Data(e.to_string())
+    }
+
+    fn parquet(e: impl std::fmt::Display) -> Self {
+        Self::Data(e.to_string())
+    }
+
+    fn json(e: impl std::fmt::Display) -> Self {
+        Self::Data(e.to_string())
+    }
+}

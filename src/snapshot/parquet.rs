@@ -1,0 +1,35 @@
+//! Snapshot files: Arrow batches to Parquet bytes (zstd) and back.
+
+use bytes::Bytes;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::{
+    arrow::{arrow_reader::ParquetRecordBatchReaderBuilder, ArrowWriter},
+    basic::{Compression, ZstdLevel},
+    file::properties::WriterProperties,
+};
+
+use super::{Error, Result};
+
+/// One Parquet file of `batches` (all of `schema`), zstd-compressed.
+pub fn encode(schema: SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(Error::parquet)?))
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), schema, Some(properties)).map_err(Error::parquet)?;
+    for batch in batches {
+        writer.write(batch).map_err(Error::parquet)?;
+    }
+    writer.into_inner().map_err(Error::parquet)
+}
+
+/// The batches of a Parquet file.
+pub fn decode(bytes: impl Into<Bytes>) -> Result<Vec<RecordBatch>> {
+    ParquetRecordBatchReaderBuilder::try_new(bytes.into())
+        .and_then(|b| b.build())
+        .map_err(Error::parquet)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::arrow)
+}

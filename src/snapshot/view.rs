@@ -1,0 +1,588 @@
+//! One view of one product: takes rows in, assigns them to event-time windows, decides lateness,
+//! closes windows when the watermark passes them, and says what to write (sans-io: the caller
+//! writes the files, in order, create-only).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Instant,
+};
+
+use arrow_array::{Array, RecordBatch, TimestampMillisecondArray};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use chrono::{DateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
+
+use super::{
+    aggregate::Aggregate,
+    clock::Clocks,
+    events::{Events, Part},
+    latest::Latest,
+    manifest::{self, File, Manifest, PartitionProgress, SourceRange, ViewProgress},
+    rows::{Rows, EVENT_TIME},
+    window::{Calendar, Window},
+    Error, Result,
+};
+use crate::product::{LatePolicy, View, ViewKind};
+
+/// A file to write, create-only, at a path from the store's root.
+#[derive(Debug, Clone)]
+pub struct Put {
+    /// Path from the store's root.
+    pub path: String,
+    /// Contents.
+    pub bytes: Vec<u8>,
+}
+
+/// What a step asks the caller to do.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// Files to write, in this order (a manifest after its files).
+    pub puts: Vec<Put>,
+    /// Rows (of the step's input) to send to the dead-letter topic as late.
+    pub dead_letters: Vec<usize>,
+    /// Windows whose snapshot (or a new version of it) is complete after the puts.
+    pub closed: Vec<Manifest>,
+}
+
+impl Step {
+    fn extend(&mut self, other: Step) {
+        self.puts.extend(other.puts);
+        self.dead_letters.extend(other.dead_letters);
+        self.closed.extend(other.closed);
+    }
+}
+
+/// Counters of one view.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Rows taken into a window.
+    pub taken: u64,
+    /// Late rows left out.
+    pub late_dropped: u64,
+    /// Late rows sent to the dead-letter topic.
+    pub late_dead_lettered: u64,
+    /// Late rows added by an amendment.
+    pub late_amended: u64,
+    /// Rows without an event time.
+    pub no_time: u64,
+}
+
+#[derive(Debug)]
+enum State {
+    Events(Events),
+    Latest(Latest),
+    Aggregate(Aggregate),
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    sources: BTreeMap<i32, (SourceRange, Option<i64>)>,
+    schema_ids: BTreeSet<u32>,
+    files: Vec<File>,
+}
+
+/// One view's windows.
+#[derive(Debug)]
+pub struct ViewRunner {
+    product: String,
+    view: View,
+    calendar: Calendar,
+    clocks: Clocks,
+    time_column: usize,
+    state: State,
+    /// Late rows of closed windows waiting for an amendment.
+    amendments: Option<Events>,
+    open: BTreeMap<Window, Open>,
+    closed_through: Option<i64>,
+    /// The newest manifest of each closed window (kept for amendments).
+    written: BTreeMap<Window, Manifest>,
+    last_manifest: Option<String>,
+    skip_before: BTreeMap<i32, i64>,
+    done_through: BTreeMap<i32, i64>,
+    taken_through: BTreeMap<i32, i64>,
+    amended: BTreeMap<Window, Open>,
+    amend_parts: BTreeMap<Window, Vec<Part>>,
+    /// Counters.
+    pub counts: Counts,
+}
+
+impl ViewRunner {
+    /// The runner of `view` of `product` over rows of `schema` from `partitions`, resuming from
+    /// `progress`.
+    pub fn new(
+        product: &str,
+        view: &View,
+        schema: SchemaRef,
+        partitions: impl IntoIterator<Item = i32>,
+        max_rows_per_file: usize,
+        progress: Option<&ViewProgress>,
+    ) -> Result<Self> {
+        let tz = view.time_zone.parse().map_err(|_| Error::View {
+            view: view.name.clone(),
+            message: format!("`{}` is not an IANA time zone", view.time_zone),
+        })?;
+        let time_name = view.time_field.as_deref().unwrap_or(EVENT_TIME);
+        let time_column = schema.index_of(time_name).map_err(|_| Error::View {
+            view: view.name.clone(),
+            message: format!("time field `{time_name}` is not a column of the product's schema"),
+        })?;
+        match schema.field(time_column).data_type() {
+            DataType::Timestamp(..) | DataType::Int64 => {}
+            other => {
+                return Err(Error::View {
+                    view: view.name.clone(),
+                    message: format!(
+                        "time field `{time_name}` is of type {other}; use a timestamp or a long of epoch milliseconds"
+                    ),
+                })
+            }
+        }
+        let state = match view.kind {
+            ViewKind::Events => State::Events(Events::new(schema.clone(), max_rows_per_file)?),
+            ViewKind::Latest => State::Latest(Latest::new(view, schema.clone())?),
+            ViewKind::Aggregate => State::Aggregate(Aggregate::new(view, &schema)?),
+        };
+        let amendments = (view.late == LatePolicy::Amend)
+            .then(|| Events::new(schema.clone(), max_rows_per_file))
+            .transpose()?;
+        let mut clocks = Clocks::new(partitions, view.allowed_lateness.0, view.idle_timeout.0);
+        let mut runner = Self {
+            product: product.to_owned(),
+            view: view.clone(),
+            calendar: Calendar::new(view.window, tz),
+            clocks: clocks.clone(),
+            time_column,
+            state,
+            amendments,
+            open: BTreeMap::new(),
+            closed_through: None,
+            written: BTreeMap::new(),
+            last_manifest: None,
+            skip_before: BTreeMap::new(),
+            done_through: BTreeMap::new(),
+            taken_through: BTreeMap::new(),
+            amended: BTreeMap::new(),
+            amend_parts: BTreeMap::new(),
+            counts: Counts::default(),
+        };
+        if let Some(progress) = progress {
+            for (partition, p) in &progress.partitions {
+                clocks.restore(*partition, p.max_event);
+                runner.skip_before.insert(*partition, p.resume_from);
+                runner.done_through.insert(*partition, p.done_through);
+                runner.taken_through.insert(*partition, p.done_through);
+            }
+            runner.clocks = clocks;
+            runner.closed_through = progress.closed_through;
+            runner.last_manifest = progress.last_manifest.clone();
+        }
+        Ok(runner)
+    }
+
+    /// The view.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// For a `latest` view: the manifest whose rows to [`ViewRunner::restore`] before the first
+    /// step.
+    pub fn restore_from(&self) -> Option<&str> {
+        match self.state {
+            State::Latest(_) => self.last_manifest.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Restores a `latest` view's state from its last snapshot's rows.
+    pub fn restore(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        if let State::Latest(latest) = &mut self.state {
+            latest.restore(batches)?;
+        }
+        Ok(())
+    }
+
+    /// Remembers a written manifest of a closed window (an `amend` view needs the newest one of
+    /// each window it may amend).
+    pub fn remember(&mut self, manifest: Manifest) -> Result<()> {
+        let start = parse_instant(&manifest.window_start)?;
+        let window = self.calendar.window_of(start);
+        match self.written.get(&window) {
+            Some(known) if known.version >= manifest.version => {}
+            _ => {
+                self.written.insert(window, manifest);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this view amends closed windows.
+    pub fn amends(&self) -> bool {
+        self.amendments.is_some()
+    }
+
+    /// `partition` has delivered everything it holds, as of `now`.
+    pub fn reached_end(&mut self, partition: i32, now: Instant) {
+        self.clocks.reached_end(partition, now);
+    }
+
+    /// Memory held, in rows or groups.
+    pub fn held(&self) -> usize {
+        match &self.state {
+            State::Events(e) => e.buffered(),
+            State::Latest(l) => l.keys(),
+            State::Aggregate(a) => a.groups(),
+        }
+    }
+
+    fn times(&self, rows: &Rows) -> Result<Vec<Option<i64>>> {
+        let column = rows.batch.column(self.time_column);
+        let millis = arrow_cast::cast(
+            column,
+            &DataType::Timestamp(TimeUnit::Millisecond, None),
+        )
+        .map_err(Error::arrow)?;
+        let millis = millis
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .ok_or_else(|| Error::Unexpected("event times are not timestamps".into()))?;
+        Ok(millis.iter().collect())
+    }
+
+    /// Takes in a batch of rows (each partition's rows in offset order).
+    pub fn step(&mut self, rows: &Rows) -> Result<Step> {
+        let times = self.times(rows)?;
+        let mut step = Step::default();
+        let mut taken: Vec<(u32, Window)> = Vec::new();
+        let mut late: Vec<(u32, Window)> = Vec::new();
+        for i in 0..rows.len() {
+            let (partition, offset) = (rows.partitions[i], rows.offsets[i]);
+            if self.skip_before.get(&partition).is_some_and(|s| offset < *s) {
+                continue;
+            }
+            let Some(time) = times[i] else {
+                self.counts.no_time += 1;
+                continue;
+            };
+            let window = self.calendar.window_of(time);
+            let is_late = self.clocks.is_late(partition, window.end);
+            let max_before = self.clocks.max_event(partition);
+            self.clocks.observe(partition, time);
+            self.taken_through.insert(partition, offset);
+            let replayed = self.done_through.get(&partition).is_some_and(|d| offset <= *d);
+            let closed = self.closed_through.is_some_and(|c| window.end <= c);
+            let amend = self.amendments.is_some();
+            if closed || (is_late && !amend) {
+                if !replayed {
+                    late.push((i as u32, window));
+                }
+                continue;
+            }
+            let open = self.open.entry(window).or_default();
+            open.take(partition, offset, max_before, rows.schema_ids[i]);
+            taken.push((i as u32, window));
+        }
+        self.counts.taken += taken.len() as u64;
+        for (row, window) in late {
+            match self.view.late {
+                LatePolicy::Drop => self.counts.late_dropped += 1,
+                LatePolicy::Dlq => {
+                    self.counts.late_dead_lettered += 1;
+                    step.dead_letters.push(row as usize);
+                }
+                LatePolicy::Amend => {
+                    self.counts.late_amended += 1;
+                    let i = row as usize;
+                    self.amended.entry(window).or_default().take(
+                        rows.partitions[i],
+                        rows.offsets[i],
+                        None,
+                        rows.schema_ids[i],
+                    );
+                    if let Some(amendments) = &mut self.amendments {
+                        let parts =
+                            amendments.add(window, rows.partitions[i], &rows.batch, &[row])?;
+                        self.amend_parts.entry(window).or_default().extend(parts);
+                    }
+                }
+            }
+        }
+        let mut cut = Vec::new();
+        match &mut self.state {
+            State::Events(events) => {
+                for ((window, partition), rows_of) in group(&taken, &rows.partitions) {
+                    let parts = events.add(window, partition, &rows.batch, &rows_of)?;
+                    if !parts.is_empty() {
+                        cut.push((window, parts));
+                    }
+                }
+            }
+            State::Latest(latest) => {
+                let ordered: Vec<_> = taken
+                    .iter()
+                    .map(|&(i, w)| {
+                        let i_ = i as usize;
+                        (i, w, (times[i_].unwrap_or_default(), rows.partitions[i_], rows.offsets[i_]))
+                    })
+                    .collect();
+                latest.add(&rows.batch, &ordered)?;
+            }
+            State::Aggregate(aggregate) => aggregate.add(&rows.batch, &taken)?,
+        }
+        for (window, parts) in cut {
+            step.extend(self.parts(window, 1, parts));
+        }
+        Ok(step)
+    }
+
+    /// Files cut from an open window: to write now, listed in its manifest later.
+    fn parts(&mut self, window: Window, version: u32, parts: Vec<Part>) -> Step {
+        let label = self.calendar.label(window);
+        let dir = manifest::version_dir(&self.product, &self.view.name, &label, version);
+        let mut step = Step::default();
+        for part in parts {
+            let put = Put {
+                path: format!("{dir}/{}", part.name),
+                bytes: part.bytes,
+            };
+            let file = file_of(&put, part.rows);
+            if let Some(open) = self.open.get_mut(&window) {
+                open.files.push(file);
+            }
+            step.puts.push(put);
+        }
+        step
+    }
+
+    /// Closes every open window the watermark has passed at `now`.
+    pub fn advance(&mut self, now: Instant) -> Result<Step> {
+        let mut step = Step::default();
+        let Some(watermark) = self.clocks.watermark(now) else {
+            return Ok(step);
+        };
+        if self.closed_through.is_some_and(|c| c >= watermark) {
+            return Ok(step);
+        }
+        let due: Vec<Window> = self.open.keys().filter(|w| w.end <= watermark).copied().collect();
+        for window in due {
+            step.extend(self.close(window, watermark)?);
+        }
+        self.closed_through = Some(watermark);
+        Ok(step)
+    }
+
+    fn close(&mut self, window: Window, watermark: i64) -> Result<Step> {
+        let label = self.calendar.label(window);
+        let mut step = Step::default();
+        let single = |batch: Option<RecordBatch>| -> Result<Vec<Part>> {
+            Ok(match batch {
+                Some(batch) if batch.num_rows() > 0 => vec![Part {
+                    name: "part-00000.parquet".into(),
+                    rows: batch.num_rows() as u64,
+                    bytes: super::parquet::encode(batch.schema(), &[batch])?,
+                }],
+                _ => Vec::new(),
+            })
+        };
+        let parts = match &mut self.state {
+            State::Events(events) => events.close(window)?,
+            State::Latest(latest) => single(latest.close(window)?)?,
+            State::Aggregate(aggregate) => single(aggregate.close(window)?)?,
+        };
+        step.extend(self.parts(window, 1, parts));
+        let Some(mut open) = self.open.remove(&window) else {
+            return Ok(step);
+        };
+        let files = std::mem::take(&mut open.files);
+        let manifest = self.manifest(window, &label, 1, files, &open, watermark);
+        step.puts.push(Put {
+            path: manifest::manifest_path(&self.product, &self.view.name, &label, 1),
+            bytes: serde_json::to_vec_pretty(&manifest).map_err(Error::json)?,
+        });
+        self.last_manifest = Some(manifest::manifest_path(&self.product, &self.view.name, &label, 1));
+        if self.amendments.is_some() {
+            self.written.insert(window, manifest.clone());
+        }
+        step.closed.push(manifest);
+        Ok(step)
+    }
+
+    fn manifest(
+        &self,
+        window: Window,
+        label: &str,
+        version: u32,
+        files: Vec<File>,
+        open: &Open,
+        watermark: i64,
+    ) -> Manifest {
+        Manifest {
+            product: self.product.clone(),
+            view: self.view.name.clone(),
+            kind: self.view.kind,
+            window: label.to_owned(),
+            window_start: instant(window.start),
+            window_end: instant(window.end),
+            time_zone: self.view.time_zone.clone(),
+            version,
+            rows: files.iter().map(|f| f.rows).sum(),
+            files,
+            sources: open.sources.iter().map(|(p, (r, _))| (*p, *r)).collect(),
+            schema_ids: open.schema_ids.iter().copied().collect(),
+            watermark: instant(watermark),
+        }
+    }
+
+    /// Writes the late rows waiting for an amendment as new versions of their windows.
+    pub fn amend(&mut self) -> Result<Step> {
+        let mut step = Step::default();
+        let Some(amendments) = &mut self.amendments else {
+            return Ok(step);
+        };
+        let mut cut = Vec::new();
+        for window in self.amended.keys().copied() {
+            let mut parts = self.amend_parts.remove(&window).unwrap_or_default();
+            parts.extend(amendments.close(window)?);
+            cut.push((window, parts));
+        }
+        for (window, parts) in cut {
+            let Some(added) = self.amended.remove(&window) else {
+                continue;
+            };
+            let label = self.calendar.label(window);
+            let previous = self.written.get(&window);
+            let version = previous.map_or(1, |m| m.version + 1);
+            let dir = manifest::version_dir(&self.product, &self.view.name, &label, version);
+            let mut files = previous.map(|m| m.files.clone()).unwrap_or_default();
+            for part in parts {
+                let put = Put {
+                    path: format!("{dir}/{}", part.name),
+                    bytes: part.bytes,
+                };
+                files.push(file_of(&put, part.rows));
+                step.puts.push(put);
+            }
+            let mut open = Open::default();
+            if let Some(previous) = previous {
+                for (p, range) in &previous.sources {
+                    open.sources.insert(*p, (*range, None));
+                }
+                open.schema_ids.extend(previous.schema_ids.iter().copied());
+            }
+            open.merge(added);
+            let watermark = self.closed_through.unwrap_or(window.end);
+            let manifest = self.manifest(window, &label, version, files, &open, watermark);
+            step.puts.push(Put {
+                path: manifest::manifest_path(&self.product, &self.view.name, &label, version),
+                bytes: serde_json::to_vec_pretty(&manifest).map_err(Error::json)?,
+            });
+            self.written.insert(window, manifest.clone());
+            step.closed.push(manifest);
+        }
+        Ok(step)
+    }
+
+    /// Where this view resumes, as of the rows taken so far (after [`ViewRunner::amend`] and
+    /// once every put and dead letter of the steps before is done).
+    pub fn progress(&self) -> ViewProgress {
+        let mut partitions = BTreeMap::new();
+        for (&partition, &taken) in &self.taken_through {
+            let oldest_open = self
+                .open
+                .values()
+                .filter_map(|o| o.sources.get(&partition))
+                .min_by_key(|(range, _)| range.first_offset);
+            let (resume_from, max_event) = match oldest_open {
+                Some((range, max_before)) => (range.first_offset, *max_before),
+                None => (taken + 1, self.clocks.max_event(partition)),
+            };
+            partitions.insert(
+                partition,
+                PartitionProgress {
+                    resume_from,
+                    max_event,
+                    done_through: taken,
+                },
+            );
+        }
+        for (&partition, &skip) in &self.skip_before {
+            partitions.entry(partition).or_insert(PartitionProgress {
+                resume_from: skip,
+                max_event: self.clocks.max_event(partition),
+                done_through: skip - 1,
+            });
+        }
+        ViewProgress {
+            closed_through: self.closed_through,
+            last_manifest: self.last_manifest.clone(),
+            partitions,
+        }
+    }
+}
+
+impl Open {
+    fn take(&mut self, partition: i32, offset: i64, max_before: Option<i64>, schema_id: u32) {
+        let (range, _) = self.sources.entry(partition).or_insert((
+            SourceRange {
+                first_offset: offset,
+                last_offset: offset,
+                events: 0,
+            },
+            max_before,
+        ));
+        range.first_offset = range.first_offset.min(offset);
+        range.last_offset = range.last_offset.max(offset);
+        range.events += 1;
+        self.schema_ids.insert(schema_id);
+    }
+
+    fn merge(&mut self, other: Open) {
+        for (p, (r, _)) in other.sources {
+            let (range, _) = self.sources.entry(p).or_insert((
+                SourceRange {
+                    first_offset: r.first_offset,
+                    last_offset: r.last_offset,
+                    events: 0,
+                },
+                None,
+            ));
+            range.first_offset = range.first_offset.min(r.first_offset);
+            range.last_offset = range.last_offset.max(r.last_offset);
+            range.events += r.events;
+        }
+        self.schema_ids.extend(other.schema_ids);
+    }
+}
+
+/// Rows grouped by (window, partition), each group in input order.
+fn group(taken: &[(u32, Window)], partitions: &[i32]) -> BTreeMap<(Window, i32), Vec<u32>> {
+    let mut groups: BTreeMap<(Window, i32), Vec<u32>> = BTreeMap::new();
+    for &(row, window) in taken {
+        groups
+            .entry((window, partitions[row as usize]))
+            .or_default()
+            .push(row);
+    }
+    groups
+}
+
+fn file_of(put: &Put, rows: u64) -> File {
+    let digest = Sha256::digest(&put.bytes);
+    File {
+        path: put.path.clone(),
+        rows,
+        bytes: put.bytes.len() as u64,
+        sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+fn instant(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_instant(text: &str) -> Result<i64> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| Error::Unexpected(format!("`{text}` in a manifest is not a time: {e}")))
+}

@@ -1,0 +1,721 @@
+//! The snapshotter's Kafka loop, one thread per product with views.
+//!
+//! Delivery guarantee: **exactly once** into the snapshot store, on any Kafka-API broker.
+//! Progress (per view and partition: where to resume, the event-time clock there, and which
+//! offsets are done) is written to the store *after* the files and manifests it accounts for, and
+//! the loop resumes from it, not from group offsets. Window contents and file cuts depend only on
+//! each partition's record order, so a replay after a crash rewrites the same files, byte for
+//! byte; the store refuses to overwrite, and a file found already there must hold the same bytes.
+//!
+//! Limits: late events sent to the dead-letter topic (`late: dlq`) go through an idempotent
+//! producer, flushed before each progress write; after a crash, records found at the tail of the
+//! dead-letter partition are not sent again. A partition's idleness is measured on the wall
+//! clock: a partition that goes idle and later delivers events for windows already closed makes
+//! them late (by the view's policy), which an uninterrupted run might not have. An amendment
+//! (`late: amend`) always leads to the same newest version of a window, but the number of
+//! versions before it depends on when late events arrive.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer},
+    error::KafkaError,
+    message::{Headers, Message, OwnedHeaders, OwnedMessage},
+    producer::{FutureProducer, Producer},
+    Offset, TopicPartitionList,
+};
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    manifest::{self, Manifest, Progress},
+    parquet,
+    rows::{parse_time, Decoding, Rows, Skip},
+    store::Store,
+    view::{Step, ViewRunner},
+    Error, Result,
+};
+use crate::{
+    broker,
+    gateway::{headers as out_headers, resume},
+    product::{Catalog, LatePolicy, Product},
+    registry::client::Client,
+};
+
+/// Settings of the snapshotter.
+#[derive(Debug, Clone)]
+pub struct SnapshotterConfig {
+    /// Kafka bootstrap servers.
+    pub bootstrap: String,
+    /// Schema registry URL.
+    pub registry_url: String,
+    /// Where snapshots go.
+    pub store: Store,
+    /// Rows decoded per batch.
+    pub batch_size: usize,
+    /// Rows per Parquet file of an `events` view: the memory bound of each open window and
+    /// partition.
+    pub max_rows_per_file: usize,
+    /// Progress is written at least this often while records arrive.
+    pub checkpoint_interval: Duration,
+}
+
+impl SnapshotterConfig {
+    /// Defaults for `bootstrap`, `registry_url` and `store`.
+    pub fn new(bootstrap: &str, registry_url: &str, store: Store) -> Self {
+        Self {
+            bootstrap: bootstrap.to_owned(),
+            registry_url: registry_url.to_owned(),
+            store,
+            batch_size: 8192,
+            max_rows_per_file: 100_000,
+            checkpoint_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The snapshotter's Prometheus metrics; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    rows: IntCounterVec,
+    late: IntCounterVec,
+    skipped: IntCounterVec,
+    snapshots: IntCounterVec,
+    held: IntGaugeVec,
+    watermark: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let rows = IntCounterVec::new(
+            Opts::new(
+                "meshline_snapshot_rows_total",
+                "Events taken into a window, by product and view.",
+            ),
+            &["product", "view"],
+        )?;
+        let late = IntCounterVec::new(
+            Opts::new(
+                "meshline_snapshot_late_events_total",
+                "Events that arrived after their window closed, by product, view and policy (drop, dlq, amend).",
+            ),
+            &["product", "view", "policy"],
+        )?;
+        let skipped = IntCounterVec::new(
+            Opts::new(
+                "meshline_snapshot_skipped_total",
+                "Product-topic records left out of every snapshot, by product and reason (payload, no_event_time).",
+            ),
+            &["product", "reason"],
+        )?;
+        let snapshots = IntCounterVec::new(
+            Opts::new(
+                "meshline_snapshot_snapshots_total",
+                "Snapshot versions written (manifests), by product and view.",
+            ),
+            &["product", "view"],
+        )?;
+        let held = IntGaugeVec::new(
+            Opts::new(
+                "meshline_snapshot_held",
+                "What a view holds in memory: buffered rows (events), keys (latest) or groups (aggregate).",
+            ),
+            &["product", "view"],
+        )?;
+        let watermark = IntGaugeVec::new(
+            Opts::new(
+                "meshline_snapshot_closed_through_seconds",
+                "Windows ending at or before this Unix time are written, by product and view.",
+            ),
+            &["product", "view"],
+        )?;
+        for c in [&rows, &late, &skipped, &snapshots] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        for g in [&held, &watermark] {
+            registry.register(Box::new(g.clone()))?;
+        }
+        Ok(Self {
+            rows,
+            late,
+            skipped,
+            snapshots,
+            held,
+            watermark,
+        })
+    }
+}
+
+/// Runs the snapshotter for every product of `catalog` with views until `stop`, restarting a
+/// product's loop after an error (backoff 1 s doubling to 30 s); each restart resumes from the
+/// progress in the store.
+pub async fn run(
+    config: SnapshotterConfig,
+    catalog: Arc<Catalog>,
+    metrics: Metrics,
+    stop: CancellationToken,
+) {
+    let mut tasks = Vec::new();
+    for product in catalog.iter().filter(|p| !p.descriptor.views.is_empty()) {
+        let (config, product, metrics, stop) =
+            (config.clone(), product.clone(), metrics.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut backoff = Duration::from_secs(1);
+            while !stop.is_cancelled() {
+                let handle = Handle::current();
+                let (c, p, m, s) = (config.clone(), product.clone(), metrics.clone(), stop.clone());
+                let result =
+                    tokio::task::spawn_blocking(move || run_product(&handle, &c, &p, &m, &s)).await;
+                match result {
+                    Ok(Ok(())) => break,
+                    Ok(Err(error)) => {
+                        tracing::error!(product = product.id(), %error, "snapshotter failed; restarting from its progress");
+                    }
+                    Err(error) => {
+                        tracing::error!(product = product.id(), %error, "snapshotter thread failed; restarting");
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.cancelled() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.ok();
+    }
+}
+
+/// The newest progress of `product_id` in `store`, and its path.
+pub async fn load_progress(store: &Store, product_id: &str) -> Result<Option<(Progress, String)>> {
+    let dir = format!("{}/_progress", manifest::product_root(product_id));
+    let Some(path) = store.list(&dir).await?.pop() else {
+        return Ok(None);
+    };
+    let bytes = store.get(&path).await?;
+    let progress = serde_json::from_slice(&bytes).map_err(Error::json)?;
+    Ok(Some((progress, path)))
+}
+
+/// Every manifest of a view, oldest window first, versions in order.
+pub async fn manifests(store: &Store, product_id: &str, view: &str) -> Result<Vec<String>> {
+    let dir = format!("{}/{view}", manifest::product_root(product_id));
+    let mut paths: Vec<String> = store
+        .list(&dir)
+        .await?
+        .into_iter()
+        .filter(|p| p.ends_with("/manifest.json"))
+        .collect();
+    // v10 after v9
+    paths.sort_by_key(|p| {
+        let version = p
+            .rsplit('/')
+            .nth(1)
+            .and_then(|v| v.strip_prefix('v'))
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0);
+        let window = p.rsplit('/').nth(2).unwrap_or_default().to_owned();
+        (window, version)
+    });
+    Ok(paths)
+}
+
+struct Loop<'a> {
+    handle: &'a Handle,
+    config: &'a SnapshotterConfig,
+    product: &'a Product,
+    metrics: &'a Metrics,
+    runners: Vec<ViewRunner>,
+    decoding: Decoding,
+    client: Client,
+    /// Records of the batch in progress, kept when a view sends late events to the DLQ.
+    kept: Vec<OwnedMessage>,
+    keep: bool,
+    dlq: Option<FutureProducer>,
+    pending_dlq: Vec<rdkafka::producer::DeliveryFuture>,
+    already_dead_lettered: BTreeSet<(i32, i64)>,
+    sequence: u64,
+    dirty: bool,
+}
+
+fn run_product(
+    handle: &Handle,
+    config: &SnapshotterConfig,
+    product: &Product,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) -> Result<()> {
+    let id = product.id();
+    let topics = product.topics();
+    let client = Client::new(&config.registry_url);
+    let registry_error = |e| Error::Registry {
+        product: id.to_owned(),
+        source: Box::new(e),
+    };
+    let latest = handle
+        .block_on(client.latest(&product.subject()))
+        .map_err(registry_error)?;
+    let reader = serde_json::to_string(latest.schema.as_ref()).map_err(Error::json)?;
+    let decoding = Decoding::new(&reader, &[(latest.id, reader.clone())], config.batch_size)?;
+    let schema = decoding
+        .schema()
+        .ok_or_else(|| Error::Unexpected("no schema to decode with".into()))?;
+
+    let progress = handle.block_on(load_progress(&config.store, id))?;
+    let sequence = progress.as_ref().map_or(0, |(p, _)| p.sequence);
+    let progress = progress.map(|(p, _)| p).unwrap_or_default();
+
+    let kafka = |context: &str| {
+        let context = format!("{context} ({id})");
+        move |source| Error::Kafka { context, source }
+    };
+    let mut consumer_config = broker::client_config(&config.bootstrap);
+    consumer_config
+        .set("group.id", format!("meshline-snapshotter-{id}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest");
+    let consumer: BaseConsumer = consumer_config
+        .create()
+        .map_err(kafka("creating the consumer"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(&topics.product), Duration::from_secs(10))
+        .map_err(kafka("reading the product topic's partitions"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(Error::Unexpected(format!(
+            "topic {} has no partitions; create the product's topics first (`meshline up` does)",
+            topics.product
+        )));
+    }
+
+    let mut runners = Vec::new();
+    for view in &product.descriptor.views {
+        let mut runner = ViewRunner::new(
+            id,
+            view,
+            schema.clone(),
+            partitions.iter().copied(),
+            config.max_rows_per_file,
+            progress.views.get(&view.name),
+        )?;
+        if let Some(path) = runner.restore_from().map(str::to_owned) {
+            let manifest: Manifest =
+                serde_json::from_slice(&handle.block_on(config.store.get(&path))?)
+                    .map_err(Error::json)?;
+            let mut batches = Vec::new();
+            for file in &manifest.files {
+                batches.extend(parquet::decode(handle.block_on(config.store.get(&file.path))?)?);
+            }
+            runner.restore(&batches)?;
+        }
+        if runner.amends() {
+            for path in handle.block_on(manifests(&config.store, id, &view.name))? {
+                let manifest: Manifest =
+                    serde_json::from_slice(&handle.block_on(config.store.get(&path))?)
+                        .map_err(Error::json)?;
+                runner.remember(manifest)?;
+            }
+        }
+        runners.push(runner);
+    }
+
+    let keep = product
+        .descriptor
+        .views
+        .iter()
+        .any(|v| v.late == LatePolicy::Dlq);
+    let mut already_dead_lettered = BTreeSet::new();
+    let dlq = if keep {
+        let reader: BaseConsumer = broker::client_config(&config.bootstrap)
+            .set("group.id", format!("meshline-snapshotter-{id}-tail"))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .map_err(kafka("creating the dead-letter tail reader"))?;
+        for &partition in &partitions {
+            let done = progress
+                .views
+                .values()
+                .filter_map(|v| v.partitions.get(&partition).map(|p| p.done_through))
+                .min();
+            let found = resume::resume(
+                &reader,
+                &[&topics.dlq],
+                partition,
+                &topics.product,
+                Some(done.map_or(0, |d| d + 1)),
+            )
+            .map_err(|e| Error::Unexpected(format!("reading the dead-letter tail: {e}")))?;
+            already_dead_lettered.extend(found.written.into_iter().map(|o| (partition, o)));
+        }
+        Some(
+            broker::producer_config(&config.bootstrap)
+                .create::<FutureProducer>()
+                .map_err(kafka("creating the dead-letter producer"))?,
+        )
+    } else {
+        None
+    };
+
+    let mut assignment = TopicPartitionList::new();
+    for &partition in &partitions {
+        let start = match progress_start(&progress, &product.descriptor.views, partition) {
+            Some(offset) => Offset::Offset(offset),
+            None => Offset::Beginning,
+        };
+        assignment
+            .add_partition_offset(&topics.product, partition, start)
+            .map_err(kafka("assigning partitions"))?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(kafka("assigning partitions"))?;
+    tracing::info!(product = id, views = runners.len(), sequence, "snapshotter started");
+
+    let mut work = Loop {
+        handle,
+        config,
+        product,
+        metrics,
+        runners,
+        decoding,
+        client,
+        kept: Vec::new(),
+        keep,
+        dlq,
+        pending_dlq: Vec::new(),
+        already_dead_lettered,
+        sequence,
+        dirty: false,
+    };
+    let mut last_checkpoint = Instant::now();
+    while !stop.is_cancelled() {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while let Some(message) = consumer.poll(deadline.saturating_duration_since(Instant::now())) {
+            match message {
+                Ok(message) => work.push(&message)?,
+                Err(KafkaError::PartitionEOF(partition)) => {
+                    let now = Instant::now();
+                    for runner in &mut work.runners {
+                        runner.reached_end(partition, now);
+                    }
+                }
+                Err(e) => return Err(kafka("reading the product topic")(e)),
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        let closed = work.flush_batch()? | work.advance()?;
+        if closed || (work.dirty && last_checkpoint.elapsed() >= config.checkpoint_interval) {
+            work.checkpoint()?;
+            last_checkpoint = Instant::now();
+        }
+    }
+    work.flush_batch()?;
+    work.checkpoint()?;
+    tracing::info!(product = id, "snapshotter stopped at a checkpoint");
+    Ok(())
+}
+
+/// Where to start `partition`: the lowest resume offset of any view; the beginning when a view
+/// has no progress there (a new view).
+fn progress_start(
+    progress: &Progress,
+    views: &[crate::product::View],
+    partition: i32,
+) -> Option<i64> {
+    let mut start: Option<i64> = None;
+    for view in views {
+        let resume = progress
+            .views
+            .get(&view.name)
+            .and_then(|v| v.partitions.get(&partition))
+            .map(|p| p.resume_from)?;
+        start = Some(start.map_or(resume, |s| s.min(resume)));
+    }
+    start
+}
+
+impl Loop<'_> {
+    fn id(&self) -> &str {
+        self.product.id()
+    }
+
+    /// Adds a record to the batch in progress.
+    fn push(&mut self, message: &rdkafka::message::BorrowedMessage<'_>) -> Result<()> {
+        let mut time = None;
+        let mut event_id = None;
+        if let Some(headers) = message.headers() {
+            for header in headers.iter() {
+                match header.key {
+                    "ce_time" => time = header.value.and_then(parse_time),
+                    "ce_id" => event_id = header.value.and_then(|v| std::str::from_utf8(v).ok()),
+                    _ => {}
+                }
+            }
+        }
+        let payload = message.payload().unwrap_or_default();
+        loop {
+            match self.decoding.push(
+                message.partition(),
+                message.offset(),
+                time,
+                event_id,
+                payload,
+            ) {
+                Ok(()) => {
+                    if self.keep {
+                        self.kept.push(message.detach());
+                    }
+                    return Ok(());
+                }
+                Err(Skip::Full) => {
+                    self.flush_batch()?;
+                }
+                Err(Skip::UnknownSchema(schema_id)) => {
+                    self.flush_batch()?;
+                    let schema = self
+                        .handle
+                        .block_on(self.client.schema(schema_id))
+                        .map_err(|e| Error::Registry {
+                            product: self.id().to_owned(),
+                            source: Box::new(e),
+                        });
+                    match schema {
+                        Ok(schema) => {
+                            let json = serde_json::to_string(schema.as_ref()).map_err(Error::json)?;
+                            self.decoding.add_schema(schema_id, &json)?;
+                        }
+                        Err(Error::Registry { source, .. }) if source.code() == Some(40403) => {
+                            self.skip(message, &format!("schema id {schema_id} is not registered"));
+                            return Ok(());
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(Skip::Payload(reason)) => {
+                    self.skip(message, &reason);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn skip(&self, message: &rdkafka::message::BorrowedMessage<'_>, reason: &str) {
+        self.metrics
+            .skipped
+            .with_label_values(&[self.id(), "payload"])
+            .inc();
+        tracing::warn!(
+            product = self.id(),
+            partition = message.partition(),
+            offset = message.offset(),
+            reason,
+            "record left out of the snapshots (it stays in the product topic)"
+        );
+    }
+
+    /// Runs the batch in progress through every view; returns whether a window was written.
+    fn flush_batch(&mut self) -> Result<bool> {
+        let Some(rows) = self.decoding.finish()? else {
+            return Ok(false);
+        };
+        let kept = std::mem::take(&mut self.kept);
+        let mut closed = false;
+        for i in 0..self.runners.len() {
+            let step = self.runners[i].step(&rows)?;
+            closed |= self.execute(i, step, &rows, &kept)?;
+        }
+        self.dirty = true;
+        Ok(closed)
+    }
+
+    /// Closes the windows the watermarks passed; returns whether one was written.
+    fn advance(&mut self) -> Result<bool> {
+        let now = Instant::now();
+        let mut closed = false;
+        for i in 0..self.runners.len() {
+            let step = self.runners[i].advance(now)?;
+            closed |= self.execute(i, step, &empty_rows(), &[])?;
+        }
+        Ok(closed)
+    }
+
+    /// Writes a step's files in order and sends its dead letters.
+    fn execute(&mut self, view: usize, step: Step, rows: &Rows, kept: &[OwnedMessage]) -> Result<bool> {
+        for put in step.puts {
+            self.handle
+                .block_on(self.config.store.put_new(&put.path, put.bytes))?;
+        }
+        let name = self.runners[view].view().name.clone();
+        for row in step.dead_letters {
+            let (partition, offset) = (rows.partitions[row], rows.offsets[row]);
+            if self.already_dead_lettered.contains(&(partition, offset)) {
+                continue;
+            }
+            let Some(message) = kept.iter().find(|m| m.partition() == partition && m.offset() == offset) else {
+                return Err(Error::Unexpected(format!("late record {partition}/{offset} not kept")));
+            };
+            self.dead_letter(&name, message)?;
+        }
+        let runner = &self.runners[view];
+        let counts = runner.counts;
+        let id = self.id().to_owned();
+        let labels = [id.as_str(), name.as_str()];
+        let m = self.metrics;
+        set_counter(&m.rows.with_label_values(&labels), counts.taken);
+        let policy = match runner.view().late {
+            LatePolicy::Drop => ("drop", counts.late_dropped),
+            LatePolicy::Dlq => ("dlq", counts.late_dead_lettered),
+            LatePolicy::Amend => ("amend", counts.late_amended),
+        };
+        set_counter(
+            &m.late.with_label_values(&[id.as_str(), name.as_str(), policy.0]),
+            policy.1,
+        );
+        m.held
+            .with_label_values(&labels)
+            .set(i64::try_from(runner.held()).unwrap_or(i64::MAX));
+        if let Some(through) = runner.progress().closed_through {
+            m.watermark.with_label_values(&labels).set(through / 1000);
+        }
+        m.snapshots
+            .with_label_values(&labels)
+            .inc_by(step.closed.len() as u64);
+        for manifest in &step.closed {
+            tracing::info!(
+                product = %manifest.product,
+                view = %manifest.view,
+                window = %manifest.window,
+                version = manifest.version,
+                rows = manifest.rows,
+                "snapshot written"
+            );
+        }
+        Ok(!step.closed.is_empty())
+    }
+
+    fn dead_letter(&mut self, view: &str, message: &OwnedMessage) -> Result<()> {
+        let Some(producer) = &self.dlq else {
+            return Ok(());
+        };
+        let topics = self.product.topics();
+        let mut headers = OwnedHeaders::new();
+        if let Some(original) = message.headers() {
+            for header in original.iter() {
+                headers = headers.insert(rdkafka::message::Header {
+                    key: header.key,
+                    value: header.value,
+                });
+            }
+        }
+        let (partition, offset) = (message.partition().to_string(), message.offset().to_string());
+        let why = format!("the event arrived after its window of view `{view}` closed");
+        headers = headers
+            .insert(text(out_headers::SOURCE_TOPIC, &topics.product))
+            .insert(text(out_headers::SOURCE_PARTITION, &partition))
+            .insert(text(out_headers::SOURCE_OFFSET, &offset))
+            .insert(text(out_headers::REASON, "late_event"))
+            .insert(text(out_headers::MESSAGE, &why));
+        let delivery = broker::send_parts_blocking(
+            producer,
+            &topics.dlq,
+            message.partition(),
+            message.key(),
+            message.payload(),
+            headers,
+        )
+        .map_err(|e| Error::Kafka {
+            context: format!("sending a late event to {}", topics.dlq),
+            source: e,
+        })?;
+        self.pending_dlq.push(delivery);
+        self.already_dead_lettered
+            .insert((message.partition(), message.offset()));
+        Ok(())
+    }
+
+    /// Writes amendments, waits for dead letters, then writes the progress.
+    fn checkpoint(&mut self) -> Result<()> {
+        for i in 0..self.runners.len() {
+            let step = self.runners[i].amend()?;
+            self.execute(i, step, &empty_rows(), &[])?;
+        }
+        for delivery in std::mem::take(&mut self.pending_dlq) {
+            match self.handle.block_on(delivery) {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => {
+                    return Err(Error::Kafka {
+                        context: "sending a late event to the dead-letter topic".into(),
+                        source: e,
+                    })
+                }
+                Err(_) => return Err(Error::Unexpected("dead-letter delivery cancelled".into())),
+            }
+        }
+        if let Some(producer) = &self.dlq {
+            producer.flush(Duration::from_secs(30)).map_err(|e| Error::Kafka {
+                context: "flushing late events".into(),
+                source: e,
+            })?;
+        }
+        self.sequence += 1;
+        let progress = Progress {
+            sequence: self.sequence,
+            views: self
+                .runners
+                .iter()
+                .map(|r| (r.view().name.clone(), r.progress()))
+                .collect::<BTreeMap<_, _>>(),
+        };
+        let path = manifest::progress_path(self.id(), self.sequence);
+        let bytes = serde_json::to_vec_pretty(&progress).map_err(Error::json)?;
+        self.handle.block_on(self.config.store.put_new(&path, bytes))?;
+        // keep the two newest
+        if self.sequence > 2 {
+            let old = manifest::progress_path(self.id(), self.sequence - 2);
+            self.handle.block_on(self.config.store.delete(&old)).ok();
+        }
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+fn set_counter(counter: &prometheus::IntCounter, total: u64) {
+    let now = counter.get();
+    if total > now {
+        counter.inc_by(total - now);
+    }
+}
+
+fn empty_rows() -> Rows {
+    Rows {
+        batch: arrow_array::RecordBatch::new_empty(Arc::new(arrow_schema::Schema::empty())),
+        partitions: Vec::new(),
+        offsets: Vec::new(),
+        schema_ids: Vec::new(),
+        event_times: Vec::new(),
+    }
+}
+
+fn text<'a>(key: &'a str, value: &'a str) -> rdkafka::message::Header<'a, &'a [u8]> {
+    rdkafka::message::Header {
+        key,
+        value: Some(value.as_bytes()),
+    }
+}
