@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use crate::{
     product::{Catalog, Product},
     registry::client::Client,
+    snapshot::{self, Store},
 };
 
 /// The catalog's shared state.
@@ -25,6 +26,7 @@ pub struct Service {
     catalog: Arc<Catalog>,
     registry: Client,
     base_url: String,
+    snapshots: Option<Store>,
 }
 
 /// A product's schema, as the catalog shows it.
@@ -48,6 +50,38 @@ impl Service {
             catalog,
             registry,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            snapshots: None,
+        }
+    }
+
+    /// Lists the views' snapshots found in `store`.
+    pub fn with_snapshots(mut self, store: Store) -> Self {
+        self.snapshots = Some(store);
+        self
+    }
+
+    /// The snapshots of a view, newest version of each window, with their catalog addresses.
+    async fn snapshots(&self, id: &str, view: &str) -> Value {
+        let Some(store) = &self.snapshots else {
+            return json!([]);
+        };
+        match snapshot::listing::list(store, id, view).await {
+            Ok(listed) => json!(listed
+                .into_iter()
+                .map(|l| {
+                    let mut entry = json!(l);
+                    entry["address"] = json!(format!(
+                        "{}/views/{view}/snapshots/{}",
+                        self.address(id),
+                        l.window
+                    ));
+                    entry
+                })
+                .collect::<Vec<_>>()),
+            Err(e) => {
+                tracing::warn!(product = id, view, error = %e, "catalog: cannot list snapshots");
+                json!([])
+            }
         }
     }
 
@@ -75,15 +109,13 @@ impl Service {
     pub async fn document(&self, product: &Product) -> Value {
         let d = &product.descriptor;
         let address = self.address(product.id());
-        let views: Vec<Value> = d
-            .views
-            .iter()
-            .map(|v| {
-                let mut view = json!(v);
-                view["address"] = json!(format!("{address}/views/{}", v.name));
-                view
-            })
-            .collect();
+        let mut views: Vec<Value> = Vec::new();
+        for v in &d.views {
+            let mut view = json!(v);
+            view["address"] = json!(format!("{address}/views/{}", v.name));
+            view["snapshots"] = self.snapshots(product.id(), &v.name).await;
+            views.push(view);
+        }
         json!({
             "id": d.id,
             "address": address,
@@ -129,6 +161,11 @@ pub fn router(service: Service) -> Router {
         .route("/products", get(list))
         .route("/products/{id}", get(show))
         .route("/products/{id}/views/{view}", get(view))
+        .route("/products/{id}/views/{view}/snapshots", get(view_snapshots))
+        .route(
+            "/products/{id}/views/{view}/snapshots/{window}",
+            get(snapshot_manifest),
+        )
         .with_state(service)
 }
 
@@ -155,8 +192,68 @@ async fn view(State(s): State<Service>, Path((id, name)): Path<(String, String)>
             let mut view = json!(v);
             view["product"] = json!(s.address(&id));
             view["address"] = json!(format!("{}/views/{name}", s.address(&id)));
+            view["snapshots"] = s.snapshots(&id, &name).await;
             Json(view).into_response()
         }
         None => unknown(&s.catalog, &id),
+    }
+}
+
+fn has_view(s: &Service, id: &str, name: &str) -> bool {
+    s.catalog
+        .get(id)
+        .is_some_and(|p| p.descriptor.views.iter().any(|v| v.name == name))
+}
+
+async fn view_snapshots(
+    State(s): State<Service>,
+    Path((id, name)): Path<(String, String)>,
+) -> Response {
+    if !has_view(&s, &id, &name) {
+        return unknown(&s.catalog, &id);
+    }
+    Json(json!({ "snapshots": s.snapshots(&id, &name).await })).into_response()
+}
+
+/// Query of a snapshot's manifest.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VersionQuery {
+    /// A version other than the newest.
+    version: Option<u32>,
+}
+
+async fn snapshot_manifest(
+    State(s): State<Service>,
+    Path((id, name, window)): Path<(String, String, String)>,
+    Query(query): Query<VersionQuery>,
+) -> Response {
+    if !has_view(&s, &id, &name) {
+        return unknown(&s.catalog, &id);
+    }
+    let not_found = |message: String| {
+        (StatusCode::NOT_FOUND, Json(json!({ "error": message }))).into_response()
+    };
+    let Some(store) = &s.snapshots else {
+        return not_found("this server does not read a snapshot store".into());
+    };
+    match snapshot::listing::manifest(store, &id, &name, &window, query.version).await {
+        Ok(Some(bytes)) => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(manifest) => Json(manifest).into_response(),
+            Err(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": format!("the manifest is not JSON: {e}") })),
+            )
+                .into_response(),
+        },
+        Ok(None) => not_found(format!(
+            "view `{name}` of {id} has no snapshot of window `{window}` yet; list them at {}/views/{name}/snapshots",
+            s.address(&id)
+        )),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
     }
 }

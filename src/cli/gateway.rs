@@ -68,6 +68,8 @@ pub(super) struct Started {
     pub router: axum::Router,
     pub stream: JoinHandle<()>,
     pub generated: Vec<(String, String)>,
+    /// The registry the HTTP server's `/metrics` renders.
+    pub metrics: prometheus::Registry,
 }
 
 /// Starts the stream gateway and builds the HTTP ingress routes (merged with `routes`).
@@ -142,6 +144,7 @@ pub(super) async fn start(
         router,
         stream,
         generated,
+        metrics: http_metrics.registry().clone(),
     })
 }
 

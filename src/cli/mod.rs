@@ -6,6 +6,8 @@ mod gateway;
 mod produce;
 mod products;
 mod registry;
+mod snapshots;
+mod snapshotter;
 mod tail;
 mod up;
 
@@ -54,6 +56,12 @@ pub enum Command {
     /// Browse the data product catalog of a running meshline.
     #[command(subcommand)]
     Products(products::ProductsCommand),
+    /// Run the snapshotter alone: every product's views as Parquet snapshots, against a running
+    /// Kafka cluster and schema registry.
+    Snapshotter(snapshotter::SnapshotterArgs),
+    /// List the snapshots of a running meshline, or show one's manifest.
+    #[command(subcommand)]
+    Snapshots(snapshots::SnapshotsCommand),
 }
 
 /// Where the data product descriptors are.
@@ -103,6 +111,8 @@ pub fn main() -> ExitCode {
             Command::Dlq(command) => dlq::run(command).await,
             Command::Registry(args) => registry::run(args).await,
             Command::Products(command) => products::run(command).await,
+            Command::Snapshotter(args) => snapshotter::run(args).await,
+            Command::Snapshots(command) => snapshots::run(command).await,
         }
     });
     match result {

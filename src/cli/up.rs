@@ -8,12 +8,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     gateway::{self, GatewayOptions},
+    snapshotter::SnapshotOptions,
     parse_listen,
     registry::RegistryArgs,
     ConfigArgs, DEFAULT_HTTP, DEFAULT_KAFKA,
 };
 use crate::{
     broker, catalog, demo,
+    snapshot,
     registry::{self, client::Client, Registry},
     server,
     telemetry::HttpMetrics,
@@ -46,6 +48,9 @@ pub struct UpArgs {
     /// Gateway settings.
     #[command(flatten)]
     pub gateway: GatewayOptions,
+    /// Snapshotter settings.
+    #[command(flatten)]
+    pub snapshot: SnapshotOptions,
     /// Descriptors.
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -113,8 +118,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| format!("http://{}", reachable(args.http_listen)));
     let catalog = Arc::new(catalog);
+    let store = args.snapshot.store(&args.data_dir)?;
     let catalog_service =
-        catalog::Service::new(catalog.clone(), Client::new(&registry_url), &public_url);
+        catalog::Service::new(catalog.clone(), Client::new(&registry_url), &public_url)
+            .with_snapshots(store.clone());
     let gateway = gateway::start(
         &args.gateway,
         &bootstrap,
@@ -126,6 +133,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     .await
     .context("starting the gateway")?;
     servers.push(server::spawn(http_listener, gateway.router, stop.clone()));
+    let snapshotter = if args.snapshot.no_snapshots {
+        None
+    } else {
+        let metrics = snapshot::Metrics::new(&gateway.metrics)
+            .context("creating the snapshotter's metrics")?;
+        let config = args.snapshot.config(&bootstrap, &registry_url, store.clone());
+        Some(tokio::spawn(snapshot::worker::run(
+            config,
+            catalog.clone(),
+            metrics,
+            stop.clone(),
+        )))
+    };
 
     println!("meshline is up");
     println!("  Kafka API:  {bootstrap}");
@@ -142,6 +162,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("  topics:     {}", topics.len());
+    if snapshotter.is_some() {
+        println!("  snapshots:  {}", store.uri("snapshots"));
+    }
     if args.bootstrap.is_none() {
         println!("  data dir:   {}", args.data_dir.display());
     }
@@ -179,6 +202,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         server.await.ok();
     }
     gateway.stream.await.ok();
+    if let Some(snapshotter) = snapshotter {
+        snapshotter.await.ok();
+    }
     // the registry's clients go before the broker they talk to
     registry.stopped().await;
     drop(registry);

@@ -66,11 +66,79 @@ pub async fn services(bootstrap: &str, registry_url: &str) -> producer::Result<S
     })
 }
 
-/// Publishes demo events until `stop` is cancelled, then waits for every pending delivery and
-/// returns what was acknowledged.
+/// History sent before live events, per product: how far back, and one event every so often.
+/// Plays and profile changes cover the last three days (daily and hourly windows close at once);
+/// label sign-ups the last 40 days, so last month's snapshot appears too.
+pub const BACKFILL: [(&str, Duration, Duration); 3] = [
+    (
+        PlayEvent::PRODUCT,
+        Duration::from_secs(3 * 24 * 3600),
+        Duration::from_secs(120),
+    ),
+    (
+        ArtistProfileChanged::PRODUCT,
+        Duration::from_secs(3 * 24 * 3600),
+        Duration::from_secs(900),
+    ),
+    (
+        LabelOnboarded::PRODUCT,
+        Duration::from_secs(40 * 24 * 3600),
+        Duration::from_secs(3 * 3600),
+    ),
+];
+
+/// Sends [`BACKFILL`]: events with past event times, oldest first, so the snapshotter has
+/// history to write as soon as it starts.
+pub async fn backfill(services: &Services, stats: &mut Stats) -> producer::Result<()> {
+    let mut rng = StdRng::from_os_rng();
+    let now = Utc::now();
+    for (product, back, every) in BACKFILL {
+        let mut pending = Vec::new();
+        let mut at = now - chrono::Duration::from_std(back).unwrap_or_default();
+        let step = chrono::Duration::from_std(every).unwrap_or_default();
+        while at < now {
+            let sent = match product {
+                PlayEvent::PRODUCT => {
+                    services
+                        .player
+                        .enqueue(&PlayEvent::random(&mut rng, at))
+                        .await
+                }
+                ArtistProfileChanged::PRODUCT => {
+                    services
+                        .artists
+                        .enqueue(&ArtistProfileChanged::random(&mut rng, at))
+                        .await
+                }
+                _ => {
+                    services
+                        .labels
+                        .enqueue(&LabelOnboarded::random(&mut rng, at))
+                        .await
+                }
+            };
+            pending.push(sent?);
+            at += step;
+        }
+        for delivery in pending {
+            match delivery.acknowledged().await {
+                Ok(_) => *stats.acked.entry(product).or_default() += 1,
+                Err(error) => {
+                    tracing::warn!(%error, product, "demo history event not delivered");
+                    stats.failed += 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends the history ([`backfill`]), then publishes live demo events until `stop` is
+/// cancelled, then waits for every pending delivery and returns what was acknowledged.
 pub async fn run(services: Services, stop: CancellationToken) -> producer::Result<Stats> {
     let mut rng = StdRng::from_os_rng();
     let mut stats = Stats::default();
+    backfill(&services, &mut stats).await?;
     let tick = Duration::from_millis(100);
     let mut interval = tokio::time::interval(tick);
     let mut carry: HashMap<&str, f64> = HashMap::new();

@@ -11,7 +11,7 @@
 //! - [`rows`]: records to Arrow rows with `arrow-avro` (sans-io);
 //! - [`events`], [`latest`], [`aggregate`]: what each kind of view keeps and writes;
 //! - [`view`]: one view's windows: what to write, when (sans-io);
-//! - [`manifest`]: manifests, progress and their paths;
+//! - [`manifest`]: manifests, progress and their paths; [`listing`]: what a store holds;
 //! - [`parquet`]: Parquet bytes; [`store`]: create-only files on any `object_store` backend;
 //! - [`worker`]: the Kafka loop, its delivery guarantee, and its metrics.
 
@@ -19,6 +19,7 @@ pub mod aggregate;
 pub mod clock;
 pub mod events;
 pub mod latest;
+pub mod listing;
 pub mod manifest;
 pub mod parquet;
 pub mod rows;

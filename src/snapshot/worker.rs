@@ -205,29 +205,6 @@ pub async fn load_progress(store: &Store, product_id: &str) -> Result<Option<(Pr
     Ok(Some((progress, path)))
 }
 
-/// Every manifest of a view, oldest window first, versions in order.
-pub async fn manifests(store: &Store, product_id: &str, view: &str) -> Result<Vec<String>> {
-    let dir = format!("{}/{view}", manifest::product_root(product_id));
-    let mut paths: Vec<String> = store
-        .list(&dir)
-        .await?
-        .into_iter()
-        .filter(|p| p.ends_with("/manifest.json"))
-        .collect();
-    // v10 after v9
-    paths.sort_by_key(|p| {
-        let version = p
-            .rsplit('/')
-            .nth(1)
-            .and_then(|v| v.strip_prefix('v'))
-            .and_then(|v| v.parse::<u32>().ok())
-            .unwrap_or(0);
-        let window = p.rsplit('/').nth(2).unwrap_or_default().to_owned();
-        (window, version)
-    });
-    Ok(paths)
-}
-
 struct Loop<'a> {
     handle: &'a Handle,
     config: &'a SnapshotterConfig,
@@ -284,8 +261,8 @@ fn run_product(
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest");
-    let consumer: BaseConsumer = consumer_config
-        .create()
+    let consumer: BaseConsumer<QuietEof> = consumer_config
+        .create_with_context(QuietEof)
         .map_err(kafka("creating the consumer"))?;
     let metadata = consumer
         .fetch_metadata(Some(&topics.product), Duration::from_secs(10))
@@ -323,7 +300,7 @@ fn run_product(
             runner.restore(&batches)?;
         }
         if runner.amends() {
-            for path in handle.block_on(manifests(&config.store, id, &view.name))? {
+            for path in handle.block_on(super::listing::manifests(&config.store, id, &view.name))? {
                 let manifest: Manifest =
                     serde_json::from_slice(&handle.block_on(config.store.get(&path))?)
                         .map_err(Error::json)?;
@@ -695,6 +672,25 @@ impl Loop<'_> {
         Ok(())
     }
 }
+
+/// Reports client errors, but not "end of partition": with `enable.partition.eof` it is how the
+/// loop learns a partition is caught up, not an error.
+struct QuietEof;
+
+impl rdkafka::ClientContext for QuietEof {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_)
+                | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        );
+        if !eof {
+            tracing::error!(%error, reason, "Kafka client error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for QuietEof {}
 
 fn set_counter(counter: &prometheus::IntCounter, total: u64) {
     let now = counter.get();

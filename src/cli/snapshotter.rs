@@ -1,0 +1,90 @@
+//! `meshline snapshotter`: every product's views as Parquet snapshots, against a running Kafka
+//! cluster and schema registry. `meshline up` runs the same with its own broker and registry.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::{parse_listen, ConfigArgs, DEFAULT_KAFKA, DEFAULT_REGISTRY_URL};
+use crate::{
+    broker, server,
+    snapshot::{self, SnapshotterConfig, Store},
+    telemetry::HttpMetrics,
+};
+
+/// Snapshotter settings shared by `meshline snapshotter` and `meshline up`.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotOptions {
+    /// Where snapshots go: a directory, `file:///dir`, `memory://` or `s3://bucket/prefix`
+    /// (default: the data directory).
+    #[arg(long, env = "MESHLINE_SNAPSHOTS")]
+    pub snapshots: Option<String>,
+    /// Rows per Parquet file of an `events` view (bounds the memory of each open window).
+    #[arg(long, default_value_t = 100_000)]
+    pub max_rows_per_file: usize,
+    /// Do not run the snapshotter.
+    #[arg(long)]
+    pub no_snapshots: bool,
+}
+
+impl SnapshotOptions {
+    /// The store, under `data_dir` unless `--snapshots` says otherwise.
+    pub fn store(&self, data_dir: &std::path::Path) -> anyhow::Result<Store> {
+        let location = self
+            .snapshots
+            .clone()
+            .unwrap_or_else(|| data_dir.display().to_string());
+        Store::open(&location).with_context(|| format!("opening the snapshot store {location}"))
+    }
+
+    /// The snapshotter's settings.
+    pub fn config(&self, bootstrap: &str, registry_url: &str, store: Store) -> SnapshotterConfig {
+        let mut config = SnapshotterConfig::new(bootstrap, registry_url, store);
+        config.max_rows_per_file = self.max_rows_per_file;
+        config
+    }
+}
+
+/// Arguments of `meshline snapshotter`.
+#[derive(Debug, Args)]
+pub struct SnapshotterArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, default_value = DEFAULT_KAFKA, env = "MESHLINE_BOOTSTRAP")]
+    pub bootstrap: String,
+    /// Schema registry URL.
+    #[arg(long, default_value = DEFAULT_REGISTRY_URL, env = "MESHLINE_REGISTRY_URL")]
+    pub registry_url: String,
+    /// Directory the snapshots go under when `--snapshots` is not given.
+    #[arg(long, default_value = ".meshline", env = "MESHLINE_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Address of the HTTP server (`/metrics`).
+    #[arg(long, default_value = "127.0.0.1:8083", value_parser = parse_listen)]
+    pub http_listen: SocketAddr,
+    /// Snapshotter settings.
+    #[command(flatten)]
+    pub snapshot: SnapshotOptions,
+    /// Descriptors.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// Runs until Ctrl-C or SIGTERM, then writes each product's progress and stops.
+pub async fn run(args: SnapshotterArgs) -> anyhow::Result<ExitCode> {
+    let catalog = Arc::new(args.config.load()?);
+    broker::check_reachable(&args.bootstrap, Duration::from_secs(10)).await?;
+    let store = args.snapshot.store(&args.data_dir)?;
+    let stop = CancellationToken::new();
+    super::up::spawn_signal_handler(stop.clone())?;
+    let http_metrics = HttpMetrics::new("snapshotter").context("creating the HTTP metrics")?;
+    let metrics = snapshot::Metrics::new(http_metrics.registry())
+        .context("creating the snapshotter's metrics")?;
+    let listener = server::bind(args.http_listen, "the snapshotter's HTTP server", "--http-listen").await?;
+    let http = server::spawn(listener, http_metrics.instrument(axum::Router::new()), stop.clone());
+    println!("snapshotter: writing to {}", store.uri(""));
+    let config = args.snapshot.config(&args.bootstrap, &args.registry_url, store);
+    snapshot::worker::run(config, catalog, metrics, stop).await;
+    http.await.ok();
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,88 @@
+//! What snapshots a store holds: for the catalog and `meshline snapshots list`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{manifest, Result, Store};
+
+/// The newest version of one window's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    /// The window's label.
+    pub window: String,
+    /// Newest version.
+    pub version: u32,
+    /// URI of its manifest (which lists the Parquet files).
+    pub manifest: String,
+}
+
+/// Every manifest of a view: windows in order, each window's versions in order.
+pub async fn manifests(store: &Store, product_id: &str, view: &str) -> Result<Vec<String>> {
+    let dir = format!("{}/{view}", manifest::product_root(product_id));
+    let mut found: Vec<(String, u32, String)> = store
+        .list(&dir)
+        .await?
+        .into_iter()
+        .filter_map(|path| {
+            let (window, version) = window_version(&path)?;
+            Some((window, version, path))
+        })
+        .collect();
+    found.sort();
+    Ok(found.into_iter().map(|(_, _, path)| path).collect())
+}
+
+/// `(label, version)` of a manifest path `…/window=<label>/v<version>/manifest.json`.
+fn window_version(path: &str) -> Option<(String, u32)> {
+    let mut parts = path.rsplit('/');
+    if parts.next()? != "manifest.json" {
+        return None;
+    }
+    let version = parts.next()?.strip_prefix('v')?.parse().ok()?;
+    let window = parts.next()?.strip_prefix("window=")?.to_owned();
+    Some((window, version))
+}
+
+/// The newest version of each window of a view, oldest window first.
+pub async fn list(store: &Store, product_id: &str, view: &str) -> Result<Vec<Listed>> {
+    let mut listed: Vec<Listed> = Vec::new();
+    for path in manifests(store, product_id, view).await? {
+        let Some((window, version)) = window_version(&path) else {
+            continue;
+        };
+        let entry = Listed {
+            window,
+            version,
+            manifest: store.uri(&path),
+        };
+        match listed.last_mut() {
+            Some(last) if last.window == entry.window => *last = entry,
+            _ => listed.push(entry),
+        }
+    }
+    Ok(listed)
+}
+
+/// The manifest of a window (its newest version, or `version`), as stored; `None` if there is
+/// none.
+pub async fn manifest(
+    store: &Store,
+    product_id: &str,
+    view: &str,
+    window: &str,
+    version: Option<u32>,
+) -> Result<Option<Vec<u8>>> {
+    let version = match version {
+        Some(v) => v,
+        None => match list(store, product_id, view)
+            .await?
+            .into_iter()
+            .find(|l| l.window == window)
+        {
+            Some(listed) => listed.version,
+            None => return Ok(None),
+        },
+    };
+    store
+        .get_opt(&manifest::manifest_path(product_id, view, window, version))
+        .await
+}
