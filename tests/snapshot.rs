@@ -1,0 +1,369 @@
+//! The snapshotter against the real (embedded) broker: each view kind over several windows with
+//! out-of-order, late and quiet-partition cases, read back with the `parquet` crate; and a
+//! snapshotter process `SIGKILL`ed mid-stream writing the same snapshots as an uninterrupted run.
+
+mod common;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+    sync::Arc,
+    time::Duration,
+};
+
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+use chrono::{DateTime, Utc};
+use meshline::{
+    demo::events::{Device, PlayEvent},
+    product::Catalog,
+    sdk::{producer::Target, Producer},
+    snapshot::{self, listing, manifest::Manifest, SnapshotterConfig, Store},
+};
+use rdkafka::{consumer::Consumer as _, message::Headers as _, Message as _};
+use tokio_util::sync::CancellationToken;
+
+const TOPIC: &str = "player.play-events";
+/// 2026-11-25T10:00:00Z
+const T0: i64 = 1_795_600_800_000;
+const MIN: i64 = 60_000;
+
+/// The player product with the test's views, in a configuration directory of its own.
+fn test_catalog(dir: &Path, views: &str) -> Catalog {
+    let schemas = dir.join("schemas");
+    std::fs::create_dir_all(&schemas).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/player/play-event.avsc"),
+        schemas.join("play-event.avsc"),
+    )
+    .unwrap();
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("plays.yaml"),
+        format!(
+            "id: player.play-events
+domain: player
+owner: {{team: player-squad, email: player-squad@example.com}}
+description: Plays, for the snapshotter's tests.
+schema: ../schemas/play-event.avsc
+cloudevents: {{types: [com.example.player.track.played], source: /player}}
+partitions: 4
+views:
+{views}"
+        ),
+    )
+    .unwrap();
+    Catalog::load(&config).unwrap()
+}
+
+async fn platform(catalog: &Catalog) -> (meshline::broker::embedded::EmbeddedBroker, String) {
+    let broker = common::memory_broker().await;
+    meshline::broker::ensure_topics(&broker.bootstrap(), catalog)
+        .await
+        .unwrap();
+    let (registry, url, stop) = common::registry(&broker.bootstrap()).await;
+    std::mem::forget(stop);
+    for product in catalog.iter() {
+        registry.register_product(product).await.unwrap();
+    }
+    std::mem::forget(registry);
+    (broker, url)
+}
+
+fn play(n: usize, at: i64, user: &str, track: &str, duration_ms: i64) -> PlayEvent {
+    PlayEvent {
+        play_id: format!("play-{n}"),
+        user_id: user.into(),
+        track_id: track.into(),
+        artist_id: "artist-1".into(),
+        device: Device::Mobile,
+        country: "SE".into(),
+        started_at: at,
+        duration_ms,
+        completed: true,
+        context: None,
+    }
+}
+
+/// Writes `events` (partition, event) straight to the product topic, in order.
+async fn write(bootstrap: &str, registry_url: &str, events: &[(i32, PlayEvent)]) {
+    let sdk = Producer::builder(bootstrap, registry_url)
+        .source("/player/test")
+        .target(Target::Direct)
+        .event::<PlayEvent>()
+        .build()
+        .await
+        .unwrap();
+    let kafka = common::producer(bootstrap);
+    let mut pending = Vec::new();
+    for (partition, event) in events {
+        let record = sdk.record_for(event).await.unwrap();
+        pending.push(meshline::broker::send_blocking(&kafka, TOPIC, *partition, &record).unwrap());
+    }
+    for p in pending {
+        p.await.unwrap().unwrap();
+    }
+}
+
+fn config(bootstrap: &str, url: &str, store: &Store) -> SnapshotterConfig {
+    let mut config = SnapshotterConfig::new(bootstrap, url, store.clone());
+    config.checkpoint_interval = Duration::from_millis(200);
+    config
+}
+
+/// Runs the snapshotter in this process until `done` says the store holds what it waits for.
+async fn snapshot_until(
+    config: SnapshotterConfig,
+    catalog: Catalog,
+    done: impl Fn(&BTreeMap<String, Vec<listing::Listed>>) -> bool,
+) -> BTreeMap<String, Vec<listing::Listed>> {
+    let registry = prometheus::Registry::new();
+    let metrics = snapshot::Metrics::new(&registry).unwrap();
+    let stop = CancellationToken::new();
+    let store = config.store.clone();
+    let catalog = Arc::new(catalog);
+    let views: Vec<String> = catalog
+        .iter()
+        .flat_map(|p| p.descriptor.views.iter().map(|v| v.name.clone()))
+        .collect();
+    let task = tokio::spawn(snapshot::worker::run(config, catalog, metrics, stop.clone()));
+    let listed = common::within(60, "snapshots written", async {
+        loop {
+            let mut listed = BTreeMap::new();
+            for view in &views {
+                listed.insert(view.clone(), listing::list(&store, TOPIC, view).await.unwrap());
+            }
+            if done(&listed) {
+                return listed;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+    listed
+}
+
+async fn manifest_of(store: &Store, view: &str, window: &str) -> Manifest {
+    let bytes = listing::manifest(store, TOPIC, view, window, None)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no manifest for {view} {window}"));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn rows_of(store: &Store, manifest: &Manifest) -> Vec<RecordBatch> {
+    let mut batches = Vec::new();
+    for file in &manifest.files {
+        let bytes = store.get(&file.path).await.unwrap();
+        assert_eq!(bytes.len() as u64, file.bytes);
+        batches.extend(snapshot::parquet::decode(bytes).unwrap());
+    }
+    batches
+}
+
+fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = arrow_cast::cast(b.column_by_name(column).unwrap(), &arrow_schema::DataType::Utf8).unwrap();
+            let c = c.as_any().downcast_ref::<StringArray>().unwrap().clone();
+            (0..c.len()).map(move |i| c.value(i).to_owned()).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn longs(batches: &[RecordBatch], column: &str) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name(column).unwrap();
+            let c = arrow_cast::cast(c, &arrow_schema::DataType::Int64).unwrap();
+            let c = c.as_any().downcast_ref::<Int64Array>().unwrap().clone();
+            (0..c.len()).map(move |i| c.value(i)).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn label(minute: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(T0 + minute * MIN)
+        .unwrap()
+        .format("%Y-%m-%dT%H-%M")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = test_catalog(
+        dir.path(),
+        "  - {name: plays, kind: events, window: minute, allowed_lateness: 30s, idle_timeout: 1s, late: amend}
+  - name: per-track
+    kind: aggregate
+    window: minute
+    key: [track_id]
+    allowed_lateness: 30s
+    idle_timeout: 1s
+    late: dlq
+    aggregations:
+      - {name: plays, function: count}
+      - {name: listened_ms, function: sum, field: duration_ms}
+      - {name: shortest_ms, function: min, field: duration_ms}
+      - {name: longest_ms, function: max, field: duration_ms}
+      - {name: listeners, function: distinct_count, field: user_id}
+  - {name: last-play, kind: latest, window: minute, key: [user_id], allowed_lateness: 30s, idle_timeout: 1s}
+",
+    );
+    let (broker, url) = platform(&catalog).await;
+    let bootstrap = broker.bootstrap();
+    let s = 1000;
+    // partition 3 stays quiet: it must not hold the windows open
+    let events = vec![
+        (0, play(1, T0 + 10 * s, "ann", "t1", 100)),
+        (0, play(2, T0 + 50 * s, "bob", "t1", 300)),
+        (1, play(3, T0 + 30 * s, "ann", "t2", 50)),
+        (0, play(4, T0 + 80 * s, "ann", "t1", 200)),
+        // out of order, within the allowed lateness of partition 0 (max 1:20 − 30 s < 1:00)
+        (0, play(5, T0 + 40 * s, "cid", "t1", 500)),
+        (2, play(6, T0 + 65 * s, "bob", "t2", 10)),
+        (1, play(7, T0 + 90 * s, "cid", "t2", 20)),
+        (0, play(8, T0 + 130 * s, "ann", "t1", 1)),
+        // late: partition 0 is at 2:10, past 1:00 + 30 s
+        (0, play(9, T0 + 20 * s, "dan", "t1", 7)),
+        (1, play(10, T0 + 150 * s, "bob", "t2", 2)),
+        (2, play(11, T0 + 170 * s, "eve", "t3", 3)),
+        // move every busy partition's watermark past minute 3
+        (0, play(12, T0 + 10 * MIN, "ann", "t9", 1)),
+        (1, play(13, T0 + 10 * MIN, "ann", "t9", 1)),
+        (2, play(14, T0 + 10 * MIN, "ann", "t9", 1)),
+    ];
+    write(&bootstrap, &url, &events).await;
+    let store = Store::open(dir.path().join("store").to_str().unwrap()).unwrap();
+    let windows = [label(0), label(1), label(2)];
+    let listed = snapshot_until(config(&bootstrap, &url, &store), catalog, |listed| {
+        listed.values().all(|l| {
+            windows.iter().all(|w| l.iter().any(|s| &s.window == w))
+        })
+    })
+    .await;
+    // no window beyond minute 2 closed: the watermark is at 9:30 at most
+    assert!(listed["plays"].iter().all(|s| s.window <= label(9)));
+
+    // events: every event of the window in offset order per partition, the late one added
+    let m0 = manifest_of(&store, "plays", &label(0)).await;
+    let rows = rows_of(&store, &m0).await;
+    let mut ids = strings(&rows, "play_id");
+    ids.sort();
+    assert_eq!(ids, ["play-1", "play-2", "play-3", "play-5", "play-9"]);
+    assert_eq!(m0.rows, 5);
+    assert_eq!(m0.sources[&0].events, 4);
+    assert_eq!(m0.sources[&1].events, 1);
+    assert!(!m0.sources.contains_key(&3));
+    let m1 = manifest_of(&store, "plays", &label(1)).await;
+    let mut ids = strings(&rows_of(&store, &m1).await, "play_id");
+    ids.sort();
+    assert_eq!(ids, ["play-4", "play-6", "play-7"]);
+    for manifest in [&m0, &m1] {
+        for file in &manifest.files {
+            assert!(file.path.contains(&format!("/plays/window={}/v", manifest.window)), "{}", file.path);
+            assert_eq!(file.sha256.len(), 64);
+        }
+    }
+    let rows = rows_of(&store, &m1).await;
+    assert_eq!(
+        strings(&rows, "_event_id").len(),
+        3,
+        "every row carries its CloudEvents id"
+    );
+
+    // aggregate: per track, the late event dead-lettered instead
+    let a0 = rows_of(&store, &manifest_of(&store, "per-track", &label(0)).await).await;
+    assert_eq!(strings(&a0, "track_id"), ["t1", "t2"]);
+    assert_eq!(longs(&a0, "plays"), [3, 1]);
+    assert_eq!(longs(&a0, "listened_ms"), [900, 50]);
+    assert_eq!(longs(&a0, "shortest_ms"), [100, 50]);
+    assert_eq!(longs(&a0, "longest_ms"), [500, 50]);
+    assert_eq!(longs(&a0, "listeners"), [3, 1]);
+    let a1 = rows_of(&store, &manifest_of(&store, "per-track", &label(1)).await).await;
+    assert_eq!(strings(&a1, "track_id"), ["t1", "t2"]);
+    assert_eq!(longs(&a1, "plays"), [1, 2]);
+    assert_eq!(longs(&a1, "listeners"), [1, 2]);
+
+    let dlq = dead_letters(&bootstrap).await;
+    assert_eq!(dlq.len(), 1, "the late event, once: {dlq:?}");
+    assert_eq!(dlq[0].0, "play-9");
+    assert_eq!(dlq[0].1.get("meshline_reason").map(String::as_str), Some("late_event"));
+    assert_eq!(dlq[0].1.get("meshline_source_topic").map(String::as_str), Some(TOPIC));
+
+    // latest: each user's newest play as of each window's end; state carries over, late dropped
+    let l0 = rows_of(&store, &manifest_of(&store, "last-play", &label(0)).await).await;
+    assert_eq!(strings(&l0, "user_id"), ["ann", "bob", "cid"]);
+    assert_eq!(strings(&l0, "play_id"), ["play-3", "play-2", "play-5"]);
+    let l1 = rows_of(&store, &manifest_of(&store, "last-play", &label(1)).await).await;
+    assert_eq!(strings(&l1, "user_id"), ["ann", "bob", "cid"]);
+    assert_eq!(strings(&l1, "play_id"), ["play-4", "play-6", "play-7"]);
+    let l2 = rows_of(&store, &manifest_of(&store, "last-play", &label(2)).await).await;
+    assert_eq!(strings(&l2, "user_id"), ["ann", "bob", "cid", "eve"]);
+    assert_eq!(strings(&l2, "play_id"), ["play-8", "play-10", "play-7", "play-11"]);
+
+    // a restart resumes from its progress; a late event for minute 0 amends the `events` view
+    // (a version 2 with every row of version 1 and the late one) and is dead-lettered once
+    write(&bootstrap, &url, &[(1, play(15, T0 + 5 * s, "fay", "t1", 9))]).await;
+    let catalog = Catalog::load(&dir.path().join("config")).unwrap();
+    let first = label(0);
+    snapshot_until(config(&bootstrap, &url, &store), catalog, |listed| {
+        listed["plays"].iter().any(|s| s.window == first && s.version == 2)
+    })
+    .await;
+    let v2 = manifest_of(&store, "plays", &label(0)).await;
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.files[..m0.files.len()], m0.files[..], "version 2 keeps version 1's files");
+    let mut ids = strings(&rows_of(&store, &v2).await, "play_id");
+    ids.sort();
+    assert_eq!(ids, ["play-1", "play-15", "play-2", "play-3", "play-5", "play-9"]);
+    assert_eq!(v2.sources[&1].events, 2);
+    let v1 = listing::manifest(&store, TOPIC, "plays", &label(0), Some(1)).await.unwrap().unwrap();
+    assert_eq!(serde_json::from_slice::<Manifest>(&v1).unwrap(), m0, "version 1 is unchanged");
+    let mut dlq: Vec<String> = dead_letters(&bootstrap).await.into_iter().map(|d| d.0).collect();
+    dlq.sort();
+    assert_eq!(dlq, ["play-15", "play-9"], "each late event dead-lettered once, across a restart");
+    // nothing else changed: the other windows are still at version 1
+    let listed = listing::list(&store, TOPIC, "per-track").await.unwrap();
+    assert!(listed.iter().all(|l| l.version == 1));
+}
+
+/// The dead letters of the product: (play id, headers).
+async fn dead_letters(bootstrap: &str) -> Vec<(String, HashMap<String, String>)> {
+    let consumer: rdkafka::consumer::StreamConsumer =
+        common::consumer_config(bootstrap, "dlq-reader").create().unwrap();
+    consumer.subscribe(&[&format!("{TOPIC}.dlq")]).unwrap();
+    let mut out = Vec::new();
+    while let Ok(Ok(message)) =
+        tokio::time::timeout(Duration::from_secs(3), consumer.recv()).await
+    {
+        let record = meshline::binding::kafka::Record::from_message(&message);
+        let headers: HashMap<String, String> = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let schema = <PlayEvent as apache_avro::AvroSchema>::get_schema();
+        let value = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+            .build()
+            .unwrap()
+            .read_value(&mut &record.payload.as_deref().unwrap()[5..])
+            .unwrap();
+        let play: PlayEvent = apache_avro::from_value(&value).unwrap();
+        out.push((play.play_id, headers));
+    }
+    out
+}
