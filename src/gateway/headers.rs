@@ -28,7 +28,7 @@ pub const MESSAGE: &str = "meshline_message";
 pub const REPLAY_OF: &str = "meshline_replay_of";
 
 /// Headers the gateway owns: never copied from an ingress record.
-const OWNED: [&str; 6] = [
+pub const OWNED: [&str; 6] = [
     SOURCE_TOPIC,
     SOURCE_PARTITION,
     SOURCE_OFFSET,

@@ -94,7 +94,8 @@ pub struct Manifest {
     pub sources: BTreeMap<i32, SourceRange>,
     /// Writer schema ids of the records.
     pub schema_ids: Vec<u32>,
-    /// The view's watermark when the window closed (RFC 3339, UTC).
+    /// The view's watermark when the window was first written (RFC 3339, UTC). A replay after a
+    /// crash keeps the manifest it finds: the snapshot is the same, closed at another watermark.
     pub watermark: String,
 }
 

@@ -81,6 +81,18 @@ impl Store {
 
     /// Writes `bytes` at `relative` unless it exists; if it does, it must hold the same bytes.
     pub async fn put_new(&self, relative: &str, bytes: Vec<u8>) -> Result<()> {
+        self.put_new_or(relative, bytes, |existing, new| existing == new)
+            .await
+    }
+
+    /// Writes `bytes` at `relative` unless it exists; if it does, `same(existing, bytes)` must
+    /// hold.
+    pub async fn put_new_or(
+        &self,
+        relative: &str,
+        bytes: Vec<u8>,
+        same: impl FnOnce(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
         let path = self.path(relative);
         let options = PutOptions {
             mode: PutMode::Create,
@@ -94,7 +106,7 @@ impl Store {
             Ok(_) => Ok(()),
             Err(object_store::Error::AlreadyExists { .. }) => {
                 let existing = self.get(relative).await?;
-                if existing == bytes {
+                if same(&existing, &bytes) {
                     Ok(())
                 } else {
                     Err(Error::Conflict {

@@ -392,7 +392,9 @@ impl ViewRunner {
         let Some(mut open) = self.open.remove(&window) else {
             return Ok(step);
         };
-        let files = std::mem::take(&mut open.files);
+        let mut files = std::mem::take(&mut open.files);
+        // cut in the order batches brought the partitions, listed in a replay's same order
+        files.sort_by(|a, b| a.path.cmp(&b.path));
         let manifest = self.manifest(window, &label, 1, files, &open, watermark);
         step.puts.push(Put {
             path: manifest::manifest_path(&self.product, &self.view.name, &label, 1),
