@@ -59,8 +59,7 @@ fn inputs(schema: &apache_avro::Schema) -> Vec<Input> {
 
 /// Decodes, windows and writes every input through `views`; returns the Parquet bytes written.
 fn run(reader: &str, views: &[View], inputs: &[Input]) -> usize {
-    let mut decoding =
-        Decoding::new(reader, &[(1, reader.to_owned())], 8192).expect("decoding");
+    let mut decoding = Decoding::new(reader, &[(1, reader.to_owned())], 8192).expect("decoding");
     let schema = decoding.schema().expect("schema");
     let mut runners: Vec<ViewRunner> = views
         .iter()
@@ -107,9 +106,20 @@ fn bench(c: &mut Criterion) {
     let reader = serde_json::to_string(&product.schema).expect("schema json");
     let inputs = inputs(&product.schema);
     let views = &product.descriptor.views;
-    let events: Vec<View> = views.iter().filter(|v| v.name == "hourly-events").cloned().collect();
-    let aggregate: Vec<View> = views.iter().filter(|v| v.name == "daily-plays").cloned().collect();
-    assert!(run(&reader, &events, &inputs) > 0, "the events view writes Parquet");
+    let events: Vec<View> = views
+        .iter()
+        .filter(|v| v.name == "hourly-events")
+        .cloned()
+        .collect();
+    let aggregate: Vec<View> = views
+        .iter()
+        .filter(|v| v.name == "daily-plays")
+        .cloned()
+        .collect();
+    assert!(
+        run(&reader, &events, &inputs) > 0,
+        "the events view writes Parquet"
+    );
 
     let mut group = c.benchmark_group("snapshot");
     group.throughput(Throughput::Elements(EVENTS as u64));

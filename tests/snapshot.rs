@@ -126,12 +126,20 @@ async fn snapshot_until(
         .iter()
         .flat_map(|p| p.descriptor.views.iter().map(|v| v.name.clone()))
         .collect();
-    let task = tokio::spawn(snapshot::worker::run(config, catalog, metrics, stop.clone()));
+    let task = tokio::spawn(snapshot::worker::run(
+        config,
+        catalog,
+        metrics,
+        stop.clone(),
+    ));
     let listed = common::within(60, "snapshots written", async {
         loop {
             let mut listed = BTreeMap::new();
             for view in &views {
-                listed.insert(view.clone(), listing::list(&store, TOPIC, view).await.unwrap());
+                listed.insert(
+                    view.clone(),
+                    listing::list(&store, TOPIC, view).await.unwrap(),
+                );
             }
             if done(&listed) {
                 return listed;
@@ -167,9 +175,15 @@ fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
     batches
         .iter()
         .flat_map(|b| {
-            let c = arrow_cast::cast(b.column_by_name(column).unwrap(), &arrow_schema::DataType::Utf8).unwrap();
+            let c = arrow_cast::cast(
+                b.column_by_name(column).unwrap(),
+                &arrow_schema::DataType::Utf8,
+            )
+            .unwrap();
             let c = c.as_any().downcast_ref::<StringArray>().unwrap().clone();
-            (0..c.len()).map(move |i| c.value(i).to_owned()).collect::<Vec<_>>()
+            (0..c.len())
+                .map(move |i| c.value(i).to_owned())
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -242,9 +256,9 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
     let store = Store::open(dir.path().join("store").to_str().unwrap()).unwrap();
     let windows = [label(0), label(1), label(2)];
     let listed = snapshot_until(config(&bootstrap, &url, &store), catalog, |listed| {
-        listed.values().all(|l| {
-            windows.iter().all(|w| l.iter().any(|s| &s.window == w))
-        })
+        listed
+            .values()
+            .all(|l| windows.iter().all(|w| l.iter().any(|s| &s.window == w)))
     })
     .await;
     // no window beyond minute 2 closed: the watermark is at 9:30 at most
@@ -266,7 +280,12 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
     assert_eq!(ids, ["play-4", "play-6", "play-7"]);
     for manifest in [&m0, &m1] {
         for file in &manifest.files {
-            assert!(file.path.contains(&format!("/plays/window={}/v", manifest.window)), "{}", file.path);
+            assert!(
+                file.path
+                    .contains(&format!("/plays/window={}/v", manifest.window)),
+                "{}",
+                file.path
+            );
             assert_eq!(file.sha256.len(), 64);
         }
     }
@@ -293,8 +312,14 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
     let dlq = dead_letters(&bootstrap).await;
     assert_eq!(dlq.len(), 1, "the late event, once: {dlq:?}");
     assert_eq!(dlq[0].0, "play-9");
-    assert_eq!(dlq[0].1.get("meshline_reason").map(String::as_str), Some("late_event"));
-    assert_eq!(dlq[0].1.get("meshline_source_topic").map(String::as_str), Some(TOPIC));
+    assert_eq!(
+        dlq[0].1.get("meshline_reason").map(String::as_str),
+        Some("late_event")
+    );
+    assert_eq!(
+        dlq[0].1.get("meshline_source_topic").map(String::as_str),
+        Some(TOPIC)
+    );
 
     // latest: each user's newest play as of each window's end; state carries over, late dropped
     let l0 = rows_of(&store, &manifest_of(&store, "last-play", &label(0)).await).await;
@@ -305,29 +330,61 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
     assert_eq!(strings(&l1, "play_id"), ["play-4", "play-6", "play-7"]);
     let l2 = rows_of(&store, &manifest_of(&store, "last-play", &label(2)).await).await;
     assert_eq!(strings(&l2, "user_id"), ["ann", "bob", "cid", "eve"]);
-    assert_eq!(strings(&l2, "play_id"), ["play-8", "play-10", "play-7", "play-11"]);
+    assert_eq!(
+        strings(&l2, "play_id"),
+        ["play-8", "play-10", "play-7", "play-11"]
+    );
 
     // a restart resumes from its progress; a late event for minute 0 amends the `events` view
     // (a version 2 with every row of version 1 and the late one) and is dead-lettered once
-    write(&bootstrap, &url, &[(1, play(15, T0 + 5 * s, "fay", "t1", 9))]).await;
+    write(
+        &bootstrap,
+        &url,
+        &[(1, play(15, T0 + 5 * s, "fay", "t1", 9))],
+    )
+    .await;
     let catalog = Catalog::load(&dir.path().join("config")).unwrap();
     let first = label(0);
     snapshot_until(config(&bootstrap, &url, &store), catalog, |listed| {
-        listed["plays"].iter().any(|s| s.window == first && s.version == 2)
+        listed["plays"]
+            .iter()
+            .any(|s| s.window == first && s.version == 2)
     })
     .await;
     let v2 = manifest_of(&store, "plays", &label(0)).await;
     assert_eq!(v2.version, 2);
-    assert_eq!(v2.files[..m0.files.len()], m0.files[..], "version 2 keeps version 1's files");
+    assert_eq!(
+        v2.files[..m0.files.len()],
+        m0.files[..],
+        "version 2 keeps version 1's files"
+    );
     let mut ids = strings(&rows_of(&store, &v2).await, "play_id");
     ids.sort();
-    assert_eq!(ids, ["play-1", "play-15", "play-2", "play-3", "play-5", "play-9"]);
+    assert_eq!(
+        ids,
+        ["play-1", "play-15", "play-2", "play-3", "play-5", "play-9"]
+    );
     assert_eq!(v2.sources[&1].events, 2);
-    let v1 = listing::manifest(&store, TOPIC, "plays", &label(0), Some(1)).await.unwrap().unwrap();
-    assert_eq!(serde_json::from_slice::<Manifest>(&v1).unwrap(), m0, "version 1 is unchanged");
-    let mut dlq: Vec<String> = dead_letters(&bootstrap).await.into_iter().map(|d| d.0).collect();
+    let v1 = listing::manifest(&store, TOPIC, "plays", &label(0), Some(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Manifest>(&v1).unwrap(),
+        m0,
+        "version 1 is unchanged"
+    );
+    let mut dlq: Vec<String> = dead_letters(&bootstrap)
+        .await
+        .into_iter()
+        .map(|d| d.0)
+        .collect();
     dlq.sort();
-    assert_eq!(dlq, ["play-15", "play-9"], "each late event dead-lettered once, across a restart");
+    assert_eq!(
+        dlq,
+        ["play-15", "play-9"],
+        "each late event dead-lettered once, across a restart"
+    );
     // nothing else changed: the other windows are still at version 1
     let listed = listing::list(&store, TOPIC, "per-track").await.unwrap();
     assert!(listed.iter().all(|l| l.version == 1));
@@ -336,11 +393,12 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
 /// The dead letters of the product: (play id, headers).
 async fn dead_letters(bootstrap: &str) -> Vec<(String, HashMap<String, String>)> {
     let consumer: rdkafka::consumer::StreamConsumer =
-        common::consumer_config(bootstrap, "dlq-reader").create().unwrap();
+        common::consumer_config(bootstrap, "dlq-reader")
+            .create()
+            .unwrap();
     consumer.subscribe(&[&format!("{TOPIC}.dlq")]).unwrap();
     let mut out = Vec::new();
-    while let Ok(Ok(message)) =
-        tokio::time::timeout(Duration::from_secs(3), consumer.recv()).await
+    while let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(3), consumer.recv()).await
     {
         let record = meshline::binding::kafka::Record::from_message(&message);
         let headers: HashMap<String, String> = message
@@ -434,13 +492,29 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
         let partition = (n % 4) as i32;
         let base = T0 + (n as i64 * minutes * MIN) / total as i64;
         let jitter = ((n * 7919) % 20_000) as i64;
-        let at = if is_late(n) { base - 5 * MIN } else { base - jitter };
+        let at = if is_late(n) {
+            base - 5 * MIN
+        } else {
+            base - jitter
+        };
         let user = format!("user-{}", (n * 31) % 3000);
         let track = format!("track-{}", (n * 17) % 200);
-        events.push((partition, play(n, at.max(T0), &user, &track, (n % 1000) as i64)));
+        events.push((
+            partition,
+            play(n, at.max(T0), &user, &track, (n % 1000) as i64),
+        ));
     }
     for partition in 0..4 {
-        events.push((partition, play(total + partition as usize, T0 + (minutes + 10) * MIN, "x", "x", 0)));
+        events.push((
+            partition,
+            play(
+                total + partition as usize,
+                T0 + (minutes + 10) * MIN,
+                "x",
+                "x",
+                0,
+            ),
+        ));
     }
     write(&bootstrap, &url, &events).await;
     let all_closed = |listed: &BTreeMap<String, Vec<listing::Listed>>| {
@@ -459,7 +533,13 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
     let killed_store = Store::open(store_dir.to_str().unwrap()).unwrap();
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_meshline"))
-            .args(["snapshotter", "--bootstrap", &bootstrap, "--registry-url", &url])
+            .args([
+                "snapshotter",
+                "--bootstrap",
+                &bootstrap,
+                "--registry-url",
+                &url,
+            ])
             .args(["--snapshots", store_dir.to_str().unwrap()])
             .args(["--config", killed_dir.join("config").to_str().unwrap()])
             .args(["--http-listen", "127.0.0.1:0", "--max-rows-per-file", "50"])
@@ -491,7 +571,10 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
         loop {
             let mut listed = BTreeMap::new();
             for view in ["plays", "per-track", "last-play"] {
-                listed.insert(view.to_owned(), listing::list(&killed_store, TOPIC, view).await.unwrap());
+                listed.insert(
+                    view.to_owned(),
+                    listing::list(&killed_store, TOPIC, view).await.unwrap(),
+                );
             }
             if all_closed(&listed) {
                 break;
@@ -507,12 +590,22 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
 
     let expected = snapshot_files(&reference_dir.join("store"));
     let got = snapshot_files(&store_dir);
-    assert!(expected.len() > 3 * minutes as usize, "{} files", expected.len());
+    assert!(
+        expected.len() > 3 * minutes as usize,
+        "{} files",
+        expected.len()
+    );
     let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
     let extra: Vec<_> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, extra {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
     for (name, bytes) in &expected {
-        assert!(&got[name] == bytes, "{name} differs from the uninterrupted run");
+        assert!(
+            &got[name] == bytes,
+            "{name} differs from the uninterrupted run"
+        );
     }
 
     // every late event in the dead-letter topic exactly once
@@ -520,7 +613,11 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
         .filter(|n| is_late(*n))
         .map(|n| format!("play-{n}"))
         .collect();
-    let mut dlq: Vec<String> = dead_letters(&bootstrap).await.into_iter().map(|d| d.0).collect();
+    let mut dlq: Vec<String> = dead_letters(&bootstrap)
+        .await
+        .into_iter()
+        .map(|d| d.0)
+        .collect();
     dlq.sort();
     let mut expected_late = late.clone();
     expected_late.sort();

@@ -80,10 +80,21 @@ pub async fn run(args: SnapshotterArgs) -> anyhow::Result<ExitCode> {
     let http_metrics = HttpMetrics::new("snapshotter").context("creating the HTTP metrics")?;
     let metrics = snapshot::Metrics::new(http_metrics.registry())
         .context("creating the snapshotter's metrics")?;
-    let listener = server::bind(args.http_listen, "the snapshotter's HTTP server", "--http-listen").await?;
-    let http = server::spawn(listener, http_metrics.instrument(axum::Router::new()), stop.clone());
+    let listener = server::bind(
+        args.http_listen,
+        "the snapshotter's HTTP server",
+        "--http-listen",
+    )
+    .await?;
+    let http = server::spawn(
+        listener,
+        http_metrics.instrument(axum::Router::new()),
+        stop.clone(),
+    );
     println!("snapshotter: writing to {}", store.uri(""));
-    let config = args.snapshot.config(&args.bootstrap, &args.registry_url, store);
+    let config = args
+        .snapshot
+        .config(&args.bootstrap, &args.registry_url, store);
     snapshot::worker::run(config, catalog, metrics, stop).await;
     http.await.ok();
     Ok(ExitCode::SUCCESS)

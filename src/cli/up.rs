@@ -8,16 +8,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     gateway::{self, GatewayOptions},
-    snapshotter::SnapshotOptions,
     parse_listen,
     registry::RegistryArgs,
+    snapshotter::SnapshotOptions,
     ConfigArgs, DEFAULT_HTTP, DEFAULT_KAFKA,
 };
 use crate::{
     broker, catalog, demo,
-    snapshot,
     registry::{self, client::Client, Registry},
-    server,
+    server, snapshot,
     telemetry::HttpMetrics,
 };
 
@@ -138,7 +137,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         let metrics = snapshot::Metrics::new(&gateway.metrics)
             .context("creating the snapshotter's metrics")?;
-        let config = args.snapshot.config(&bootstrap, &registry_url, store.clone());
+        let config = args
+            .snapshot
+            .config(&bootstrap, &registry_url, store.clone());
         Some(tokio::spawn(snapshot::worker::run(
             config,
             catalog.clone(),

@@ -62,6 +62,10 @@ fn verdict(record: &Record, timestamp_ms: Option<i64>, filter: &Filter) -> Verdi
     if !filter.include_replayed && record.header(headers::REPLAY_OF).is_some() {
         return Verdict::AlreadyReplayed;
     }
+    // a late event is in the product topic already: only its snapshot window missed it
+    if record.header(headers::REASON) == Some(crate::snapshot::worker::LATE_EVENT.as_bytes()) {
+        return Verdict::Filtered;
+    }
     let other_reason = filter
         .reason
         .as_ref()
@@ -252,6 +256,12 @@ mod tests {
         );
         assert_eq!(v(letter("bad_frame", None), 2_000), Verdict::Filtered);
         assert_eq!(v(letter("rule_failed", None), 500), Verdict::Filtered);
+        let everything = Filter::default();
+        assert_eq!(
+            verdict(&letter("late_event", None), None, &everything),
+            Verdict::Filtered,
+            "late events are in the product topic: never replayed"
+        );
         let again = Filter {
             include_replayed: true,
             ..Filter::default()

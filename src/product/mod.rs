@@ -324,7 +324,11 @@ fn check_view_fields(path: &Path, d: &Descriptor, schema: &Schema) -> Vec<Error>
         for key in view.key.iter().filter(|k| !known.contains(&k.as_str())) {
             errors.push(unknown("views.key", &view.name, key));
         }
-        if let Some(field) = view.time_field.as_ref().filter(|f| !known.contains(&f.as_str())) {
+        if let Some(field) = view
+            .time_field
+            .as_ref()
+            .filter(|f| !known.contains(&f.as_str()))
+        {
             errors.push(unknown("views.time_field", &view.name, field));
         }
         for aggregation in &view.aggregations {

@@ -8,9 +8,7 @@ use std::{
     sync::Arc,
 };
 
-use arrow_array::{
-    new_null_array, Array, ArrayRef, Float64Array, Int64Array, RecordBatch,
-};
+use arrow_array::{new_null_array, Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
 use arrow_row::{RowConverter, Rows, SortField};
 use arrow_schema::{DataType, Field, Schema};
 
@@ -89,14 +87,17 @@ impl Aggregate {
                 (None, f) => {
                     return Err(Error::View {
                         view: view.name.clone(),
-                        message: format!("aggregation `{}` ({f:?}) needs a `field`", aggregation.name),
+                        message: format!(
+                            "aggregation `{}` ({f:?}) needs a `field`",
+                            aggregation.name
+                        ),
                     })
                 }
             };
             let converter = |i: usize| -> Result<(RowConverter, Box<[u8]>)> {
                 let data_type = schema.field(i).data_type().clone();
-                let converter =
-                    RowConverter::new(vec![SortField::new(data_type.clone())]).map_err(Error::arrow)?;
+                let converter = RowConverter::new(vec![SortField::new(data_type.clone())])
+                    .map_err(Error::arrow)?;
                 let null = converter
                     .convert_columns(&[new_null_array(&data_type, 1)])
                     .map_err(Error::arrow)?;
@@ -107,7 +108,9 @@ impl Aggregate {
                 (AggregateFunction::Count, _) | (_, None) => How::Count,
                 (AggregateFunction::Sum, Some(i)) => match schema.field(i).data_type() {
                     t if t.is_integer() => How::SumInt(i),
-                    t if t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)) => {
+                    t if t.is_floating()
+                        || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)) =>
+                    {
                         How::SumFloat(i)
                     }
                     t => {
@@ -151,8 +154,15 @@ impl Aggregate {
 
     /// Adds rows of `batch`, each with its window.
     pub fn add(&mut self, batch: &RecordBatch, rows: &[(u32, Window)]) -> Result<()> {
-        let key_columns: Vec<ArrayRef> = self.keys.iter().map(|(i, _)| batch.column(*i).clone()).collect();
-        let keys = self.key_rows.convert_columns(&key_columns).map_err(Error::arrow)?;
+        let key_columns: Vec<ArrayRef> = self
+            .keys
+            .iter()
+            .map(|(i, _)| batch.column(*i).clone())
+            .collect();
+        let keys = self
+            .key_rows
+            .convert_columns(&key_columns)
+            .map_err(Error::arrow)?;
         let mut inputs = Vec::with_capacity(self.specs.len());
         for spec in &self.specs {
             inputs.push(match &spec.how {
@@ -160,7 +170,8 @@ impl Aggregate {
                 How::SumInt(i) => Input::Int(cast(batch.column(*i), &DataType::Int64)?),
                 How::SumFloat(i) => Input::Float(cast(batch.column(*i), &DataType::Float64)?),
                 How::Min(i, c, _) | How::Max(i, c, _) | How::Distinct(i, c) => Input::Rows(
-                    c.convert_columns(&[batch.column(*i).clone()]).map_err(Error::arrow)?,
+                    c.convert_columns(&[batch.column(*i).clone()])
+                        .map_err(Error::arrow)?,
                     batch.column(*i).as_ref(),
                 ),
             });
@@ -203,15 +214,27 @@ impl Aggregate {
         for (n, spec) in self.specs.iter().enumerate() {
             let accs = groups.iter().map(|(_, a)| &a[n]);
             let column: ArrayRef = match &spec.how {
-                How::Count => Arc::new(Int64Array::from_iter_values(
-                    accs.map(|a| if let Acc::Count(c) = a { *c } else { 0 }),
-                )),
-                How::SumInt(_) => Arc::new(Int64Array::from_iter(
-                    accs.map(|a| if let Acc::SumInt(s) = a { *s } else { None }),
-                )),
-                How::SumFloat(_) => Arc::new(Float64Array::from_iter(
-                    accs.map(|a| if let Acc::SumFloat(s) = a { *s } else { None }),
-                )),
+                How::Count => Arc::new(Int64Array::from_iter_values(accs.map(|a| {
+                    if let Acc::Count(c) = a {
+                        *c
+                    } else {
+                        0
+                    }
+                }))),
+                How::SumInt(_) => Arc::new(Int64Array::from_iter(accs.map(|a| {
+                    if let Acc::SumInt(s) = a {
+                        *s
+                    } else {
+                        None
+                    }
+                }))),
+                How::SumFloat(_) => Arc::new(Float64Array::from_iter(accs.map(|a| {
+                    if let Acc::SumFloat(s) = a {
+                        *s
+                    } else {
+                        None
+                    }
+                }))),
                 How::Min(_, c, null) | How::Max(_, c, null) => {
                     let parser = c.parser();
                     let values: Vec<&[u8]> = accs
@@ -223,7 +246,8 @@ impl Aggregate {
                     let mut out = c
                         .convert_rows(values.into_iter().map(|v| parser.parse(v)))
                         .map_err(Error::arrow)?;
-                    out.pop().ok_or_else(|| Error::Unexpected("no min/max column".into()))?
+                    out.pop()
+                        .ok_or_else(|| Error::Unexpected("no min/max column".into()))?
                 }
                 How::Distinct(..) => Arc::new(Int64Array::from_iter_values(accs.map(|a| {
                     if let Acc::Distinct(set) = a {

@@ -31,9 +31,16 @@ pub struct Clocks {
 
 impl Clocks {
     /// Clocks for `partitions`, with the view's allowed lateness and idle timeout.
-    pub fn new(partitions: impl IntoIterator<Item = i32>, lateness: Duration, idle: Duration) -> Self {
+    pub fn new(
+        partitions: impl IntoIterator<Item = i32>,
+        lateness: Duration,
+        idle: Duration,
+    ) -> Self {
         Self {
-            partitions: partitions.into_iter().map(|p| (p, Partition::default())).collect(),
+            partitions: partitions
+                .into_iter()
+                .map(|p| (p, Partition::default()))
+                .collect(),
             lateness: i64::try_from(lateness.as_millis()).unwrap_or(i64::MAX),
             idle_timeout: idle,
         }
@@ -79,7 +86,9 @@ impl Clocks {
         let mut active = self.partitions.values().filter(|p| !idle(p)).peekable();
         if active.peek().is_some() {
             // a partition that has not delivered anything yet holds the watermark back
-            active.map(own).try_fold(i64::MAX, |min, w| w.map(|w| min.min(w)))
+            active
+                .map(own)
+                .try_fold(i64::MAX, |min, w| w.map(|w| min.min(w)))
         } else {
             self.partitions.values().filter_map(own).max()
         }
@@ -113,7 +122,11 @@ mod tests {
         let start = Instant::now();
         let mut c = clocks();
         c.observe(0, 10 * MIN);
-        assert_eq!(c.watermark(start), None, "partition 1 has delivered nothing yet");
+        assert_eq!(
+            c.watermark(start),
+            None,
+            "partition 1 has delivered nothing yet"
+        );
         c.observe(1, 5 * MIN);
         assert_eq!(c.watermark(start), Some(4 * MIN));
         c.reached_end(1, start);

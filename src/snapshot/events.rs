@@ -39,9 +39,7 @@ pub struct Events {
 impl Events {
     /// Buffers of at most `max_rows` rows of `schema`.
     pub fn new(schema: SchemaRef, max_rows: usize) -> Result<Self> {
-        let offset_column = schema
-            .index_of(super::rows::OFFSET)
-            .map_err(Error::arrow)?;
+        let offset_column = schema.index_of(super::rows::OFFSET).map_err(Error::arrow)?;
         Ok(Self {
             schema,
             max_rows: max_rows.max(1),
@@ -64,12 +62,17 @@ impl Events {
         batch: &RecordBatch,
         rows: &[u32],
     ) -> Result<Vec<Part>> {
-        let taken = take_record_batch(batch, &UInt32Array::from(rows.to_vec())).map_err(Error::arrow)?;
+        let taken =
+            take_record_batch(batch, &UInt32Array::from(rows.to_vec())).map_err(Error::arrow)?;
         let buffer = self.buffers.entry((window, partition)).or_default();
         buffer.rows += taken.num_rows();
         buffer.batches.push(taken);
         let mut parts = Vec::new();
-        while self.buffers.get(&(window, partition)).is_some_and(|b| b.rows >= self.max_rows) {
+        while self
+            .buffers
+            .get(&(window, partition))
+            .is_some_and(|b| b.rows >= self.max_rows)
+        {
             parts.push(self.cut(window, partition, self.max_rows)?);
         }
         Ok(parts)
@@ -98,7 +101,9 @@ impl Events {
     /// Writes the first `rows` rows of a buffer as one file.
     fn cut(&mut self, window: Window, partition: i32, rows: usize) -> Result<Part> {
         let Some(buffer) = self.buffers.get_mut(&(window, partition)) else {
-            return Err(Error::Unexpected("cutting a buffer that does not exist".into()));
+            return Err(Error::Unexpected(
+                "cutting a buffer that does not exist".into(),
+            ));
         };
         let all = concat_batches(&self.schema, &buffer.batches).map_err(Error::arrow)?;
         let head = all.slice(0, rows);
@@ -111,7 +116,11 @@ impl Events {
         let (first, last) = (offsets.value(0), offsets.value(rows - 1));
         let bytes = parquet::encode(self.schema.clone(), &[head])?;
         buffer.rows = rest.num_rows();
-        buffer.batches = if rest.num_rows() > 0 { vec![rest] } else { Vec::new() };
+        buffer.batches = if rest.num_rows() > 0 {
+            vec![rest]
+        } else {
+            Vec::new()
+        };
         Ok(Part {
             name: part_name(partition, first, last),
             bytes,

@@ -31,6 +31,9 @@ struct Changes {
     keys: HashMap<Box<[u8]>, At>,
 }
 
+/// A written snapshot, sorted by key, and each key's row in it.
+type Snapshot = (RecordBatch, HashMap<Box<[u8]>, usize>);
+
 /// The state as of the last closed window, and the changes of the open ones.
 #[derive(Debug)]
 pub struct Latest {
@@ -38,7 +41,7 @@ pub struct Latest {
     keys: Vec<usize>,
     converter: RowConverter,
     /// The last snapshot, sorted by key, and each key's row in it.
-    base: Option<(RecordBatch, HashMap<Box<[u8]>, usize>)>,
+    base: Option<Snapshot>,
     changes: BTreeMap<Window, Changes>,
 }
 
@@ -75,7 +78,9 @@ impl Latest {
 
     fn key_rows(&self, batch: &RecordBatch) -> Result<arrow_row::Rows> {
         let columns: Vec<ArrayRef> = self.keys.iter().map(|i| batch.column(*i).clone()).collect();
-        self.converter.convert_columns(&columns).map_err(Error::arrow)
+        self.converter
+            .convert_columns(&columns)
+            .map_err(Error::arrow)
     }
 
     /// Restarts from a written snapshot (the rows of the last closed window).
@@ -83,7 +88,9 @@ impl Latest {
         let batch =
             arrow_select::concat::concat_batches(&self.schema, batches).map_err(Error::arrow)?;
         let rows = self.key_rows(&batch)?;
-        let index = (0..batch.num_rows()).map(|i| (rows.row(i).as_ref().into(), i)).collect();
+        let index = (0..batch.num_rows())
+            .map(|i| (rows.row(i).as_ref().into(), i))
+            .collect();
         self.base = Some((batch, index));
         Ok(())
     }

@@ -32,7 +32,10 @@ pub fn version_dir(product_id: &str, view: &str, label: &str, version: u32) -> S
 
 /// The manifest of one version of a window's snapshot.
 pub fn manifest_path(product_id: &str, view: &str, label: &str, version: u32) -> String {
-    format!("{}/manifest.json", version_dir(product_id, view, label, version))
+    format!(
+        "{}/manifest.json",
+        version_dir(product_id, view, label, version)
+    )
 }
 
 /// The progress file with sequence number `sequence`.

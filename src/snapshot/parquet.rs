@@ -16,7 +16,9 @@ use super::{rows, Error, Result};
 /// One Parquet file of `batches` (all of `schema`), zstd-compressed.
 pub fn encode(schema: SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(Error::parquet)?))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).map_err(Error::parquet)?,
+        ))
         // min/max per column chunk is what readers prune row groups by; files are small
         .set_statistics_enabled(EnabledStatistics::Chunk);
     // unique per event: a dictionary would only cost time

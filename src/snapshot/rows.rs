@@ -38,8 +38,6 @@ pub struct Rows {
     pub offsets: Vec<i64>,
     /// Writer schema id of each row.
     pub schema_ids: Vec<u32>,
-    /// `ce_time` of each row (epoch ms).
-    pub event_times: Vec<Option<i64>>,
 }
 
 impl Rows {
@@ -211,7 +209,6 @@ impl Decoding {
             return Ok(None);
         };
         let times = self.times.finish();
-        let event_times = times.iter().collect();
         let partitions = std::mem::take(&mut self.partitions);
         let offsets = std::mem::take(&mut self.offsets);
         let schema_ids = std::mem::take(&mut self.schema_ids);
@@ -222,14 +219,13 @@ impl Decoding {
         columns.push(Arc::new(self.ids.finish()));
         columns.push(Arc::new(Int32Array::from(partitions.clone())));
         columns.push(Arc::new(Int64Array::from(offsets.clone())));
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-            .map_err(Error::arrow)?;
+        let batch =
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(Error::arrow)?;
         Ok(Some(Rows {
             batch,
             partitions,
             offsets,
             schema_ids,
-            event_times,
         }))
     }
 
@@ -261,4 +257,72 @@ pub fn parse_time(value: &[u8]) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{codec::wire, demo::events::PlayEvent};
+    use apache_avro::{writer::datum::GenericDatumWriter, AvroSchema as _};
+
+    fn payload(id: u32, duration_ms: i64) -> Vec<u8> {
+        let schema = PlayEvent::get_schema();
+        let mut event = PlayEvent::random(&mut rand::rng(), chrono::Utc::now());
+        event.duration_ms = duration_ms;
+        let body = GenericDatumWriter::builder(&schema)
+            .build()
+            .and_then(|w| w.write_ser_to_vec(&event))
+            .unwrap();
+        wire::encode(id, &body)
+    }
+
+    #[test]
+    fn bad_payloads_are_refused_without_spoiling_the_batch() {
+        let json = serde_json::to_string(&PlayEvent::get_schema()).unwrap();
+        let mut decoding = Decoding::new(&json, &[(1, json.clone())], 10).unwrap();
+        decoding
+            .push(0, 0, Some(1), Some("a"), &payload(1, 5))
+            .unwrap();
+        let mut cut = payload(1, 6);
+        cut.truncate(cut.len() - 3);
+        assert!(matches!(
+            decoding.push(0, 1, None, None, &cut),
+            Err(Skip::Payload(_))
+        ));
+        assert!(matches!(
+            decoding.push(0, 2, None, None, b"not avro"),
+            Err(Skip::Payload(_))
+        ));
+        assert_eq!(
+            decoding.push(0, 3, None, None, &payload(9, 7)),
+            Err(Skip::UnknownSchema(9))
+        );
+        decoding
+            .push(0, 4, Some(2), Some("b"), &payload(1, 8))
+            .unwrap();
+        let rows = decoding.finish().unwrap().unwrap();
+        assert_eq!(rows.offsets, [0, 4]);
+        let durations = rows
+            .batch
+            .column_by_name("duration_ms")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .values()
+            .to_vec();
+        assert_eq!(durations, [5, 8]);
+        assert_eq!(rows.batch.num_columns(), 10 + 4);
+
+        // a second writer schema: the batch in progress is finished first
+        decoding.add_schema(9, &json).unwrap();
+        decoding.push(1, 0, None, None, &payload(1, 1)).unwrap();
+        assert_eq!(
+            decoding.push(1, 1, None, None, &payload(9, 2)),
+            Err(Skip::Full)
+        );
+        assert_eq!(decoding.finish().unwrap().unwrap().len(), 1);
+        decoding.push(1, 1, None, None, &payload(9, 2)).unwrap();
+        assert_eq!(decoding.finish().unwrap().unwrap().schema_ids, [9]);
+    }
 }

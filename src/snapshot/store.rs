@@ -34,10 +34,9 @@ impl Store {
                     what: format!("resolving {}", dir.display()),
                     source: Box::new(e),
                 })?;
-                Url::from_directory_path(&dir).map_err(|()| Error::Unexpected(format!(
-                    "{} is not an absolute directory",
-                    dir.display()
-                )))?
+                Url::from_directory_path(&dir).map_err(|()| {
+                    Error::Unexpected(format!("{} is not an absolute directory", dir.display()))
+                })?
             }
         };
         if url.scheme() == "file" {
@@ -127,7 +126,11 @@ impl Store {
             what: format!("reading {}", self.uri(relative)),
             source: Box::new(e),
         };
-        let result = self.inner.get(&self.path(relative)).await.map_err(store_error)?;
+        let result = self
+            .inner
+            .get(&self.path(relative))
+            .await
+            .map_err(store_error)?;
         Ok(result.bytes().await.map_err(store_error)?.to_vec())
     }
 
@@ -186,5 +189,43 @@ impl Store {
                 what: format!("deleting {}", self.uri(relative)),
                 source: Box::new(e),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn files_are_written_once_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("snapshots").to_str().unwrap()).unwrap();
+        store
+            .put_new("a/b/part.parquet", b"one".to_vec())
+            .await
+            .unwrap();
+        // a replay writing the same bytes is fine
+        store
+            .put_new("a/b/part.parquet", b"one".to_vec())
+            .await
+            .unwrap();
+        let error = store
+            .put_new("a/b/part.parquet", b"two".to_vec())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Conflict { .. }), "{error}");
+        assert_eq!(store.get("a/b/part.parquet").await.unwrap(), b"one");
+        assert_eq!(store.list("a").await.unwrap(), ["a/b/part.parquet"]);
+        assert_eq!(store.get_opt("a/missing").await.unwrap(), None);
+        assert!(store.uri("a/b/part.parquet").starts_with("file:///"));
+    }
+
+    #[test]
+    fn backends_are_chosen_by_url() {
+        assert!(Store::open("memory://").is_ok());
+        // S3 settings come from the AWS_* variables; opening does not reach the network
+        assert!(Store::open("s3://snapshots/prefix").is_ok());
+        let error = Store::open("gopher://nowhere").unwrap_err();
+        assert!(error.to_string().contains("s3://bucket/prefix"), "{error}");
     }
 }

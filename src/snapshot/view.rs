@@ -236,11 +236,8 @@ impl ViewRunner {
 
     fn times(&self, rows: &Rows) -> Result<Vec<Option<i64>>> {
         let column = rows.batch.column(self.time_column);
-        let millis = arrow_cast::cast(
-            column,
-            &DataType::Timestamp(TimeUnit::Millisecond, None),
-        )
-        .map_err(Error::arrow)?;
+        let millis = arrow_cast::cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))
+            .map_err(Error::arrow)?;
         let millis = millis
             .as_any()
             .downcast_ref::<TimestampMillisecondArray>()
@@ -254,12 +251,16 @@ impl ViewRunner {
         let mut step = Step::default();
         let mut taken: Vec<(u32, Window)> = Vec::new();
         let mut late: Vec<(u32, Window)> = Vec::new();
-        for i in 0..rows.len() {
+        for (i, time) in times.iter().enumerate() {
             let (partition, offset) = (rows.partitions[i], rows.offsets[i]);
-            if self.skip_before.get(&partition).is_some_and(|s| offset < *s) {
+            if self
+                .skip_before
+                .get(&partition)
+                .is_some_and(|s| offset < *s)
+            {
                 continue;
             }
-            let Some(time) = times[i] else {
+            let Some(time) = *time else {
                 self.counts.no_time += 1;
                 continue;
             };
@@ -268,7 +269,10 @@ impl ViewRunner {
             let max_before = self.clocks.max_event(partition);
             self.clocks.observe(partition, time);
             self.taken_through.insert(partition, offset);
-            let replayed = self.done_through.get(&partition).is_some_and(|d| offset <= *d);
+            let replayed = self
+                .done_through
+                .get(&partition)
+                .is_some_and(|d| offset <= *d);
             let closed = self.closed_through.is_some_and(|c| window.end <= c);
             let amend = self.amendments.is_some();
             if closed || (is_late && !amend) {
@@ -321,7 +325,15 @@ impl ViewRunner {
                     .iter()
                     .map(|&(i, w)| {
                         let i_ = i as usize;
-                        (i, w, (times[i_].unwrap_or_default(), rows.partitions[i_], rows.offsets[i_]))
+                        (
+                            i,
+                            w,
+                            (
+                                times[i_].unwrap_or_default(),
+                                rows.partitions[i_],
+                                rows.offsets[i_],
+                            ),
+                        )
                     })
                     .collect();
                 latest.add(&rows.batch, &ordered)?;
@@ -362,7 +374,12 @@ impl ViewRunner {
         if self.closed_through.is_some_and(|c| c >= watermark) {
             return Ok(step);
         }
-        let due: Vec<Window> = self.open.keys().filter(|w| w.end <= watermark).copied().collect();
+        let due: Vec<Window> = self
+            .open
+            .keys()
+            .filter(|w| w.end <= watermark)
+            .copied()
+            .collect();
         for window in due {
             step.extend(self.close(window, watermark)?);
         }
@@ -400,7 +417,12 @@ impl ViewRunner {
             path: manifest::manifest_path(&self.product, &self.view.name, &label, 1),
             bytes: serde_json::to_vec_pretty(&manifest).map_err(Error::json)?,
         });
-        self.last_manifest = Some(manifest::manifest_path(&self.product, &self.view.name, &label, 1));
+        self.last_manifest = Some(manifest::manifest_path(
+            &self.product,
+            &self.view.name,
+            &label,
+            1,
+        ));
         if self.amendments.is_some() {
             self.written.insert(window, manifest.clone());
         }

@@ -41,7 +41,7 @@ impl Calendar {
         }
     }
 
-    /// The label of the window starting at `start`: `2026-11-25T10:31` (minute),
+    /// The label of the window starting at `start`: `2026-11-25T10-31` (minute),
     /// `2026-11-25T10` (hour), `2026-11-25` (day), `2026-W48` (ISO week), `2026-11` (month), in
     /// the calendar's time zone. Labels sort like their windows within a year.
     pub fn label(&self, window: Window) -> String {
@@ -77,9 +77,9 @@ impl Calendar {
                 .and_hms_opt(local.hour(), 0, 0)
                 .unwrap_or(local),
             WindowSize::Day => midnight(date),
-            WindowSize::Week => midnight(
-                date - Duration::days(i64::from(date.weekday().num_days_from_monday())),
-            ),
+            WindowSize::Week => {
+                midnight(date - Duration::days(i64::from(date.weekday().num_days_from_monday())))
+            }
             WindowSize::Month => midnight(date.with_day(1).unwrap_or(date)),
         }
     }

@@ -47,6 +47,10 @@ use crate::{
     registry::client::Client,
 };
 
+/// Reason code of a late event sent to the dead-letter topic (`late: dlq`). `meshline dlq
+/// replay` never re-submits these: the event is in the product topic already.
+pub const LATE_EVENT: &str = "late_event";
+
 /// Settings of the snapshotter.
 #[derive(Debug, Clone)]
 pub struct SnapshotterConfig {
@@ -163,8 +167,12 @@ pub async fn run(
 ) {
     let mut tasks = Vec::new();
     for product in catalog.iter().filter(|p| !p.descriptor.views.is_empty()) {
-        let (config, product, metrics, stop) =
-            (config.clone(), product.clone(), metrics.clone(), stop.clone());
+        let (config, product, metrics, stop) = (
+            config.clone(),
+            product.clone(),
+            metrics.clone(),
+            stop.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut backoff = Duration::from_secs(1);
             while !stop.is_cancelled() {
@@ -295,7 +303,9 @@ fn run_product(
                     .map_err(Error::json)?;
             let mut batches = Vec::new();
             for file in &manifest.files {
-                batches.extend(parquet::decode(handle.block_on(config.store.get(&file.path))?)?);
+                batches.extend(parquet::decode(
+                    handle.block_on(config.store.get(&file.path))?,
+                )?);
             }
             runner.restore(&batches)?;
         }
@@ -361,7 +371,12 @@ fn run_product(
     consumer
         .assign(&assignment)
         .map_err(kafka("assigning partitions"))?;
-    tracing::info!(product = id, views = runners.len(), sequence, "snapshotter started");
+    tracing::info!(
+        product = id,
+        views = runners.len(),
+        sequence,
+        "snapshotter started"
+    );
 
     let mut work = Loop {
         handle,
@@ -382,7 +397,8 @@ fn run_product(
     let mut last_checkpoint = Instant::now();
     while !stop.is_cancelled() {
         let deadline = Instant::now() + Duration::from_millis(200);
-        while let Some(message) = consumer.poll(deadline.saturating_duration_since(Instant::now())) {
+        while let Some(message) = consumer.poll(deadline.saturating_duration_since(Instant::now()))
+        {
             match message {
                 Ok(message) => work.push(&message)?,
                 Err(KafkaError::PartitionEOF(partition)) => {
@@ -475,7 +491,8 @@ impl Loop<'_> {
                         });
                     match schema {
                         Ok(schema) => {
-                            let json = serde_json::to_string(schema.as_ref()).map_err(Error::json)?;
+                            let json =
+                                serde_json::to_string(schema.as_ref()).map_err(Error::json)?;
                             self.decoding.add_schema(schema_id, &json)?;
                         }
                         Err(Error::Registry { source, .. }) if source.code() == Some(40403) => {
@@ -534,7 +551,13 @@ impl Loop<'_> {
     }
 
     /// Writes a step's files in order and sends its dead letters.
-    fn execute(&mut self, view: usize, step: Step, rows: &Rows, kept: &[OwnedMessage]) -> Result<bool> {
+    fn execute(
+        &mut self,
+        view: usize,
+        step: Step,
+        rows: &Rows,
+        kept: &[OwnedMessage],
+    ) -> Result<bool> {
         for put in step.puts {
             let store = &self.config.store;
             if put.path.ends_with("/manifest.json") {
@@ -551,8 +574,13 @@ impl Loop<'_> {
             if self.already_dead_lettered.contains(&(partition, offset)) {
                 continue;
             }
-            let Some(message) = kept.iter().find(|m| m.partition() == partition && m.offset() == offset) else {
-                return Err(Error::Unexpected(format!("late record {partition}/{offset} not kept")));
+            let Some(message) = kept
+                .iter()
+                .find(|m| m.partition() == partition && m.offset() == offset)
+            else {
+                return Err(Error::Unexpected(format!(
+                    "late record {partition}/{offset} not kept"
+                )));
             };
             self.dead_letter(&name, message)?;
         }
@@ -568,7 +596,8 @@ impl Loop<'_> {
             LatePolicy::Amend => ("amend", counts.late_amended),
         };
         set_counter(
-            &m.late.with_label_values(&[id.as_str(), name.as_str(), policy.0]),
+            &m.late
+                .with_label_values(&[id.as_str(), name.as_str(), policy.0]),
             policy.1,
         );
         m.held
@@ -611,13 +640,16 @@ impl Loop<'_> {
                 });
             }
         }
-        let (partition, offset) = (message.partition().to_string(), message.offset().to_string());
+        let (partition, offset) = (
+            message.partition().to_string(),
+            message.offset().to_string(),
+        );
         let why = format!("the event arrived after its window of view `{view}` closed");
         headers = headers
             .insert(text(out_headers::SOURCE_TOPIC, &topics.product))
             .insert(text(out_headers::SOURCE_PARTITION, &partition))
             .insert(text(out_headers::SOURCE_OFFSET, &offset))
-            .insert(text(out_headers::REASON, "late_event"))
+            .insert(text(out_headers::REASON, LATE_EVENT))
             .insert(text(out_headers::MESSAGE, &why));
         let delivery = broker::send_parts_blocking(
             producer,
@@ -656,10 +688,12 @@ impl Loop<'_> {
             }
         }
         if let Some(producer) = &self.dlq {
-            producer.flush(Duration::from_secs(30)).map_err(|e| Error::Kafka {
-                context: "flushing late events".into(),
-                source: e,
-            })?;
+            producer
+                .flush(Duration::from_secs(30))
+                .map_err(|e| Error::Kafka {
+                    context: "flushing late events".into(),
+                    source: e,
+                })?;
         }
         self.sequence += 1;
         let progress = Progress {
@@ -672,7 +706,8 @@ impl Loop<'_> {
         };
         let path = manifest::progress_path(self.id(), self.sequence);
         let bytes = serde_json::to_vec_pretty(&progress).map_err(Error::json)?;
-        self.handle.block_on(self.config.store.put_new(&path, bytes))?;
+        self.handle
+            .block_on(self.config.store.put_new(&path, bytes))?;
         // keep the two newest
         if self.sequence > 2 {
             let old = manifest::progress_path(self.id(), self.sequence - 2);
@@ -726,7 +761,6 @@ fn empty_rows() -> Rows {
         partitions: Vec::new(),
         offsets: Vec::new(),
         schema_ids: Vec::new(),
-        event_times: Vec::new(),
     }
 }
 

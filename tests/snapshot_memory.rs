@@ -1,0 +1,127 @@
+//! The snapshotter's memory stays bounded: 1,000,000 `PlayEvent`s over 100,000 keys through an
+//! `events`, a `latest` and an `aggregate` view (the core, without a broker, so the broker's own
+//! memory does not count). Its own test binary: the peak RSS is the process's.
+
+use std::time::Instant;
+
+use apache_avro::writer::datum::GenericDatumWriter;
+use chrono::DateTime;
+use meshline::{
+    codec::wire,
+    demo::events::{Device, PlayEvent},
+    product::{Catalog, View},
+    snapshot::{rows::Decoding, view::ViewRunner},
+};
+
+const EVENTS: usize = 1_000_000;
+const KEYS: usize = 100_000;
+/// The bound the README states for this workload.
+const BOUND_MIB: u64 = 160;
+
+/// Peak resident set size of this process, in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_million_events_over_100k_keys_stay_under_the_stated_memory_bound() {
+    let catalog =
+        Catalog::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap();
+    let product = catalog.get("player.play-events").unwrap();
+    let views: Vec<View> = serde_norway::from_str(
+        "- {name: hourly, kind: events, window: hour}
+- {name: last-play, kind: latest, window: hour, key: [user_id]}
+- name: per-user
+  kind: aggregate
+  window: hour
+  key: [user_id]
+  aggregations:
+    - {name: plays, function: count}
+    - {name: listened_ms, function: sum, field: duration_ms}
+    - {name: tracks, function: distinct_count, field: track_id}
+",
+    )
+    .unwrap();
+    let reader = serde_json::to_string(&product.schema).unwrap();
+    let writer = GenericDatumWriter::builder(&product.schema)
+        .build()
+        .unwrap();
+    let mut decoding = Decoding::new(&reader, &[(1, reader.clone())], 8192).unwrap();
+    let schema = decoding.schema().unwrap();
+    let mut runners: Vec<ViewRunner> = views
+        .iter()
+        .map(|v| {
+            ViewRunner::new("player.play-events", v, schema.clone(), 0..4, 100_000, None).unwrap()
+        })
+        .collect();
+    let before = peak_rss_kib();
+    let start = 1_795_564_800_000; // 2026-11-25T00:00:00Z, 10 hours of plays
+    let (mut written, mut windows, mut held) = (0usize, 0usize, 0usize);
+    let mut offsets = [0i64; 4];
+    let mut run = |decoding: &mut Decoding, runners: &mut Vec<ViewRunner>| {
+        let rows = decoding.finish().unwrap().unwrap();
+        for runner in runners.iter_mut() {
+            let mut step = runner.step(&rows).unwrap();
+            let closed = runner.advance(Instant::now()).unwrap();
+            step.puts.extend(closed.puts);
+            windows += closed.closed.len();
+            written += step.puts.iter().map(|p| p.bytes.len()).sum::<usize>();
+            held = held.max(runner.held());
+        }
+    };
+    for n in 0..EVENTS + 4 {
+        let partition = n % 4;
+        let time = if n < EVENTS {
+            start + (n as i64 * 10 * 3_600_000) / EVENTS as i64
+        } else {
+            start + 20 * 3_600_000
+        };
+        let key = (n * 7919) % KEYS;
+        let event = PlayEvent {
+            play_id: format!("play-{n}"),
+            user_id: format!("user-{key}"),
+            track_id: format!("track-{}", n % 5000),
+            artist_id: "artist-1".into(),
+            device: Device::Web,
+            country: "SE".into(),
+            started_at: time,
+            duration_ms: (n % 300_000) as i64,
+            completed: true,
+            context: None,
+        };
+        let payload = wire::encode(1, &writer.write_ser_to_vec(&event).unwrap());
+        let id = event.play_id.clone();
+        if decoding.is_full() {
+            run(&mut decoding, &mut runners);
+        }
+        let at = DateTime::from_timestamp_millis(time)
+            .unwrap()
+            .timestamp_millis();
+        decoding
+            .push(
+                partition as i32,
+                offsets[partition],
+                Some(at),
+                Some(&id),
+                &payload,
+            )
+            .unwrap();
+        offsets[partition] += 1;
+    }
+    run(&mut decoding, &mut runners);
+    let growth_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
+    println!(
+        "{EVENTS} events over {KEYS} keys: {windows} snapshots, {} MiB of Parquet, at most {held} rows/keys/groups held by a view, peak RSS growth {growth_mib} MiB",
+        written / (1024 * 1024)
+    );
+    assert_eq!(windows, 3 * 10, "every hour of every view written");
+    assert!(
+        growth_mib < BOUND_MIB,
+        "peak RSS grew {growth_mib} MiB, over the stated {BOUND_MIB} MiB"
+    );
+}
