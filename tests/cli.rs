@@ -222,6 +222,74 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
         "{metrics}"
     );
 
+    // the demo's history: snapshots of the past days appear within a minute of the start
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let listed = loop {
+        let out = meshline()
+            .args([
+                "snapshots",
+                "list",
+                "player.play-events",
+                "--view",
+                "daily-plays",
+            ])
+            .args(["--url", &format!("http://{http}"), "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if listed[0]["snapshots"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+        {
+            break listed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no daily-plays snapshot within a minute: {listed}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    let window = listed[0]["snapshots"][0]["window"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = meshline()
+        .args([
+            "snapshots",
+            "show",
+            "player.play-events",
+            "daily-plays",
+            &window,
+        ])
+        .args(["--url", &format!("http://{http}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(manifest["window"], window.as_str());
+    let file = manifest["files"][0]["path"].as_str().unwrap();
+    let parquet = std::fs::read(data.path().join(file)).unwrap();
+    assert_eq!(&parquet[..4], b"PAR1", "{file} is a Parquet file");
+    let metrics = reqwest::get(format!("http://{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("meshline_snapshot_snapshots_total{product=\"player.play-events\",view=\"daily-plays\"}"),
+        "{metrics}"
+    );
+
     // Ctrl-C: the demo stops, pending deliveries are awaited, the broker stops
     interrupt(&up);
     let status = wait_exit(&mut up, 60);

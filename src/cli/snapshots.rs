@@ -32,8 +32,8 @@ pub enum SnapshotsCommand {
         /// Window label, e.g. `2026-11-25`.
         window: String,
         /// A version other than the newest.
-        #[arg(long)]
-        version: Option<u32>,
+        #[arg(long = "snapshot-version", value_name = "N")]
+        snapshot_version: Option<u32>,
         /// Where the catalog is.
         #[command(flatten)]
         catalog: CatalogArgs,
@@ -123,14 +123,14 @@ pub async fn run(command: SnapshotsCommand) -> anyhow::Result<ExitCode> {
             product,
             view,
             window,
-            version,
+            snapshot_version,
             catalog,
         } => {
             let mut url = format!(
                 "{}/products/{product}/views/{view}/snapshots/{window}",
                 catalog.url.trim_end_matches('/')
             );
-            if let Some(v) = version {
+            if let Some(v) = snapshot_version {
                 url.push_str(&format!("?version={v}"));
             }
             match get(&url).await? {
