@@ -326,3 +326,103 @@ mod tests {
         assert_eq!(decoding.finish().unwrap().unwrap().schema_ids, [9]);
     }
 }
+
+#[cfg(test)]
+mod mapping {
+    use super::*;
+    use apache_avro::{types::Value, Decimal, Schema};
+    use arrow_schema::DataType;
+
+    const SCHEMA: &str = r#"{"type": "record", "name": "Everything", "fields": [
+        {"name": "address", "type": {"type": "record", "name": "Address", "fields": [
+            {"name": "city", "type": "string"}, {"name": "zip", "type": ["null", "int"]}]}},
+        {"name": "genres", "type": {"type": "array", "items": "string"}},
+        {"name": "counts", "type": {"type": "map", "values": "long"}},
+        {"name": "note", "type": ["null", "string"], "default": null},
+        {"name": "tier", "type": {"type": "enum", "name": "Tier", "symbols": ["INDIE", "MAJOR"]}},
+        {"name": "at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+        {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
+        {"name": "id", "type": {"type": "string", "logicalType": "uuid"}}
+    ]}"#;
+
+    #[test]
+    fn avro_types_map_to_arrow_and_survive_parquet() {
+        let schema = Schema::parse_str(SCHEMA).unwrap();
+        let value = Value::Record(vec![
+            (
+                "address".into(),
+                Value::Record(vec![
+                    ("city".into(), Value::String("Malmö".into())),
+                    ("zip".into(), Value::Union(1, Box::new(Value::Int(21120)))),
+                ]),
+            ),
+            (
+                "genres".into(),
+                Value::Array(vec![Value::String("jazz".into())]),
+            ),
+            (
+                "counts".into(),
+                Value::Map([("plays".to_owned(), Value::Long(3))].into_iter().collect()),
+            ),
+            ("note".into(), Value::Union(0, Box::new(Value::Null))),
+            ("tier".into(), Value::Enum(1, "MAJOR".into())),
+            ("at".into(), Value::TimestampMicros(1_795_600_000_000_000)),
+            ("day".into(), Value::Date(20_000)),
+            (
+                "price".into(),
+                Value::Decimal(Decimal::from(vec![0x04, 0xd2])),
+            ),
+            (
+                "id".into(),
+                Value::Uuid(uuid::Uuid::parse_str("8f0e2c9a-2b6f-4d4c-9a51-0d0d6f1c7b11").unwrap()),
+            ),
+        ]);
+        let body = apache_avro::to_avro_datum(&schema, value).unwrap();
+        let json = serde_json::to_string(&schema).unwrap();
+        let mut decoding = Decoding::new(&json, &[(7, json.clone())], 16).unwrap();
+        decoding
+            .push(
+                0,
+                0,
+                Some(0),
+                Some("e"),
+                &crate::codec::wire::encode(7, &body),
+            )
+            .unwrap();
+        let rows = decoding.finish().unwrap().unwrap();
+        let types: Vec<(String, DataType)> = rows
+            .batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        let of = |name: &str| &types.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!(matches!(of("address"), DataType::Struct(_)), "{types:?}");
+        assert!(matches!(of("genres"), DataType::List(_)), "{types:?}");
+        assert!(matches!(of("counts"), DataType::Map(..)), "{types:?}");
+        assert_eq!(of("note"), &DataType::Utf8);
+        assert!(matches!(of("tier"), DataType::Dictionary(..)), "{types:?}");
+        assert!(
+            matches!(of("at"), DataType::Timestamp(TimeUnit::Microsecond, _)),
+            "{types:?}"
+        );
+        assert_eq!(of("day"), &DataType::Date32);
+        assert!(
+            matches!(
+                of("price"),
+                DataType::Decimal128(10, 2) | DataType::Decimal64(10, 2)
+            ),
+            "{types:?}"
+        );
+        assert!(
+            matches!(of("id"), DataType::Utf8 | DataType::FixedSizeBinary(16)),
+            "{types:?}"
+        );
+        let parquet =
+            crate::snapshot::parquet::encode(rows.batch.schema(), &[rows.batch.clone()]).unwrap();
+        let back = crate::snapshot::parquet::decode(parquet).unwrap();
+        assert_eq!(back, vec![rows.batch]);
+    }
+}
