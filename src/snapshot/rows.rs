@@ -378,7 +378,10 @@ mod mapping {
                 Value::Uuid(uuid::Uuid::parse_str("8f0e2c9a-2b6f-4d4c-9a51-0d0d6f1c7b11").unwrap()),
             ),
         ]);
-        let body = apache_avro::to_avro_datum(&schema, value).unwrap();
+        let body = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+            .build()
+            .and_then(|w| w.write_value_to_vec(value))
+            .unwrap();
         let json = serde_json::to_string(&schema).unwrap();
         let mut decoding = Decoding::new(&json, &[(7, json.clone())], 16).unwrap();
         decoding
@@ -420,8 +423,11 @@ mod mapping {
             matches!(of("id"), DataType::Utf8 | DataType::FixedSizeBinary(16)),
             "{types:?}"
         );
-        let parquet =
-            crate::snapshot::parquet::encode(rows.batch.schema(), &[rows.batch.clone()]).unwrap();
+        let parquet = crate::snapshot::parquet::encode(
+            rows.batch.schema(),
+            std::slice::from_ref(&rows.batch),
+        )
+        .unwrap();
         let back = crate::snapshot::parquet::decode(parquet).unwrap();
         assert_eq!(back, vec![rows.batch]);
     }
