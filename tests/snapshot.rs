@@ -227,6 +227,14 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
       - {name: longest_ms, function: max, field: duration_ms}
       - {name: listeners, function: distinct_count, field: user_id}
   - {name: last-play, kind: latest, window: minute, key: [user_id], allowed_lateness: 30s, idle_timeout: 1s}
+  - name: amended-tracks
+    kind: aggregate
+    window: minute
+    key: [track_id]
+    allowed_lateness: 30s
+    idle_timeout: 1s
+    late: amend
+    aggregations: [{name: plays, function: count}]
 ",
     );
     let (broker, url) = platform(&catalog).await;
@@ -349,6 +357,9 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
         listed["plays"]
             .iter()
             .any(|s| s.window == first && s.version == 2)
+            && listed["amended-tracks"]
+                .iter()
+                .any(|s| s.window == first && s.version >= 2)
     })
     .await;
     let v2 = manifest_of(&store, "plays", &label(0)).await;
@@ -385,6 +396,25 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
         ["play-15", "play-9"],
         "each late event dead-lettered once, across a restart"
     );
+    // the amending aggregate rebuilt its groups of minute 0 from the topic after the restart,
+    // and wrote them again with the late event: every play of minute 0 counted once
+    let amended = manifest_of(&store, "amended-tracks", &label(0)).await;
+    assert!(amended.version >= 2, "{amended:?}");
+    assert_eq!(
+        amended.files.len(),
+        1,
+        "an aggregate amendment is a whole snapshot"
+    );
+    let rows = rows_of(&store, &amended).await;
+    assert_eq!(strings(&rows, "track_id"), ["t1", "t2"]);
+    assert_eq!(longs(&rows, "plays"), [5, 1]);
+    let minute_1 = rows_of(
+        &store,
+        &manifest_of(&store, "amended-tracks", &label(1)).await,
+    )
+    .await;
+    assert_eq!(longs(&minute_1, "plays"), [1, 2], "minute 1 untouched");
+
     // nothing else changed: the other windows are still at version 1
     let listed = listing::list(&store, TOPIC, "per-track").await.unwrap();
     assert!(listed.iter().all(|l| l.version == 1));

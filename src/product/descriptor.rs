@@ -227,6 +227,11 @@ pub struct View {
     /// What happens to an event that arrives after its window closed.
     #[serde(default)]
     pub late: LatePolicy,
+    /// With `late: amend`, how long after a window's end late events still amend it (e.g.
+    /// `7d`); an `aggregate` view keeps the window's groups in memory that long. Later events
+    /// are dropped and counted.
+    #[serde(default = "default_amend_for")]
+    pub amend_for: HumanDuration,
     /// A partition that has delivered every record and stays quiet this long (e.g. `1m`) stops
     /// holding the view's watermark back, so windows close on quiet topics too.
     #[serde(default = "default_idle_timeout")]
@@ -235,6 +240,10 @@ pub struct View {
 
 fn default_time_zone() -> String {
     "UTC".into()
+}
+
+fn default_amend_for() -> HumanDuration {
+    HumanDuration(Duration::from_secs(24 * 3600))
 }
 
 fn default_idle_timeout() -> HumanDuration {
@@ -250,7 +259,8 @@ pub enum LatePolicy {
     Drop,
     /// Send it to the product's dead-letter topic with reason `late_event`.
     Dlq,
-    /// Write a new version of the window's snapshot that includes it (`events` views).
+    /// Write a new version of the window's snapshot that includes it (`events` and
+    /// `aggregate` views, within `amend_for`).
     Amend,
 }
 

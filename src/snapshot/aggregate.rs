@@ -195,11 +195,24 @@ impl Aggregate {
 
     /// The rows of `window`, sorted by key; `None` if it has none.
     pub fn close(&mut self, window: Window) -> Result<Option<RecordBatch>> {
-        let Some(groups) = self.windows.remove(&window) else {
+        let batch = self.snapshot(window)?;
+        self.remove(window);
+        Ok(batch)
+    }
+
+    /// Forgets the groups of `window`.
+    pub fn remove(&mut self, window: Window) {
+        self.windows.remove(&window);
+    }
+
+    /// The rows of `window` as they stand, sorted by key, keeping its groups (an `amend` view
+    /// adds late events to them); `None` if it has none.
+    pub fn snapshot(&self, window: Window) -> Result<Option<RecordBatch>> {
+        let Some(groups) = self.windows.get(&window) else {
             return Ok(None);
         };
-        let mut groups: Vec<(Box<[u8]>, Vec<Acc>)> = groups.into_iter().collect();
-        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut groups: Vec<(&Box<[u8]>, &Vec<Acc>)> = groups.iter().collect();
+        groups.sort_by(|a, b| a.0.cmp(b.0));
         let parser = self.key_rows.parser();
         let mut columns = self
             .key_rows

@@ -100,6 +100,11 @@ pub struct Manifest {
     /// The view's watermark when the window was first written (RFC 3339, UTC). A replay after a
     /// crash keeps the manifest it finds: the snapshot is the same, closed at another watermark.
     pub watermark: String,
+    /// For an amendment (version 2 on): per partition, the last offset taken in when it was
+    /// written. A restart that finds it does not amend the window again with the same late
+    /// events, even when the progress written after it was lost.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub through: BTreeMap<i32, i64>,
 }
 
 /// Where one view resumes one partition.

@@ -102,6 +102,12 @@ pub struct ViewRunner {
     taken_through: BTreeMap<i32, i64>,
     amended: BTreeMap<Window, Open>,
     amend_parts: BTreeMap<Window, Vec<Part>>,
+    /// Closed windows an `aggregate` view with `late: amend` keeps the groups of.
+    kept: BTreeMap<Window, Open>,
+    /// Kept windows that took late events since their last version.
+    dirty: BTreeSet<Window>,
+    /// How long after its end a window is amended (ms).
+    amend_for: i64,
     /// Counters.
     pub counts: Counts,
 }
@@ -142,7 +148,7 @@ impl ViewRunner {
             ViewKind::Latest => State::Latest(Latest::new(view, schema.clone())?),
             ViewKind::Aggregate => State::Aggregate(Aggregate::new(view, &schema)?),
         };
-        let amendments = (view.late == LatePolicy::Amend)
+        let amendments = (view.late == LatePolicy::Amend && view.kind == ViewKind::Events)
             .then(|| Events::new(schema.clone(), max_rows_per_file))
             .transpose()?;
         let mut clocks = Clocks::new(partitions, view.allowed_lateness.0, view.idle_timeout.0);
@@ -163,6 +169,9 @@ impl ViewRunner {
             taken_through: BTreeMap::new(),
             amended: BTreeMap::new(),
             amend_parts: BTreeMap::new(),
+            kept: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            amend_for: i64::try_from(view.amend_for.0.as_millis()).unwrap_or(i64::MAX),
             counts: Counts::default(),
         };
         if let Some(progress) = progress {
@@ -217,7 +226,12 @@ impl ViewRunner {
 
     /// Whether this view amends closed windows.
     pub fn amends(&self) -> bool {
-        self.amendments.is_some()
+        self.view.late == LatePolicy::Amend
+    }
+
+    /// Whether this view keeps closed windows' state to amend them (`aggregate`).
+    fn keeps(&self) -> bool {
+        self.amends() && matches!(self.state, State::Aggregate(_))
     }
 
     /// `partition` has delivered everything it holds, as of `now`.
@@ -269,12 +283,42 @@ impl ViewRunner {
             let max_before = self.clocks.max_event(partition);
             self.clocks.observe(partition, time);
             self.taken_through.insert(partition, offset);
+            let closed = self.closed_through.is_some_and(|c| window.end <= c);
+            let amended_through = self
+                .written
+                .get(&window)
+                .and_then(|m| m.through.get(&partition));
             let replayed = self
                 .done_through
                 .get(&partition)
-                .is_some_and(|d| offset <= *d);
-            let closed = self.closed_through.is_some_and(|c| window.end <= c);
-            let amend = self.amendments.is_some();
+                .into_iter()
+                .chain(amended_through)
+                .any(|d| offset <= *d);
+            let amend = self.amends();
+            if closed && self.keeps() {
+                let within = self
+                    .closed_through
+                    .is_some_and(|c| window.end.saturating_add(self.amend_for) > c);
+                if within {
+                    let kept = self.kept.entry(window).or_default();
+                    kept.take(partition, offset, max_before, rows.schema_ids[i]);
+                    taken.push((i as u32, window));
+                    if !replayed {
+                        self.dirty.insert(window);
+                        self.counts.late_amended += 1;
+                    }
+                } else if !replayed {
+                    self.counts.late_dropped += 1;
+                }
+                continue;
+            }
+            if closed && amend && self.amendments.is_none() {
+                // a `latest` view cannot amend (refused by the descriptor check)
+                if !replayed {
+                    self.counts.late_dropped += 1;
+                }
+                continue;
+            }
             if closed || (is_late && !amend) {
                 if !replayed {
                     late.push((i as u32, window));
@@ -384,10 +428,31 @@ impl ViewRunner {
             step.extend(self.close(window, watermark)?);
         }
         self.closed_through = Some(watermark);
+        self.forget_kept();
         Ok(step)
     }
 
+    /// Forgets kept windows past `amend_for` with no amendment waiting.
+    fn forget_kept(&mut self) {
+        let Some(closed) = self.closed_through else {
+            return;
+        };
+        let past: Vec<Window> = self
+            .kept
+            .keys()
+            .filter(|w| w.end.saturating_add(self.amend_for) <= closed && !self.dirty.contains(w))
+            .copied()
+            .collect();
+        for window in past {
+            self.kept.remove(&window);
+            if let State::Aggregate(aggregate) = &mut self.state {
+                aggregate.remove(window);
+            }
+        }
+    }
+
     fn close(&mut self, window: Window, watermark: i64) -> Result<Step> {
+        let keep = self.keeps();
         let label = self.calendar.label(window);
         let mut step = Step::default();
         let single = |batch: Option<RecordBatch>| -> Result<Vec<Part>> {
@@ -403,6 +468,7 @@ impl ViewRunner {
         let parts = match &mut self.state {
             State::Events(events) => events.close(window)?,
             State::Latest(latest) => single(latest.close(window)?)?,
+            State::Aggregate(aggregate) if keep => single(aggregate.snapshot(window)?)?,
             State::Aggregate(aggregate) => single(aggregate.close(window)?)?,
         };
         step.extend(self.parts(window, 1, parts));
@@ -423,8 +489,11 @@ impl ViewRunner {
             &label,
             1,
         ));
-        if self.amendments.is_some() {
+        if self.amends() {
             self.written.insert(window, manifest.clone());
+        }
+        if keep {
+            self.kept.insert(window, open);
         }
         step.closed.push(manifest);
         Ok(step)
@@ -453,12 +522,14 @@ impl ViewRunner {
             sources: open.sources.iter().map(|(p, (r, _))| (*p, *r)).collect(),
             schema_ids: open.schema_ids.iter().copied().collect(),
             watermark: instant(watermark),
+            through: BTreeMap::new(),
         }
     }
 
     /// Writes the late rows waiting for an amendment as new versions of their windows.
     pub fn amend(&mut self) -> Result<Step> {
-        let mut step = Step::default();
+        let mut step = self.amend_kept()?;
+        self.forget_kept();
         let Some(amendments) = &mut self.amendments else {
             return Ok(step);
         };
@@ -494,7 +565,48 @@ impl ViewRunner {
             }
             open.merge(added);
             let watermark = self.closed_through.unwrap_or(window.end);
-            let manifest = self.manifest(window, &label, version, files, &open, watermark);
+            let mut manifest = self.manifest(window, &label, version, files, &open, watermark);
+            manifest.through = self.taken_through.clone();
+            step.puts.push(Put {
+                path: manifest::manifest_path(&self.product, &self.view.name, &label, version),
+                bytes: serde_json::to_vec_pretty(&manifest).map_err(Error::json)?,
+            });
+            self.written.insert(window, manifest.clone());
+            step.closed.push(manifest);
+        }
+        Ok(step)
+    }
+
+    /// New versions of the kept windows that took late events: each a whole snapshot again, in a
+    /// file named by its contents (a retry after a crash with more events writes another name).
+    fn amend_kept(&mut self) -> Result<Step> {
+        let mut step = Step::default();
+        let State::Aggregate(aggregate) = &self.state else {
+            return Ok(step);
+        };
+        let mut batches = Vec::new();
+        for window in std::mem::take(&mut self.dirty) {
+            batches.push((window, aggregate.snapshot(window)?));
+        }
+        for (window, batch) in batches {
+            let (Some(batch), Some(open)) = (batch, self.kept.get(&window)) else {
+                continue;
+            };
+            let label = self.calendar.label(window);
+            let version = self.written.get(&window).map_or(1, |m| m.version + 1);
+            let bytes = super::parquet::encode(batch.schema(), std::slice::from_ref(&batch))?;
+            let digest = Sha256::digest(&bytes);
+            let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            let dir = manifest::version_dir(&self.product, &self.view.name, &label, version);
+            let put = Put {
+                path: format!("{dir}/part-{name}.parquet"),
+                bytes,
+            };
+            let files = vec![file_of(&put, batch.num_rows() as u64)];
+            step.puts.push(put);
+            let watermark = self.closed_through.unwrap_or(window.end);
+            let mut manifest = self.manifest(window, &label, version, files, open, watermark);
+            manifest.through = self.taken_through.clone();
             step.puts.push(Put {
                 path: manifest::manifest_path(&self.product, &self.view.name, &label, version),
                 bytes: serde_json::to_vec_pretty(&manifest).map_err(Error::json)?,
@@ -513,6 +625,7 @@ impl ViewRunner {
             let oldest_open = self
                 .open
                 .values()
+                .chain(self.kept.values())
                 .filter_map(|o| o.sources.get(&partition))
                 .min_by_key(|(range, _)| range.first_offset);
             let (resume_from, max_event) = match oldest_open {
