@@ -443,7 +443,35 @@ fn an_invalid_id_and_partition_count_are_both_reported() {
 
 #[test]
 fn every_other_lint_error_class_names_its_field_and_what_to_do() {
-    let cases: [(&str, &str, &[&str]); 11] = [
+    let cases: [(&str, &str, &[&str]); 15] = [
+        (
+            "allowed_lateness: 1h",
+            "allowed_lateness: 1h\n    time_zone: Mars/Olympus",
+            &[
+                "field `views.time_zone`",
+                "IANA time zone",
+                "Europe/Stockholm",
+            ],
+        ),
+        (
+            "allowed_lateness: 1h",
+            "allowed_lateness: 1h\n    time_field: signed_at",
+            &["field `views.time_field`", "`signed_at`", "use one of"],
+        ),
+        (
+            "allowed_lateness: 1h",
+            "allowed_lateness: 1h\n    late: later",
+            &["onboarded.yaml", "unknown variant `later`"],
+        ),
+        (
+            "kind: aggregate",
+            "kind: latest\n    late: amend",
+            &[
+                "field `views.late`",
+                "`events` and `aggregate` views",
+                "use `drop` or `dlq`",
+            ],
+        ),
         (
             "partitions: 1",
             "partitions: four",
