@@ -180,6 +180,20 @@ pub fn send_parts_blocking(
     }
 }
 
+/// The partitions of `topic` (none if it does not exist).
+pub fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
+}
+
 /// Topic-level configuration of a product's three topics.
 pub fn topic_config(product: &Product) -> Vec<(&'static str, String)> {
     vec![

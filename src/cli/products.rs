@@ -41,25 +41,13 @@ pub async fn run(command: ProductsCommand) -> anyhow::Result<ExitCode> {
         ProductsCommand::Show { id, catalog } => (format!("/products/{id}"), catalog),
     };
     let url = format!("{}{path}", args.url.trim_end_matches('/'));
-    let response = reqwest::get(&url).await.with_context(|| {
-        format!("cannot reach the catalog at {url}; start it with `meshline up`, or pass `--url`")
-    })?;
-    let status = response.status();
-    let bytes = response
-        .bytes()
-        .await
-        .with_context(|| format!("reading the answer of {url}"))?;
-    let body: Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{url} did not answer a catalog document"))?;
-    if !status.is_success() {
-        eprintln!(
-            "error: {}",
-            body["error"]
-                .as_str()
-                .unwrap_or("the catalog refused the request")
-        );
-        return Ok(ExitCode::FAILURE);
-    }
+    let body = match fetch(&url).await? {
+        Ok(body) => body,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(ExitCode::SUCCESS);
@@ -69,6 +57,28 @@ pub async fn run(command: ProductsCommand) -> anyhow::Result<ExitCode> {
         ProductsCommand::Show { .. } => print_product(&body),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A catalog document, or the catalog's error message.
+pub(super) async fn fetch(url: &str) -> anyhow::Result<Result<Value, String>> {
+    let response = reqwest::get(url).await.with_context(|| {
+        format!("cannot reach the catalog at {url}; start it with `meshline up`, or pass `--url`")
+    })?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .with_context(|| format!("reading the answer of {url}"))?;
+    let body: Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{url} did not answer a catalog document"))?;
+    if status.is_success() {
+        Ok(Ok(body))
+    } else {
+        Ok(Err(body["error"]
+            .as_str()
+            .unwrap_or("the catalog refused the request")
+            .to_owned()))
+    }
 }
 
 fn text(v: &Value) -> String {

@@ -3,11 +3,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Subcommand;
 use serde_json::Value;
 
-use super::products::CatalogArgs;
+use super::products::{fetch, CatalogArgs};
 
 /// Snapshot commands.
 #[derive(Debug, Subcommand)]
@@ -40,27 +39,6 @@ pub enum SnapshotsCommand {
     },
 }
 
-async fn get(url: &str) -> anyhow::Result<Result<Value, String>> {
-    let response = reqwest::get(url).await.with_context(|| {
-        format!("cannot reach the catalog at {url}; start it with `meshline up`, or pass `--url`")
-    })?;
-    let status = response.status();
-    let bytes = response
-        .bytes()
-        .await
-        .with_context(|| format!("reading the answer of {url}"))?;
-    let body: Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{url} did not answer a catalog document"))?;
-    if status.is_success() {
-        Ok(Ok(body))
-    } else {
-        Ok(Err(body["error"]
-            .as_str()
-            .unwrap_or("the catalog refused the request")
-            .to_owned()))
-    }
-}
-
 /// Runs a snapshots subcommand.
 pub async fn run(command: SnapshotsCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -70,7 +48,7 @@ pub async fn run(command: SnapshotsCommand) -> anyhow::Result<ExitCode> {
             catalog,
         } => {
             let url = format!("{}/products/{product}", catalog.url.trim_end_matches('/'));
-            let body = match get(&url).await? {
+            let body = match fetch(&url).await? {
                 Ok(body) => body,
                 Err(error) => {
                     eprintln!("error: {error}");
@@ -133,7 +111,7 @@ pub async fn run(command: SnapshotsCommand) -> anyhow::Result<ExitCode> {
             if let Some(v) = snapshot_version {
                 url.push_str(&format!("?version={v}"));
             }
-            match get(&url).await? {
+            match fetch(&url).await? {
                 Ok(body) => {
                     println!("{}", serde_json::to_string_pretty(&body)?);
                     Ok(ExitCode::SUCCESS)

@@ -99,14 +99,8 @@ pub fn replay(bootstrap: &str, product: &str, filter: &Filter) -> Result<Report>
         .create()
         .map_err(kafka("creating the replay producer"))?;
     let timeout = Duration::from_secs(30);
-    let metadata = consumer
-        .fetch_metadata(Some(&topics.dlq), timeout)
+    let partitions = crate::broker::partitions_of(&consumer, &topics.dlq, timeout)
         .map_err(kafka(&format!("reading the metadata of {}", topics.dlq)))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
     if partitions.is_empty() {
         return Err(Error::Unexpected(format!(
             "{} does not exist; is {product} a product (`meshline products list`)?",

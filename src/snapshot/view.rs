@@ -74,7 +74,7 @@ enum State {
     Aggregate(Aggregate),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Open {
     sources: BTreeMap<i32, (SourceRange, Option<i64>)>,
     schema_ids: BTreeSet<u32>,
@@ -564,15 +564,7 @@ impl ViewRunner {
                 open.schema_ids.extend(previous.schema_ids.iter().copied());
             }
             open.merge(added);
-            let watermark = self.closed_through.unwrap_or(window.end);
-            let mut manifest = self.manifest(window, &label, version, files, &open, watermark);
-            manifest.through = self.taken_through.clone();
-            step.puts.push(Put {
-                path: manifest::manifest_path(&self.product, &self.view.name, &label, version),
-                bytes: serde_json::to_vec_pretty(&manifest).map_err(Error::json)?,
-            });
-            self.written.insert(window, manifest.clone());
-            step.closed.push(manifest);
+            step.extend(self.amendment(window, &label, version, files, &open)?);
         }
         Ok(step)
     }
@@ -604,17 +596,34 @@ impl ViewRunner {
             };
             let files = vec![file_of(&put, batch.num_rows() as u64)];
             step.puts.push(put);
-            let watermark = self.closed_through.unwrap_or(window.end);
-            let mut manifest = self.manifest(window, &label, version, files, open, watermark);
-            manifest.through = self.taken_through.clone();
-            step.puts.push(Put {
-                path: manifest::manifest_path(&self.product, &self.view.name, &label, version),
-                bytes: serde_json::to_vec_pretty(&manifest).map_err(Error::json)?,
-            });
-            self.written.insert(window, manifest.clone());
-            step.closed.push(manifest);
+            let open = open.clone();
+            step.extend(self.amendment(window, &label, version, files, &open)?);
         }
         Ok(step)
+    }
+
+    /// The manifest of an amendment: written last, remembered with the offsets it took in.
+    fn amendment(
+        &mut self,
+        window: Window,
+        label: &str,
+        version: u32,
+        files: Vec<File>,
+        open: &Open,
+    ) -> Result<Step> {
+        let watermark = self.closed_through.unwrap_or(window.end);
+        let mut manifest = self.manifest(window, label, version, files, open, watermark);
+        manifest.through = self.taken_through.clone();
+        let put = Put {
+            path: manifest::manifest_path(&self.product, &self.view.name, label, version),
+            bytes: serde_json::to_vec_pretty(&manifest).map_err(Error::json)?,
+        };
+        self.written.insert(window, manifest.clone());
+        Ok(Step {
+            puts: vec![put],
+            dead_letters: Vec::new(),
+            closed: vec![manifest],
+        })
     }
 
     /// Where this view resumes, as of the rows taken so far (after [`ViewRunner::amend`] and

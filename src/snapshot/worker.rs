@@ -272,14 +272,8 @@ fn run_product(
     let consumer: BaseConsumer<QuietEof> = consumer_config
         .create_with_context(QuietEof)
         .map_err(kafka("creating the consumer"))?;
-    let metadata = consumer
-        .fetch_metadata(Some(&topics.product), Duration::from_secs(10))
+    let partitions = broker::partitions_of(&consumer, &topics.product, Duration::from_secs(10))
         .map_err(kafka("reading the product topic's partitions"))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
     if partitions.is_empty() {
         return Err(Error::Unexpected(format!(
             "topic {} has no partitions; create the product's topics first (`meshline up` does)",
