@@ -104,6 +104,10 @@ pub struct ViewRunner {
     amend_parts: BTreeMap<Window, Vec<Part>>,
     /// Closed windows an `aggregate` view with `late: amend` keeps the groups of.
     kept: BTreeMap<Window, Open>,
+    /// Late events of windows not closed yet, for an `aggregate` view that amends.
+    late_open: BTreeMap<Window, Vec<LateRow>>,
+    /// Windows closed at the checkpoint this run resumed from.
+    checkpoint_closed: Option<i64>,
     /// Kept windows that took late events since their last version.
     dirty: BTreeSet<Window>,
     /// How long after its end a window is amended (ms).
@@ -170,6 +174,8 @@ impl ViewRunner {
             amended: BTreeMap::new(),
             amend_parts: BTreeMap::new(),
             kept: BTreeMap::new(),
+            late_open: BTreeMap::new(),
+            checkpoint_closed: None,
             dirty: BTreeSet::new(),
             amend_for: i64::try_from(view.amend_for.0.as_millis()).unwrap_or(i64::MAX),
             counts: Counts::default(),
@@ -183,6 +189,7 @@ impl ViewRunner {
             }
             runner.clocks = clocks;
             runner.closed_through = progress.closed_through;
+            runner.checkpoint_closed = progress.closed_through;
             runner.last_manifest = progress.last_manifest.clone();
         }
         Ok(runner)
@@ -264,7 +271,7 @@ impl ViewRunner {
         let times = self.times(rows)?;
         let mut step = Step::default();
         let mut taken: Vec<(u32, Window)> = Vec::new();
-        let mut late: Vec<(u32, Window)> = Vec::new();
+        let mut late: Vec<(u32, Window, Option<i64>)> = Vec::new();
         for (i, time) in times.iter().enumerate() {
             let (partition, offset) = (rows.partitions[i], rows.offsets[i]);
             if self
@@ -288,40 +295,46 @@ impl ViewRunner {
                 .written
                 .get(&window)
                 .and_then(|m| m.through.get(&partition));
-            let replayed = self
+            let before_checkpoint = self
                 .done_through
                 .get(&partition)
-                .into_iter()
-                .chain(amended_through)
-                .any(|d| offset <= *d);
+                .is_some_and(|d| offset <= *d);
             let amend = self.amends();
-            if closed && self.keeps() {
-                let within = self
-                    .closed_through
-                    .is_some_and(|c| window.end.saturating_add(self.amend_for) > c);
-                if within {
-                    let kept = self.kept.entry(window).or_default();
-                    kept.take(partition, offset, max_before, rows.schema_ids[i]);
-                    taken.push((i as u32, window));
-                    if !replayed {
-                        self.dirty.insert(window);
-                        self.counts.late_amended += 1;
+            // done: handled before the checkpoint this run resumed from (or by an amendment
+            // written after it). An `amend` view amends a window only once it is closed, so a
+            // late event of a window still open at the checkpoint is not done yet.
+            let done = amended_through.is_some_and(|t| offset <= *t)
+                || (before_checkpoint
+                    && (!amend || self.checkpoint_closed.is_some_and(|c| window.end <= c)));
+            if amend && (closed || is_late) {
+                // never in version 1, which holds the events on time: the same in any replay
+                let row = LateRow {
+                    batch: rows.batch.slice(i, 1),
+                    partition,
+                    offset,
+                    max_before,
+                    schema_id: rows.schema_ids[i],
+                    done,
+                };
+                if self.keeps() {
+                    if closed {
+                        self.take_late(window, row)?;
+                    } else {
+                        self.late_open.entry(window).or_default().push(row);
                     }
-                } else if !replayed {
+                } else if self.amendments.is_some() {
+                    if !done {
+                        late.push((i as u32, window, max_before));
+                    }
+                } else if !done {
+                    // a `latest` view cannot amend (refused by the descriptor check)
                     self.counts.late_dropped += 1;
                 }
                 continue;
             }
-            if closed && amend && self.amendments.is_none() {
-                // a `latest` view cannot amend (refused by the descriptor check)
-                if !replayed {
-                    self.counts.late_dropped += 1;
-                }
-                continue;
-            }
-            if closed || (is_late && !amend) {
-                if !replayed {
-                    late.push((i as u32, window));
+            if closed || is_late {
+                if !done {
+                    late.push((i as u32, window, max_before));
                 }
                 continue;
             }
@@ -330,7 +343,7 @@ impl ViewRunner {
             taken.push((i as u32, window));
         }
         self.counts.taken += taken.len() as u64;
-        for (row, window) in late {
+        for (row, window, max_before) in late {
             match self.view.late {
                 LatePolicy::Drop => self.counts.late_dropped += 1,
                 LatePolicy::Dlq => {
@@ -343,7 +356,7 @@ impl ViewRunner {
                     self.amended.entry(window).or_default().take(
                         rows.partitions[i],
                         rows.offsets[i],
-                        None,
+                        max_before,
                         rows.schema_ids[i],
                     );
                     if let Some(amendments) = &mut self.amendments {
@@ -428,8 +441,44 @@ impl ViewRunner {
             step.extend(self.close(window, watermark)?);
         }
         self.closed_through = Some(watermark);
+        // windows that only late events reached
+        let only_late: Vec<Window> = self
+            .late_open
+            .keys()
+            .filter(|w| w.end <= watermark)
+            .copied()
+            .collect();
+        for window in only_late {
+            for row in self.late_open.remove(&window).unwrap_or_default() {
+                self.take_late(window, row)?;
+            }
+        }
         self.forget_kept();
         Ok(step)
+    }
+
+    /// Takes a late event into a closed window an `aggregate` view keeps (or drops it past
+    /// `amend_for`).
+    fn take_late(&mut self, window: Window, row: LateRow) -> Result<()> {
+        let within = self
+            .closed_through
+            .is_none_or(|c| window.end.saturating_add(self.amend_for) > c);
+        if !within {
+            if !row.done {
+                self.counts.late_dropped += 1;
+            }
+            return Ok(());
+        }
+        let kept = self.kept.entry(window).or_default();
+        kept.take(row.partition, row.offset, row.max_before, row.schema_id);
+        if let State::Aggregate(aggregate) = &mut self.state {
+            aggregate.add(&row.batch, &[(0, window)])?;
+        }
+        if !row.done {
+            self.dirty.insert(window);
+            self.counts.late_amended += 1;
+        }
+        Ok(())
     }
 
     /// Forgets kept windows past `amend_for` with no amendment waiting.
@@ -494,6 +543,9 @@ impl ViewRunner {
         }
         if keep {
             self.kept.insert(window, open);
+            for row in self.late_open.remove(&window).unwrap_or_default() {
+                self.take_late(window, row)?;
+            }
         }
         step.closed.push(manifest);
         Ok(step)
@@ -534,7 +586,15 @@ impl ViewRunner {
             return Ok(step);
         };
         let mut cut = Vec::new();
-        for window in self.amended.keys().copied() {
+        // a window is amended once it is closed (its version 1 written)
+        let closed = self.closed_through;
+        let due: Vec<Window> = self
+            .amended
+            .keys()
+            .filter(|w| closed.is_some_and(|c| w.end <= c))
+            .copied()
+            .collect();
+        for window in due {
             let mut parts = self.amend_parts.remove(&window).unwrap_or_default();
             parts.extend(amendments.close(window)?);
             cut.push((window, parts));
@@ -631,11 +691,27 @@ impl ViewRunner {
     pub fn progress(&self) -> ViewProgress {
         let mut partitions = BTreeMap::new();
         for (&partition, &taken) in &self.taken_through {
+            let late: Vec<(SourceRange, Option<i64>)> = self
+                .late_open
+                .values()
+                .flatten()
+                .filter(|r| r.partition == partition)
+                .map(|r| {
+                    let range = SourceRange {
+                        first_offset: r.offset,
+                        last_offset: r.offset,
+                        events: 1,
+                    };
+                    (range, r.max_before)
+                })
+                .collect();
             let oldest_open = self
                 .open
                 .values()
                 .chain(self.kept.values())
+                .chain(self.amended.values())
                 .filter_map(|o| o.sources.get(&partition))
+                .chain(late.iter())
                 .min_by_key(|(range, _)| range.first_offset);
             let (resume_from, max_event) = match oldest_open {
                 Some((range, max_before)) => (range.first_offset, *max_before),
@@ -697,6 +773,17 @@ impl Open {
         }
         self.schema_ids.extend(other.schema_ids);
     }
+}
+
+/// A late event waiting for its window to close.
+#[derive(Debug, Clone)]
+struct LateRow {
+    batch: RecordBatch,
+    partition: i32,
+    offset: i64,
+    max_before: Option<i64>,
+    schema_id: u32,
+    done: bool,
 }
 
 /// Rows grouped by (window, partition), each group in input order.
