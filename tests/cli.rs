@@ -225,23 +225,16 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     // the demo's history: snapshots of the past days appear within a minute of the start
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let listed = loop {
-        let out = meshline()
-            .args([
-                "snapshots",
+        let listed = snapshots(
+            &[
                 "list",
                 "player.play-events",
                 "--view",
                 "daily-plays",
-            ])
-            .args(["--url", &format!("http://{http}"), "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+                "--json",
+            ],
+            &http,
         );
-        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         if listed[0]["snapshots"]
             .as_array()
             .is_some_and(|s| !s.is_empty())
@@ -258,23 +251,10 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
         .as_str()
         .unwrap()
         .to_owned();
-    let out = meshline()
-        .args([
-            "snapshots",
-            "show",
-            "player.play-events",
-            "daily-plays",
-            &window,
-        ])
-        .args(["--url", &format!("http://{http}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let manifest = snapshots(
+        &["show", "player.play-events", "daily-plays", &window],
+        &http,
     );
-    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(manifest["window"], window.as_str());
     let file = manifest["files"][0]["path"].as_str().unwrap();
     let parquet = std::fs::read(data.path().join(file)).unwrap();
@@ -338,6 +318,19 @@ impl Drop for KillOnDrop {
                 .status();
         }
     }
+}
+
+/// `meshline snapshots ARGS` against the catalog at `http`: its JSON output.
+fn snapshots(args: &[&str], http: &str) -> serde_json::Value {
+    let out = meshline()
+        .arg("snapshots")
+        .args(args)
+        .args(["--url", &format!("http://{http}")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn run_products(args: &[&str], http: &str) -> (bool, String, String) {
