@@ -211,12 +211,7 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     .await
     .unwrap();
     assert_eq!(view["window"], "day", "a view address resolves: {view}");
-    let metrics = reqwest::get(format!("http://{registry}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text_of(&format!("http://{registry}/metrics")).await;
     assert!(
         metrics.contains("meshline_http_requests_total"),
         "{metrics}"
@@ -259,12 +254,7 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     let file = manifest["files"][0]["path"].as_str().unwrap();
     let parquet = std::fs::read(data.path().join(file)).unwrap();
     assert_eq!(&parquet[..4], b"PAR1", "{file} is a Parquet file");
-    let metrics = reqwest::get(format!("http://{http}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text_of(&format!("http://{http}/metrics")).await;
     assert!(
         metrics.contains("meshline_snapshot_snapshots_total{product=\"player.play-events\",view=\"daily-plays\"}"),
         "{metrics}"
@@ -318,6 +308,11 @@ impl Drop for KillOnDrop {
                 .status();
         }
     }
+}
+
+/// The body of a GET.
+async fn text_of(url: &str) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
 }
 
 /// `meshline snapshots ARGS` against the catalog at `http`: its JSON output.
