@@ -7,6 +7,7 @@
 //!        │                                                   │
 //!        ├──► schemas + contracts (registry, `_schemas`)     demo producers (demo) ──► meshline tail (cli)
 //!        ├──► gateway: <id>.ingress ──contract──► <id> | <id>.dlq; HTTP ingress
+//!        ├──► snapshot: <id> ──event-time windows──► Parquet snapshots + manifests (object_store)
 //!        └──► catalog documents (catalog) ── HTTP (server) ── meshline products (cli)
 //! ```
 
