@@ -452,13 +452,9 @@ fn every_other_lint_error_class_names_its_field_and_what_to_do() {
             &["onboarded.yaml", "unknown variant `later`"],
         ),
         (
-            "kind: aggregate",
-            "kind: latest\n    late: amend",
-            &[
-                "field `views.late`",
-                "`events` and `aggregate` views",
-                "use `drop` or `dlq`",
-            ],
+            "allowed_lateness: 1h",
+            "allowed_lateness: 1h\n    amend_for: soon",
+            &["onboarded.yaml", "`soon` is not a duration", "`7d`"],
         ),
         (
             "partitions: 1",

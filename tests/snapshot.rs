@@ -200,6 +200,10 @@ fn longs(batches: &[RecordBatch], column: &str) -> Vec<i64> {
         .collect()
 }
 
+fn svec(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
 fn label(minute: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(T0 + minute * MIN)
         .unwrap()
@@ -227,6 +231,7 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
       - {name: longest_ms, function: max, field: duration_ms}
       - {name: listeners, function: distinct_count, field: user_id}
   - {name: last-play, kind: latest, window: minute, key: [user_id], allowed_lateness: 30s, idle_timeout: 1s}
+  - {name: last-play-amended, kind: latest, window: minute, key: [user_id], allowed_lateness: 30s, idle_timeout: 1s, late: amend}
   - name: amended-tracks
     kind: aggregate
     window: minute
@@ -272,6 +277,11 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
             && listed["plays"]
                 .iter()
                 .any(|s| s.window == first && s.version == 2)
+            && windows.iter().all(|w| {
+                listed["last-play-amended"]
+                    .iter()
+                    .any(|s| &s.window == w && s.version >= 2)
+            })
     })
     .await;
     let on_time = listing::manifest(&store, TOPIC, "plays", &label(0), Some(1))
@@ -372,6 +382,11 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
             && listed["amended-tracks"]
                 .iter()
                 .any(|s| s.window == first && s.version >= 3)
+            && windows.iter().all(|w| {
+                listed["last-play-amended"]
+                    .iter()
+                    .any(|s| &s.window == w && s.version >= 3)
+            })
     })
     .await;
     let v2 = manifest_of(&store, "plays", &label(0)).await;
@@ -427,6 +442,48 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
     .await;
     assert_eq!(longs(&minute_1, "plays"), [1, 2], "minute 1 untouched");
 
+    // the amending latest view: each window's newest version has every late change of it and
+    // of the windows before it, after a restart too (version 1 of each came back from the store)
+    let newest = |minute| {
+        let store = store.clone();
+        async move {
+            let m = manifest_of(&store, "last-play-amended", &label(minute)).await;
+            let rows = rows_of(&store, &m).await;
+            (strings(&rows, "user_id"), strings(&rows, "play_id"))
+        }
+    };
+    assert_eq!(
+        newest(0).await,
+        (
+            svec(&["ann", "bob", "cid", "dan", "fay"]),
+            svec(&["play-3", "play-2", "play-5", "play-9", "play-15"])
+        )
+    );
+    assert_eq!(
+        newest(1).await,
+        (
+            svec(&["ann", "bob", "cid", "dan", "fay"]),
+            svec(&["play-4", "play-6", "play-7", "play-9", "play-15"])
+        )
+    );
+    assert_eq!(
+        newest(2).await,
+        (
+            svec(&["ann", "bob", "cid", "dan", "eve", "fay"]),
+            svec(&["play-8", "play-10", "play-7", "play-9", "play-11", "play-15"])
+        )
+    );
+    let first_version = listing::manifest(&store, TOPIC, "last-play-amended", &label(0), Some(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let first_version: Manifest = serde_json::from_slice(&first_version).unwrap();
+    assert_eq!(
+        strings(&rows_of(&store, &first_version).await, "user_id"),
+        ["ann", "bob", "cid"],
+        "version 1 holds the events on time"
+    );
+
     // nothing else changed: the other windows are still at version 1
     let listed = listing::list(&store, TOPIC, "per-track").await.unwrap();
     assert!(listed.iter().all(|l| l.version == 1));
@@ -480,6 +537,7 @@ const KILL_VIEWS: &str = "  - {name: plays, kind: events, window: minute, allowe
       - {name: listened_ms, function: sum, field: duration_ms}
       - {name: listeners, function: distinct_count, field: user_id}
   - {name: last-play, kind: latest, window: minute, key: [user_id], allowed_lateness: 30s}
+  - {name: last-play-amended, kind: latest, window: minute, key: [user_id], allowed_lateness: 30s, late: amend}
   - name: amended-tracks
     kind: aggregate
     window: minute
@@ -505,7 +563,10 @@ fn snapshot_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
                 }
                 continue;
             }
-            if name.contains('#') || name.contains("/amended-tracks/") {
+            if name.contains('#')
+                || name.contains("/amended-tracks/")
+                || name.contains("/last-play-amended/")
+            {
                 // amendments: compared by their newest versions' rows below
                 // object_store's staging file of a write the kill interrupted: never listed
                 continue;
@@ -617,24 +678,32 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
         child.wait().unwrap();
     }
     let mut child = spawn();
-    common::within(60, "every window written after the kills", async {
+    // done when its progress (written after every snapshot and amendment it accounts for) has
+    // taken in every record and closed every window
+    let per_partition = (total / 4 + 1) as i64;
+    common::within(60, "every record taken in after the kills", async {
         loop {
-            let mut listed = BTreeMap::new();
-            for view in ["plays", "per-track", "last-play", "amended-tracks"] {
-                listed.insert(
-                    view.to_owned(),
-                    listing::list(&killed_store, TOPIC, view).await.unwrap(),
-                );
-            }
-            if all_closed(&listed) {
-                break;
+            if let Some((progress, _)) = snapshot::worker::load_progress(&killed_store, TOPIC)
+                .await
+                .unwrap()
+            {
+                let done = progress.views.len() == 5
+                    && progress.views.values().all(|v| {
+                        v.closed_through.is_some_and(|c| c >= T0 + minutes * MIN)
+                            && (0..4).all(|p| {
+                                v.partitions
+                                    .get(&p)
+                                    .is_some_and(|p| p.done_through == per_partition - 1)
+                            })
+                    });
+                if done {
+                    break;
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await;
-    // let it write the late events of its last batch
-    tokio::time::sleep(Duration::from_secs(1)).await;
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -676,7 +745,38 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
     };
     let expected = newest(reference_store.clone()).await;
     assert_eq!(expected.len(), minutes as usize);
-    assert_eq!(newest(killed_store.clone()).await, expected);
+    let got = newest(killed_store.clone()).await;
+    let differ: Vec<_> = expected
+        .iter()
+        .filter(|(w, v)| got.get(*w) != Some(v))
+        .map(|(w, v)| {
+            let total: i64 = v.1.iter().sum();
+            let got_total: i64 = got.get(w).map_or(0, |g| g.1.iter().sum());
+            (w.clone(), total, got_total)
+        })
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "amended windows differ (window, plays expected, got): {differ:?}"
+    );
+    let newest_states = |store: Store| async move {
+        let mut rows = BTreeMap::new();
+        for listed in listing::list(&store, TOPIC, "last-play-amended")
+            .await
+            .unwrap()
+        {
+            let manifest = manifest_of(&store, "last-play-amended", &listed.window).await;
+            let batches = rows_of(&store, &manifest).await;
+            rows.insert(
+                listed.window,
+                (strings(&batches, "user_id"), strings(&batches, "play_id")),
+            );
+        }
+        rows
+    };
+    let expected_states = newest_states(reference_store.clone()).await;
+    assert_eq!(expected_states.len(), minutes as usize);
+    assert_eq!(newest_states(killed_store.clone()).await, expected_states);
     let counted: i64 = expected.values().flat_map(|(_, plays)| plays).sum();
     assert_eq!(
         counted, total as i64,

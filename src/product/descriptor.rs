@@ -228,8 +228,8 @@ pub struct View {
     #[serde(default)]
     pub late: LatePolicy,
     /// With `late: amend`, how long after a window's end late events still amend it (e.g.
-    /// `7d`); an `aggregate` view keeps the window's groups in memory that long. Later events
-    /// are dropped and counted.
+    /// `7d`); an `aggregate` view keeps the window's groups in memory that long, a `latest`
+    /// view its version 1. Later events are dropped and counted.
     #[serde(default = "default_amend_for")]
     pub amend_for: HumanDuration,
     /// A partition that has delivered every record and stays quiet this long (e.g. `1m`) stops
@@ -259,8 +259,8 @@ pub enum LatePolicy {
     Drop,
     /// Send it to the product's dead-letter topic with reason `late_event`.
     Dlq,
-    /// Write a new version of the window's snapshot that includes it (`events` and
-    /// `aggregate` views, within `amend_for`).
+    /// Write a new version of the window's snapshot that includes it (within `amend_for`; for
+    /// a `latest` view, of every later window too).
     Amend,
 }
 

@@ -449,15 +449,6 @@ fn validate(path: &Path, d: &Descriptor) -> Vec<Error> {
                 ),
             );
         }
-        if view.late == LatePolicy::Amend && view.kind == ViewKind::Latest {
-            invalid(
-                "views.late",
-                format!(
-                    "view `{}`: `late: amend` is available for `events` and `aggregate` views; for a {:?} view use `drop` or `dlq`, or a longer `allowed_lateness`",
-                    view.name, view.kind
-                ),
-            );
-        }
         if view.time_zone.parse::<chrono_tz::Tz>().is_err() {
             invalid(
                 "views.time_zone",

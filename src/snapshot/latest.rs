@@ -43,6 +43,19 @@ pub struct Latest {
     /// The last snapshot, sorted by key, and each key's row in it.
     base: Option<Snapshot>,
     changes: BTreeMap<Window, Changes>,
+    /// With `late: amend`: what amendments are computed from.
+    amending: Option<Amending>,
+}
+
+/// Version 1 of each closed window that may still be amended, and the late changes: a window's
+/// newest version holds, per key, the newest of its version-1 row and the late changes of it
+/// and the windows before it.
+#[derive(Debug, Default)]
+struct Amending {
+    first_versions: BTreeMap<Window, Snapshot>,
+    late: BTreeMap<Window, Changes>,
+    /// Late changes of windows no longer amended (they still count for the windows after).
+    older: Vec<Changes>,
 }
 
 impl Latest {
@@ -67,6 +80,7 @@ impl Latest {
             converter,
             base: None,
             changes: BTreeMap::new(),
+            amending: None,
         })
     }
 
@@ -98,36 +112,7 @@ impl Latest {
     /// Adds rows of `batch`, each with its window and order.
     pub fn add(&mut self, batch: &RecordBatch, rows: &[(u32, Window, Order)]) -> Result<()> {
         let keys = self.key_rows(batch)?;
-        let mut slots: BTreeMap<Window, usize> = BTreeMap::new();
-        for &(row, window, order) in rows {
-            let changes = self.changes.entry(window).or_default();
-            let slot = *slots.entry(window).or_insert_with(|| {
-                changes.batches.push(batch.clone());
-                changes.batches.len() - 1
-            });
-            let at = At {
-                order,
-                batch: slot,
-                row: row as usize,
-            };
-            let key = keys.row(row as usize);
-            match changes.keys.get_mut(key.as_ref()) {
-                Some(old) if old.order < order => *old = at,
-                Some(_) => {}
-                None => {
-                    changes.keys.insert(key.as_ref().into(), at);
-                }
-            }
-        }
-        for window in slots.keys() {
-            if let Some(changes) = self.changes.get_mut(window) {
-                changes.retained += batch.num_rows();
-                if changes.retained > 2 * changes.keys.len() + 65_536 {
-                    changes.compact(&self.schema)?;
-                }
-            }
-        }
-        Ok(())
+        add_to(&mut self.changes, &self.schema, batch, &keys, rows)
     }
 
     /// The state as of the end of `window` (every key, sorted); `None` if nothing changed in it.
@@ -155,9 +140,216 @@ impl Latest {
             .enumerate()
             .map(|(i, k)| (Box::<[u8]>::from(*k), i))
             .collect();
-        self.base = Some((batch.clone(), index));
+        let snapshot = (batch.clone(), index);
+        self.keep_first_version(window, &snapshot);
+        self.base = Some(snapshot);
         Ok(Some(batch))
     }
+}
+
+impl Latest {
+    /// Keeps what late events need to amend closed windows (`late: amend`).
+    pub fn amend_late(&mut self) {
+        self.amending.get_or_insert_with(Amending::default);
+    }
+
+    /// Whether a late change is newer than its key's row in version 1 of `window` (just
+    /// closed): the window then needs a newer version. Late changes of forgotten windows that
+    /// this version 1 supersedes are dropped: no later window needs them.
+    pub fn needs_amending(&mut self, window: Window) -> Result<bool> {
+        let time = self
+            .schema
+            .index_of(super::rows::EVENT_TIME)
+            .map_err(Error::arrow)?;
+        let partition = self
+            .schema
+            .index_of(super::rows::PARTITION)
+            .map_err(Error::arrow)?;
+        let offset = self
+            .schema
+            .index_of(super::rows::OFFSET)
+            .map_err(Error::arrow)?;
+        let Some(amending) = &mut self.amending else {
+            return Ok(false);
+        };
+        if amending.late.is_empty() && amending.older.is_empty() {
+            return Ok(false);
+        }
+        let Some((batch, index)) = amending.first_versions.get(&window) else {
+            return Ok(false);
+        };
+        let orders = orders(batch, time, partition, offset)?;
+        let newer = |key: &[u8], at: &At| index.get(key).is_none_or(|row| orders[*row] < at.order);
+        for changes in &mut amending.older {
+            changes.keys.retain(|key, at| newer(key, at));
+        }
+        amending.older.retain(|c| !c.keys.is_empty());
+        let needs = amending.older.iter().any(|c| !c.keys.is_empty())
+            || amending
+                .late
+                .range(..=window)
+                .any(|(_, c)| c.keys.iter().any(|(key, at)| newer(key, at)));
+        Ok(needs)
+    }
+
+    /// Restores version 1 of a closed window that may still be amended (after a restart).
+    pub fn restore_first_version(&mut self, window: Window, batches: &[RecordBatch]) -> Result<()> {
+        let batch =
+            arrow_select::concat::concat_batches(&self.schema, batches).map_err(Error::arrow)?;
+        let rows = self.key_rows(&batch)?;
+        let index = (0..batch.num_rows())
+            .map(|i| (rows.row(i).as_ref().into(), i))
+            .collect();
+        if let Some(amending) = &mut self.amending {
+            amending.first_versions.insert(window, (batch, index));
+        }
+        Ok(())
+    }
+
+    /// Remembers version 1 of a window just closed.
+    fn keep_first_version(&mut self, window: Window, snapshot: &Snapshot) {
+        if let Some(amending) = &mut self.amending {
+            amending.first_versions.insert(window, snapshot.clone());
+        }
+    }
+
+    /// Adds late rows of `batch` to closed windows that may still be amended.
+    pub fn add_late(&mut self, batch: &RecordBatch, rows: &[(u32, Window, Order)]) -> Result<()> {
+        let keys = self.key_rows(batch)?;
+        let Some(amending) = &mut self.amending else {
+            return Err(Error::Unexpected(
+                "late rows for a view that does not amend".into(),
+            ));
+        };
+        add_to(&mut amending.late, &self.schema, batch, &keys, rows)
+    }
+
+    /// `window` is no longer amended.
+    pub fn forget(&mut self, window: Window) {
+        if let Some(amending) = &mut self.amending {
+            amending.first_versions.remove(&window);
+            if let Some(late) = amending.late.remove(&window) {
+                amending.older.push(late);
+            }
+        }
+    }
+
+    /// The newest state of every kept window from the oldest of `dirty` on.
+    pub fn amend(
+        &self,
+        dirty: &std::collections::BTreeSet<Window>,
+    ) -> Result<Vec<(Window, RecordBatch)>> {
+        let (Some(amending), Some(first)) = (&self.amending, dirty.first()) else {
+            return Ok(Vec::new());
+        };
+        let time = self
+            .schema
+            .index_of(super::rows::EVENT_TIME)
+            .map_err(Error::arrow)?;
+        let partition = self
+            .schema
+            .index_of(super::rows::PARTITION)
+            .map_err(Error::arrow)?;
+        let offset = self
+            .schema
+            .index_of(super::rows::OFFSET)
+            .map_err(Error::arrow)?;
+        let mut out = Vec::new();
+        for (window, (batch, index)) in amending.first_versions.range(*first..) {
+            let orders = orders(batch, time, partition, offset)?;
+            let mut sources: Vec<&RecordBatch> = vec![batch];
+            let mut picks: BTreeMap<&[u8], (Order, usize, usize)> = index
+                .iter()
+                .map(|(k, row)| (k.as_ref(), (orders[*row], 0, *row)))
+                .collect();
+            let late = amending
+                .older
+                .iter()
+                .chain(amending.late.range(..=*window).map(|(_, c)| c));
+            for changes in late {
+                let base = sources.len();
+                sources.extend(changes.batches.iter());
+                for (key, at) in &changes.keys {
+                    let pick = (at.order, base + at.batch, at.row);
+                    match picks.get_mut(key.as_ref()) {
+                        Some(old) if old.0 >= at.order => {}
+                        Some(old) => *old = pick,
+                        None => {
+                            picks.insert(key.as_ref(), pick);
+                        }
+                    }
+                }
+            }
+            let indices: Vec<(usize, usize)> = picks.values().map(|p| (p.1, p.2)).collect();
+            let newest = interleave_record_batch(&sources, &indices).map_err(Error::arrow)?;
+            out.push((*window, newest));
+        }
+        Ok(out)
+    }
+}
+
+/// Adds rows to the changes of their windows in `windows`, keeping each key's newest.
+fn add_to(
+    windows: &mut BTreeMap<Window, Changes>,
+    schema: &SchemaRef,
+    batch: &RecordBatch,
+    keys: &arrow_row::Rows,
+    rows: &[(u32, Window, Order)],
+) -> Result<()> {
+    let mut slots: BTreeMap<Window, usize> = BTreeMap::new();
+    for &(row, window, order) in rows {
+        let changes = windows.entry(window).or_default();
+        let slot = *slots.entry(window).or_insert_with(|| {
+            changes.batches.push(batch.clone());
+            changes.batches.len() - 1
+        });
+        let at = At {
+            order,
+            batch: slot,
+            row: row as usize,
+        };
+        let key = keys.row(row as usize);
+        match changes.keys.get_mut(key.as_ref()) {
+            Some(old) if old.order < order => *old = at,
+            Some(_) => {}
+            None => {
+                changes.keys.insert(key.as_ref().into(), at);
+            }
+        }
+    }
+    for window in slots.keys() {
+        if let Some(changes) = windows.get_mut(window) {
+            changes.retained += batch.num_rows();
+            if changes.retained > 2 * changes.keys.len() + 65_536 {
+                changes.compact(schema)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The order of each row of a snapshot: event time, partition, offset.
+fn orders(batch: &RecordBatch, time: usize, partition: usize, offset: usize) -> Result<Vec<Order>> {
+    let column = |i: usize, to: &arrow_schema::DataType| {
+        arrow_cast::cast(batch.column(i), to).map_err(Error::arrow)
+    };
+    let times = column(time, &arrow_schema::DataType::Int64)?;
+    let partitions = column(partition, &arrow_schema::DataType::Int32)?;
+    let offsets = column(offset, &arrow_schema::DataType::Int64)?;
+    let (Some(times), Some(partitions), Some(offsets)) = (
+        times.as_any().downcast_ref::<arrow_array::Int64Array>(),
+        partitions
+            .as_any()
+            .downcast_ref::<arrow_array::Int32Array>(),
+        offsets.as_any().downcast_ref::<arrow_array::Int64Array>(),
+    ) else {
+        return Err(Error::Unexpected(
+            "snapshot order columns of another type".into(),
+        ));
+    };
+    Ok((0..batch.num_rows())
+        .map(|i| (times.value(i), partitions.value(i), offsets.value(i)))
+        .collect())
 }
 
 impl Changes {

@@ -149,7 +149,13 @@ impl ViewRunner {
         }
         let state = match view.kind {
             ViewKind::Events => State::Events(Events::new(schema.clone(), max_rows_per_file)?),
-            ViewKind::Latest => State::Latest(Latest::new(view, schema.clone())?),
+            ViewKind::Latest => {
+                let mut latest = Latest::new(view, schema.clone())?;
+                if view.late == LatePolicy::Amend {
+                    latest.amend_late();
+                }
+                State::Latest(latest)
+            }
             ViewKind::Aggregate => State::Aggregate(Aggregate::new(view, &schema)?),
         };
         let amendments = (view.late == LatePolicy::Amend && view.kind == ViewKind::Events)
@@ -231,6 +237,32 @@ impl ViewRunner {
         Ok(())
     }
 
+    /// Whether `manifest` is the version 1 of a window this `latest` view may still amend: its
+    /// rows are restored with [`ViewRunner::restore_first_version`] after a restart.
+    pub fn wants_first_version(&self, manifest: &Manifest) -> bool {
+        let (State::Latest(_), true, 1) = (&self.state, self.amends(), manifest.version) else {
+            return false;
+        };
+        parse_instant(&manifest.window_end).is_ok_and(|end| {
+            self.closed_through
+                .is_some_and(|c| end <= c && end.saturating_add(self.amend_for) > c)
+        })
+    }
+
+    /// Restores version 1 of a window a `latest` view may still amend.
+    pub fn restore_first_version(
+        &mut self,
+        manifest: &Manifest,
+        batches: &[RecordBatch],
+    ) -> Result<()> {
+        let start = parse_instant(&manifest.window_start)?;
+        let window = self.calendar.window_of(start);
+        if let State::Latest(latest) = &mut self.state {
+            latest.restore_first_version(window, batches)?;
+        }
+        Ok(())
+    }
+
     /// Whether this view amends closed windows.
     pub fn amends(&self) -> bool {
         self.view.late == LatePolicy::Amend
@@ -238,7 +270,7 @@ impl ViewRunner {
 
     /// Whether this view keeps closed windows' state to amend them (`aggregate`).
     fn keeps(&self) -> bool {
-        self.amends() && matches!(self.state, State::Aggregate(_))
+        self.amends() && matches!(self.state, State::Aggregate(_) | State::Latest(_))
     }
 
     /// `partition` has delivered everything it holds, as of `now`.
@@ -310,6 +342,7 @@ impl ViewRunner {
                 // never in version 1, which holds the events on time: the same in any replay
                 let row = LateRow {
                     batch: rows.batch.slice(i, 1),
+                    time,
                     partition,
                     offset,
                     max_before,
@@ -452,6 +485,13 @@ impl ViewRunner {
             for row in self.late_open.remove(&window).unwrap_or_default() {
                 self.take_late(window, row)?;
             }
+            // version 1 holds the events on time: late changes of the windows before it
+            // come in its next version
+            if let State::Latest(latest) = &mut self.state {
+                if latest.needs_amending(window)? {
+                    self.dirty.insert(window);
+                }
+            }
         }
         self.forget_kept();
         Ok(step)
@@ -471,8 +511,13 @@ impl ViewRunner {
         }
         let kept = self.kept.entry(window).or_default();
         kept.take(row.partition, row.offset, row.max_before, row.schema_id);
-        if let State::Aggregate(aggregate) = &mut self.state {
-            aggregate.add(&row.batch, &[(0, window)])?;
+        match &mut self.state {
+            State::Aggregate(aggregate) => aggregate.add(&row.batch, &[(0, window)])?,
+            State::Latest(latest) => {
+                let order = (row.time, row.partition, row.offset);
+                latest.add_late(&row.batch, &[(0, window, order)])?;
+            }
+            State::Events(_) => {}
         }
         if !row.done {
             self.dirty.insert(window);
@@ -494,8 +539,10 @@ impl ViewRunner {
             .collect();
         for window in past {
             self.kept.remove(&window);
-            if let State::Aggregate(aggregate) = &mut self.state {
-                aggregate.remove(window);
+            match &mut self.state {
+                State::Aggregate(aggregate) => aggregate.remove(window),
+                State::Latest(latest) => latest.forget(window),
+                State::Events(_) => {}
             }
         }
     }
@@ -633,12 +680,21 @@ impl ViewRunner {
     /// file named by its contents (a retry after a crash with more events writes another name).
     fn amend_kept(&mut self) -> Result<Step> {
         let mut step = Step::default();
-        let State::Aggregate(aggregate) = &self.state else {
-            return Ok(step);
-        };
+        let dirty = std::mem::take(&mut self.dirty);
         let mut batches = Vec::new();
-        for window in std::mem::take(&mut self.dirty) {
-            batches.push((window, aggregate.snapshot(window)?));
+        match &self.state {
+            State::Aggregate(aggregate) => {
+                for window in dirty {
+                    batches.push((window, aggregate.snapshot(window)?));
+                }
+            }
+            // a late change is in its window's newest version and every later one's
+            State::Latest(latest) => {
+                for (window, batch) in latest.amend(&dirty)? {
+                    batches.push((window, Some(batch)));
+                }
+            }
+            State::Events(_) => {}
         }
         for (window, batch) in batches {
             let (Some(batch), Some(open)) = (batch, self.kept.get(&window)) else {
@@ -779,6 +835,7 @@ impl Open {
 #[derive(Debug, Clone)]
 struct LateRow {
     batch: RecordBatch,
+    time: i64,
     partition: i32,
     offset: i64,
     max_before: Option<i64>,

@@ -308,6 +308,14 @@ fn run_product(
                 let manifest: Manifest =
                     serde_json::from_slice(&handle.block_on(config.store.get(&path))?)
                         .map_err(Error::json)?;
+                if runner.wants_first_version(&manifest) {
+                    let mut batches = Vec::new();
+                    for file in &manifest.files {
+                        let bytes = handle.block_on(config.store.get(&file.path))?;
+                        batches.extend(parquet::decode(bytes)?);
+                    }
+                    runner.restore_first_version(&manifest, &batches)?;
+                }
                 runner.remember(manifest)?;
             }
         }
