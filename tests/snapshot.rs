@@ -776,7 +776,25 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
     };
     let expected_states = newest_states(reference_store.clone()).await;
     assert_eq!(expected_states.len(), minutes as usize);
-    assert_eq!(newest_states(killed_store.clone()).await, expected_states);
+    let got_states = newest_states(killed_store.clone()).await;
+    let differ: Vec<String> = expected_states
+        .iter()
+        .filter(|(w, v)| got_states.get(*w) != Some(v))
+        .map(|(w, v)| {
+            let g = &got_states[w];
+            let diff: Vec<_> =
+                v.0.iter()
+                    .zip(&v.1)
+                    .filter(|(u, p)| !g.0.iter().zip(&g.1).any(|(gu, gp)| gu == *u && gp == *p))
+                    .collect();
+            format!(
+                "{w}: {} vs {} rows, expected rows not found: {diff:?}",
+                v.0.len(),
+                g.0.len()
+            )
+        })
+        .collect();
+    assert!(differ.is_empty(), "latest states differ: {differ:#?}");
     let counted: i64 = expected.values().flat_map(|(_, plays)| plays).sum();
     assert_eq!(
         counted, total as i64,

@@ -206,6 +206,56 @@ impl Latest {
         Ok(())
     }
 
+    /// Restores, after a restart, the late changes the newest version of the last closed window
+    /// holds beyond its version 1 (the base): they count for the windows to come.
+    pub fn restore_late(&mut self, newest: &[RecordBatch]) -> Result<()> {
+        let batch =
+            arrow_select::concat::concat_batches(&self.schema, newest).map_err(Error::arrow)?;
+        let time = self
+            .schema
+            .index_of(super::rows::EVENT_TIME)
+            .map_err(Error::arrow)?;
+        let partition = self
+            .schema
+            .index_of(super::rows::PARTITION)
+            .map_err(Error::arrow)?;
+        let offset = self
+            .schema
+            .index_of(super::rows::OFFSET)
+            .map_err(Error::arrow)?;
+        let newest_orders = orders(&batch, time, partition, offset)?;
+        let base_orders = match &self.base {
+            Some((base, _)) => orders(base, time, partition, offset)?,
+            None => Vec::new(),
+        };
+        let rows = self.key_rows(&batch)?;
+        let mut changes = Changes::default();
+        for (row, order) in newest_orders.iter().enumerate() {
+            let key = rows.row(row);
+            let older = self
+                .base
+                .as_ref()
+                .and_then(|(_, index)| index.get(key.as_ref()))
+                .is_none_or(|r| base_orders[*r] < *order);
+            if older {
+                changes.keys.insert(
+                    key.as_ref().into(),
+                    At {
+                        order: *order,
+                        batch: 0,
+                        row,
+                    },
+                );
+            }
+        }
+        if let (Some(amending), false) = (&mut self.amending, changes.keys.is_empty()) {
+            changes.retained = batch.num_rows();
+            changes.batches.push(batch);
+            amending.older.push(changes);
+        }
+        Ok(())
+    }
+
     /// Remembers version 1 of a window just closed.
     fn keep_first_version(&mut self, window: Window, snapshot: &Snapshot) {
         if let Some(amending) = &mut self.amending {

@@ -263,6 +263,39 @@ impl ViewRunner {
         Ok(())
     }
 
+    /// For an amending `latest` view after a restart: the newest manifest of the last closed
+    /// window, when newer than the version 1 it restarts from (its late changes are restored
+    /// with [`ViewRunner::restore_late`]).
+    pub fn newest_to_restore(&self) -> Option<String> {
+        let (State::Latest(_), true) = (&self.state, self.amends()) else {
+            return None;
+        };
+        let label = self
+            .last_manifest
+            .as_deref()?
+            .rsplit('/')
+            .nth(2)?
+            .strip_prefix("window=")?;
+        let newest = self
+            .written
+            .values()
+            .find(|m| m.window == label && m.version > 1)?;
+        Some(manifest::manifest_path(
+            &self.product,
+            &self.view.name,
+            &newest.window,
+            newest.version,
+        ))
+    }
+
+    /// Restores the late changes the newest version of the last closed window holds.
+    pub fn restore_late(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        if let State::Latest(latest) = &mut self.state {
+            latest.restore_late(batches)?;
+        }
+        Ok(())
+    }
+
     /// Whether this view amends closed windows.
     pub fn amends(&self) -> bool {
         self.view.late == LatePolicy::Amend

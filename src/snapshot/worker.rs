@@ -318,6 +318,18 @@ fn run_product(
                 }
                 runner.remember(manifest)?;
             }
+            if let Some(path) = runner.newest_to_restore() {
+                let manifest: Manifest =
+                    serde_json::from_slice(&handle.block_on(config.store.get(&path))?)
+                        .map_err(Error::json)?;
+                let mut batches = Vec::new();
+                for file in &manifest.files {
+                    batches.extend(parquet::decode(
+                        handle.block_on(config.store.get(&file.path))?,
+                    )?);
+                }
+                runner.restore_late(&batches)?;
+            }
         }
         runners.push(runner);
     }
