@@ -423,3 +423,141 @@ impl Changes {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        codec::wire,
+        demo::events::{Device, PlayEvent},
+        snapshot::rows::Decoding,
+    };
+    use apache_avro::{writer::datum::GenericDatumWriter, AvroSchema as _};
+    use arrow_array::{Array, StringArray};
+
+    fn window(n: i64) -> Window {
+        Window {
+            start: n * 60_000,
+            end: (n + 1) * 60_000,
+        }
+    }
+
+    /// One row per (user, play id, event time), offsets in order.
+    fn rows(events: &[(&str, &str, i64)], first_offset: i64) -> RecordBatch {
+        let schema = PlayEvent::get_schema();
+        let json = serde_json::to_string(&schema).unwrap();
+        let mut decoding = Decoding::new(&json, &[(1, json.clone())], 100).unwrap();
+        let writer = GenericDatumWriter::builder(&schema).build().unwrap();
+        for (i, (user, play, time)) in events.iter().enumerate() {
+            let event = PlayEvent {
+                play_id: (*play).into(),
+                user_id: (*user).into(),
+                track_id: "t".into(),
+                artist_id: "a".into(),
+                device: Device::Web,
+                country: "SE".into(),
+                started_at: *time,
+                duration_ms: 1,
+                completed: true,
+                context: None,
+            };
+            let payload = wire::encode(1, &writer.write_ser_to_vec(&event).unwrap());
+            let offset = first_offset + i as i64;
+            decoding
+                .push(0, offset, Some(*time), None, &payload)
+                .unwrap();
+        }
+        decoding.finish().unwrap().unwrap().batch
+    }
+
+    fn add(latest: &mut Latest, batch: &RecordBatch, w: Window, late: bool) {
+        let times = batch
+            .column_by_name(super::super::rows::EVENT_TIME)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow_array::TimestampMillisecondArray>()
+            .unwrap()
+            .clone();
+        let offsets = batch
+            .column_by_name(super::super::rows::OFFSET)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow_array::Int64Array>()
+            .unwrap()
+            .clone();
+        let rows: Vec<_> = (0..batch.num_rows())
+            .map(|i| (i as u32, w, (times.value(i), 0, offsets.value(i))))
+            .collect();
+        if late {
+            latest.add_late(batch, &rows).unwrap();
+        } else {
+            latest.add(batch, &rows).unwrap();
+        }
+    }
+
+    fn plays(batch: &RecordBatch) -> Vec<String> {
+        let c = batch.column_by_name("play_id").unwrap();
+        let c = c.as_any().downcast_ref::<StringArray>().unwrap();
+        (0..c.len()).map(|i| c.value(i).to_owned()).collect()
+    }
+
+    fn latest(schema: SchemaRef) -> Latest {
+        let view: View = serde_norway::from_str(
+            "{name: v, kind: latest, window: minute, key: [user_id], late: amend}",
+        )
+        .unwrap();
+        let mut latest = Latest::new(&view, schema).unwrap();
+        latest.amend_late();
+        latest
+    }
+
+    #[test]
+    fn late_changes_reach_later_windows_across_a_restart() {
+        let ann = rows(&[("ann", "p1", 1_000)], 0);
+        let schema = ann.schema();
+        let mut state = latest(schema.clone());
+        add(&mut state, &ann, window(0), false);
+        assert_eq!(plays(&state.close(window(0)).unwrap().unwrap()), ["p1"]);
+        // a late change of minute 0, then minute 0 is no longer amended
+        add(
+            &mut state,
+            &rows(&[("ann", "p2", 2_000)], 1),
+            window(0),
+            true,
+        );
+        state.forget(window(0));
+        add(
+            &mut state,
+            &rows(&[("bob", "p3", 61_000)], 2),
+            window(1),
+            false,
+        );
+        let first = state.close(window(1)).unwrap().unwrap();
+        assert_eq!(
+            plays(&first),
+            ["p1", "p3"],
+            "version 1 holds the events on time"
+        );
+        assert!(state.needs_amending(window(1)).unwrap());
+        let newest = state.amend(&[window(1)].into()).unwrap();
+        assert_eq!(plays(&newest[0].1), ["p2", "p3"]);
+
+        // a restart: version 1 is the base, the newest version brings the late change back
+        let mut restarted = latest(schema);
+        restarted.restore(&[first]).unwrap();
+        restarted.restore_late(&[newest[0].1.clone()]).unwrap();
+        add(
+            &mut restarted,
+            &rows(&[("cid", "p4", 121_000)], 3),
+            window(2),
+            false,
+        );
+        assert_eq!(
+            plays(&restarted.close(window(2)).unwrap().unwrap()),
+            ["p1", "p3", "p4"]
+        );
+        assert!(restarted.needs_amending(window(2)).unwrap());
+        let newest = restarted.amend(&[window(2)].into()).unwrap();
+        assert_eq!(plays(&newest[0].1), ["p2", "p3", "p4"]);
+    }
+}
