@@ -214,7 +214,7 @@ async fn gateway_pipe(bootstrap: &str, url: &str) -> Duration {
         if started.is_none() && count("meshline_gateway_events_total") > 0 {
             started = Some(Instant::now());
         }
-        if count("meshline_gateway_end_to_end_seconds") >= EVENTS as u64 {
+        if count("meshline_gateway_freshness_seconds") >= EVENTS as u64 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;

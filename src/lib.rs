@@ -8,7 +8,8 @@
 //!        ├──► schemas + contracts (registry, `_schemas`)     demo producers (demo) ──► meshline tail (cli)
 //!        ├──► gateway: <id>.ingress ──contract──► <id> | <id>.dlq; HTTP ingress
 //!        ├──► snapshot: <id> ──event-time windows──► Parquet snapshots + manifests (object_store)
-//!        └──► catalog documents (catalog) ── HTTP (server) ── meshline products (cli)
+//!        ├──► catalog documents (catalog) ── HTTP (server) ── meshline products (cli)
+//!        └──► SLOs (slo): Prometheus rules + Grafana dashboards; `/metrics` ──► meshline status
 //! ```
 
 pub mod binding;
@@ -24,5 +25,6 @@ pub mod product;
 pub mod registry;
 pub mod sdk;
 pub mod server;
+pub mod slo;
 pub mod snapshot;
 pub mod telemetry;

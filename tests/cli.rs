@@ -254,10 +254,125 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     let file = manifest["files"][0]["path"].as_str().unwrap();
     let parquet = std::fs::read(data.path().join(file)).unwrap();
     assert_eq!(&parquet[..4], b"PAR1", "{file} is a Parquet file");
-    let metrics = text_of(&format!("http://{http}/metrics")).await;
+
+    // every SLI's metric, scraped, with sensible values
+    let refused = reqwest::Client::new()
+        .post(format!(
+            "http://{http}/v1/products/player.play-events/events"
+        ))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "no token");
+    let scraped = text_of(&format!("http://{http}/metrics")).await;
+    let scrape =
+        prometheus_parse::Scrape::parse(scraped.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let value = |metric: &str, labels: &[(&str, &str)]| -> Option<f64> {
+        let samples: Vec<_> = scrape
+            .samples
+            .iter()
+            .filter(|s| {
+                s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+            })
+            .collect();
+        (!samples.is_empty()).then(|| {
+            samples
+                .iter()
+                .map(|s| match &s.value {
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => *v,
+                    prometheus_parse::Value::Histogram(b) => b
+                        .iter()
+                        .find(|b| b.less_than.is_infinite())
+                        .map_or(0.0, |b| b.count),
+                    prometheus_parse::Value::Summary(_) => 0.0,
+                })
+                .sum()
+        })
+    };
+    let player = [("domain", "player"), ("product", "player.play-events")];
+    let with = |extra: (&'static str, &'static str)| {
+        let mut labels = player.to_vec();
+        labels.push(extra);
+        labels
+    };
+    // validity: the demo's events accepted, none dead-lettered
+    let accepted = value(
+        "meshline_gateway_events_total",
+        &with(("outcome", "accepted")),
+    )
+    .unwrap();
+    assert!(accepted >= 3.0, "{scraped}");
+    assert_eq!(
+        value(
+            "meshline_gateway_events_total",
+            &with(("outcome", "dead_lettered"))
+        ),
+        Some(0.0)
+    );
+    // freshness: one observation per forwarded event; live ones within seconds of their time
+    let fresh = value("meshline_gateway_freshness_seconds", &player).unwrap();
     assert!(
-        metrics.contains("meshline_snapshot_snapshots_total{product=\"player.play-events\",view=\"daily-plays\"}"),
-        "{metrics}"
+        fresh >= accepted - 1.0 && fresh <= accepted,
+        "{fresh} of {accepted}"
+    );
+    assert!(value("meshline_gateway_validation_seconds", &player).unwrap() >= accepted);
+    // availability: the refused request, by status
+    assert_eq!(
+        value(
+            "meshline_gateway_ingress_requests_total",
+            &with(("code", "401"))
+        ),
+        Some(1.0)
+    );
+    // lag: one gauge per ingress partition, and the gateway keeps up
+    let lag = value("meshline_gateway_consumer_lag", &player).unwrap();
+    assert!((0.0..10_000.0).contains(&lag), "lag {lag}");
+    // snapshot timeliness: the backfilled windows closed as their records arrived
+    let daily = with(("view", "daily-plays"));
+    assert!(value("meshline_snapshot_snapshots_total", &daily).unwrap() >= 1.0);
+    let delays = value("meshline_snapshot_delay_seconds", &daily).unwrap();
+    assert!(delays >= 1.0, "{scraped}");
+    let delay_sum = value("meshline_snapshot_delay_seconds_sum", &daily).unwrap();
+    assert!(
+        delay_sum / delays < 60.0,
+        "mean delay {}",
+        delay_sum / delays
+    );
+    let through = value("meshline_snapshot_closed_through_seconds", &daily).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        now - through < 3.0 * 86_400.0 && through <= now,
+        "{through}"
+    );
+    let status = meshline()
+        .args([
+            "status",
+            "--url",
+            &format!("http://{http}"),
+            "--interval",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(
+        shown.contains("player.play-events") && shown.contains("validity 100.00%/99.5%"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("snapshots of daily-plays: newest window ended"),
+        "{shown}"
     );
 
     // Ctrl-C: the demo stops, pending deliveries are awaited, the broker stops

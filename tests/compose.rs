@@ -63,7 +63,7 @@ fn every_meshline_command_parses() {
         );
         commands += 1;
     }
-    assert_eq!(commands, 3, "meshline, registry-2 and gateway-2");
+    assert_eq!(commands, 4, "meshline, registry-2, gateway-2 and demo");
 }
 
 #[test]
@@ -76,4 +76,47 @@ fn the_broker_acls_are_the_ones_the_descriptors_imply() {
         meshline::product::acls::kafka_acls_script(&catalog),
         "deploy/kafka-acls.sh is stale: run `meshline contract acls > deploy/kafka-acls.sh`"
     );
+}
+
+#[test]
+fn the_stack_has_kafka_meshline_prometheus_and_grafana_with_the_generated_files() {
+    let compose = compose();
+    let services = compose["services"].as_object().unwrap();
+    let image = |name: &str| {
+        services[name]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(image("kafka").starts_with("apache/kafka:"));
+    assert!(image("prometheus").starts_with("prom/prometheus:"));
+    assert!(image("grafana").starts_with("grafana/grafana:"));
+    let mounts = |name: &str| -> Vec<String> {
+        services[name]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Prometheus loads the generated rules next to its config; Grafana the generated dashboards
+    assert!(mounts("prometheus").contains(&"./deploy/prometheus:/etc/prometheus:ro".to_owned()));
+    assert!(mounts("grafana")
+        .contains(&"./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro".to_owned()));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = std::fs::read_to_string(root.join("deploy/prometheus/prometheus.yml")).unwrap();
+    assert!(config.contains("rules/*.yaml"));
+    for target in ["meshline:8080", "meshline:8081", "gateway-2:8080"] {
+        assert!(config.contains(target), "Prometheus scrapes {target}");
+    }
+    // two gateways, a demo producer, a snapshotter writing to MinIO
+    assert_eq!(services["gateway-2"]["command"][0], "gateway");
+    assert_eq!(services["demo"]["command"][0], "demo");
+    let up: Vec<&str> = services["meshline"]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(up.contains(&"--snapshots=s3://snapshots"));
 }

@@ -622,7 +622,8 @@ async fn http_ingress(
         )
         .create()
         .unwrap();
-    let ingress = Ingress::new(config, catalog, contracts, tokens, producer, url);
+    let metrics = Metrics::new(&prometheus::Registry::new()).unwrap();
+    let ingress = Ingress::new(config, catalog, contracts, tokens, producer, url, metrics);
     let listener = tokio::net::TcpListener::bind(common::any_port())
         .await
         .unwrap();
@@ -940,7 +941,7 @@ async fn transactional_delivery_writes_every_event_once_across_a_restart() {
         .encode_to_string(&registry.gather())
         .unwrap();
     assert!(
-        scraped.contains(r#"meshline_gateway_dead_letters_total{product="player.play-events",reason="foreign_source"} 50"#),
+        scraped.contains(r#"meshline_gateway_dead_letters_total{domain="player",product="player.play-events",reason="foreign_source"} 50"#),
         "{scraped}"
     );
 }

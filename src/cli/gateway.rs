@@ -109,7 +109,7 @@ pub(super) async fn start(
     let stream = tokio::spawn(gateway::run_stream(
         stream_config,
         contracts.clone(),
-        metrics,
+        metrics.clone(),
         stop,
     ));
     let ingress_config = IngressConfig {
@@ -138,6 +138,7 @@ pub(super) async fn start(
         tokens,
         producer,
         registry_url,
+        metrics,
     );
     let router = http_metrics.instrument(routes.merge(gateway::http::router(ingress)));
     Ok(Started {

@@ -1,11 +1,13 @@
 //! The `meshline` command line: one binary, one subcommand per job.
 
 mod contract;
+mod demo;
 mod dlq;
 mod gateway;
 mod produce;
 mod products;
 mod registry;
+mod slo;
 mod snapshots;
 mod snapshotter;
 mod tail;
@@ -62,6 +64,14 @@ pub enum Command {
     /// List the snapshots of a running meshline, or show one's manifest.
     #[command(subcommand)]
     Snapshots(snapshots::SnapshotsCommand),
+    /// Generate the products' SLO rules (Prometheus) and dashboards (Grafana).
+    #[command(subcommand)]
+    Slo(slo::SloCommand),
+    /// Run the media-streaming demo's producers (history, then live events) against a running
+    /// meshline.
+    Demo(demo::DemoArgs),
+    /// Show each product's rates, lag, SLO state and snapshots, from a running meshline.
+    Status(slo::StatusArgs),
 }
 
 /// Where the data product descriptors are.
@@ -113,6 +123,9 @@ pub fn main() -> ExitCode {
             Command::Products(command) => products::run(command).await,
             Command::Snapshotter(args) => snapshotter::run(args).await,
             Command::Snapshots(command) => snapshots::run(command).await,
+            Command::Slo(command) => slo::run(command).await,
+            Command::Status(args) => slo::status(args).await,
+            Command::Demo(args) => demo::run(args).await,
         }
     });
     match result {

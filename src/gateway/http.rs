@@ -32,7 +32,7 @@ use rdkafka::{
 };
 use serde_json::{json, Value as JsonValue};
 
-use super::{auth::Tokens, contracts::Contracts};
+use super::{auth::Tokens, contracts::Contracts, metrics::Metrics};
 use crate::{
     binding::kafka::Record,
     codec::{json::from_json, wire},
@@ -80,6 +80,7 @@ struct Inner {
     producer: FutureProducer,
     registry_url: String,
     dedupe: Option<Mutex<Dedup>>,
+    metrics: Metrics,
 }
 
 impl Ingress {
@@ -92,6 +93,7 @@ impl Ingress {
         tokens: Tokens,
         producer: FutureProducer,
         registry_url: &str,
+        metrics: Metrics,
     ) -> Self {
         let dedupe = config.dedupe_window.map(|w| Mutex::new(Dedup::new(w)));
         Self {
@@ -103,6 +105,7 @@ impl Ingress {
                 producer,
                 registry_url: registry_url.trim_end_matches('/').to_owned(),
                 dedupe,
+                metrics,
             }),
         }
     }
@@ -154,12 +157,29 @@ async fn post_events(
     State(ingress): State<Ingress>,
     Path(id): Path<String>,
     request: Request,
+) -> Response {
+    let product = match ingress.inner.catalog.require(&id) {
+        Ok(product) => product,
+        Err(e) => return Refusal::new(StatusCode::NOT_FOUND, e.to_string()).into_response(),
+    };
+    let response = accept(&ingress, product, request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    // the availability SLI: requests for a known product, by status
+    ingress
+        .inner
+        .metrics
+        .ingress_request(product.id(), response.status().as_u16());
+    response
+}
+
+/// Checks and writes one request's events.
+async fn accept(
+    ingress: &Ingress,
+    product: &Product,
+    request: Request,
 ) -> Result<Response, Refusal> {
     let inner = &ingress.inner;
-    let product = inner
-        .catalog
-        .require(&id)
-        .map_err(|e| Refusal::new(StatusCode::NOT_FOUND, e.to_string()))?;
     authorize(&inner.tokens, product, request.headers())?;
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, inner.config.max_body_bytes)

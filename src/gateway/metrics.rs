@@ -35,9 +35,15 @@ pub struct Metrics {
     events: IntCounterVec,
     dead_letters: IntCounterVec,
     validation: HistogramVec,
-    end_to_end: HistogramVec,
+    freshness: HistogramVec,
     lag: IntGaugeVec,
+    ingress: IntCounterVec,
     transactions: IntGauge,
+}
+
+/// The `domain` and `product` label values of a product id (`<domain>.<product>`).
+pub fn product_labels(product: &str) -> [&str; 2] {
+    [product.split_once('.').map_or(product, |(d, _)| d), product]
 }
 
 impl Metrics {
@@ -48,14 +54,14 @@ impl Metrics {
                 "meshline_gateway_events_total",
                 "Events the gateway handled, by product and outcome (accepted, warned, dead_lettered, duplicate).",
             ),
-            &["product", "outcome"],
+            &["domain", "product", "outcome"],
         )?;
         let dead_letters = IntCounterVec::new(
             Opts::new(
                 "meshline_gateway_dead_letters_total",
                 "Events written to a dead-letter topic, by product and reason code.",
             ),
-            &["product", "reason"],
+            &["domain", "product", "reason"],
         )?;
         let validation = HistogramVec::new(
             HistogramOpts::new(
@@ -65,22 +71,29 @@ impl Metrics {
             .buckets(vec![
                 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 1e-3, 1e-2,
             ]),
-            &["product"],
+            &["domain", "product"],
         )?;
-        let end_to_end = HistogramVec::new(
+        let freshness = HistogramVec::new(
             HistogramOpts::new(
-                "meshline_gateway_end_to_end_seconds",
-                "From the event's ce_time to its output being acknowledged and its offset committed.",
+                "meshline_gateway_freshness_seconds",
+                "From an event's time (ce_time) to its being available in the product topic (output acknowledged, offset committed).",
             )
-            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0]),
-            &["product"],
+            .buckets(crate::slo::FRESHNESS_BUCKETS.to_vec()),
+            &["domain", "product"],
         )?;
         let lag = IntGaugeVec::new(
             Opts::new(
                 "meshline_gateway_consumer_lag",
                 "Ingress records not yet handled, by product and partition.",
             ),
-            &["product", "partition"],
+            &["domain", "product", "partition"],
+        )?;
+        let ingress = IntCounterVec::new(
+            Opts::new(
+                "meshline_gateway_ingress_requests_total",
+                "HTTP ingress requests for a known product, by status code.",
+            ),
+            &["domain", "product", "code"],
         )?;
         let transactions = IntGauge::new(
             "meshline_gateway_transactions_in_flight",
@@ -89,40 +102,57 @@ impl Metrics {
         registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(dead_letters.clone()))?;
         registry.register(Box::new(validation.clone()))?;
-        registry.register(Box::new(end_to_end.clone()))?;
+        registry.register(Box::new(freshness.clone()))?;
         registry.register(Box::new(lag.clone()))?;
+        registry.register(Box::new(ingress.clone()))?;
         registry.register(Box::new(transactions.clone()))?;
         Ok(Self {
             events,
             dead_letters,
             validation,
-            end_to_end,
+            freshness,
             lag,
+            ingress,
             transactions,
         })
     }
 
-    /// Counts an event's outcome.
     /// The handles of one product's metrics, resolved once: a labelled lookup per event would
     /// cost more than the contract check.
     pub fn product(&self, product: &str) -> ProductMetrics {
-        let event = |outcome: Outcome| self.events.with_label_values(&[product, outcome.label()]);
+        let [domain, product] = product_labels(product);
+        let event = |outcome: Outcome| {
+            self.events
+                .with_label_values(&[domain, product, outcome.label()])
+        };
+        // every series of an SLO exists from the start, so "absent" means the gateway is down
+        self.ingress.with_label_values(&[domain, product, "202"]);
         ProductMetrics {
             accepted: event(Outcome::Accepted),
             warned: event(Outcome::Warned),
             dead_lettered: event(Outcome::DeadLettered),
             duplicate: event(Outcome::Duplicate),
-            validation: self.validation.with_label_values(&[product]),
-            end_to_end: self.end_to_end.with_label_values(&[product]),
+            validation: self.validation.with_label_values(&[domain, product]),
+            freshness: self.freshness.with_label_values(&[domain, product]),
             dead_letters: self.dead_letters.clone(),
             product: product.to_owned(),
         }
     }
 
+    /// Sets the records of an ingress partition not yet handled.
     pub fn lag(&self, product: &str, partition: i32, lag: i64) {
+        let [domain, product] = product_labels(product);
         self.lag
-            .with_label_values(&[product, &partition.to_string()])
+            .with_label_values(&[domain, product, &partition.to_string()])
             .set(lag);
+    }
+
+    /// Counts an HTTP ingress request for `product` answered with `status`.
+    pub fn ingress_request(&self, product: &str, status: u16) {
+        let [domain, product] = product_labels(product);
+        self.ingress
+            .with_label_values(&[domain, product, &status.to_string()])
+            .inc();
     }
 
     /// Sets the number of open transactions.
@@ -140,7 +170,7 @@ pub struct ProductMetrics {
     dead_lettered: IntCounter,
     duplicate: IntCounter,
     validation: Histogram,
-    end_to_end: Histogram,
+    freshness: Histogram,
     dead_letters: IntCounterVec,
 }
 
@@ -158,8 +188,9 @@ impl ProductMetrics {
 
     /// Counts a dead letter by reason code.
     pub fn dead_letter(&self, reason: &str) {
+        let [domain, product] = product_labels(&self.product);
         self.dead_letters
-            .with_label_values(&[&self.product, reason])
+            .with_label_values(&[domain, product, reason])
             .inc();
     }
 
@@ -169,7 +200,7 @@ impl ProductMetrics {
     }
 
     /// Observes the time from an event's `ce_time` to its commit.
-    pub fn end_to_end(&self, seconds: f64) {
-        self.end_to_end.observe(seconds);
+    pub fn freshness(&self, seconds: f64) {
+        self.freshness.observe(seconds);
     }
 }

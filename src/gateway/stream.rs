@@ -463,9 +463,7 @@ impl Gateway {
         }
         let now = chrono::Utc::now().timestamp_millis();
         for (route, time) in times {
-            route
-                .metrics
-                .end_to_end((now - time).max(0) as f64 / 1000.0);
+            route.metrics.freshness((now - time).max(0) as f64 / 1000.0);
         }
         Ok(())
     }

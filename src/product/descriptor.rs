@@ -178,6 +178,9 @@ pub struct Slos {
     pub freshness: Option<Objective>,
     /// Share of ingress requests answered without a server error.
     pub availability: Option<Objective>,
+    /// Share of snapshot windows written within `threshold` of their close (window end plus
+    /// allowed lateness).
+    pub timeliness: Option<Objective>,
 }
 
 /// One objective: a target ratio over a rolling window.
@@ -189,9 +192,15 @@ pub struct Objective {
     /// Rolling window the objective is measured over (e.g. `28d`).
     #[serde(default = "default_slo_window")]
     pub window: HumanDuration,
-    /// Latency threshold, for freshness (e.g. `5s`).
+    /// Latency threshold, for freshness and timeliness (e.g. `5s`): one of the bucket bounds
+    /// of the metric measuring it.
     #[serde(default)]
     pub threshold: Option<HumanDuration>,
+    /// Burn-rate alerts stay silent while fewer events (windows, for timeliness) than this came
+    /// in the alert's long window: a few failures among a handful of events are no outage.
+    /// Default 100 (1 for timeliness).
+    #[serde(default)]
+    pub min_events: Option<u64>,
 }
 
 fn default_slo_window() -> HumanDuration {

@@ -468,29 +468,51 @@ fn validate(path: &Path, d: &Descriptor) -> Vec<Error> {
             );
         }
     }
-    for (name, slo) in [
-        ("slos.validity", &d.slos.validity),
-        ("slos.freshness", &d.slos.freshness),
-        ("slos.availability", &d.slos.availability),
-    ] {
-        if let Some(o) = slo {
-            if !(0.0 < o.objective && o.objective < 100.0) {
-                invalid(
-                    name,
-                    format!("objective {} must be a percentage between 0 and 100 (exclusive), e.g. 99.9", o.objective),
-                );
-            }
+    for sli in crate::slo::Sli::ALL {
+        let Some(o) = sli.objective(&d.slos) else {
+            continue;
+        };
+        let field = sli.field();
+        if !(0.0 < o.objective && o.objective < 100.0) {
+            invalid(
+                field,
+                format!(
+                    "objective {} must be a percentage between 0 and 100 (exclusive), e.g. 99.9",
+                    o.objective
+                ),
+            );
         }
-    }
-    if d.slos
-        .freshness
-        .as_ref()
-        .is_some_and(|o| o.threshold.is_none())
-    {
-        invalid(
-            "slos.freshness.threshold",
-            "a freshness objective needs a latency `threshold`, e.g. `5s`".into(),
-        );
+        let buckets = sli.buckets();
+        match (&o.threshold, buckets.is_empty()) {
+            (None, false) => invalid(
+                field,
+                format!(
+                    "a {} objective needs a latency `threshold`, one of {}",
+                    sli.name(),
+                    crate::slo::bucket_list(buckets)
+                ),
+            ),
+            (Some(t), false) if !buckets.contains(&t.0.as_secs_f64()) => invalid(
+                field,
+                format!(
+                    "threshold {} is not a bucket bound of {}; use one of {}",
+                    humantime::format_duration(t.0),
+                    sli.metric(),
+                    crate::slo::bucket_list(buckets)
+                ),
+            ),
+            (Some(_), true) => invalid(
+                field,
+                format!("a {} objective has no `threshold`; remove it", sli.name()),
+            ),
+            _ => {}
+        }
+        if o.window.0 < std::time::Duration::from_secs(3 * 24 * 3600) {
+            invalid(
+                field,
+                "the window must be at least `3d`, the longest alert window".into(),
+            );
+        }
     }
     errors
 }

@@ -18,10 +18,10 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     error::KafkaError,
@@ -92,6 +92,7 @@ pub struct Metrics {
     snapshots: IntCounterVec,
     held: IntGaugeVec,
     watermark: IntGaugeVec,
+    delay: HistogramVec,
 }
 
 impl Metrics {
@@ -102,43 +103,52 @@ impl Metrics {
                 "meshline_snapshot_rows_total",
                 "Events taken into a window, by product and view.",
             ),
-            &["product", "view"],
+            &["domain", "product", "view"],
         )?;
         let late = IntCounterVec::new(
             Opts::new(
                 "meshline_snapshot_late_events_total",
                 "Events that arrived after their window closed, by product, view and policy (drop, dlq, amend).",
             ),
-            &["product", "view", "policy"],
+            &["domain", "product", "view", "policy"],
         )?;
         let skipped = IntCounterVec::new(
             Opts::new(
                 "meshline_snapshot_skipped_total",
                 "Product-topic records left out of every snapshot, by product and reason (payload, no_event_time).",
             ),
-            &["product", "reason"],
+            &["domain", "product", "reason"],
         )?;
         let snapshots = IntCounterVec::new(
             Opts::new(
                 "meshline_snapshot_snapshots_total",
                 "Snapshot versions written (manifests), by product and view.",
             ),
-            &["product", "view"],
+            &["domain", "product", "view"],
         )?;
         let held = IntGaugeVec::new(
             Opts::new(
                 "meshline_snapshot_held",
                 "What a view holds in memory: buffered rows (events), keys (latest) or groups (aggregate).",
             ),
-            &["product", "view"],
+            &["domain", "product", "view"],
         )?;
         let watermark = IntGaugeVec::new(
             Opts::new(
                 "meshline_snapshot_closed_through_seconds",
                 "Windows ending at or before this Unix time are written, by product and view.",
             ),
-            &["product", "view"],
+            &["domain", "product", "view"],
         )?;
+        let delay = HistogramVec::new(
+            HistogramOpts::new(
+                "meshline_snapshot_delay_seconds",
+                "From a window's close (its end plus the allowed lateness, or the arrival of the records that closed it, whichever is later) to its manifest being written.",
+            )
+            .buckets(crate::slo::DELAY_BUCKETS.to_vec()),
+            &["domain", "product", "view"],
+        )?;
+        registry.register(Box::new(delay.clone()))?;
         for c in [&rows, &late, &skipped, &snapshots] {
             registry.register(Box::new(c.clone()))?;
         }
@@ -152,6 +162,7 @@ impl Metrics {
             snapshots,
             held,
             watermark,
+            delay,
         })
     }
 }
@@ -229,6 +240,8 @@ struct Loop<'a> {
     already_dead_lettered: BTreeSet<(i32, i64)>,
     sequence: u64,
     dirty: bool,
+    /// When the last records arrived (for the delay of the windows they close).
+    last_received: SystemTime,
 }
 
 fn run_product(
@@ -407,14 +420,19 @@ fn run_product(
         already_dead_lettered,
         sequence,
         dirty: false,
+        last_received: SystemTime::now(),
     };
     let mut last_checkpoint = Instant::now();
     while !stop.is_cancelled() {
         let deadline = Instant::now() + Duration::from_millis(200);
+        let mut received = false;
         while let Some(message) = consumer.poll(deadline.saturating_duration_since(Instant::now()))
         {
             match message {
-                Ok(message) => work.push(&message)?,
+                Ok(message) => {
+                    work.push(&message)?;
+                    received = true;
+                }
                 Err(KafkaError::PartitionEOF(partition)) => {
                     let now = Instant::now();
                     for runner in &mut work.runners {
@@ -426,6 +444,9 @@ fn run_product(
             if Instant::now() >= deadline {
                 break;
             }
+        }
+        if received {
+            work.last_received = SystemTime::now();
         }
         let closed = work.flush_batch()? | work.advance()?;
         if closed || (work.dirty && last_checkpoint.elapsed() >= config.checkpoint_interval) {
@@ -527,7 +548,7 @@ impl Loop<'_> {
     fn skip(&self, message: &rdkafka::message::BorrowedMessage<'_>, reason: &str) {
         self.metrics
             .skipped
-            .with_label_values(&[self.id(), "payload"])
+            .with_label_values(&[domain_of(self.id()), self.id(), "payload"])
             .inc();
         tracing::warn!(
             product = self.id(),
@@ -601,7 +622,7 @@ impl Loop<'_> {
         let runner = &self.runners[view];
         let counts = runner.counts;
         let id = self.id().to_owned();
-        let labels = [id.as_str(), name.as_str()];
+        let labels = [domain_of(&id), id.as_str(), name.as_str()];
         let m = self.metrics;
         set_counter(&m.rows.with_label_values(&labels), counts.taken);
         let policy = match runner.view().late {
@@ -611,7 +632,7 @@ impl Loop<'_> {
         };
         set_counter(
             &m.late
-                .with_label_values(&[id.as_str(), name.as_str(), policy.0]),
+                .with_label_values(&[domain_of(&id), id.as_str(), name.as_str(), policy.0]),
             policy.1,
         );
         m.held
@@ -623,7 +644,13 @@ impl Loop<'_> {
         m.snapshots
             .with_label_values(&labels)
             .inc_by(step.closed.len() as u64);
+        let lateness = runner.view().allowed_lateness.0;
         for manifest in &step.closed {
+            if manifest.version == 1 {
+                if let Some(delay) = delay(&manifest.window_end, lateness, self.last_received) {
+                    m.delay.with_label_values(&labels).observe(delay);
+                }
+            }
             tracing::info!(
                 product = %manifest.product,
                 view = %manifest.view,
@@ -760,6 +787,27 @@ fn same_manifest(existing: &[u8], new: &[u8]) -> bool {
         })
     };
     matches!((parse(existing), parse(new)), (Some(a), Some(b)) if a == b)
+}
+
+/// The domain of a product id (`<domain>.<product>`).
+fn domain_of(product: &str) -> &str {
+    crate::gateway::metrics::product_labels(product)[0]
+}
+
+/// Seconds from a window's close to now: its close is its end plus `lateness`, or the arrival of
+/// the records that closed it when that came later (a backfill of old windows).
+fn delay(window_end: &str, lateness: Duration, last_received: SystemTime) -> Option<f64> {
+    let end = chrono::DateTime::parse_from_rfc3339(window_end).ok()?;
+    let end = SystemTime::UNIX_EPOCH
+        + Duration::from_millis(u64::try_from(end.timestamp_millis()).ok()?)
+        + lateness;
+    let closed = end.max(last_received);
+    Some(
+        SystemTime::now()
+            .duration_since(closed)
+            .unwrap_or_default()
+            .as_secs_f64(),
+    )
 }
 
 fn set_counter(counter: &prometheus::IntCounter, total: u64) {
