@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 const INGRESS: &str = "player.play-events.ingress";
 const PRODUCT: &str = "player.play-events";
 const DLQ: &str = "player.play-events.dlq";
+const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// A valid ingress record for `play`, as the SDK writes it.
 async fn valid(bootstrap: &str, url: &str) -> Record {
@@ -337,12 +338,20 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
         ],
         "valid events land in the product partition of their ingress partition"
     );
+    // the SDK starts a W3C trace per event (CloudEvents distributed-tracing extension); the
+    // gateway carries it to the product and dead-letter topics
+    let traceparent = std::str::from_utf8(ok.header("ce_traceparent").expect("a trace")).unwrap();
+    assert_eq!(traceparent.len(), 55, "{traceparent}");
     for (_, headers, _) in &products {
         assert_eq!(headers["meshline_source_topic"], INGRESS);
         assert!(!headers.contains_key("meshline_reason"), "{headers:?}");
+        assert_eq!(headers["ce_traceparent"], traceparent);
     }
     let letters = read_all(&bootstrap, DLQ);
     assert_eq!(letters.len(), invalid.len());
+    assert!(letters
+        .iter()
+        .all(|(_, h, _)| h["ce_traceparent"] == traceparent));
     for (reason, original) in &invalid {
         let (partition, headers, payload) = letters
             .iter()
@@ -593,6 +602,16 @@ async fn a_gateway_killed_twice_mid_stream_writes_every_event_exactly_once() {
         .map(|run| {
             let log = std::fs::read_to_string(dir.path().join(format!("gateway-{run}.log")))
                 .unwrap_or_default();
+            // --log-format json: one JSON object per line, with time, level and message
+            for line in log.lines() {
+                let entry: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("gateway-{run}.log: not JSON ({e}): {line}"));
+                assert!(
+                    entry["timestamp"].is_string() && entry["level"].is_string(),
+                    "{line}"
+                );
+                assert!(entry["fields"]["message"].is_string(), "{line}");
+            }
             log.split("\"skipped\":")
                 .skip(1)
                 .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
@@ -694,7 +713,8 @@ async fn http_ingress_takes_every_cloudevents_mode_and_answers_each_status() {
         .header("ce-specversion", "1.0")
         .header("ce-id", "j-1")
         .header("ce-source", "/player/web")
-        .header("ce-type", "com.example.player.track.played");
+        .header("ce-type", "com.example.player.track.played")
+        .header("traceparent", TRACE);
     let avro = valid(&bootstrap, &url).await.payload.unwrap();
     let binary_avro = post("application/avro", avro)
         .header("ce-specversion", "1.0")
@@ -726,6 +746,16 @@ async fn http_ingress_takes_every_cloudevents_mode_and_answers_each_status() {
         }
     };
     assert_eq!(ingress_count().await, 5, "202 means written");
+    // the request's W3C trace context goes with its event; events without one start a trace
+    let written = read_all(&bootstrap, INGRESS);
+    for (_, headers, _) in &written {
+        let trace = &headers["ce_traceparent"];
+        if headers["ce_id"] == "j-1" {
+            assert_eq!(trace, TRACE);
+        } else {
+            assert!(trace.len() == 55 && trace != TRACE, "{trace}");
+        }
+    }
 
     // one bad event refuses the batch, with a reason per event, and writes nothing
     let response = post(

@@ -91,6 +91,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
             subject: key.clone(),
             key,
             time: None,
+            traceparent: None,
         };
         match producer.enqueue_value(&args.product, event).await {
             Ok(p) => pending.push((n, p)),

@@ -33,8 +33,10 @@ use rdkafka::{
 use serde_json::{json, Value as JsonValue};
 
 use super::{auth::Tokens, contracts::Contracts, metrics::Metrics};
+use tracing::Instrument as _;
+
 use crate::{
-    binding::kafka::Record,
+    binding::{kafka::Record, new_traceparent, TRACEPARENT},
     codec::{json::from_json, wire},
     contract::{Reason, Rejection},
     dedup::Dedup,
@@ -193,9 +195,34 @@ async fn accept(
                 ),
             )
         })?;
-    let events = parse(&parts.headers, body.to_vec())?;
-    let records = ingress.check(product, events)?;
-    let written = ingress.write(product, records).await?;
+    let mut events = parse(&parts.headers, body.to_vec())?;
+    // the CloudEvents distributed-tracing extension: an event's own trace context, else the
+    // request's W3C `traceparent` header, else a new trace
+    let carried = parts
+        .headers
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| is_traceparent(t));
+    for event in &mut events {
+        if event.extension(TRACEPARENT).is_none() {
+            event.set_extension(
+                TRACEPARENT,
+                carried.map_or_else(new_traceparent, str::to_owned),
+            );
+        }
+    }
+    let span = tracing::info_span!(
+        "ingress_request",
+        product = product.id(),
+        events = events.len(),
+        traceparent = carried
+    );
+    let written = async {
+        let records = ingress.check(product, events)?;
+        ingress.write(product, records).await
+    }
+    .instrument(span)
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "accepted": written.accepted, "duplicates": written.duplicates })),
@@ -235,6 +262,13 @@ fn authorize(tokens: &Tokens, product: &Product, headers: &HeaderMap) -> Result<
             ),
         ))
     }
+}
+
+/// Whether `value` is a W3C trace context of version 00 (`00-<32 hex>-<16 hex>-<2 hex>`).
+fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    matches!(parts.as_slice(), [v, t, p, f] if *v == "00" && hex(t, 32) && hex(p, 16) && hex(f, 2))
 }
 
 /// The events of a request, by its content mode.

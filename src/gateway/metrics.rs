@@ -147,6 +147,15 @@ impl Metrics {
             .set(lag);
     }
 
+    /// Drops the lag gauge of a partition this gateway no longer reads (another one reports it).
+    pub fn lag_revoked(&self, product: &str, partition: i32) {
+        let [domain, product] = product_labels(product);
+        // absent already is fine
+        let _ = self
+            .lag
+            .remove_label_values(&[domain, product, &partition.to_string()]);
+    }
+
     /// Counts an HTTP ingress request for `product` answered with `status`.
     pub fn ingress_request(&self, product: &str, status: u16) {
         let [domain, product] = product_labels(product);

@@ -205,6 +205,14 @@ impl Gateway {
                 topic, partition, ?committed, start = ?resume.start, skipped = resume.written.len(),
                 "resuming ingress partition"
             );
+            // the lag gauge exists from the assignment on (report_lag refreshes it)
+            if let Ok((low, high)) =
+                self.reader
+                    .fetch_watermarks(&topic, partition, Duration::from_secs(1))
+            {
+                let from = resume.start.unwrap_or(low).max(low);
+                self.metrics.lag(product, partition, (high - from).max(0));
+            }
             let start = resume.start.map_or(Offset::Beginning, Offset::Offset);
             starts.push((topic.clone(), partition, start));
             self.lock()
@@ -229,6 +237,9 @@ impl Gateway {
                 let key = (element.topic().to_owned(), element.partition());
                 pending.written.remove(&key);
                 pending.positions.remove(&key);
+                if let Some(product) = self.contracts.product_of_ingress(element.topic()) {
+                    self.metrics.lag_revoked(product, element.partition());
+                }
             }
         }
         consumer.unassign().map_err(|source| Error::Kafka {
@@ -287,6 +298,16 @@ impl Gateway {
             Err(rejection) => {
                 route.metrics.event(Outcome::DeadLettered);
                 route.metrics.dead_letter(rejection.reason.code());
+                tracing::debug!(
+                    product = %route.product,
+                    reason = rejection.reason.code(),
+                    partition,
+                    offset,
+                    traceparent = record
+                        .header("ce_traceparent")
+                        .and_then(|t| std::str::from_utf8(t).ok()),
+                    "dead-lettered"
+                );
                 let dead = headers::dead_letter(Record::from_message(message), source, rejection);
                 (&topics.dlq, dead.owned_headers())
             }
@@ -591,6 +612,12 @@ pub fn run(
     let gateway = consumer.context();
     let mut last = Instant::now();
     let mut last_lag = Instant::now();
+    // one span per batch (the records between two checkpoints), entered once
+    let mut batch = 0u64;
+    let new_span = |batch: u64| {
+        tracing::info_span!("gateway_batch", batch, records = tracing::field::Empty).entered()
+    };
+    let mut span = new_span(batch);
     let result = loop {
         if stop.is_cancelled() {
             break gateway.checkpoint(&consumer, CommitMode::Sync);
@@ -608,10 +635,15 @@ pub fn run(
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
         }
         if gateway.due(last) {
+            let records = gateway.lock().records;
+            span.record("records", records);
             if let Err(e) = gateway.checkpoint(&consumer, CommitMode::Async) {
                 break Err(e);
             }
+            tracing::debug!(records, "batch committed");
             last = Instant::now();
+            batch += 1;
+            span = new_span(batch);
         }
         if last_lag.elapsed() >= LAG_INTERVAL {
             gateway.report_lag(&consumer);

@@ -59,4 +59,11 @@ pub trait DomainEvent: Serialize + AvroSchema {
     fn time(&self) -> Option<DateTime<Utc>> {
         None
     }
+
+    /// The W3C trace context (`traceparent`) of the operation that caused the event, carried
+    /// as the CloudEvents distributed-tracing extension from the SDK through the gateway to the
+    /// product topic; defaults to a new trace per event.
+    fn traceparent(&self) -> Option<String> {
+        None
+    }
 }

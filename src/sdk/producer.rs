@@ -289,6 +289,7 @@ struct Attributes<'a> {
     subject: Option<String>,
     key: Option<String>,
     time: Option<chrono::DateTime<Utc>>,
+    traceparent: Option<String>,
 }
 
 /// An event without a Rust type: a value of the product's schema and its attributes.
@@ -304,6 +305,8 @@ pub struct ValueEvent {
     pub key: Option<String>,
     /// Event time (default: now).
     pub time: Option<chrono::DateTime<Utc>>,
+    /// W3C trace context (default: a new trace).
+    pub traceparent: Option<String>,
 }
 
 /// A product's contract bound to one event type.
@@ -536,6 +539,7 @@ impl Producer {
             subject: event.subject(),
             key: event.partition_key(),
             time: event.time(),
+            traceparent: event.traceparent(),
         };
         self.frame(bound, &attributes, body, value.as_ref())
     }
@@ -581,6 +585,11 @@ impl Producer {
         if let Some(key) = &attributes.key {
             builder = builder.extension(PARTITION_KEY, key.clone());
         }
+        let traceparent = attributes
+            .traceparent
+            .clone()
+            .unwrap_or_else(crate::binding::new_traceparent);
+        builder = builder.extension(crate::binding::TRACEPARENT, traceparent);
         let record = builder
             .build()
             .map_err(|e| e.to_string())
@@ -640,6 +649,7 @@ impl Producer {
             subject: event.subject,
             key: event.key,
             time: event.time,
+            traceparent: event.traceparent,
         };
         let (id, record) = self.frame(&bound, &attributes, body, Some(&value))?;
         let delivery = produce(&self.inner.kafka, &bound.topic, &record).await?;
@@ -680,21 +690,30 @@ impl Producer {
         &self,
         events: &[T],
     ) -> Result<Vec<Delivery>> {
-        let mut pending = Vec::with_capacity(events.len());
-        for event in events {
-            pending.push(self.enqueue(event).await?);
-        }
-        let mut deliveries = Vec::with_capacity(pending.len());
-        let mut first_error = None;
-        for p in pending {
-            match p.acknowledged().await {
-                Ok(d) => deliveries.push(d),
-                Err(e) => {
-                    first_error.get_or_insert(e);
+        use tracing::Instrument as _;
+        let span = tracing::info_span!("sdk_batch", product = T::PRODUCT, events = events.len());
+        async {
+            let mut pending = Vec::with_capacity(events.len());
+            for event in events {
+                pending.push(self.enqueue(event).await?);
+            }
+            let mut deliveries = Vec::with_capacity(pending.len());
+            let mut first_error = None;
+            for p in pending {
+                match p.acknowledged().await {
+                    Ok(d) => deliveries.push(d),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
+            if let Some(e) = &first_error {
+                tracing::warn!(error = %e, "batch not fully acknowledged");
+            }
+            first_error.map_or(Ok(deliveries), Err)
         }
-        first_error.map_or(Ok(deliveries), Err)
+        .instrument(span)
+        .await
     }
 
     /// Waits until every queued event is acknowledged (or `timeout`).

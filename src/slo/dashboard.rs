@@ -269,7 +269,7 @@ pub fn for_product(product: &Product) -> Value {
             8,
             timeseries(
                 "Snapshots behind",
-                "Time since the end of each view's newest written window.",
+                "Now minus the instant each view's snapshots are complete through (its watermark).",
                 &[(&behind, "{{view}}")],
                 "s",
             ),

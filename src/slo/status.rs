@@ -58,7 +58,7 @@ pub struct Row {
     pub lag: f64,
     /// Its SLOs.
     pub slos: Vec<SloState>,
-    /// Per view: seconds since the end of its newest written window.
+    /// Per view: seconds since the instant its windows are complete through (its watermark).
     pub snapshots_behind: Vec<(String, Option<f64>)>,
 }
 
@@ -256,7 +256,7 @@ pub fn render(rows: &[Row]) -> String {
                 || "no snapshot yet".to_owned(),
                 |b| {
                     format!(
-                        "newest window ended {} ago",
+                        "complete through {} ago (the watermark)",
                         humantime::format_duration(Duration::from_secs(b as u64))
                     )
                 },

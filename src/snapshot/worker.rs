@@ -425,13 +425,13 @@ fn run_product(
     let mut last_checkpoint = Instant::now();
     while !stop.is_cancelled() {
         let deadline = Instant::now() + Duration::from_millis(200);
-        let mut received = false;
+        let mut received = 0usize;
         while let Some(message) = consumer.poll(deadline.saturating_duration_since(Instant::now()))
         {
             match message {
                 Ok(message) => {
                     work.push(&message)?;
-                    received = true;
+                    received += 1;
                 }
                 Err(KafkaError::PartitionEOF(partition)) => {
                     let now = Instant::now();
@@ -445,9 +445,11 @@ fn run_product(
                 break;
             }
         }
-        if received {
+        if received > 0 {
             work.last_received = SystemTime::now();
         }
+        let _span =
+            tracing::info_span!("snapshot_batch", product = id, records = received).entered();
         let closed = work.flush_batch()? | work.advance()?;
         if closed || (work.dirty && last_checkpoint.elapsed() >= config.checkpoint_interval) {
             work.checkpoint()?;
