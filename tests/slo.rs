@@ -198,6 +198,24 @@ fn burn_rate_alerts_fire_at_the_documented_thresholds() {
             ],
         },
         {
+            // 5m windows without events record no ratio (not NaN), so the SLO window's average
+            // is the ratio of the windows that had events, not NaN for 28 days
+            "name": "a quiet spell does not blank the SLI over the SLO window",
+            "interval": "1m",
+            "input_series": [
+                series("accepted", "0x30 0+99x30"),
+                series("dead_lettered", "0x30 0+1x30"),
+            ],
+            "promql_expr_test": [{
+                "eval_time": "60m",
+                "expr": "(slo:sli_error:ratio_rate28d{sloth_id=\"player-play-events-validity\"} > bool 0.0099) * (slo:sli_error:ratio_rate28d{sloth_id=\"player-play-events-validity\"} < bool 0.0101)",
+                "exp_samples": [{
+                    "labels": "{domain=\"player\",product=\"player.play-events\",sloth_id=\"player-play-events-validity\",sloth_service=\"player.play-events\",sloth_slo=\"validity\",sloth_window=\"28d\"}",
+                    "value": 1,
+                }],
+            }],
+        },
+        {
             "name": "no validity series for 10 min: absent alert",
             "interval": "1m",
             "input_series": [

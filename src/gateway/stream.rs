@@ -490,6 +490,13 @@ impl Gateway {
     }
 }
 
+/// The span of one batch (the records between two checkpoints), entered once: a root span, so
+/// a batch is never the child of the one before.
+fn batch_span(batch: u64) -> tracing::span::EnteredSpan {
+    tracing::info_span!(parent: None, "gateway_batch", batch, records = tracing::field::Empty)
+        .entered()
+}
+
 /// Runs the stream gateway on this thread until `stop` is cancelled or an error occurs (then the
 /// caller restarts it: every restart resumes exactly where outputs end). Blocking: run it on a
 /// thread of its own, with `runtime` a handle to the runtime the registry client uses.
@@ -612,12 +619,8 @@ pub fn run(
     let gateway = consumer.context();
     let mut last = Instant::now();
     let mut last_lag = Instant::now();
-    // one span per batch (the records between two checkpoints), entered once
     let mut batch = 0u64;
-    let new_span = |batch: u64| {
-        tracing::info_span!("gateway_batch", batch, records = tracing::field::Empty).entered()
-    };
-    let mut span = new_span(batch);
+    let mut span = batch_span(batch);
     let result = loop {
         if stop.is_cancelled() {
             break gateway.checkpoint(&consumer, CommitMode::Sync);
@@ -643,7 +646,8 @@ pub fn run(
             tracing::debug!(records, "batch committed");
             last = Instant::now();
             batch += 1;
-            span = new_span(batch);
+            drop(span);
+            span = batch_span(batch);
         }
         if last_lag.elapsed() >= LAG_INTERVAL {
             gateway.report_lag(&consumer);
@@ -658,4 +662,24 @@ pub fn run(
     }
     consumer.unsubscribe();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::registry::{LookupSpan as _, Registry};
+
+    #[test]
+    fn batch_spans_do_not_nest() {
+        tracing::subscriber::with_default(Registry::default(), || {
+            let first = super::batch_span(0);
+            let second = super::batch_span(1);
+            let id = second.id().expect("spans are on");
+            tracing::dispatcher::get_default(|dispatch| {
+                let registry = dispatch.downcast_ref::<Registry>().expect("the registry");
+                let span = registry.span(&id).expect("the second span");
+                assert!(span.parent().is_none(), "a batch span inside another");
+            });
+            drop(first);
+        });
+    }
 }

@@ -255,10 +255,12 @@ impl Sli {
         }
     }
 
-    /// PromQL: the ratio of bad events over `window`.
+    /// PromQL: the ratio of bad events over `window`; no sample at all (not NaN) when there
+    /// were no events, so averages over the SLO window skip quiet spells instead of turning NaN
+    /// for the whole window.
     pub fn error_ratio(self, product: &str, window: &str, threshold: Option<Duration>) -> String {
         format!(
-            "{}\n/\n{}",
+            "{}\n/\n({} > 0)",
             self.error_rate(product, window, threshold),
             self.total_rate(product, window)
         )
