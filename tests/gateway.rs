@@ -437,6 +437,91 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
 /// A gateway that died after writing outputs for ingress offsets 0..13 but committing only
 /// offset 5: its successor starts at 5 and skips what it finds at the outputs' tails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_the_registry_down_cached_schemas_flow_and_an_uncached_id_dead_letters_after_the_wait()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, registry, url) = platform(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    // the gateway's registry endpoint: one of our own, to take down
+    let down = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(common::any_port())
+        .await
+        .unwrap();
+    let own = format!("http://{}", listener.local_addr().unwrap());
+    let served = meshline::server::spawn(
+        listener,
+        meshline::registry::http::router(registry.clone()),
+        down.clone(),
+    );
+    let ids = catalog()
+        .iter()
+        .map(|p| p.id().to_owned())
+        .collect::<Vec<_>>();
+    let wait = Duration::from_secs(4);
+    let contracts = Arc::new(
+        Contracts::load(Client::new(&own), ids)
+            .await
+            .unwrap()
+            .with_schema_wait(wait),
+    );
+    down.cancel();
+    served.await.ok();
+    // past the refresh interval, an unknown id makes the gateway ask the registry again
+    tokio::time::sleep(Contracts::REFRESH).await;
+    assert!(
+        reqwest::get(format!("{own}/subjects")).await.is_err(),
+        "the registry is down"
+    );
+
+    let ok = valid(&bootstrap, &url).await;
+    let (_, body) = wire::decode(ok.payload.as_deref().unwrap()).unwrap();
+    let mut uncached = with(&ok, "ce_id", Some("uncached"));
+    uncached.payload = Some(wire::encode(9_999, body));
+    let records = vec![
+        (0, with(&ok, "ce_id", Some("cached-1"))),
+        (1, uncached),
+        (2, with(&ok, "ce_id", Some("cached-2"))),
+    ];
+    send(&bootstrap, &records).await;
+    let started = std::time::Instant::now();
+    let stop = CancellationToken::new();
+    let metrics = Metrics::new(&prometheus::Registry::new()).unwrap();
+    tokio::spawn(gateway::run_stream(
+        StreamConfig::new(&bootstrap),
+        contracts,
+        metrics,
+        stop.clone(),
+    ));
+    let _stop = stop.drop_guard();
+    wait_for_outputs(&bootstrap, 3, 60).await;
+    assert!(
+        started.elapsed() >= wait,
+        "the uncached id waited for the registry"
+    );
+
+    let mut products: Vec<String> = read_all(&bootstrap, PRODUCT)
+        .into_iter()
+        .map(|(_, h, _)| h["ce_id"].clone())
+        .collect();
+    products.sort();
+    assert_eq!(
+        products,
+        ["cached-1", "cached-2"],
+        "cached schemas keep flowing, once each"
+    );
+    let letters = read_all(&bootstrap, DLQ);
+    assert_eq!(letters.len(), 1);
+    let headers = &letters[0].1;
+    assert_eq!(headers["ce_id"], "uncached");
+    assert_eq!(headers["meshline_reason"], "schema_unavailable");
+    assert!(
+        headers["meshline_message"].contains("unreachable"),
+        "{}",
+        headers["meshline_message"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_taking_over_skips_what_a_dead_one_wrote_after_its_last_commit() {
     let dir = tempfile::tempdir().unwrap();
     let (broker, _registry, url) = platform(dir.path()).await;

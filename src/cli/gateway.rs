@@ -37,6 +37,10 @@ pub struct GatewayOptions {
     /// Drop HTTP events whose (source, id) was written within this window, e.g. `10m`.
     #[arg(long)]
     pub dedupe_window: Option<HumanDuration>,
+    /// How long events whose schema id is not cached wait for an unreachable registry before
+    /// they go to the dead-letter topic as `schema_unavailable` (replay them once it is back).
+    #[arg(long, default_value = "2m")]
+    pub schema_wait: HumanDuration,
     /// Largest HTTP request body, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -85,7 +89,8 @@ pub(super) async fn start(
     let contracts = Arc::new(
         Contracts::load(registry, catalog.iter().map(|p| p.id().to_owned()))
             .await
-            .context("loading the products' registered contracts")?,
+            .context("loading the products' registered contracts")?
+            .with_schema_wait(options.schema_wait.0),
     );
     let http_metrics = HttpMetrics::new("gateway").context("creating the HTTP metrics")?;
     let metrics =

@@ -35,11 +35,14 @@ pub enum Reason {
     RuleFailed,
     /// A quality rule could not be evaluated on the event.
     RuleError,
+    /// The schema id is not cached and the registry stayed unreachable for longer than the
+    /// gateway waits (`--schema-wait`); replay the dead letter once the registry is back.
+    SchemaUnavailable,
 }
 
 impl Reason {
     /// Every reason.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Self::MissingAttribute,
         Self::SpecVersion,
         Self::UnknownType,
@@ -51,6 +54,7 @@ impl Reason {
         Self::BadPayload,
         Self::RuleFailed,
         Self::RuleError,
+        Self::SchemaUnavailable,
     ];
 
     /// The code in dead-letter headers and metrics labels.
@@ -67,6 +71,7 @@ impl Reason {
             Self::BadPayload => "bad_payload",
             Self::RuleFailed => "rule_failed",
             Self::RuleError => "rule_error",
+            Self::SchemaUnavailable => "schema_unavailable",
         }
     }
 }
@@ -86,7 +91,8 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(reason: Reason, message: impl Into<String>) -> Self {
+    /// A refusal for `reason` that goes to the dead-letter topic.
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         Self {
             reason,
             rule: None,

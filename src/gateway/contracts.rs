@@ -80,11 +80,17 @@ pub struct Contracts {
     registry: Client,
     by_product: RwLock<HashMap<String, Arc<Registered>>>,
     by_ingress: HashMap<String, String>,
+    /// How long an event with an uncached schema id waits for an unreachable registry.
+    schema_wait: Duration,
+    /// Per product: since when its refreshes fail (the registry is unreachable).
+    unavailable_since: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Contracts {
     /// The shortest time between two refreshes of one product.
     pub const REFRESH: Duration = Duration::from_secs(2);
+    /// How long events with an uncached schema id wait for an unreachable registry by default.
+    pub const SCHEMA_WAIT: Duration = Duration::from_secs(120);
 
     /// Loads the registered contract of every product in `products`.
     pub async fn load(
@@ -102,7 +108,30 @@ impl Contracts {
             registry,
             by_product: RwLock::new(by_product),
             by_ingress,
+            schema_wait: Self::SCHEMA_WAIT,
+            unavailable_since: std::sync::Mutex::default(),
         })
+    }
+
+    /// Sets how long an event with an uncached schema id waits for an unreachable registry
+    /// before it goes to the dead-letter topic as `schema_unavailable`.
+    pub fn with_schema_wait(mut self, wait: Duration) -> Self {
+        self.schema_wait = wait;
+        self
+    }
+
+    /// A refresh of `product` failed: how long its refreshes have been failing, and whether
+    /// that is past the wait.
+    pub fn refresh_failed(&self, product: &str) -> (Duration, bool) {
+        let mut since = self
+            .unavailable_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let failing = since
+            .entry(product.to_owned())
+            .or_insert_with(std::time::Instant::now)
+            .elapsed();
+        (failing, failing >= self.schema_wait)
     }
 
     /// The product whose ingress topic is `topic`.
@@ -134,6 +163,10 @@ impl Contracts {
             Some(_) => {}
         }
         let fresh = Arc::new(Registered::fetch(&self.registry, product).await?);
+        self.unavailable_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(product);
         self.by_product
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -337,7 +337,9 @@ impl Gateway {
     }
 
     /// The contract's verdict; an unknown schema id first refreshes the product's contract
-    /// from the registry (an unreachable registry is an error: the record waits).
+    /// from the registry. An unreachable registry is an error (the gateway restarts and the
+    /// record waits) until it has been unreachable for the contracts' schema wait: then the
+    /// record goes to the dead-letter topic as `schema_unavailable`.
     fn check(
         &self,
         product: &str,
@@ -352,7 +354,23 @@ impl Gateway {
             .check_record(record, |id| registered.schema(id));
         match verdict {
             Err(rejection) if rejection.reason == crate::contract::Reason::UnknownSchema => {
-                let refreshed = self.runtime.block_on(self.contracts.refresh(product))?;
+                let refreshed = match self.runtime.block_on(self.contracts.refresh(product)) {
+                    Ok(refreshed) => refreshed,
+                    Err(e) => {
+                        let (failing, given_up) = self.contracts.refresh_failed(product);
+                        if !given_up {
+                            return Err(e);
+                        }
+                        return Ok(Err(crate::contract::Rejection::new(
+                            crate::contract::Reason::SchemaUnavailable,
+                            format!(
+                                "{}; the registry has been unreachable for {}: {e}",
+                                rejection.message,
+                                humantime::format_duration(Duration::from_secs(failing.as_secs()))
+                            ),
+                        )));
+                    }
+                };
                 Ok(match refreshed {
                     Some(fresh) => fresh
                         .contract
