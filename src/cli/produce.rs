@@ -72,7 +72,9 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        let json: serde_json::Value = match serde_json::from_str(&line) {
+        let parsed = crate::codec::strict::check_unique_keys(line.as_bytes())
+            .and_then(|()| serde_json::from_str::<serde_json::Value>(&line));
+        let json: serde_json::Value = match parsed {
             Ok(json) => json,
             Err(e) => {
                 eprintln!("line {n}: not JSON: {e}");

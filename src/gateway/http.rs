@@ -37,7 +37,7 @@ use tracing::Instrument as _;
 
 use crate::{
     binding::{kafka::Record, new_traceparent, TRACEPARENT},
-    codec::{json::from_json, wire},
+    codec::{json::from_json, strict::check_unique_keys, wire},
     contract::{Reason, Rejection},
     dedup::Dedup,
     product::{Catalog, OnFailure, Product},
@@ -281,9 +281,14 @@ fn parse(headers: &HeaderMap, body: Vec<u8>) -> Result<Vec<Event>, Refusal> {
     let bad = |e: &dyn std::fmt::Display| {
         Refusal::new(StatusCode::BAD_REQUEST, format!("not a CloudEvent: {e}"))
     };
-    if content_type.starts_with("application/cloudevents-batch+json") {
+    let structured = content_type.starts_with("application/cloudevents+json");
+    let batch = content_type.starts_with("application/cloudevents-batch+json");
+    if structured || batch {
+        check_unique_keys(&body).map_err(|e| bad(&e))?;
+    }
+    if batch {
         serde_json::from_slice(&body).map_err(|e| bad(&e))
-    } else if content_type.starts_with("application/cloudevents+json") {
+    } else if structured {
         serde_json::from_slice(&body)
             .map(|e| vec![e])
             .map_err(|e| bad(&e))
