@@ -933,6 +933,76 @@ async fn http_ingress_takes_every_cloudevents_mode_and_answers_each_status() {
     assert_eq!(response.status(), 503, "{}", response.text().await.unwrap());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_ingress_rate_limits_each_domain_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, _registry, url) = platform(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let config = IngressConfig {
+        rate_limit: std::num::NonZeroU32::new(10),
+        ..IngressConfig::default()
+    };
+    let (base, tokens) = http_ingress(&bootstrap, &url, config).await;
+    let http = reqwest::Client::new();
+    let post = |domain: &str, product: &str, events: Vec<serde_json::Value>| {
+        http.post(format!("{base}/v1/products/{product}/events"))
+            .header("authorization", format!("Bearer {}", tokens[domain]))
+            .header("content-type", "application/cloudevents-batch+json")
+            .body(serde_json::Value::from(events).to_string())
+            .send()
+    };
+    let batch = |from: usize, n: usize| -> Vec<serde_json::Value> {
+        (from..from + n)
+            .map(|i| play_json(&format!("r-{i}"), "/player/web", "SE"))
+            .collect()
+    };
+    // refused events count too: 10 of them (they fail a rule; nothing is written) take the
+    // whole budget at once, without waiting for the broker
+    let refused: Vec<_> = (0..10)
+        .map(|i| play_json(&format!("x-{i}"), "/player/web", "Sweden"))
+        .collect();
+    assert_eq!(
+        post("player", PRODUCT, refused).await.unwrap().status(),
+        400
+    );
+    let over = post("player", PRODUCT, batch(8, 8)).await.unwrap();
+    assert_eq!(over.status(), 429);
+    assert_eq!(over.headers()["retry-after"], "1");
+    let text = over.text().await.unwrap();
+    assert!(text.contains("rate limit of 10 events/s"), "{text}");
+    // another domain has its own budget: its (invalid) event gets its verdict, not a 429
+    let labels = post(
+        "labels",
+        "labels.onboarded",
+        vec![serde_json::json!({
+            "specversion": "1.0", "id": "l-1", "source": "/labels/x",
+            "type": "com.example.labels.label.onboarded", "data": {}
+        })],
+    )
+    .await
+    .unwrap();
+    assert_eq!(labels.status(), 400);
+    // a batch larger than the burst can never pass: said so
+    let too_big = post("player", PRODUCT, batch(16, 11)).await.unwrap();
+    assert_eq!(too_big.status(), 429);
+    assert!(too_big
+        .text()
+        .await
+        .unwrap()
+        .contains("send smaller batches"));
+    // the budget refills
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        post("player", PRODUCT, batch(8, 8)).await.unwrap().status(),
+        202
+    );
+    let b = bootstrap.clone();
+    let written = tokio::task::spawn_blocking(move || high_watermarks(&b, INGRESS))
+        .await
+        .unwrap();
+    assert_eq!(written, 8, "refused requests wrote nothing");
+}
+
 /// Every malformed input at the HTTP ingress: a 4xx naming the problem, nothing written, no panic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn http_ingress_refuses_every_malformed_input_with_a_4xx_and_writes_nothing() {

@@ -41,6 +41,10 @@ pub struct GatewayOptions {
     /// they go to the dead-letter topic as `schema_unavailable` (replay them once it is back).
     #[arg(long, default_value = "2m")]
     pub schema_wait: HumanDuration,
+    /// Events per second each domain may send over HTTP (also its largest burst); over it,
+    /// requests get 429 and nothing is written. No limit by default.
+    #[arg(long)]
+    pub rate_limit: Option<std::num::NonZeroU32>,
     /// Largest HTTP request body, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -120,6 +124,7 @@ pub(super) async fn start(
     let ingress_config = IngressConfig {
         max_body_bytes: options.max_body_bytes,
         dedupe_window: options.dedupe_window.map(|d| d.0),
+        rate_limit: options.rate_limit,
         ..IngressConfig::default()
     };
     let mut producer_config = broker::producer_config(bootstrap);

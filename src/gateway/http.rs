@@ -13,6 +13,7 @@
 //! of the request may have been written: with dedupe on, a retry does not write them twice).
 
 use std::{
+    num::NonZeroU32,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -33,6 +34,10 @@ use rdkafka::{
 use serde_json::{json, Value as JsonValue};
 
 use super::{auth::Tokens, contracts::Contracts, metrics::Metrics};
+use governor::{
+    clock::{Clock as _, DefaultClock},
+    DefaultKeyedRateLimiter, Quota, RateLimiter,
+};
 use tracing::Instrument as _;
 
 use crate::{
@@ -55,6 +60,9 @@ pub struct IngressConfig {
     /// Most events queued in the producer; a request that would go over is refused with 429
     /// before anything is written (match the producer's `queue.buffering.max.messages`).
     pub max_queued: usize,
+    /// Events per second each principal (domain) may send, also the largest burst (`None`: no
+    /// limit); a request over it is refused with 429 before anything is written.
+    pub rate_limit: Option<NonZeroU32>,
 }
 
 impl Default for IngressConfig {
@@ -64,6 +72,7 @@ impl Default for IngressConfig {
             ack_timeout: Duration::from_secs(10),
             dedupe_window: None,
             max_queued: 100_000,
+            rate_limit: None,
         }
     }
 }
@@ -83,6 +92,7 @@ struct Inner {
     registry_url: String,
     dedupe: Option<Mutex<Dedup>>,
     metrics: Metrics,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
 }
 
 impl Ingress {
@@ -98,6 +108,9 @@ impl Ingress {
         metrics: Metrics,
     ) -> Self {
         let dedupe = config.dedupe_window.map(|w| Mutex::new(Dedup::new(w)));
+        let limiter = config
+            .rate_limit
+            .map(|n| RateLimiter::keyed(Quota::per_second(n)));
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -108,6 +121,7 @@ impl Ingress {
                 registry_url: registry_url.trim_end_matches('/').to_owned(),
                 dedupe,
                 metrics,
+                limiter,
             }),
         }
     }
@@ -182,7 +196,7 @@ async fn accept(
     request: Request,
 ) -> Result<Response, Refusal> {
     let inner = &ingress.inner;
-    authorize(&inner.tokens, product, request.headers())?;
+    let principal = authorize(&inner.tokens, product, request.headers())?;
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, inner.config.max_body_bytes)
         .await
@@ -196,6 +210,7 @@ async fn accept(
             )
         })?;
     let mut events = parse(&parts.headers, body.to_vec())?;
+    ingress.within_rate(&principal, events.len())?;
     // the CloudEvents distributed-tracing extension: an event's own trace context, else the
     // request's W3C `traceparent` header, else a new trace
     let carried = parts
@@ -231,7 +246,7 @@ async fn accept(
 }
 
 /// Checks the bearer token and that its principal may write into `product`.
-fn authorize(tokens: &Tokens, product: &Product, headers: &HeaderMap) -> Result<(), Refusal> {
+fn authorize(tokens: &Tokens, product: &Product, headers: &HeaderMap) -> Result<String, Refusal> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -252,7 +267,7 @@ fn authorize(tokens: &Tokens, product: &Product, headers: &HeaderMap) -> Result<
         descriptor.access.producers.iter().any(|p| p == principal)
     };
     if allowed {
-        Ok(())
+        Ok(principal.to_owned())
     } else {
         Err(Refusal::new(
             StatusCode::FORBIDDEN,
@@ -310,6 +325,31 @@ struct Written {
 }
 
 impl Ingress {
+    /// Takes `events` from `principal`'s rate limit, or refuses the request (429).
+    fn within_rate(&self, principal: &str, events: usize) -> Result<(), Refusal> {
+        let (Some(limiter), Some(limit)) = (&self.inner.limiter, self.inner.config.rate_limit)
+        else {
+            return Ok(());
+        };
+        let Some(n) = NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)) else {
+            return Ok(());
+        };
+        let refuse = |message: String| Refusal::new(StatusCode::TOO_MANY_REQUESTS, message);
+        match limiter.check_key_n(&principal.to_owned(), n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(refuse(format!(
+                "domain `{principal}` is over its rate limit of {limit} events/s; retry in {} ms",
+                not_until
+                    .wait_time_from(DefaultClock::default().now())
+                    .as_millis()
+                    .max(1)
+            ))),
+            Err(_) => Err(refuse(format!(
+                "a batch of {events} events is over the rate limit of {limit} events/s per domain; send smaller batches"
+            ))),
+        }
+    }
+
     /// Each event as an ingress record, or every refusal with its index.
     fn check(
         &self,
