@@ -1,9 +1,15 @@
-//! HTTP servers (registry, gateway): binding with errors that say what to do, and serving
-//! until the stop token fires.
+//! HTTP servers (registry, gateway): binding with errors that say what to do, serving over
+//! plain HTTP or TLS (rustls) until the stop token fires.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
-use tokio::{net::TcpListener, task::JoinHandle};
+use rustls::pki_types::{pem::PemObject as _, CertificateDer, PrivateKeyDer};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+    task::JoinHandle,
+};
+use tokio_rustls::{server::TlsStream, TlsAcceptor};
 use tokio_util::sync::CancellationToken;
 
 /// Errors of this module.
@@ -29,6 +35,14 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error("cannot use {path} for TLS: {message}; pass a PEM certificate chain with --tls-cert and its PEM private key with --tls-key")]
+    Tls {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
 }
 
 /// Result of this module.
@@ -51,12 +65,139 @@ pub fn spawn(
     router: axum::Router,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
+    spawn_with(listener, None, router, stop)
+}
+
+/// Like [`spawn`], over TLS when `tls` is given.
+pub fn spawn_with(
+    listener: TcpListener,
+    tls: Option<&Tls>,
+    router: axum::Router,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    let tls = tls.map(|t| t.acceptor.clone());
     tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        let shutdown = {
+            let stop = stop.clone();
+            async move { stop.cancelled().await }
+        };
+        let served = match tls {
+            None => {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(acceptor) => {
+                axum::serve(TlsListener::new(listener, acceptor, stop), router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         if let Err(e) = served {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     })
+}
+
+/// The TLS identity of the HTTP servers: a certificate chain and its private key.
+#[derive(Clone)]
+pub struct Tls {
+    acceptor: TlsAcceptor,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    /// Loads a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub fn load(cert: &Path, key: &Path) -> Result<Self> {
+        let error = |path: &Path, message: String| Error::Tls {
+            path: path.display().to_string(),
+            message,
+        };
+        let certs = CertificateDer::pem_file_iter(cert)
+            .and_then(Iterator::collect::<std::result::Result<Vec<_>, _>>)
+            .map_err(|e| error(cert, e.to_string()))?;
+        if certs.is_empty() {
+            return Err(error(cert, "no certificate in it".into()));
+        }
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| error(key, e.to_string()))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| error(cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| error(key, format!("it does not match the certificate: {e}")))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+}
+
+/// Accepted TLS connections: handshakes run on tasks of their own (bounded to 10 s each), so a
+/// slow client holds up no other.
+struct TlsListener {
+    handshaken: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: std::io::Result<SocketAddr>,
+}
+
+impl TlsListener {
+    fn new(listener: TcpListener, acceptor: TlsAcceptor, stop: CancellationToken) -> Self {
+        let local = listener.local_addr();
+        let (tx, handshaken) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let (stream, addr) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(Duration::from_secs(10), handshake).await {
+                        Ok(Ok(tls)) => {
+                            let _closed = tx.send((tls, addr)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Self { handshaken, local }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.handshaken.recv().await {
+            Some(connection) => connection,
+            // stopped: no more connections; graceful shutdown ends the server
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        match &self.local {
+            Ok(addr) => Ok(*addr),
+            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+        }
+    }
 }

@@ -45,6 +45,13 @@ pub struct GatewayOptions {
     /// requests get 429 and nothing is written. No limit by default.
     #[arg(long)]
     pub rate_limit: Option<std::num::NonZeroU32>,
+    /// PEM certificate chain: the gateway's HTTP server (ingress, catalog, `/metrics`) speaks
+    /// HTTPS (TLS by rustls) instead of HTTP. Needs --tls-key.
+    #[arg(long, requires = "tls_key", env = "MESHLINE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", env = "MESHLINE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// Largest HTTP request body, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -159,6 +166,25 @@ pub(super) async fn start(
     })
 }
 
+impl GatewayOptions {
+    /// The TLS identity of the gateway's HTTP server, if one is configured.
+    pub fn tls(&self) -> anyhow::Result<Option<server::Tls>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(server::Tls::load(cert, key)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// `https` with TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
 /// Prints generated tokens and how to use them.
 pub(super) fn print_tokens(
     generated: &[(String, String)],
@@ -197,9 +223,11 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         stop.clone(),
     )
     .await?;
-    let served = server::spawn(listener, started.router, stop.clone());
+    let tls = args.gateway.tls()?;
+    let scheme = args.gateway.scheme();
+    let served = server::spawn_with(listener, tls.as_ref(), started.router, stop.clone());
     println!(
-        "gateway: {} product(s), Kafka {}, registry {}, HTTP on http://{}",
+        "gateway: {} product(s), Kafka {}, registry {}, HTTP on {scheme}://{}",
         catalog.len(),
         args.bootstrap,
         args.registry_url,
@@ -207,7 +235,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     );
     print_tokens(
         &started.generated,
-        &format!("http://{}", args.http_listen),
+        &format!("{scheme}://{}", args.http_listen),
         catalog.iter().next().map(|p| p.id()),
     );
     started.stream.await.ok();

@@ -112,10 +112,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
     }
-    let public_url = args
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", reachable(args.http_listen)));
+    let public_url = args.public_url.clone().unwrap_or_else(|| {
+        format!(
+            "{}://{}",
+            args.gateway.scheme(),
+            reachable(args.http_listen)
+        )
+    });
+    let tls = args.gateway.tls()?;
     let catalog = Arc::new(catalog);
     let store = args.snapshot.store(&args.data_dir)?;
     let catalog_service =
@@ -131,7 +135,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("starting the gateway")?;
-    servers.push(server::spawn(http_listener, gateway.router, stop.clone()));
+    servers.push(server::spawn_with(
+        http_listener,
+        tls.as_ref(),
+        gateway.router,
+        stop.clone(),
+    ));
     let snapshotter = if args.snapshot.no_snapshots {
         None
     } else {

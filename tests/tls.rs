@@ -1,0 +1,94 @@
+//! The gateway's HTTP server over TLS (rustls): a client trusting the certificate gets answers,
+//! plain HTTP and untrusting clients get none, and unusable key files are named.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use meshline::server;
+use rustls::pki_types::{pem::PemObject as _, CertificateDer, ServerName};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+};
+use tokio_util::sync::CancellationToken;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn client(trusted: bool) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    if trusted {
+        for cert in CertificateDer::pem_file_iter(fixture("tls-cert.pem")).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+#[tokio::test]
+async fn the_http_server_speaks_tls_with_the_given_certificate() {
+    let tls = server::Tls::load(&fixture("tls-cert.pem"), &fixture("tls-key.pem")).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().route("/hello", axum::routing::get(|| async { "hello" }));
+    let stop = CancellationToken::new();
+    let served = server::spawn_with(listener, Some(&tls), router, stop.clone());
+    let name = ServerName::try_from("localhost").unwrap();
+
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut stream = client(true).connect(name.clone(), tcp).await.unwrap();
+    stream
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("hello"), "{response}");
+
+    // plain HTTP on the TLS port: no HTTP answer
+    let mut plain = TcpStream::connect(addr).await.unwrap();
+    plain
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+    assert!(!String::from_utf8_lossy(&answer).contains("hello"));
+
+    // a client that does not trust the certificate refuses the handshake
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    assert!(client(false).connect(name, tcp).await.is_err());
+
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .expect("the server stops")
+        .unwrap();
+}
+
+#[test]
+fn a_missing_or_mismatched_key_is_named() {
+    let cert = fixture("tls-cert.pem");
+    let missing = server::Tls::load(&cert, std::path::Path::new("/nonexistent/key.pem"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.contains("/nonexistent/key.pem") && missing.contains("--tls-key"),
+        "{missing}"
+    );
+    let swapped = server::Tls::load(&fixture("tls-key.pem"), &cert)
+        .unwrap_err()
+        .to_string();
+    assert!(swapped.contains("tls-"), "{swapped}");
+}
