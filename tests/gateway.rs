@@ -1312,3 +1312,74 @@ async fn transactional_delivery_writes_every_event_once_across_a_restart() {
         "{scraped}"
     );
 }
+
+/// Broker faults under a running gateway, on librdkafka's mock cluster (the embedded broker
+/// cannot be told to fail): retriable produce errors, the output partitions' leaders moving, and
+/// their brokers down for a moment. Every event still lands once in its product topic or DLQ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broker_faults_under_the_gateway_lose_and_duplicate_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, _registry, url) = platform(dir.path()).await;
+    let ok = valid(&broker.bootstrap(), &url).await;
+    let mock = rdkafka::mocking::MockCluster::new(3).unwrap();
+    for topic in [INGRESS, PRODUCT, DLQ] {
+        mock.create_topic(topic, 4, 3).unwrap();
+        for p in 0..4 {
+            mock.partition_leader(topic, p, Some(1)).unwrap();
+        }
+    }
+    let bootstrap = mock.bootstrap_servers();
+    const EVENTS: i32 = 400;
+    let records: Vec<(i32, Record)> = (0..EVENTS)
+        .map(|i| {
+            let source = if i % 5 == 0 {
+                "/labels/x"
+            } else {
+                "/player/web"
+            };
+            let r = with(&ok, "ce_source", Some(source));
+            (i % 4, with(&r, "ce_id", Some(&format!("f-{i}"))))
+        })
+        .collect();
+    send(&bootstrap, &records[..200]).await;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(gateway::run_stream(
+        StreamConfig::new(&bootstrap),
+        contracts(&url).await,
+        Metrics::new(&prometheus::Registry::new()).unwrap(),
+        stop.clone(),
+    ));
+    mock.request_errors(
+        rdkafka::types::RDKafkaApiKey::Produce,
+        &[
+            rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        ],
+    );
+    wait_for_outputs(&bootstrap, 100, 120).await;
+    for topic in [PRODUCT, DLQ] {
+        for p in 0..4 {
+            mock.partition_leader(topic, p, Some(2)).unwrap();
+        }
+    }
+    send(&bootstrap, &records[200..]).await;
+    mock.broker_down(2).unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    mock.broker_up(2).unwrap();
+    wait_for_outputs(&bootstrap, i64::from(EVENTS), 120).await;
+    // let a duplicating gateway show itself
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    within(30, "the gateway stops", task).await.unwrap();
+
+    let mut seen = HashMap::new();
+    for (topic, expect) in [(PRODUCT, 320), (DLQ, 80)] {
+        let records = read_all(&bootstrap, topic);
+        assert_eq!(records.len(), expect, "{topic}");
+        for (_, headers, _) in records {
+            *seen.entry(headers["ce_id"].clone()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seen.len(), EVENTS as usize, "every event once");
+}
