@@ -115,7 +115,10 @@ fn config(bootstrap: &str, url: &str, store: &Store) -> SnapshotterConfig {
 async fn snapshot_until(
     config: SnapshotterConfig,
     catalog: Catalog,
-    done: impl Fn(&BTreeMap<String, Vec<listing::Listed>>) -> bool,
+    done: impl Fn(
+        &BTreeMap<String, Vec<listing::Listed>>,
+        Option<&snapshot::manifest::Progress>,
+    ) -> bool,
 ) -> BTreeMap<String, Vec<listing::Listed>> {
     let registry = prometheus::Registry::new();
     let metrics = snapshot::Metrics::new(&registry).unwrap();
@@ -141,7 +144,11 @@ async fn snapshot_until(
                     listing::list(&store, TOPIC, view).await.unwrap(),
                 );
             }
-            if done(&listed) {
+            let progress = snapshot::worker::load_progress(&store, TOPIC)
+                .await
+                .unwrap()
+                .map(|(p, _)| p);
+            if done(&listed, progress.as_ref()) {
                 return listed;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -269,7 +276,7 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
     let store = Store::open(dir.path().join("store").to_str().unwrap()).unwrap();
     let windows = [label(0), label(1), label(2)];
     let first = label(0);
-    let listed = snapshot_until(config(&bootstrap, &url, &store), catalog, |listed| {
+    let listed = snapshot_until(config(&bootstrap, &url, &store), catalog, |listed, _| {
         listed
             .values()
             .all(|l| windows.iter().all(|w| l.iter().any(|s| &s.window == w)))
@@ -375,7 +382,7 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
     )
     .await;
     let catalog = Catalog::load(&dir.path().join("config")).unwrap();
-    snapshot_until(config(&bootstrap, &url, &store), catalog, |listed| {
+    snapshot_until(config(&bootstrap, &url, &store), catalog, |listed, _| {
         listed["plays"]
             .iter()
             .any(|s| s.window == first && s.version == 3)
@@ -633,11 +640,30 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
         listed.values().all(|l| l.iter().any(|s| s.window == last))
     };
 
+    // done when its progress (written after every snapshot and amendment it accounts for) has
+    // taken in every record and closed every window: the last windows' amendments come after
+    // their version 1
+    let per_partition = (total / 4 + 1) as i64;
+    let taken_in = |progress: &snapshot::manifest::Progress| {
+        progress.views.len() == 5
+            && progress.views.values().all(|v| {
+                v.closed_through.is_some_and(|c| c >= T0 + minutes * MIN)
+                    && (0..4).all(|p| {
+                        v.partitions
+                            .get(&p)
+                            .is_some_and(|p| p.done_through == per_partition - 1)
+                    })
+            })
+    };
+
     // the reference: one uninterrupted run
     let reference_store = Store::open(reference_dir.join("store").to_str().unwrap()).unwrap();
     let mut config = config(&bootstrap, &url, &reference_store);
     config.max_rows_per_file = 50;
-    snapshot_until(config, reference, all_closed).await;
+    snapshot_until(config, reference, |listed, progress| {
+        all_closed(listed) && progress.is_some_and(taken_in)
+    })
+    .await;
 
     // the same, as a process killed twice while it writes
     let store_dir = killed_dir.join("store");
@@ -678,25 +704,13 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
         child.wait().unwrap();
     }
     let mut child = spawn();
-    // done when its progress (written after every snapshot and amendment it accounts for) has
-    // taken in every record and closed every window
-    let per_partition = (total / 4 + 1) as i64;
     common::within(60, "every record taken in after the kills", async {
         loop {
             if let Some((progress, _)) = snapshot::worker::load_progress(&killed_store, TOPIC)
                 .await
                 .unwrap()
             {
-                let done = progress.views.len() == 5
-                    && progress.views.values().all(|v| {
-                        v.closed_through.is_some_and(|c| c >= T0 + minutes * MIN)
-                            && (0..4).all(|p| {
-                                v.partitions
-                                    .get(&p)
-                                    .is_some_and(|p| p.done_through == per_partition - 1)
-                            })
-                    });
-                if done {
+                if taken_in(&progress) {
                     break;
                 }
             }
