@@ -110,6 +110,9 @@ pub struct ViewRunner {
     checkpoint_closed: Option<i64>,
     /// Kept windows that took late events since their last version.
     dirty: BTreeSet<Window>,
+    /// Partitions re-reading, after a restart, records taken before the checkpoint it resumed
+    /// from (the state of kept windows is rebuilt from them): no checkpoint until they are back.
+    replaying: BTreeSet<i32>,
     /// How long after its end a window is amended (ms).
     amend_for: i64,
     /// Counters.
@@ -183,6 +186,7 @@ impl ViewRunner {
             late_open: BTreeMap::new(),
             checkpoint_closed: None,
             dirty: BTreeSet::new(),
+            replaying: BTreeSet::new(),
             amend_for: i64::try_from(view.amend_for.0.as_millis()).unwrap_or(i64::MAX),
             counts: Counts::default(),
         };
@@ -192,6 +196,9 @@ impl ViewRunner {
                 runner.skip_before.insert(*partition, p.resume_from);
                 runner.done_through.insert(*partition, p.done_through);
                 runner.taken_through.insert(*partition, p.done_through);
+                if p.resume_from <= p.done_through {
+                    runner.replaying.insert(*partition);
+                }
             }
             runner.clocks = clocks;
             runner.closed_through = progress.closed_through;
@@ -309,6 +316,13 @@ impl ViewRunner {
     /// `partition` has delivered everything it holds, as of `now`.
     pub fn reached_end(&mut self, partition: i32, now: Instant) {
         self.clocks.reached_end(partition, now);
+        self.replaying.remove(&partition);
+    }
+
+    /// Whether records taken before the checkpoint are still being re-read (a checkpoint now
+    /// could record amendments as done before the rebuilt state wrote them).
+    pub fn replaying(&self) -> bool {
+        !self.replaying.is_empty()
     }
 
     /// Memory held, in rows or groups.
@@ -345,6 +359,13 @@ impl ViewRunner {
                 .is_some_and(|s| offset < *s)
             {
                 continue;
+            }
+            if self
+                .done_through
+                .get(&partition)
+                .is_none_or(|d| offset >= *d)
+            {
+                self.replaying.remove(&partition);
             }
             let Some(time) = *time else {
                 self.counts.no_time += 1;
@@ -713,6 +734,10 @@ impl ViewRunner {
     /// file named by its contents (a retry after a crash with more events writes another name).
     fn amend_kept(&mut self) -> Result<Step> {
         let mut step = Step::default();
+        if self.replaying() {
+            // the kept windows' state is not whole again yet: amend once it is
+            return Ok(step);
+        }
         let dirty = std::mem::take(&mut self.dirty);
         let mut batches = Vec::new();
         match &self.state {

@@ -451,13 +451,19 @@ fn run_product(
         let _span =
             tracing::info_span!("snapshot_batch", product = id, records = received).entered();
         let closed = work.flush_batch()? | work.advance()?;
-        if closed || (work.dirty && last_checkpoint.elapsed() >= config.checkpoint_interval) {
+        let replaying = work.runners.iter().any(ViewRunner::replaying);
+        if !replaying
+            && (closed || (work.dirty && last_checkpoint.elapsed() >= config.checkpoint_interval))
+        {
             work.checkpoint()?;
             last_checkpoint = Instant::now();
         }
     }
     work.flush_batch()?;
-    work.checkpoint()?;
+    // mid-replay, the last checkpoint stays: the next start replays again
+    if !work.runners.iter().any(ViewRunner::replaying) {
+        work.checkpoint()?;
+    }
     tracing::info!(product = id, "snapshotter stopped at a checkpoint");
     Ok(())
 }
