@@ -12,7 +12,7 @@ use meshline::{
     codec::wire,
     demo::events::PlayEvent,
     product::{Catalog, View},
-    snapshot::{rows::Decoding, view::ViewRunner},
+    snapshot::{rows::Decoding, spill::Spill, view::ViewRunner},
 };
 use rand::{rngs::StdRng, SeedableRng};
 
@@ -64,8 +64,16 @@ fn run(reader: &str, views: &[View], inputs: &[Input]) -> usize {
     let mut runners: Vec<ViewRunner> = views
         .iter()
         .map(|v| {
-            ViewRunner::new("player.play-events", v, schema.clone(), 0..4, 100_000, None)
-                .expect("runner")
+            ViewRunner::new(
+                "player.play-events",
+                v,
+                schema.clone(),
+                0..4,
+                100_000,
+                &Spill::default(),
+                None,
+            )
+            .expect("runner")
         })
         .collect();
     let mut written = 0;

@@ -665,8 +665,10 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
     })
     .await;
 
-    // the same, as a process killed twice while it writes
+    // the same, as a process killed twice while it writes, its `latest` and `aggregate` state
+    // spilling to disk past 7 keys or groups (the reference holds all of it in memory)
     let store_dir = killed_dir.join("store");
+    let spill_dir = killed_dir.join("spill");
     let killed_store = Store::open(store_dir.to_str().unwrap()).unwrap();
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_meshline"))
@@ -680,6 +682,12 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
             .args(["--snapshots", store_dir.to_str().unwrap()])
             .args(["--config", killed_dir.join("config").to_str().unwrap()])
             .args(["--http-listen", "127.0.0.1:0", "--max-rows-per-file", "50"])
+            .args([
+                "--max-state-rows",
+                "7",
+                "--spill-dir",
+                spill_dir.to_str().unwrap(),
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

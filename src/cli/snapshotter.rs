@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{parse_listen, ConfigArgs, DEFAULT_KAFKA, DEFAULT_REGISTRY_URL};
 use crate::{
     broker, server,
-    snapshot::{self, SnapshotterConfig, Store},
+    snapshot::{self, spill::Spill, SnapshotterConfig, Store},
     telemetry::HttpMetrics,
 };
 
@@ -24,6 +24,13 @@ pub struct SnapshotOptions {
     /// Rows per Parquet file of an `events` view (bounds the memory of each open window).
     #[arg(long, default_value_t = 100_000)]
     pub max_rows_per_file: usize,
+    /// Keys (`latest`) or groups (`aggregate`) a view holds in memory; past it they spill to
+    /// `--spill-dir`.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_state_rows: usize,
+    /// Local directory view state spills to (default: `spill` under the data directory).
+    #[arg(long)]
+    pub spill_dir: Option<PathBuf>,
     /// Do not run the snapshotter.
     #[arg(long)]
     pub no_snapshots: bool,
@@ -40,9 +47,20 @@ impl SnapshotOptions {
     }
 
     /// The snapshotter's settings.
-    pub fn config(&self, bootstrap: &str, registry_url: &str, store: Store) -> SnapshotterConfig {
+    pub fn config(
+        &self,
+        bootstrap: &str,
+        registry_url: &str,
+        store: Store,
+        data_dir: &std::path::Path,
+    ) -> SnapshotterConfig {
         let mut config = SnapshotterConfig::new(bootstrap, registry_url, store);
         config.max_rows_per_file = self.max_rows_per_file;
+        let dir = self
+            .spill_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("spill"));
+        config.spill = Spill::new(dir, self.max_state_rows);
         config
     }
 }
@@ -94,7 +112,7 @@ pub async fn run(args: SnapshotterArgs) -> anyhow::Result<ExitCode> {
     println!("snapshotter: writing to {}", store.uri(""));
     let config = args
         .snapshot
-        .config(&args.bootstrap, &args.registry_url, store);
+        .config(&args.bootstrap, &args.registry_url, store, &args.data_dir);
     snapshot::worker::run(config, catalog, metrics, stop).await;
     http.await.ok();
     Ok(ExitCode::SUCCESS)

@@ -148,7 +148,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             .context("creating the snapshotter's metrics")?;
         let config = args
             .snapshot
-            .config(&bootstrap, &registry_url, store.clone());
+            .config(&bootstrap, &registry_url, store.clone(), &args.data_dir);
         Some(tokio::spawn(snapshot::worker::run(
             config,
             catalog.clone(),

@@ -1,6 +1,11 @@
 //! `aggregate` views: per window, rows grouped by the view's key fields with count, sum, min,
 //! max and distinct count. Keys, minima and maxima are kept in Arrow's row format, which orders
 //! like the values, so every Avro type groups and compares; the output is sorted by key.
+//!
+//! Past the view's budget of groups, the groups of the open windows spill to local disk as runs
+//! sorted by key; a window's snapshot merges its runs with the groups still in memory. The rows
+//! are the same spilled or not, except that a `sum` of floating-point numbers may differ in its
+//! last bits (the partial sums add up in another order).
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -8,11 +13,21 @@ use std::{
     sync::Arc,
 };
 
-use arrow_array::{new_null_array, Array, ArrayRef, Float64Array, Int64Array, RecordBatch};
+use arrow_array::{
+    builder::{BinaryBuilder, Float64Builder, Int64Builder, ListBuilder, UInt64Builder},
+    cast::AsArray,
+    new_null_array,
+    types::{Float64Type, Int64Type, UInt64Type},
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch,
+};
 use arrow_row::{RowConverter, Rows, SortField};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::{window::Window, Error, Result};
+use super::{
+    spill::{Run, Spill, CHUNK},
+    window::Window,
+    Error, Result,
+};
 use crate::product::{AggregateFunction, View};
 
 #[derive(Debug)]
@@ -49,13 +64,26 @@ enum Input<'a> {
     Rows(Rows, &'a dyn Array),
 }
 
+/// A group: its key (in row format) and the state of each aggregation.
+type Group = (Box<[u8]>, Vec<Acc>);
+
+/// The groups of one window: in memory, and spilled runs sorted by key.
+#[derive(Debug, Default)]
+struct Groups {
+    memory: HashMap<Box<[u8]>, Vec<Acc>>,
+    runs: Vec<Run>,
+}
+
 /// The groups of the open windows.
 #[derive(Debug)]
 pub struct Aggregate {
     keys: Vec<(usize, Field)>,
     key_rows: RowConverter,
     specs: Vec<Spec>,
-    windows: BTreeMap<Window, HashMap<Box<[u8]>, Vec<Acc>>>,
+    windows: BTreeMap<Window, Groups>,
+    spill: Spill,
+    /// The columns of a spilled run: the key, then each aggregation's state.
+    run_schema: SchemaRef,
 }
 
 fn column(schema: &Schema, view: &View, name: &str) -> Result<usize> {
@@ -66,8 +94,8 @@ fn column(schema: &Schema, view: &View, name: &str) -> Result<usize> {
 }
 
 impl Aggregate {
-    /// The aggregations of `view` over rows of `schema`.
-    pub fn new(view: &View, schema: &Schema) -> Result<Self> {
+    /// The aggregations of `view` over rows of `schema`, spilling past `spill`'s budget.
+    pub fn new(view: &View, schema: &Schema, spill: Spill) -> Result<Self> {
         let mut keys = Vec::new();
         for key in &view.key {
             let i = column(schema, view, key)?;
@@ -139,17 +167,43 @@ impl Aggregate {
                 how,
             });
         }
+        let mut run_fields = vec![Field::new("key", DataType::Binary, false)];
+        for (n, spec) in specs.iter().enumerate() {
+            let name = format!("a{n}");
+            run_fields.push(match spec.how {
+                How::Count => Field::new(name, DataType::Int64, false),
+                How::SumInt(_) => Field::new(name, DataType::Int64, true),
+                How::SumFloat(_) => Field::new(name, DataType::Float64, true),
+                How::Min(..) | How::Max(..) => Field::new(name, DataType::Binary, true),
+                How::Distinct(..) => Field::new(
+                    name,
+                    DataType::List(Arc::new(Field::new_list_field(DataType::UInt64, true))),
+                    false,
+                ),
+            });
+        }
         Ok(Self {
             keys,
             key_rows,
             specs,
             windows: BTreeMap::new(),
+            spill,
+            run_schema: Arc::new(Schema::new(run_fields)),
         })
     }
 
-    /// Groups held in all open windows.
+    /// Groups held in memory in all open windows.
     pub fn groups(&self) -> usize {
-        self.windows.values().map(HashMap::len).sum()
+        self.windows.values().map(|g| g.memory.len()).sum()
+    }
+
+    /// Groups spilled to disk (a group spilled twice counts twice).
+    pub fn spilled(&self) -> usize {
+        self.windows
+            .values()
+            .flat_map(|g| &g.runs)
+            .map(Run::rows)
+            .sum()
     }
 
     /// Adds rows of `batch`, each with its window.
@@ -178,7 +232,7 @@ impl Aggregate {
         }
         for &(row, window) in rows {
             let row = row as usize;
-            let groups = self.windows.entry(window).or_default();
+            let groups = &mut self.windows.entry(window).or_default().memory;
             let key = keys.row(row);
             let accs = match groups.get_mut(key.as_ref()) {
                 Some(accs) => accs,
@@ -190,14 +244,155 @@ impl Aggregate {
                 acc.add(input, row);
             }
         }
+        if self.groups() > self.spill.max_rows() {
+            self.spill_groups()?;
+        }
         Ok(())
     }
 
-    /// The rows of `window`, sorted by key; `None` if it has none.
-    pub fn close(&mut self, window: Window) -> Result<Option<RecordBatch>> {
-        let batch = self.snapshot(window)?;
+    /// Moves every window's groups in memory to a run of its own.
+    fn spill_groups(&mut self) -> Result<()> {
+        let mut windows = std::mem::take(&mut self.windows);
+        let spilled = windows
+            .values_mut()
+            .try_for_each(|groups| self.spill_window(groups));
+        self.windows = windows;
+        spilled
+    }
+
+    fn spill_window(&self, groups: &mut Groups) -> Result<()> {
+        if groups.memory.is_empty() {
+            return Ok(());
+        }
+        let memory = std::mem::take(&mut groups.memory);
+        let mut sorted: Vec<Group> = memory.into_iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut run = self.spill.writer(&self.run_schema)?;
+        for chunk in sorted.chunks(CHUNK) {
+            run.write(&self.encode_run(chunk)?)?;
+        }
+        groups.runs.push(run.finish()?);
+        Ok(())
+    }
+
+    /// Groups as rows of a run.
+    fn encode_run(&self, groups: &[Group]) -> Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(
+            arrow_array::BinaryArray::from_iter_values(groups.iter().map(|(k, _)| k.as_ref())),
+        )];
+        for (n, spec) in self.specs.iter().enumerate() {
+            let accs = groups.iter().map(|(_, a)| &a[n]);
+            columns.push(match spec.how {
+                How::Count | How::SumInt(_) => {
+                    let mut b = Int64Builder::with_capacity(groups.len());
+                    for acc in accs {
+                        b.append_option(match acc {
+                            Acc::Count(c) => Some(*c),
+                            Acc::SumInt(s) => *s,
+                            _ => None,
+                        });
+                    }
+                    Arc::new(b.finish())
+                }
+                How::SumFloat(_) => {
+                    let mut b = Float64Builder::with_capacity(groups.len());
+                    for acc in accs {
+                        b.append_option(if let Acc::SumFloat(s) = acc { *s } else { None });
+                    }
+                    Arc::new(b.finish())
+                }
+                How::Min(..) | How::Max(..) => {
+                    let mut b = BinaryBuilder::new();
+                    for acc in accs {
+                        b.append_option(match acc {
+                            Acc::Min(v) | Acc::Max(v) => v.as_deref(),
+                            _ => None,
+                        });
+                    }
+                    Arc::new(b.finish())
+                }
+                How::Distinct(..) => {
+                    let mut b = ListBuilder::new(UInt64Builder::new());
+                    for acc in accs {
+                        if let Acc::Distinct(set) = acc {
+                            // sorted: a run's bytes do not depend on hash order
+                            let mut values: Vec<u64> = set.iter().copied().collect();
+                            values.sort_unstable();
+                            b.values().append_slice(&values);
+                        }
+                        b.append(true);
+                    }
+                    Arc::new(b.finish())
+                }
+            });
+        }
+        RecordBatch::try_new(self.run_schema.clone(), columns).map_err(Error::arrow)
+    }
+
+    /// Rows of a run as groups.
+    fn decode_run(&self, batch: &RecordBatch) -> Result<Vec<Group>> {
+        let wrong = || Error::Unexpected("a spilled run of another layout".into());
+        let keys = batch.column(0).as_binary_opt::<i32>().ok_or_else(wrong)?;
+        let mut out: Vec<Group> = (0..batch.num_rows())
+            .map(|i| {
+                (
+                    Box::from(keys.value(i)),
+                    Vec::with_capacity(self.specs.len()),
+                )
+            })
+            .collect();
+        for (n, spec) in self.specs.iter().enumerate() {
+            let column = batch.column(n + 1);
+            for (i, (_, accs)) in out.iter_mut().enumerate() {
+                let valid = column.is_valid(i);
+                accs.push(match spec.how {
+                    How::Count => Acc::Count(
+                        column
+                            .as_primitive_opt::<Int64Type>()
+                            .ok_or_else(wrong)?
+                            .value(i),
+                    ),
+                    How::SumInt(_) => Acc::SumInt(
+                        valid
+                            .then(|| column.as_primitive_opt::<Int64Type>().map(|c| c.value(i)))
+                            .flatten(),
+                    ),
+                    How::SumFloat(_) => Acc::SumFloat(
+                        valid
+                            .then(|| column.as_primitive_opt::<Float64Type>().map(|c| c.value(i)))
+                            .flatten(),
+                    ),
+                    How::Min(..) | How::Max(..) => {
+                        let value = valid
+                            .then(|| column.as_binary_opt::<i32>().map(|c| Box::from(c.value(i))))
+                            .flatten();
+                        if matches!(spec.how, How::Min(..)) {
+                            Acc::Min(value)
+                        } else {
+                            Acc::Max(value)
+                        }
+                    }
+                    How::Distinct(..) => {
+                        let list = column.as_list_opt::<i32>().ok_or_else(wrong)?.value(i);
+                        let values = list.as_primitive_opt::<UInt64Type>().ok_or_else(wrong)?;
+                        Acc::Distinct(values.values().iter().copied().collect())
+                    }
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the rows of `window`, sorted by key, to `out` in chunks of [`CHUNK`] rows, and
+    /// forgets its groups; `false` if it has none.
+    pub fn close(
+        &mut self,
+        window: Window,
+        out: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<bool> {
+        let any = self.snapshot(window, out)?;
         self.remove(window);
-        Ok(batch)
+        Ok(any)
     }
 
     /// Forgets the groups of `window`.
@@ -205,14 +400,96 @@ impl Aggregate {
         self.windows.remove(&window);
     }
 
-    /// The rows of `window` as they stand, sorted by key, keeping its groups (an `amend` view
-    /// adds late events to them); `None` if it has none.
-    pub fn snapshot(&self, window: Window) -> Result<Option<RecordBatch>> {
+    /// Writes the rows of `window` as they stand, sorted by key, to `out` in chunks of
+    /// [`CHUNK`] rows, keeping its groups (an `amend` view adds late events to them); `false`
+    /// if it has none.
+    pub fn snapshot(
+        &self,
+        window: Window,
+        out: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<bool> {
         let Some(groups) = self.windows.get(&window) else {
-            return Ok(None);
+            return Ok(false);
         };
-        let mut groups: Vec<(&Box<[u8]>, &Vec<Acc>)> = groups.iter().collect();
-        groups.sort_by(|a, b| a.0.cmp(b.0));
+        let mut memory: Vec<(&[u8], &[Acc])> = groups
+            .memory
+            .iter()
+            .map(|(k, a)| (k.as_ref(), a.as_slice()))
+            .collect();
+        memory.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if groups.runs.is_empty() {
+            for chunk in memory.chunks(CHUNK) {
+                out(self.build(chunk)?)?;
+            }
+            return Ok(!memory.is_empty());
+        }
+        // a k-way merge of the runs and the groups in memory, each sorted by key
+        let mut cursors = Vec::new();
+        for run in &groups.runs {
+            cursors.push(Cursor {
+                chunks: Box::new(run.read()?),
+                groups: Vec::new(),
+                at: 0,
+            });
+        }
+        let mut at_memory = 0;
+        let mut pending: Vec<Group> = Vec::with_capacity(CHUNK);
+        let mut any = false;
+        loop {
+            for cursor in &mut cursors {
+                cursor.fill(self)?;
+            }
+            let smallest = cursors
+                .iter()
+                .filter_map(Cursor::key)
+                .chain(memory.get(at_memory).map(|(k, _)| *k))
+                .min()
+                .map(Box::<[u8]>::from);
+            let Some(key) = smallest else {
+                break;
+            };
+            let mut accs: Option<Vec<Acc>> = None;
+            let mut merge = |other: Vec<Acc>| match &mut accs {
+                Some(accs) => accs.iter_mut().zip(other).for_each(|(a, o)| a.merge(o)),
+                None => accs = Some(other),
+            };
+            for cursor in &mut cursors {
+                if cursor.key() == Some(key.as_ref()) {
+                    merge(cursor.take());
+                }
+            }
+            if let Some((k, a)) = memory.get(at_memory) {
+                if *k == key.as_ref() {
+                    merge(a.to_vec());
+                    at_memory += 1;
+                }
+            }
+            if let Some(accs) = accs {
+                pending.push((key, accs));
+            }
+            if pending.len() == CHUNK {
+                out(self.build_owned(&pending)?)?;
+                pending.clear();
+                any = true;
+            }
+        }
+        if !pending.is_empty() {
+            out(self.build_owned(&pending)?)?;
+            any = true;
+        }
+        Ok(any)
+    }
+
+    fn build_owned(&self, groups: &[Group]) -> Result<RecordBatch> {
+        let refs: Vec<(&[u8], &[Acc])> = groups
+            .iter()
+            .map(|(k, a)| (k.as_ref(), a.as_slice()))
+            .collect();
+        self.build(&refs)
+    }
+
+    /// The output rows of `groups`, in their order.
+    fn build(&self, groups: &[(&[u8], &[Acc])]) -> Result<RecordBatch> {
         let parser = self.key_rows.parser();
         let mut columns = self
             .key_rows
@@ -273,9 +550,7 @@ impl Aggregate {
             fields.push(Field::new(&spec.name, column.data_type().clone(), true));
             columns.push(column);
         }
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-            .map(Some)
-            .map_err(Error::arrow)
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(Error::arrow)
     }
 }
 
@@ -292,7 +567,67 @@ impl How {
     }
 }
 
+/// A run read a chunk at a time.
+struct Cursor<'a> {
+    chunks: Box<dyn Iterator<Item = Result<RecordBatch>> + 'a>,
+    groups: Vec<Group>,
+    at: usize,
+}
+
+impl Cursor<'_> {
+    /// Reads the next chunk when this one is done.
+    fn fill(&mut self, aggregate: &Aggregate) -> Result<()> {
+        while self.at == self.groups.len() {
+            match self.chunks.next() {
+                Some(chunk) => {
+                    self.groups = aggregate.decode_run(&chunk?)?;
+                    self.at = 0;
+                }
+                None => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        self.groups.get(self.at).map(|(k, _)| k.as_ref())
+    }
+
+    fn take(&mut self) -> Vec<Acc> {
+        let accs = std::mem::take(&mut self.groups[self.at].1);
+        self.at += 1;
+        accs
+    }
+}
+
 impl Acc {
+    /// Adds the state of the same group from elsewhere (a spilled run).
+    fn merge(&mut self, other: Acc) {
+        match (self, other) {
+            (Acc::Count(a), Acc::Count(b)) => *a += b,
+            (Acc::SumInt(a), Acc::SumInt(b)) => {
+                *a = match (*a, b) {
+                    (Some(a), Some(b)) => Some(a.saturating_add(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+            (Acc::SumFloat(a), Acc::SumFloat(b)) => {
+                *a = match (*a, b) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    (a, b) => a.or(b),
+                }
+            }
+            (Acc::Min(a), Acc::Min(Some(b))) if a.as_deref().is_none_or(|a| b.as_ref() < a) => {
+                *a = Some(b);
+            }
+            (Acc::Max(a), Acc::Max(Some(b))) if a.as_deref().is_none_or(|a| b.as_ref() > a) => {
+                *a = Some(b);
+            }
+            (Acc::Distinct(a), Acc::Distinct(b)) => a.extend(b),
+            _ => {}
+        }
+    }
+
     fn add(&mut self, input: &Input<'_>, row: usize) {
         match (self, input) {
             (Acc::Count(c), _) => *c += 1,
@@ -330,4 +665,135 @@ fn cast<T: Array + Clone + 'static>(array: &ArrayRef, to: &DataType) -> Result<T
         .downcast_ref::<T>()
         .cloned()
         .ok_or_else(|| Error::Unexpected(format!("cast to {to} gave another type")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        codec::wire,
+        demo::events::{Device, PlayEvent},
+        snapshot::rows::Decoding,
+    };
+    use apache_avro::{writer::datum::GenericDatumWriter, AvroSchema as _};
+    use arrow_array::StringArray;
+
+    /// Plays of `users` users over `tracks` tracks, `n` of them, from `first` on.
+    fn plays(first: usize, n: usize, users: usize, tracks: usize) -> RecordBatch {
+        let schema = PlayEvent::get_schema();
+        let json = serde_json::to_string(&schema).unwrap();
+        let mut decoding = Decoding::new(&json, &[(1, json.clone())], n).unwrap();
+        let writer = GenericDatumWriter::builder(&schema).build().unwrap();
+        for i in first..first + n {
+            let event = PlayEvent {
+                play_id: format!("p{i}"),
+                user_id: format!("u{}", (i * 7) % users),
+                track_id: format!("t{}", (i * 13) % tracks),
+                artist_id: "a".into(),
+                device: Device::Web,
+                country: "SE".into(),
+                started_at: 1_000,
+                duration_ms: i as i64,
+                completed: true,
+                context: None,
+            };
+            let payload = wire::encode(1, &writer.write_ser_to_vec(&event).unwrap());
+            decoding
+                .push(0, i as i64, Some(1_000), None, &payload)
+                .unwrap();
+        }
+        decoding.finish().unwrap().unwrap().batch
+    }
+
+    fn snapshot(aggregate: &Aggregate, window: Window) -> RecordBatch {
+        let mut chunks = Vec::new();
+        let any = aggregate
+            .snapshot(window, &mut |c| {
+                assert!(c.num_rows() <= CHUNK);
+                chunks.push(c);
+                Ok(())
+            })
+            .unwrap();
+        assert!(any);
+        arrow_select::concat::concat_batches(&chunks[0].schema(), &chunks).unwrap()
+    }
+
+    #[test]
+    fn groups_spilled_past_the_budget_give_the_same_rows_as_groups_held() {
+        let view: View = serde_norway::from_str(
+            "name: per-user
+kind: aggregate
+window: minute
+key: [user_id]
+aggregations:
+  - {name: plays, function: count}
+  - {name: listened, function: sum, field: duration_ms}
+  - {name: first_track, function: min, field: track_id}
+  - {name: last_track, function: max, field: track_id}
+  - {name: tracks, function: distinct_count, field: track_id}
+",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (w0, w1) = (
+            Window {
+                start: 0,
+                end: 60_000,
+            },
+            Window {
+                start: 60_000,
+                end: 120_000,
+            },
+        );
+        let batches: Vec<RecordBatch> =
+            (0..6).map(|b| plays(b * 5_000, 5_000, 9_000, 40)).collect();
+        let run = |budget: usize| {
+            let schema = batches[0].schema();
+            let mut aggregate =
+                Aggregate::new(&view, &schema, Spill::new(dir.path(), budget)).unwrap();
+            let mut most = 0;
+            for (b, batch) in batches.iter().enumerate() {
+                let window = if b % 2 == 0 { w0 } else { w1 };
+                let rows: Vec<(u32, Window)> =
+                    (0..batch.num_rows() as u32).map(|r| (r, window)).collect();
+                aggregate.add(batch, &rows).unwrap();
+                most = most.max(aggregate.groups());
+            }
+            let out = (snapshot(&aggregate, w0), snapshot(&aggregate, w1));
+            (out, most, aggregate.spilled())
+        };
+        let (held, most_held, none) = run(1_000_000);
+        let (spilled, most_spilled, some) = run(2_000);
+        assert_eq!(none, 0);
+        assert!(some > 0, "the small budget spills");
+        assert!(most_held > 9_000);
+        assert!(
+            most_spilled <= 2_000 + 5_000,
+            "memory stays within the budget plus a batch"
+        );
+        assert_eq!(held, spilled, "the same rows spilled or not");
+        let users = held
+            .0
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(held.0.num_rows(), 7_000, "every user of window 0, once");
+        assert!(
+            (1..users.len()).all(|i| users.value(i - 1) < users.value(i)),
+            "sorted by key"
+        );
+        // window 0 has plays 0..5000, 10000..15000 and 20000..25000; user u0 plays at i = 0
+        // only, user u1 at i = 14143 and 23143 (7 i = 1 mod 9000)
+        let plays = held.0.column(1).as_primitive::<Int64Type>();
+        let listened = held.0.column(2).as_primitive::<Int64Type>();
+        assert_eq!((plays.value(0), listened.value(0)), (1, 0));
+        assert_eq!(users.value(1), "u1");
+        assert_eq!((plays.value(1), listened.value(1)), (2, 14_143 + 23_143));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "runs removed"
+        );
+    }
 }

@@ -12,6 +12,7 @@
 //! - [`events`], [`latest`], [`aggregate`]: what each kind of view keeps and writes;
 //! - [`view`]: one view's windows: what to write, when (sans-io);
 //! - [`manifest`]: manifests, progress and their paths; [`listing`]: what a store holds;
+//! - [`spill`]: view state past its budget, on local disk;
 //! - [`parquet`]: Parquet bytes; [`store`]: create-only files on any `object_store` backend;
 //! - [`worker`]: the Kafka loop, its delivery guarantee, and its metrics.
 
@@ -23,6 +24,7 @@ pub mod listing;
 pub mod manifest;
 pub mod parquet;
 pub mod rows;
+pub mod spill;
 pub mod store;
 pub mod view;
 pub mod window;

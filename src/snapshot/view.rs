@@ -19,6 +19,7 @@ use super::{
     latest::Latest,
     manifest::{self, File, Manifest, PartitionProgress, SourceRange, ViewProgress},
     rows::{Rows, EVENT_TIME},
+    spill::Spill,
     window::{Calendar, Window},
     Error, Result,
 };
@@ -121,13 +122,15 @@ pub struct ViewRunner {
 
 impl ViewRunner {
     /// The runner of `view` of `product` over rows of `schema` from `partitions`, resuming from
-    /// `progress`.
+    /// `progress`: `events` files of at most `max_rows_per_file` rows, and the keys or groups of
+    /// `latest` and `aggregate` views past `spill`'s budget spilled to disk.
     pub fn new(
         product: &str,
         view: &View,
         schema: SchemaRef,
         partitions: impl IntoIterator<Item = i32>,
         max_rows_per_file: usize,
+        spill: &Spill,
         progress: Option<&ViewProgress>,
     ) -> Result<Self> {
         let tz = view.time_zone.parse().map_err(|_| Error::View {
@@ -153,13 +156,13 @@ impl ViewRunner {
         let state = match view.kind {
             ViewKind::Events => State::Events(Events::new(schema.clone(), max_rows_per_file)?),
             ViewKind::Latest => {
-                let mut latest = Latest::new(view, schema.clone())?;
+                let mut latest = Latest::new(view, schema.clone(), spill.clone())?;
                 if view.late == LatePolicy::Amend {
                     latest.amend_late();
                 }
                 State::Latest(latest)
             }
-            ViewKind::Aggregate => State::Aggregate(Aggregate::new(view, &schema)?),
+            ViewKind::Aggregate => State::Aggregate(Aggregate::new(view, &schema, spill.clone())?),
         };
         let amendments = (view.late == LatePolicy::Amend && view.kind == ViewKind::Events)
             .then(|| Events::new(schema.clone(), max_rows_per_file))
@@ -331,6 +334,15 @@ impl ViewRunner {
             State::Events(e) => e.buffered(),
             State::Latest(l) => l.keys(),
             State::Aggregate(a) => a.groups(),
+        }
+    }
+
+    /// Keys or groups spilled to disk.
+    pub fn spilled(&self) -> usize {
+        match &self.state {
+            State::Events(_) => 0,
+            State::Latest(l) => l.spilled(),
+            State::Aggregate(a) => a.spilled(),
         }
     }
 
@@ -605,21 +617,25 @@ impl ViewRunner {
         let keep = self.keeps();
         let label = self.calendar.label(window);
         let mut step = Step::default();
-        let single = |batch: Option<RecordBatch>| -> Result<Vec<Part>> {
-            Ok(match batch {
-                Some(batch) if batch.num_rows() > 0 => vec![Part {
-                    name: "part-00000.parquet".into(),
-                    rows: batch.num_rows() as u64,
-                    bytes: super::parquet::encode(batch.schema(), &[batch])?,
-                }],
-                _ => Vec::new(),
-            })
-        };
+        let mut single = Single::default();
+        let mut write = |batch| single.write(batch);
+        match &mut self.state {
+            State::Events(_) => {}
+            State::Latest(latest) => _ = latest.close(window, &mut write)?,
+            State::Aggregate(aggregate) if keep => _ = aggregate.snapshot(window, &mut write)?,
+            State::Aggregate(aggregate) => _ = aggregate.close(window, &mut write)?,
+        }
         let parts = match &mut self.state {
             State::Events(events) => events.close(window)?,
-            State::Latest(latest) => single(latest.close(window)?)?,
-            State::Aggregate(aggregate) if keep => single(aggregate.snapshot(window)?)?,
-            State::Aggregate(aggregate) => single(aggregate.close(window)?)?,
+            _ => single
+                .finish()?
+                .map(|(bytes, rows)| Part {
+                    name: "part-00000.parquet".into(),
+                    rows,
+                    bytes,
+                })
+                .into_iter()
+                .collect(),
         };
         step.extend(self.parts(window, 1, parts));
         let Some(mut open) = self.open.remove(&window) else {
@@ -739,28 +755,28 @@ impl ViewRunner {
             return Ok(step);
         }
         let dirty = std::mem::take(&mut self.dirty);
-        let mut batches = Vec::new();
+        let mut files: BTreeMap<Window, Single> = BTreeMap::new();
         match &self.state {
             State::Aggregate(aggregate) => {
                 for window in dirty {
-                    batches.push((window, aggregate.snapshot(window)?));
+                    let file = files.entry(window).or_default();
+                    aggregate.snapshot(window, &mut |batch| file.write(batch))?;
                 }
             }
             // a late change is in its window's newest version and every later one's
             State::Latest(latest) => {
-                for (window, batch) in latest.amend(&dirty)? {
-                    batches.push((window, Some(batch)));
-                }
+                latest.amend(&dirty, &mut |window, batch| {
+                    files.entry(window).or_default().write(batch)
+                })?;
             }
             State::Events(_) => {}
         }
-        for (window, batch) in batches {
-            let (Some(batch), Some(open)) = (batch, self.kept.get(&window)) else {
+        for (window, file) in files {
+            let (Some((bytes, rows)), Some(open)) = (file.finish()?, self.kept.get(&window)) else {
                 continue;
             };
             let label = self.calendar.label(window);
             let version = self.written.get(&window).map_or(1, |m| m.version + 1);
-            let bytes = super::parquet::encode(batch.schema(), std::slice::from_ref(&batch))?;
             let digest = Sha256::digest(&bytes);
             let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
             let dir = manifest::version_dir(&self.product, &self.view.name, &label, version);
@@ -768,7 +784,7 @@ impl ViewRunner {
                 path: format!("{dir}/part-{name}.parquet"),
                 bytes,
             };
-            let files = vec![file_of(&put, batch.num_rows() as u64)];
+            let files = vec![file_of(&put, rows)];
             step.puts.push(put);
             let open = open.clone();
             step.extend(self.amendment(window, &label, version, files, &open)?);
@@ -902,6 +918,33 @@ struct LateRow {
 }
 
 /// Rows grouped by (window, partition), each group in input order.
+/// The one file of a `latest` or `aggregate` snapshot, written a chunk at a time.
+#[derive(Default)]
+struct Single(Option<super::parquet::Writer>);
+
+impl Single {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let writer = match &mut self.0 {
+            Some(writer) => writer,
+            None => self.0.insert(super::parquet::Writer::new(batch.schema())?),
+        };
+        writer.write(&batch)
+    }
+
+    /// The file's bytes and rows; `None` without rows.
+    fn finish(self) -> Result<Option<(Vec<u8>, u64)>> {
+        self.0
+            .map(|writer| {
+                let rows = writer.rows();
+                Ok((writer.finish()?, rows))
+            })
+            .transpose()
+    }
+}
+
 fn group(taken: &[(u32, Window)], partitions: &[i32]) -> BTreeMap<(Window, i32), Vec<u32>> {
     let mut groups: BTreeMap<(Window, i32), Vec<u32>> = BTreeMap::new();
     for &(row, window) in taken {

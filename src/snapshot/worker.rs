@@ -65,6 +65,8 @@ pub struct SnapshotterConfig {
     /// Rows per Parquet file of an `events` view: the memory bound of each open window and
     /// partition.
     pub max_rows_per_file: usize,
+    /// Where and past how many keys or groups `latest` and `aggregate` views spill.
+    pub spill: super::spill::Spill,
     /// Progress is written at least this often while records arrive.
     pub checkpoint_interval: Duration,
 }
@@ -78,6 +80,7 @@ impl SnapshotterConfig {
             store,
             batch_size: 8192,
             max_rows_per_file: 100_000,
+            spill: super::spill::Spill::default(),
             checkpoint_interval: Duration::from_secs(5),
         }
     }
@@ -91,6 +94,7 @@ pub struct Metrics {
     skipped: IntCounterVec,
     snapshots: IntCounterVec,
     held: IntGaugeVec,
+    spilled: IntGaugeVec,
     watermark: IntGaugeVec,
     delay: HistogramVec,
 }
@@ -133,6 +137,13 @@ impl Metrics {
             ),
             &["domain", "product", "view"],
         )?;
+        let spilled = IntGaugeVec::new(
+            Opts::new(
+                "meshline_snapshot_spilled",
+                "Keys (latest) or groups (aggregate) a view holds spilled to local disk, past its --max-state-rows.",
+            ),
+            &["domain", "product", "view"],
+        )?;
         let watermark = IntGaugeVec::new(
             Opts::new(
                 "meshline_snapshot_closed_through_seconds",
@@ -152,7 +163,7 @@ impl Metrics {
         for c in [&rows, &late, &skipped, &snapshots] {
             registry.register(Box::new(c.clone()))?;
         }
-        for g in [&held, &watermark] {
+        for g in [&held, &spilled, &watermark] {
             registry.register(Box::new(g.clone()))?;
         }
         Ok(Self {
@@ -161,6 +172,7 @@ impl Metrics {
             skipped,
             snapshots,
             held,
+            spilled,
             watermark,
             delay,
         })
@@ -302,6 +314,7 @@ fn run_product(
             schema.clone(),
             partitions.iter().copied(),
             config.max_rows_per_file,
+            &config.spill,
             progress.views.get(&view.name),
         )?;
         if let Some(path) = runner.restore_from().map(str::to_owned) {
@@ -646,6 +659,9 @@ impl Loop<'_> {
         m.held
             .with_label_values(&labels)
             .set(i64::try_from(runner.held()).unwrap_or(i64::MAX));
+        m.spilled
+            .with_label_values(&labels)
+            .set(i64::try_from(runner.spilled()).unwrap_or(i64::MAX));
         if let Some(through) = runner.progress().closed_through {
             m.watermark.with_label_values(&labels).set(through / 1000);
         }
