@@ -1,21 +1,51 @@
 //! Shared bench fixture: the repository's products on a broker, with their contracts in a
-//! registry served on an ephemeral port.
+//! registry served on an ephemeral port; the gateway and the raw rdkafka pipe it is measured
+//! against. Each bench uses a part of it.
+#![allow(dead_code)]
 
-use std::path::Path;
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use meshline::{
     broker::{
         self,
         embedded::{EmbeddedBroker, Storage},
     },
-    product::Catalog,
-    registry::Registry,
+    demo::events::PlayEvent,
+    gateway::{self, Contracts, Metrics, StreamConfig},
+    product::{Catalog, Product},
+    registry::{client::Client, Registry},
+    sdk::Producer,
+};
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{BaseConsumer, CommitMode, Consumer},
+    producer::{FutureProducer, FutureRecord, Producer as _},
+    Message,
 };
 use tokio_util::sync::CancellationToken;
+
+/// The ingress topic the gateway benches read.
+pub const INGRESS: &str = "player.play-events.ingress";
+/// The raw pipe's output topic.
+pub const RAW_OUT: &str = "bench.raw-out";
 
 /// Creates the products' topics on `bootstrap`, registers their contracts in a registry on the
 /// same broker, serves it until `stop`, and returns its URL.
 pub async fn serve_registry(bootstrap: &str, stop: CancellationToken) -> String {
+    serve_registry_for(bootstrap, stop, &[]).await
+}
+
+/// [`serve_registry`], with the contracts of `extra` products registered too (no topics).
+pub async fn serve_registry_for(
+    bootstrap: &str,
+    stop: CancellationToken,
+    extra: &[Product],
+) -> String {
     let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
     broker::ensure_topics(bootstrap, &catalog)
         .await
@@ -23,7 +53,7 @@ pub async fn serve_registry(bootstrap: &str, stop: CancellationToken) -> String 
     let registry = Registry::start(bootstrap, stop.clone())
         .await
         .expect("registry");
-    for product in catalog.iter() {
+    for product in catalog.iter().chain(extra) {
         registry
             .register_product(product)
             .await
@@ -48,4 +78,174 @@ pub async fn start_broker(dir: &Path) -> EmbeddedBroker {
     EmbeddedBroker::start("127.0.0.1:0".parse().expect("addr"), &storage)
         .await
         .expect("broker")
+}
+
+/// Writes `events` as valid records, as the SDK encodes them, round-robin over the first
+/// `partitions` partitions of the ingress.
+pub async fn fill_ingress(bootstrap: &str, url: &str, events: &[PlayEvent], partitions: i32) {
+    let sdk = Producer::builder(bootstrap, url)
+        .event::<PlayEvent>()
+        .build()
+        .await
+        .expect("sdk");
+    let producer: FutureProducer = broker::producer_config(bootstrap)
+        .create()
+        .expect("producer");
+    let mut deliveries = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let record = sdk.record_for(event).await.expect("record");
+        let mut future = FutureRecord::<[u8], [u8]>::to(INGRESS)
+            .partition(i as i32 % partitions)
+            .headers(record.owned_headers());
+        if let Some(payload) = &record.payload {
+            future = future.payload(payload.as_slice());
+        }
+        loop {
+            match producer.send_result(future) {
+                Ok(d) => break deliveries.push(d),
+                Err((_, back)) => {
+                    future = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+    for d in futures::future::join_all(deliveries).await {
+        d.expect("delivered").expect("acked");
+    }
+}
+
+/// Creates the raw pipe's output topic, 4 partitions as the ingress.
+pub async fn create_raw_out(bootstrap: &str) {
+    let admin: AdminClient<DefaultClientContext> =
+        broker::client_config(bootstrap).create().expect("admin");
+    admin
+        .create_topics(
+            &[NewTopic::new(RAW_OUT, 4, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("raw output topic");
+}
+
+/// Reads `expected` records of the ingress in group `bench-raw` and copies each to
+/// [`RAW_OUT`], same partition, acknowledging and committing every 5,000 records; consumer and
+/// producer set as the gateway's. Timed from the first record to the last acknowledgement.
+pub fn raw_pipe(bootstrap: &str, expected: usize) -> Duration {
+    let consumer: BaseConsumer = broker::client_config(bootstrap)
+        .set("group.id", "bench-raw")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        // the gateway's fetch settings (src/gateway/stream.rs)
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .expect("consumer");
+    // the gateway's producer settings
+    let producer: FutureProducer = broker::producer_config(bootstrap)
+        .set("enable.gapless.guarantee", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    // as the gateway does: learn the output topic's leaders before the first record
+    producer
+        .client()
+        .fetch_metadata(Some(RAW_OUT), Duration::from_secs(10))
+        .expect("output metadata");
+    consumer.subscribe(&[INGRESS]).expect("subscribe");
+    let mut started = None;
+    let (mut copied, mut pending) = (0, Vec::new());
+    while copied < expected {
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) else {
+            continue;
+        };
+        started.get_or_insert_with(Instant::now);
+        let mut future = FutureRecord::<[u8], [u8]>::to(RAW_OUT).partition(message.partition());
+        if let Some(headers) = message.headers() {
+            future = future.headers(headers.detach());
+        }
+        if let Some(payload) = message.payload() {
+            future = future.payload(payload);
+        }
+        loop {
+            match producer.send_result(future) {
+                Ok(d) => break pending.push(d),
+                Err((_, back)) => {
+                    future = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        copied += 1;
+        if pending.len() >= 5_000 || copied == expected {
+            for d in futures::executor::block_on(futures::future::join_all(pending.drain(..))) {
+                d.expect("delivered").expect("acked");
+            }
+            consumer
+                .commit_consumer_state(CommitMode::Async)
+                .expect("commit");
+        }
+    }
+    started.map_or(Duration::ZERO, |s| s.elapsed())
+}
+
+/// Runs `instances` gateways in group `bench-gateway` until the output of `expected` events is
+/// acknowledged (their end-to-end latency observed); timed from the first record handled.
+pub async fn gateway_pipe(
+    bootstrap: &str,
+    url: &str,
+    instances: usize,
+    expected: usize,
+) -> Duration {
+    // the one product the raw pipe reads: both consume the same topic
+    let contracts = Arc::new(
+        Contracts::load(Client::new(url), ["player.play-events".to_owned()])
+            .await
+            .expect("contracts"),
+    );
+    let stop = CancellationToken::new();
+    let mut registries = Vec::new();
+    let mut tasks = Vec::new();
+    for _ in 0..instances {
+        let registry = prometheus::Registry::new();
+        let metrics = Metrics::new(&registry).expect("metrics");
+        let mut config = StreamConfig::new(bootstrap);
+        config.group = "bench-gateway".into();
+        tasks.push(tokio::spawn(gateway::run_stream(
+            config,
+            contracts.clone(),
+            metrics,
+            stop.clone(),
+        )));
+        registries.push(registry);
+    }
+    let count = |name: &str| -> u64 {
+        registries
+            .iter()
+            .flat_map(|r| r.gather())
+            .filter(|f| f.name() == name)
+            .flat_map(|f| {
+                f.get_metric()
+                    .iter()
+                    .map(|m| m.get_histogram().get_sample_count() + m.get_counter().value() as u64)
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    };
+    let mut started = None;
+    loop {
+        if started.is_none() && count("meshline_gateway_events_total") > 0 {
+            started = Some(Instant::now());
+        }
+        if count("meshline_gateway_freshness_seconds") >= expected as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let elapsed = started.map_or(Duration::ZERO, |s| s.elapsed());
+    stop.cancel();
+    for task in tasks {
+        task.await.expect("gateway task");
+    }
+    elapsed
 }

@@ -1,0 +1,793 @@
+//! One run, one table: each stage of meshline against raw librdkafka on the same embedded broker
+//! (in-memory storage), in the same process and the same minutes, for the demo `PlayEvent`
+//! (~200 B of Avro) and a 2 KB event; then how throughput scales with partitions and gateway
+//! instances, and how the cost per event grows with the number of products and of rules.
+//!
+//! - **SDK produce**: `Producer::enqueue` of typed events into the ingress topic, against a raw
+//!   `FutureProducer` sending the SDK's bytes for one event; latency is enqueue → broker ack of
+//!   each event, both sides at full speed.
+//! - **gateway**: consume + contract + route of the ingress records, against a raw consume →
+//!   produce pipe with the same settings (`benches/gateway.rs`).
+//! - **snapshotter**: consume of the product topic + decode + event-time windows + Parquet of every
+//!   closed window (files built, not stored), against a raw consumer of the same records.
+//! - **registry**: a cached schema lookup in the client, and `GET /schemas/ids/{id}` over HTTP
+//!   (32 concurrent keep-alive requests); no rdkafka baseline.
+//! - **HTTP ingress**: batch mode (`application/cloudevents-batch+json`, 100 events a request, 8
+//!   requests in flight), against the raw producer of the SDK row; latency is per request.
+//!
+//! Peak RSS is the whole process's (broker included), reset before each stage.
+//! Run: `cargo bench --bench e2e`; `MESHLINE_BENCH_EVENTS=N` sets the events per stage (default
+//! 100,000; a third of it for the 2 KB event).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::{future::BoxFuture, stream::FuturesUnordered, StreamExt};
+use meshline::{
+    binding::kafka::Record,
+    broker::{self, embedded::EmbeddedBroker},
+    codec::wire,
+    contract::{Contract, WriterSchema},
+    demo::events::PlayEvent,
+    gateway::{
+        auth::Tokens,
+        http::{Ingress, IngressConfig},
+        Contracts, Metrics,
+    },
+    product::{Catalog, Product, Rule},
+    registry::client::Client,
+    sdk::{producer::produce, Producer},
+    snapshot::{rows::Decoding, spill::Spill, view::ViewRunner},
+};
+use rand::{distr::Alphanumeric, rngs::StdRng, Rng, SeedableRng};
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer},
+    producer::FutureProducer,
+    Message, Offset, TopicPartitionList,
+};
+use tokio_util::sync::CancellationToken;
+
+mod common;
+use common::{
+    create_raw_out, fill_ingress, gateway_pipe, raw_pipe, serve_registry, serve_registry_for,
+    start_broker, INGRESS,
+};
+
+const PRODUCT: &str = "player.play-events";
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+/// One line of the table.
+struct Row {
+    stage: String,
+    size: &'static str,
+    rate: f64,
+    baseline: Option<f64>,
+    latency: Option<(Duration, Duration)>,
+    peak_rss_mib: u64,
+}
+
+/// The event sizes.
+#[derive(Clone, Copy)]
+enum Size {
+    Play,
+    TwoKb,
+}
+
+impl Size {
+    fn label(self) -> &'static str {
+        match self {
+            Size::Play => "PlayEvent",
+            Size::TwoKb => "2 KB",
+        }
+    }
+
+    /// `n` events with times spread over the last 24 hours (so snapshot windows close), the
+    /// 2 KB ones with a long random `context`.
+    fn events(self, n: usize) -> Vec<PlayEvent> {
+        let mut rng = StdRng::seed_from_u64(11);
+        let start = Utc::now() - chrono::Duration::hours(24);
+        (0..n)
+            .map(|i| {
+                let at = start + chrono::Duration::milliseconds((i as i64 * 86_400_000) / n as i64);
+                let mut event = PlayEvent::random(&mut rng, at);
+                if let Size::TwoKb = self {
+                    let text: String = (&mut rng)
+                        .sample_iter(&Alphanumeric)
+                        .take(1_850)
+                        .map(char::from)
+                        .collect();
+                    event.context = Some(text);
+                }
+                event
+            })
+            .collect()
+    }
+}
+
+/// The broker and a registry serving the repository's products.
+struct Platform {
+    broker: EmbeddedBroker,
+    bootstrap: String,
+    url: String,
+    stop: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Platform {
+    async fn start(extra: &[Product]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let broker = start_broker(dir.path()).await;
+        let bootstrap = broker.bootstrap();
+        let stop = CancellationToken::new();
+        let url = if extra.is_empty() {
+            serve_registry(&bootstrap, stop.clone()).await
+        } else {
+            serve_registry_for(&bootstrap, stop.clone(), extra).await
+        };
+        Self {
+            broker,
+            bootstrap,
+            url,
+            stop,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.broker.stop().await;
+    }
+}
+
+async fn run() {
+    let events: usize = std::env::var("MESHLINE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut rows = Vec::new();
+    for size in [Size::Play, Size::TwoKb] {
+        let n = match size {
+            Size::Play => events,
+            Size::TwoKb => events / 3,
+        };
+        let platform = Platform::start(&[]).await;
+        let events = size.events(n);
+        let (mut sdk_rows, raw_rate, in_ingress) = sdk_stage(&platform, &events, size).await;
+        rows.append(&mut sdk_rows);
+        rows.push(gateway_stage(&platform, in_ingress, size).await);
+        rows.push(snapshot_stage(&platform, in_ingress, size).await);
+        rows.push(http_stage(&platform, &events, raw_rate, size).await);
+        if let Size::Play = size {
+            rows.append(&mut registry_stage(&platform).await);
+        }
+        platform.stop().await;
+    }
+    print_table(&rows);
+
+    println!("\n## Scaling: gateway events/s by partitions holding the records and instances (PlayEvent, {events} events)\n");
+    println!("| partitions | raw pipe | 1 gateway | ratio | 2 gateways | ratio |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    let scaled = Size::Play.events(events);
+    for partitions in [1, 2, 4] {
+        let mut line = format!("| {partitions} |");
+        let mut raw = 0.0;
+        for instances in [1, 2] {
+            let platform = Platform::start(&[]).await;
+            fill_ingress(&platform.bootstrap, &platform.url, &scaled, partitions).await;
+            if instances == 1 {
+                create_raw_out(&platform.bootstrap).await;
+                let b = platform.bootstrap.clone();
+                let took = tokio::task::spawn_blocking(move || raw_pipe(&b, events))
+                    .await
+                    .expect("raw pipe");
+                raw = events as f64 / took.as_secs_f64();
+                line += &format!(" {raw:.0} |");
+            }
+            let took = gateway_pipe(&platform.bootstrap, &platform.url, instances, events).await;
+            let rate = events as f64 / took.as_secs_f64();
+            line += &format!(" {rate:.0} | {:.2}× |", rate / raw);
+            platform.stop().await;
+        }
+        println!("{line}");
+    }
+
+    products_scaling().await;
+    rules_scaling();
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n## Stages ({} cores)\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("| stage | event | meshline events/s | raw rdkafka events/s | ratio | p50 | p99 | peak RSS |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for row in rows {
+        let (baseline, ratio) = match row.baseline {
+            Some(b) => (format!("{b:.0}"), format!("{:.2}×", row.rate / b)),
+            None => ("—".into(), "—".into()),
+        };
+        let (p50, p99) = match row.latency {
+            Some((p50, p99)) => (millis(p50), millis(p99)),
+            None => ("—".into(), "—".into()),
+        };
+        println!(
+            "| {} | {} | {:.0} | {baseline} | {ratio} | {p50} | {p99} | {} MiB |",
+            row.stage, row.size, row.rate, row.peak_rss_mib
+        );
+    }
+}
+
+fn millis(d: Duration) -> String {
+    if d < Duration::from_micros(1) {
+        format!("{} ns", d.as_nanos())
+    } else if d < Duration::from_millis(1) {
+        format!("{:.1} µs", d.as_secs_f64() * 1e6)
+    } else {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    }
+}
+
+/// Resets the process's peak RSS (Linux: `clear_refs` 5).
+fn reset_peak() {
+    std::fs::write("/proc/self/clear_refs", "5").ok();
+}
+
+/// The process's peak RSS since the last reset, in MiB.
+fn peak_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+fn quantiles(mut latencies: Vec<Duration>) -> Option<(Duration, Duration)> {
+    if latencies.is_empty() {
+        return None;
+    }
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+    Some((at(0.5), at(0.99)))
+}
+
+/// An acknowledgement to wait for.
+type Ack = BoxFuture<'static, ()>;
+
+/// Times each acknowledgement from its send, as they come (not in send order).
+async fn drain(mut sent: tokio::sync::mpsc::UnboundedReceiver<(Instant, Ack)>) -> Vec<Duration> {
+    let mut pending = FuturesUnordered::new();
+    let mut out = Vec::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            next = sent.recv(), if open => match next {
+                Some((at, ack)) => pending.push(async move {
+                    ack.await;
+                    at.elapsed()
+                }),
+                None => open = false,
+            },
+            Some(took) = pending.next(), if !pending.is_empty() => out.push(took),
+            else => break,
+        }
+    }
+    out
+}
+
+/// The SDK and the raw producer, each sending every event into the ingress; their rows, the raw
+/// rate, and how many records the ingress holds after.
+async fn sdk_stage(
+    platform: &Platform,
+    events: &[PlayEvent],
+    size: Size,
+) -> (Vec<Row>, f64, usize) {
+    let sdk = Producer::builder(&platform.bootstrap, &platform.url)
+        .source("/player/web-player")
+        .event::<PlayEvent>()
+        .build()
+        .await
+        .expect("sdk");
+    let raw: FutureProducer = broker::producer_config(&platform.bootstrap)
+        .set("linger.ms", "1")
+        .create()
+        .expect("raw producer");
+    let sample = sdk.record_for(&events[0]).await.expect("sample");
+    // the first send of each connects to the partition leaders
+    sdk.send(&events[0]).await.expect("warm-up");
+    produce(&raw, INGRESS, &sample)
+        .await
+        .expect("raw warm-up")
+        .await
+        .expect("delivered")
+        .expect("acked");
+
+    reset_peak();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Ack)>();
+    let drained = tokio::spawn(drain(rx));
+    let started = Instant::now();
+    for _ in events {
+        let at = Instant::now();
+        let delivery = produce(&raw, INGRESS, &sample).await.expect("raw");
+        tx.send((
+            at,
+            Box::pin(async move {
+                delivery.await.expect("delivered").expect("acked");
+            }),
+        ))
+        .ok();
+    }
+    drop(tx);
+    let latencies = drained.await.expect("drain");
+    let raw_rate = events.len() as f64 / started.elapsed().as_secs_f64();
+    let raw_row = Row {
+        stage: "raw rdkafka producer (the SDK's bytes)".into(),
+        size: size.label(),
+        rate: raw_rate,
+        baseline: None,
+        latency: quantiles(latencies),
+        peak_rss_mib: peak_mib(),
+    };
+
+    reset_peak();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Ack)>();
+    let drained = tokio::spawn(drain(rx));
+    let started = Instant::now();
+    for event in events {
+        let at = Instant::now();
+        let pending = sdk.enqueue(event).await.expect("sdk");
+        tx.send((
+            at,
+            Box::pin(async move {
+                pending.acknowledged().await.expect("acknowledged");
+            }),
+        ))
+        .ok();
+    }
+    drop(tx);
+    let latencies = drained.await.expect("drain");
+    let rate = events.len() as f64 / started.elapsed().as_secs_f64();
+    let sdk_row = Row {
+        stage: "SDK produce".into(),
+        size: size.label(),
+        rate,
+        baseline: Some(raw_rate),
+        latency: quantiles(latencies),
+        peak_rss_mib: peak_mib(),
+    };
+    (vec![sdk_row, raw_row], raw_rate, 2 * events.len() + 2)
+}
+
+/// The gateway over every ingress record, against the raw pipe.
+async fn gateway_stage(platform: &Platform, records: usize, size: Size) -> Row {
+    create_raw_out(&platform.bootstrap).await;
+    let b = platform.bootstrap.clone();
+    let raw = tokio::task::spawn_blocking(move || raw_pipe(&b, records))
+        .await
+        .expect("raw pipe");
+    reset_peak();
+    let took = gateway_pipe(&platform.bootstrap, &platform.url, 1, records).await;
+    Row {
+        stage: "gateway validate + route".into(),
+        size: size.label(),
+        rate: records as f64 / took.as_secs_f64(),
+        baseline: Some(records as f64 / raw.as_secs_f64()),
+        latency: None,
+        peak_rss_mib: peak_mib(),
+    }
+}
+
+/// Reads `records` of the product topic from its start: with `snapshot`, decodes them and runs
+/// the product's views on them. The time from the first record to the last handled.
+async fn read_product(platform: &Platform, records: usize, snapshot: bool) -> Duration {
+    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let product = catalog.get(PRODUCT).expect("product").clone();
+    let latest = Client::new(&platform.url)
+        .latest(&format!("{PRODUCT}-value"))
+        .await
+        .expect("latest schema");
+    let bootstrap = platform.bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = broker::client_config(&bootstrap)
+            .set("group.id", "bench-snapshot")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("fetch.wait.max.ms", "50")
+            .create()
+            .expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..product.descriptor.partitions {
+            assignment
+                .add_partition_offset(PRODUCT, p, Offset::Beginning)
+                .expect("partition");
+        }
+        consumer.assign(&assignment).expect("assign");
+        let reader = serde_json::to_string(&product.schema).expect("schema json");
+        let writer = serde_json::to_string(latest.schema.as_ref()).expect("writer json");
+        let mut decoding = Decoding::new(&reader, &[(latest.id, writer)], 8192).expect("decoding");
+        let schema = decoding.schema().expect("arrow schema");
+        let mut runners: Vec<ViewRunner> = product
+            .descriptor
+            .views
+            .iter()
+            .map(|v| {
+                ViewRunner::new(
+                    PRODUCT,
+                    v,
+                    schema.clone(),
+                    0..product.descriptor.partitions,
+                    100_000,
+                    &Spill::default(),
+                    None,
+                )
+                .expect("view")
+            })
+            .collect();
+        let mut written = 0usize;
+        let mut flush = |decoding: &mut Decoding, runners: &mut Vec<ViewRunner>| {
+            if let Some(rows) = decoding.finish().expect("rows") {
+                for runner in runners.iter_mut() {
+                    let step = runner.step(&rows).expect("step");
+                    let closed = runner.advance(Instant::now()).expect("advance");
+                    written += step
+                        .puts
+                        .iter()
+                        .chain(&closed.puts)
+                        .map(|p| p.bytes.len())
+                        .sum::<usize>();
+                }
+            }
+        };
+        let (mut read, mut bytes) = (0, 0usize);
+        let mut started = None;
+        while read < records {
+            let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) else {
+                continue;
+            };
+            started.get_or_insert_with(Instant::now);
+            read += 1;
+            let payload = message.payload().unwrap_or_default();
+            bytes += payload.len();
+            if !snapshot {
+                continue;
+            }
+            let (mut time, mut id) = (None, None);
+            if let Some(headers) = rdkafka::message::Message::headers(&message) {
+                use rdkafka::message::Headers as _;
+                for header in headers.iter() {
+                    match header.key {
+                        "ce_time" => {
+                            time = header
+                                .value
+                                .and_then(|v| std::str::from_utf8(v).ok())
+                                .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+                                .map(|t| t.timestamp_millis());
+                        }
+                        "ce_id" => id = header.value.and_then(|v| std::str::from_utf8(v).ok()),
+                        _ => {}
+                    }
+                }
+            }
+            if decoding.is_full() {
+                flush(&mut decoding, &mut runners);
+            }
+            decoding
+                .push(message.partition(), message.offset(), time, id, payload)
+                .expect("push");
+        }
+        flush(&mut decoding, &mut runners);
+        std::hint::black_box((bytes, written));
+        started.map_or(Duration::ZERO, |s| s.elapsed())
+    })
+    .await
+    .expect("reader")
+}
+
+/// The snapshotter's consume + decode + window + write, against a raw consumer.
+async fn snapshot_stage(platform: &Platform, records: usize, size: Size) -> Row {
+    let raw = read_product(platform, records, false).await;
+    reset_peak();
+    let took = read_product(platform, records, true).await;
+    Row {
+        stage: "snapshotter consume + window + Parquet".into(),
+        size: size.label(),
+        rate: records as f64 / took.as_secs_f64(),
+        baseline: Some(records as f64 / raw.as_secs_f64()),
+        latency: None,
+        peak_rss_mib: peak_mib(),
+    }
+}
+
+/// The HTTP ingress in batch mode, against the raw producer's rate.
+async fn http_stage(platform: &Platform, events: &[PlayEvent], raw_rate: f64, size: Size) -> Row {
+    let catalog = Arc::new(Catalog::load(std::path::Path::new("config")).expect("catalog"));
+    let contracts = Arc::new(
+        Contracts::load(Client::new(&platform.url), [PRODUCT.to_owned()])
+            .await
+            .expect("contracts"),
+    );
+    let (tokens, shown) = Tokens::generate(["player"]);
+    let producer = broker::producer_config(&platform.bootstrap)
+        .create()
+        .expect("producer");
+    let metrics = Metrics::new(&prometheus::Registry::new()).expect("metrics");
+    let config = IngressConfig {
+        max_body_bytes: 4 * 1024 * 1024,
+        ..IngressConfig::default()
+    };
+    let ingress = Ingress::new(
+        config,
+        catalog,
+        contracts,
+        tokens,
+        producer,
+        &platform.url,
+        metrics,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let endpoint = format!(
+        "http://{}/v1/products/{PRODUCT}/events",
+        listener.local_addr().expect("addr")
+    );
+    meshline::server::spawn(
+        listener,
+        meshline::gateway::http::router(ingress),
+        platform.stop.clone(),
+    );
+    let auth = format!("Bearer {}", shown[0].1);
+
+    const BATCH: usize = 100;
+    let bodies: Vec<Vec<u8>> = events
+        .chunks(BATCH)
+        .enumerate()
+        .map(|(b, chunk)| {
+            let batch: Vec<serde_json::Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    serde_json::json!({
+                        "specversion": "1.0",
+                        "id": format!("http-{b}-{i}"),
+                        "source": "/player/web-player",
+                        "type": "com.example.player.track.played",
+                        "time": DateTime::from_timestamp_millis(e.started_at)
+                            .unwrap_or_default()
+                            .to_rfc3339_opts(SecondsFormat::Millis, true),
+                        "subject": e.user_id,
+                        "datacontenttype": "application/json",
+                        "data": e,
+                    })
+                })
+                .collect();
+            serde_json::to_vec(&batch).expect("body")
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        let request = http
+            .post(&endpoint)
+            .header("authorization", &auth)
+            .header("content-type", "application/cloudevents-batch+json")
+            .body(body);
+        async move {
+            let at = Instant::now();
+            let response = request.send().await.expect("request");
+            assert_eq!(response.status(), 202, "{:?}", response.text().await);
+            at.elapsed()
+        }
+    };
+    post(bodies[0].clone()).await; // connects
+    reset_peak();
+    let started = Instant::now();
+    let latencies: Vec<Duration> = futures::stream::iter(bodies.into_iter().map(post))
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let rate = events.len() as f64 / started.elapsed().as_secs_f64();
+    Row {
+        stage: format!("HTTP ingress, batch mode ({BATCH} a request; latency per request)"),
+        size: size.label(),
+        rate,
+        baseline: Some(raw_rate),
+        latency: quantiles(latencies),
+        peak_rss_mib: peak_mib(),
+    }
+}
+
+/// Cached schema lookups in the client, and lookups over HTTP.
+async fn registry_stage(platform: &Platform) -> Vec<Row> {
+    let client = Client::new(&platform.url);
+    let id = client
+        .latest(&format!("{PRODUCT}-value"))
+        .await
+        .expect("latest")
+        .id;
+    client.schema(id).await.expect("schema");
+    reset_peak();
+    let n = 2_000_000;
+    let started = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(client.cached_schema(std::hint::black_box(id)));
+    }
+    let took = started.elapsed();
+    let cached = Row {
+        stage: "registry lookup, cached in the client (latency: mean)".into(),
+        size: "—",
+        rate: n as f64 / took.as_secs_f64(),
+        baseline: None,
+        latency: Some((took / n, took / n)),
+        peak_rss_mib: peak_mib(),
+    };
+
+    let http = reqwest::Client::new();
+    let url = format!("{}/schemas/ids/{id}", platform.url);
+    let get = |_| {
+        let request = http.get(&url);
+        async move {
+            let at = Instant::now();
+            let response = request.send().await.expect("request");
+            assert!(response.status().is_success());
+            response.bytes().await.expect("body");
+            at.elapsed()
+        }
+    };
+    reset_peak();
+    let n = 20_000;
+    let started = Instant::now();
+    let latencies: Vec<Duration> = futures::stream::iter((0..n).map(get))
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let over_http = Row {
+        stage: "registry `GET /schemas/ids/{id}` over HTTP (32 in flight)".into(),
+        size: "—",
+        rate: n as f64 / started.elapsed().as_secs_f64(),
+        baseline: None,
+        latency: quantiles(latencies),
+        peak_rss_mib: peak_mib(),
+    };
+    vec![cached, over_http]
+}
+
+/// The `PlayEvent` record the SDK writes, as the contract core sees it.
+fn play_record(schema_id: u32, schema: &WriterSchema) -> Record {
+    use apache_avro::writer::datum::GenericDatumWriter;
+    let event = PlayEvent::random(&mut StdRng::seed_from_u64(1), Utc::now());
+    let body = GenericDatumWriter::builder(&schema.avro)
+        .build()
+        .and_then(|w| w.write_ser_to_vec(&event))
+        .expect("body");
+    let headers = [
+        ("ce_specversion", "1.0"),
+        ("ce_id", "8f0e2c9a-2b6f-4d4c-9a51-0d0d6f1c7b11"),
+        ("ce_source", "/player/web-player"),
+        ("ce_type", "com.example.player.track.played"),
+        ("ce_time", "2026-11-25T10:00:00.123Z"),
+        ("ce_subject", "user-42"),
+        ("content-type", "application/avro"),
+    ];
+    Record {
+        key: Some(b"user-42".to_vec()),
+        headers: headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+            .collect(),
+        payload: Some(wire::encode(schema_id, &body)),
+    }
+}
+
+/// Per-event routing + contract check with 10, 100 and 1,000 products registered, and the time
+/// to load their contracts from the registry.
+async fn products_scaling() {
+    println!(
+        "\n## Cost per event by products registered (gateway routing + contract check, one core)\n"
+    );
+    println!("| products | load contracts | per event | events/s |");
+    println!("| ---: | ---: | ---: | ---: |");
+    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let play = catalog.get(PRODUCT).expect("product");
+    for count in [10usize, 100, 1_000] {
+        let extra: Vec<Product> = (1..count)
+            .map(|i| {
+                let mut p = play.clone();
+                p.descriptor.id = format!("player.plays-{i:04}");
+                p
+            })
+            .collect();
+        let platform = Platform::start(&extra).await;
+        let ids: Vec<String> = std::iter::once(PRODUCT.to_owned())
+            .chain(extra.iter().map(|p| p.descriptor.id.clone()))
+            .collect();
+        let started = Instant::now();
+        let contracts = Contracts::load(Client::new(&platform.url), ids.clone())
+            .await
+            .expect("contracts");
+        let load = started.elapsed();
+        let topics: Vec<String> = ids.iter().map(|id| format!("{id}.ingress")).collect();
+        let first = contracts.get(PRODUCT).expect("registered");
+        let record = play_record(first.latest_id, &first.schemas[&first.latest_id]);
+        let n = 400_000;
+        let started = Instant::now();
+        for i in 0..n {
+            let topic = &topics[i % topics.len()];
+            let product = contracts.product_of_ingress(topic).expect("routed");
+            let registered = contracts.get(product).expect("contract");
+            let checked = registered
+                .contract
+                .check_record(&record, |id| registered.schema(id));
+            std::hint::black_box(checked.is_ok());
+        }
+        let per = started.elapsed() / n as u32;
+        println!(
+            "| {count} | {load:.2?} | {} | {:.0} |",
+            millis(per),
+            1.0 / per.as_secs_f64()
+        );
+        platform.stop().await;
+    }
+}
+
+/// The contract core with 0, 5 and 20 rules.
+fn rules_scaling() {
+    println!("\n## Cost per event by rules per product (contract core, one core)\n");
+    println!("| rules | per event | events/s |");
+    println!("| ---: | ---: | ---: |");
+    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let play = catalog.get(PRODUCT).expect("product");
+    let schema = Arc::new(WriterSchema::new(Arc::new(play.schema.clone())));
+    let record = play_record(3, &schema);
+    // the common shapes, each compiled to native code (an expression the native forms do not
+    // cover runs in the `cel` interpreter: about 270 ns a rule, `cargo bench --bench contract`)
+    let shapes = [
+        "message.duration_ms >= N",
+        "size(message.country) == 2",
+        "message.user_id != 'blocked-N'",
+        "message.country in ['XN', 'SE', 'NO', 'DK', 'FI', 'DE', 'FR', 'ES', 'IT', 'NL', 'GB', 'US', 'BR', 'JP', 'NG']",
+        "message.duration_ms < 86400000 && message.track_id != 'N'",
+    ];
+    for count in [0usize, 5, 20] {
+        let mut product = play.clone();
+        product.descriptor.rules = (0..count)
+            .map(|i| {
+                let expression = shapes[i % shapes.len()].replace('N', &i.to_string());
+                serde_norway::from_str::<Rule>(&format!(
+                    "{{name: rule-{i}, expression: \"{expression}\"}}"
+                ))
+                .expect("rule")
+            })
+            .collect();
+        let contract = Contract::from_product(&product).expect("contract");
+        let lookup = |id: u32| (id == 3).then(|| schema.clone());
+        contract.check_record(&record, lookup).expect("valid");
+        let n = 400_000;
+        let started = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(
+                contract
+                    .check_record(std::hint::black_box(&record), lookup)
+                    .is_ok(),
+            );
+        }
+        let per = started.elapsed() / n;
+        println!(
+            "| {count} | {} | {:.0} |",
+            millis(per),
+            1.0 / per.as_secs_f64()
+        );
+    }
+}
