@@ -1,5 +1,6 @@
 //! Broker faults, injected with librdkafka's mock cluster where the embedded broker cannot be told
-//! to fail: retriable produce errors, a leader change and a broker down mid-stream. The SDK's
+//! to fail: retriable produce errors, a leader change, a broker down mid-stream and slow brokers
+//! (300 ms a round trip). The SDK's
 //! idempotent producer rides them out: every send acknowledged, every event in the topic once.
 //! (The registry runs on the embedded broker; only the events go to the mock cluster.)
 
@@ -56,7 +57,7 @@ fn ids(bootstrap: &str, topic: &str, expect: usize) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sdk_sends_survive_produce_errors_a_leader_change_and_a_broker_down() {
+async fn sdk_sends_survive_produce_errors_a_leader_change_a_broker_down_and_a_slow_broker() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, _registry, url) = common::platform(dir.path()).await;
     let mock = MockCluster::new(3).unwrap();
@@ -96,6 +97,13 @@ async fn sdk_sends_survive_produce_errors_a_leader_change_and_a_broker_down() {
                 mock.broker_down(2).unwrap();
                 mock.broker_down(3).unwrap();
             }
+            // then every broker answers 300 ms late
+            1_300 => {
+                for b in 1..=3 {
+                    mock.broker_round_trip_time(b, Duration::from_millis(300))
+                        .unwrap();
+                }
+            }
             _ => {}
         }
         let mut event = common::play(1_000 + i as i64);
@@ -116,6 +124,9 @@ async fn sdk_sends_survive_produce_errors_a_leader_change_and_a_broker_down() {
         acknowledged += 1;
     }
     assert_eq!(acknowledged, EVENTS);
+    for b in 1..=3 {
+        mock.broker_round_trip_time(b, Duration::ZERO).unwrap();
+    }
 
     let b = bootstrap.clone();
     let ids = tokio::task::spawn_blocking(move || ids(&b, INGRESS, EVENTS))

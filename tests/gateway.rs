@@ -1314,8 +1314,9 @@ async fn transactional_delivery_writes_every_event_once_across_a_restart() {
 }
 
 /// Broker faults under a running gateway, on librdkafka's mock cluster (the embedded broker
-/// cannot be told to fail): retriable produce errors, the output partitions' leaders moving, and
-/// their brokers down for a moment. Every event still lands once in its product topic or DLQ.
+/// cannot be told to fail): retriable produce errors, the output partitions' leaders moving,
+/// their brokers down for a moment, then every broker slow (300 ms a round trip). Every event
+/// still lands once in its product topic or DLQ.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn broker_faults_under_the_gateway_lose_and_duplicate_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -1329,7 +1330,7 @@ async fn broker_faults_under_the_gateway_lose_and_duplicate_nothing() {
         }
     }
     let bootstrap = mock.bootstrap_servers();
-    const EVENTS: i32 = 400;
+    const EVENTS: i32 = 500;
     let records: Vec<(i32, Record)> = (0..EVENTS)
         .map(|i| {
             let source = if i % 5 == 0 {
@@ -1363,18 +1364,28 @@ async fn broker_faults_under_the_gateway_lose_and_duplicate_nothing() {
             mock.partition_leader(topic, p, Some(2)).unwrap();
         }
     }
-    send(&bootstrap, &records[200..]).await;
+    send(&bootstrap, &records[200..400]).await;
     mock.broker_down(2).unwrap();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     mock.broker_up(2).unwrap();
+    wait_for_outputs(&bootstrap, 400, 120).await;
+    // a slow broker: fetches, produces and commits all wait 300 ms a round trip
+    for b in 1..=3 {
+        mock.broker_round_trip_time(b, Duration::from_millis(300))
+            .unwrap();
+    }
+    send(&bootstrap, &records[400..]).await;
     wait_for_outputs(&bootstrap, i64::from(EVENTS), 120).await;
+    for b in 1..=3 {
+        mock.broker_round_trip_time(b, Duration::ZERO).unwrap();
+    }
     // let a duplicating gateway show itself
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
     within(30, "the gateway stops", task).await.unwrap();
 
     let mut seen = HashMap::new();
-    for (topic, expect) in [(PRODUCT, 320), (DLQ, 80)] {
+    for (topic, expect) in [(PRODUCT, 400), (DLQ, 100)] {
         let records = read_all(&bootstrap, topic);
         assert_eq!(records.len(), expect, "{topic}");
         for (_, headers, _) in records {
