@@ -92,3 +92,52 @@ fn a_missing_or_mismatched_key_is_named() {
         .to_string();
     assert!(swapped.contains("tls-"), "{swapped}");
 }
+
+/// `meshline registry --tls-cert --tls-key` serves the Confluent API over HTTPS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standalone_registry_serves_https() {
+    let broker = meshline::broker::embedded::EmbeddedBroker::start(
+        "127.0.0.1:0".parse().unwrap(),
+        &meshline::broker::embedded::Storage::Memory,
+    )
+    .await
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meshline"))
+        .args(["registry", "--bootstrap", &broker.bootstrap()])
+        .args(["--registry-listen", &listen])
+        .args(["--tls-cert", fixture("tls-cert.pem").to_str().unwrap()])
+        .args(["--tls-key", fixture("tls-key.pem").to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut response = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline && !response.starts_with("HTTP/1.1 200") {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Ok(tcp) = TcpStream::connect(&listen).await else {
+            continue;
+        };
+        let Ok(mut stream) = client(true).connect(name.clone(), tcp).await else {
+            continue;
+        };
+        stream
+            .write_all(b"GET /subjects HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes).await;
+        response = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("[]"), "no subjects yet: {response}");
+    broker.stop().await;
+}

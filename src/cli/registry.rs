@@ -1,6 +1,6 @@
 //! `meshline registry`: the schema registry alone, against a running Kafka cluster.
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -25,10 +25,20 @@ pub struct StandaloneArgs {
     /// Where to listen.
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// HTTPS (TLS by rustls) instead of HTTP: a PEM certificate chain. Needs --tls-key.
+    #[arg(long, requires = "tls_key", env = "MESHLINE_REGISTRY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", env = "MESHLINE_REGISTRY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Serves the registry until Ctrl-C or SIGTERM.
 pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server::Tls::load(cert, key)?),
+        _ => None,
+    };
     let stop = CancellationToken::new();
     super::up::spawn_signal_handler(stop.clone())?;
     broker::check_reachable(&args.bootstrap, Duration::from_secs(10)).await?;
@@ -39,14 +49,17 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let registry = registry::Registry::start(&args.bootstrap, stop.clone()).await?;
-    let served = server::spawn(
+    let served = server::spawn_with(
         listener,
+        tls.as_ref(),
         with_metrics(registry::http::router(registry), "registry")?,
         stop,
     );
     println!(
-        "schema registry on http://{} (Kafka {})",
-        args.registry.registry_listen, args.bootstrap
+        "schema registry on {}://{} (Kafka {})",
+        if tls.is_some() { "https" } else { "http" },
+        args.registry.registry_listen,
+        args.bootstrap
     );
     served.await.ok();
     println!("schema registry stopped");
