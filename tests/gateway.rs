@@ -592,7 +592,7 @@ impl Drop for Gateway {
 /// The events live on the embedded broker's in-memory storage: only the gateway process dies, and
 /// tansu 0.6's SQLite storage serves a consumer about 100 records/s once a backlog builds up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_gateway_killed_twice_mid_stream_writes_every_event_exactly_once() {
+async fn a_gateway_killed_at_random_points_mid_stream_writes_every_event_exactly_once() {
     let events: usize =
         std::env::var("MESHLINE_EOS_EVENTS").map_or(100_000, |n| n.parse().unwrap());
     let t0 = std::time::Instant::now();
@@ -654,18 +654,21 @@ async fn a_gateway_killed_twice_mid_stream_writes_every_event_exactly_once() {
             }
         })
     };
-    for (run, kill_after) in [events as i64 * 15 / 100, events as i64 / 2]
-        .into_iter()
-        .enumerate()
-    {
+    // SIGKILLed at random points (4 rounds by default, see `common::kill_points`)
+    let kills = common::kill_points(4, events as u64 / 20, events as u64 * 4 / 5);
+    for (run, (kill_after, delay)) in kills.iter().enumerate() {
         let gateway = start(run);
-        wait_for_outputs(&bootstrap, kill_after, 300).await;
+        wait_for_outputs(&bootstrap, *kill_after as i64, 300).await;
+        tokio::time::sleep(*delay).await;
         drop(gateway); // SIGKILL
-        eprintln!("killed after {kill_after} outputs at {:?}", t0.elapsed());
+        eprintln!(
+            "killed after {kill_after} outputs and {delay:?} at {:?}",
+            t0.elapsed()
+        );
     }
     // two gateways finish the stream, sharing the partitions (the second one's join rebalances
     // them while the backlog is being worked off)
-    let gateways = [start(2), start(3)];
+    let gateways = [start(kills.len()), start(kills.len() + 1)];
     within(600, "writing the ingress", writer).await.unwrap();
     eprintln!("ingress written at {:?}", t0.elapsed());
     wait_for_outputs(&bootstrap, events as i64, 600).await;
@@ -683,7 +686,7 @@ async fn a_gateway_killed_twice_mid_stream_writes_every_event_exactly_once() {
         }
     }
     // how much the restarts found written but not committed (the path this test is about)
-    let skipped: usize = (1..4)
+    let skipped: usize = (1..kills.len() + 2)
         .map(|run| {
             let log = std::fs::read_to_string(dir.path().join(format!("gateway-{run}.log")))
                 .unwrap_or_default();

@@ -665,7 +665,7 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
     })
     .await;
 
-    // the same, as a process killed twice while it writes, its `latest` and `aggregate` state
+    // the same, as a process killed at random points while it writes, its `latest` and `aggregate` state
     // spilling to disk past 7 keys or groups (the reference holds all of it in memory)
     let store_dir = killed_dir.join("store");
     let spill_dir = killed_dir.join("spill");
@@ -705,9 +705,11 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
             }
         }
     };
-    for at in [20, 70] {
+    // SIGKILLed at random points (3 rounds by default, see `common::kill_points`)
+    for (at, delay) in common::kill_points(3, 5, 90) {
         let mut child = spawn();
-        common::within(60, "snapshots before the kill", written(at)).await;
+        common::within(60, "snapshots before the kill", written(at as usize)).await;
+        tokio::time::sleep(delay).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }

@@ -160,3 +160,31 @@ pub fn play(duration_ms: i64) -> meshline::demo::events::PlayEvent {
         context: Some("playlist-2".into()),
     }
 }
+
+/// Where a kill loop kills: `MESHLINE_KILL_ROUNDS` (default `rounds`) points drawn between `lo`
+/// and `hi`, sorted, each with a delay of up to 300 ms after it is reached (so a kill lands at
+/// any moment of a batch), from `MESHLINE_KILL_SEED` or a random seed. The seed is printed: run
+/// again with it to replay a failure.
+pub fn kill_points(rounds: usize, lo: u64, hi: u64) -> Vec<(u64, std::time::Duration)> {
+    use rand::{Rng as _, SeedableRng as _};
+    let seed: u64 = std::env::var("MESHLINE_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let rounds = std::env::var("MESHLINE_KILL_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(rounds);
+    eprintln!("kill loop: {rounds} rounds, MESHLINE_KILL_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut points: Vec<(u64, std::time::Duration)> = (0..rounds)
+        .map(|_| {
+            (
+                rng.random_range(lo..=hi),
+                std::time::Duration::from_millis(rng.random_range(0..300)),
+            )
+        })
+        .collect();
+    points.sort();
+    points
+}
