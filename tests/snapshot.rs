@@ -840,3 +840,199 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
     expected_late.sort();
     assert_eq!(dlq, expected_late);
 }
+
+/// A small tmpfs mounted over `dir` (mounting needs root, as `.ci/run` and CI have), unmounted on
+/// drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let mount = |args: &[&str]| {
+            let ran = std::process::Command::new("mount").args(args).status();
+            let ran = match ran {
+                Ok(status) if status.success() => ran,
+                // not root: sudo without a password, as `.ci/run` uses for apt
+                _ => std::process::Command::new("sudo")
+                    .arg("-n")
+                    .arg("mount")
+                    .args(args)
+                    .status(),
+            };
+            assert!(
+                ran.is_ok_and(|s| s.success()),
+                "this test mounts a small tmpfs to fill a disk: run it as root or with passwordless sudo"
+            );
+        };
+        let target = dir.to_str().unwrap();
+        mount(&[
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size}"),
+            "tmpfs",
+            target,
+        ]);
+        Self(dir.to_owned())
+    }
+
+    fn resize(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args([
+                "-o",
+                &format!("remount,size={size}"),
+                self.0.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        if !status.success() {
+            let status = std::process::Command::new("sudo")
+                .args(["-n", "mount", "-o", &format!("remount,size={size}")])
+                .arg(&self.0)
+                .status()
+                .unwrap();
+            assert!(status.success(), "remounting the tmpfs");
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let unmounted = std::process::Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = std::process::Command::new("sudo")
+                .args(["-n", "umount"])
+                .arg(&self.0)
+                .status();
+        }
+    }
+}
+
+/// The snapshotter on a disk that fills up: writes fail with "No space left on device", the
+/// snapshotter restarts from its progress with backoff (counted by
+/// `meshline_snapshot_restarts_total`), and once space is freed it writes every snapshot, the
+/// same files as a run that never lacked space.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_holds_snapshots_back_until_space_returns_and_loses_nothing() {
+    const VIEWS: &str =
+        "  - {name: plays, kind: events, window: minute, allowed_lateness: 30s, idle_timeout: 1s}
+  - name: per-track
+    kind: aggregate
+    window: minute
+    key: [track_id]
+    allowed_lateness: 30s
+    idle_timeout: 1s
+    aggregations:
+      - {name: plays, function: count}
+      - {name: listened_ms, function: sum, field: duration_ms}
+";
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = test_catalog(&dir.path().join("reference"), VIEWS);
+    let (broker, url) = platform(&catalog).await;
+    let bootstrap = broker.bootstrap();
+    let minutes = 30;
+    let mut events: Vec<(i32, PlayEvent)> = (0..3_000usize)
+        .map(|n| {
+            let at = T0 + (n as i64 * minutes * MIN) / 3_000;
+            let user = format!("user-{}", n % 50);
+            let track = format!("track-{}", n % 40);
+            ((n % 4) as i32, play(n, at, &user, &track, n as i64))
+        })
+        .collect();
+    // one more per partition, a minute after the lateness: every window closes
+    for p in 0..4 {
+        events.push((
+            p,
+            play(10_000 + p as usize, T0 + (minutes + 2) * MIN, "u", "t", 1),
+        ));
+    }
+    write(&bootstrap, &url, &events).await;
+    let all_closed = |listed: &BTreeMap<String, Vec<listing::Listed>>| {
+        listed.values().all(|l| l.len() >= minutes as usize)
+    };
+
+    let reference_store =
+        Store::open(dir.path().join("reference/store").to_str().unwrap()).unwrap();
+    snapshot_until(
+        config(&bootstrap, &url, &reference_store),
+        catalog,
+        |l, _| all_closed(l),
+    )
+    .await;
+
+    // the same on a 96 KiB disk
+    let full_dir = dir.path().join("full");
+    let disk = Tmpfs::mount(&full_dir, "96k");
+    let store = Store::open(full_dir.to_str().unwrap()).unwrap();
+    let registry = prometheus::Registry::new();
+    let metrics = snapshot::Metrics::new(&registry).unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(snapshot::worker::run(
+        config(&bootstrap, &url, &store),
+        Arc::new(test_catalog(&dir.path().join("full-config"), VIEWS)),
+        metrics,
+        stop.clone(),
+    ));
+    let restarts = || {
+        registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "meshline_snapshot_restarts_total")
+            .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().value()))
+            .sum::<f64>()
+    };
+    common::within(
+        60,
+        "the snapshotter failing on the full disk twice",
+        async {
+            while restarts() < 2.0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        },
+    )
+    .await;
+    let written = listing::list(&store, TOPIC, "plays").await.unwrap().len();
+    assert!(
+        written < minutes as usize,
+        "a full disk holds snapshots back: {written} of {minutes} written"
+    );
+    // space returns
+    disk.resize("64m");
+    common::within(90, "every snapshot once space returns", async {
+        loop {
+            let mut done = true;
+            for view in ["plays", "per-track"] {
+                done &= listing::list(&store, TOPIC, view).await.unwrap().len() >= minutes as usize;
+            }
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+    eprintln!(
+        "full disk: {written} of {minutes} `plays` snapshots before space returned, {} restarts",
+        restarts()
+    );
+
+    let expected = snapshot_files(&dir.path().join("reference/store"));
+    let got = snapshot_files(&full_dir);
+    assert_eq!(
+        expected.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "the same files"
+    );
+    for (name, bytes) in &expected {
+        assert!(
+            &got[name] == bytes,
+            "{name} differs from the run with space"
+        );
+    }
+    drop(disk);
+}

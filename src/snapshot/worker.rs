@@ -95,6 +95,7 @@ pub struct Metrics {
     snapshots: IntCounterVec,
     held: IntGaugeVec,
     spilled: IntGaugeVec,
+    restarts: IntCounterVec,
     watermark: IntGaugeVec,
     delay: HistogramVec,
 }
@@ -137,6 +138,13 @@ impl Metrics {
             ),
             &["domain", "product", "view"],
         )?;
+        let restarts = IntCounterVec::new(
+            Opts::new(
+                "meshline_snapshot_restarts_total",
+                "Times a product's snapshotter failed (store, Kafka or registry error) and restarted from its progress.",
+            ),
+            &["domain", "product"],
+        )?;
         let spilled = IntGaugeVec::new(
             Opts::new(
                 "meshline_snapshot_spilled",
@@ -160,7 +168,7 @@ impl Metrics {
             &["domain", "product", "view"],
         )?;
         registry.register(Box::new(delay.clone()))?;
-        for c in [&rows, &late, &skipped, &snapshots] {
+        for c in [&rows, &late, &skipped, &snapshots, &restarts] {
             registry.register(Box::new(c.clone()))?;
         }
         for g in [&held, &spilled, &watermark] {
@@ -173,6 +181,7 @@ impl Metrics {
             snapshots,
             held,
             spilled,
+            restarts,
             watermark,
             delay,
         })
@@ -203,6 +212,12 @@ pub async fn run(
                 let (c, p, m, s) = (config.clone(), product.clone(), metrics.clone(), stop.clone());
                 let result =
                     tokio::task::spawn_blocking(move || run_product(&handle, &c, &p, &m, &s)).await;
+                if !matches!(result, Ok(Ok(()))) {
+                    metrics
+                        .restarts
+                        .with_label_values(&[domain_of(product.id()), product.id()])
+                        .inc();
+                }
                 match result {
                     Ok(Ok(())) => break,
                     Ok(Err(error)) => {
