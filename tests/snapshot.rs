@@ -841,6 +841,41 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
     assert_eq!(dlq, expected_late);
 }
 
+/// An `events` and an `aggregate` view by the minute.
+const VIEWS: &str =
+    "  - {name: plays, kind: events, window: minute, allowed_lateness: 30s, idle_timeout: 1s}
+  - name: per-track
+    kind: aggregate
+    window: minute
+    key: [track_id]
+    allowed_lateness: 30s
+    idle_timeout: 1s
+    aggregations:
+      - {name: plays, function: count}
+      - {name: listened_ms, function: sum, field: duration_ms}
+";
+
+/// 100 plays a minute for `minutes` minutes over 4 partitions, then one more per partition two
+/// minutes later, which closes every window.
+fn minutes_of_plays(minutes: i64) -> Vec<(i32, PlayEvent)> {
+    let n_events = minutes as usize * 100;
+    let mut events: Vec<(i32, PlayEvent)> = (0..n_events)
+        .map(|n| {
+            let at = T0 + (n as i64 * minutes * MIN) / n_events as i64;
+            let user = format!("user-{}", n % 50);
+            let track = format!("track-{}", n % 40);
+            ((n % 4) as i32, play(n, at, &user, &track, n as i64))
+        })
+        .collect();
+    for p in 0..4 {
+        events.push((
+            p,
+            play(100_000 + p as usize, T0 + (minutes + 2) * MIN, "u", "t", 1),
+        ));
+    }
+    events
+}
+
 /// A small tmpfs mounted over `dir` (mounting needs root, as `.ci/run` and CI have), unmounted on
 /// drop.
 struct Tmpfs(std::path::PathBuf);
@@ -917,39 +952,12 @@ impl Drop for Tmpfs {
 /// same files as a run that never lacked space.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_holds_snapshots_back_until_space_returns_and_loses_nothing() {
-    const VIEWS: &str =
-        "  - {name: plays, kind: events, window: minute, allowed_lateness: 30s, idle_timeout: 1s}
-  - name: per-track
-    kind: aggregate
-    window: minute
-    key: [track_id]
-    allowed_lateness: 30s
-    idle_timeout: 1s
-    aggregations:
-      - {name: plays, function: count}
-      - {name: listened_ms, function: sum, field: duration_ms}
-";
     let dir = tempfile::tempdir().unwrap();
     let catalog = test_catalog(&dir.path().join("reference"), VIEWS);
     let (broker, url) = platform(&catalog).await;
     let bootstrap = broker.bootstrap();
     let minutes = 30;
-    let mut events: Vec<(i32, PlayEvent)> = (0..3_000usize)
-        .map(|n| {
-            let at = T0 + (n as i64 * minutes * MIN) / 3_000;
-            let user = format!("user-{}", n % 50);
-            let track = format!("track-{}", n % 40);
-            ((n % 4) as i32, play(n, at, &user, &track, n as i64))
-        })
-        .collect();
-    // one more per partition, a minute after the lateness: every window closes
-    for p in 0..4 {
-        events.push((
-            p,
-            play(10_000 + p as usize, T0 + (minutes + 2) * MIN, "u", "t", 1),
-        ));
-    }
-    write(&bootstrap, &url, &events).await;
+    write(&bootstrap, &url, &minutes_of_plays(minutes)).await;
     let all_closed = |listed: &BTreeMap<String, Vec<listing::Listed>>| {
         listed.values().all(|l| l.len() >= minutes as usize)
     };
@@ -1035,4 +1043,101 @@ async fn a_full_disk_holds_snapshots_back_until_space_returns_and_loses_nothing(
         );
     }
     drop(disk);
+}
+
+/// Broker faults under the snapshotter, on librdkafka's mock cluster (the embedded broker cannot
+/// be told to fail): fetch errors, every partition's leader moved, the leaders' broker down for
+/// 1.5 s, and every broker slow (300 ms a round trip). The snapshots are the same files as a run
+/// on the same cluster without faults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_faults_under_the_snapshotter_change_no_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = test_catalog(&dir.path().join("reference"), VIEWS);
+    let (_broker, url) = platform(&catalog).await;
+    let mock = rdkafka::mocking::MockCluster::new(3).unwrap();
+    mock.create_topic(TOPIC, 4, 3).unwrap();
+    for p in 0..4 {
+        mock.partition_leader(TOPIC, p, Some(1)).unwrap();
+    }
+    let bootstrap = mock.bootstrap_servers();
+    let minutes = 20;
+    write(&bootstrap, &url, &minutes_of_plays(minutes)).await;
+    let all_closed = |listed: &BTreeMap<String, Vec<listing::Listed>>| {
+        listed.values().all(|l| l.len() >= minutes as usize)
+    };
+    let reference_store =
+        Store::open(dir.path().join("reference/store").to_str().unwrap()).unwrap();
+    snapshot_until(
+        config(&bootstrap, &url, &reference_store),
+        catalog,
+        |l, _| all_closed(l),
+    )
+    .await;
+
+    let faulty_dir = dir.path().join("faulty");
+    let store = Store::open(faulty_dir.join("store").to_str().unwrap()).unwrap();
+    let catalog = test_catalog(&faulty_dir, VIEWS);
+    let faults = async {
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+        mock.request_errors(
+            RDKafkaApiKey::Fetch,
+            &[
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+            ],
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for p in 0..4 {
+            mock.partition_leader(TOPIC, p, Some(2)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        mock.broker_down(2).unwrap();
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        mock.broker_up(2).unwrap();
+        for b in 1..=3 {
+            mock.broker_round_trip_time(b, Duration::from_millis(300))
+                .unwrap();
+        }
+    };
+    let started = std::time::Instant::now();
+    let faults = async {
+        faults.await;
+        started.elapsed()
+    };
+    let run = async {
+        snapshot_until(config(&bootstrap, &url, &store), catalog, |l, _| {
+            all_closed(l)
+        })
+        .await;
+        started.elapsed()
+    };
+    let (faults_done, run_done) = tokio::join!(faults, run);
+    eprintln!("faults injected over {faults_done:?}, snapshots complete after {run_done:?}");
+    assert!(
+        run_done > faults_done,
+        "every fault came while the snapshotter worked"
+    );
+    for b in 1..=3 {
+        mock.broker_round_trip_time(b, Duration::ZERO).unwrap();
+    }
+
+    let expected = snapshot_files(&dir.path().join("reference/store"));
+    let got = snapshot_files(&faulty_dir.join("store"));
+    assert!(
+        expected.len() > 2 * minutes as usize,
+        "{} files",
+        expected.len()
+    );
+    assert_eq!(
+        expected.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "the same files"
+    );
+    for (name, bytes) in &expected {
+        assert!(
+            &got[name] == bytes,
+            "{name} differs from the run without faults"
+        );
+    }
 }
