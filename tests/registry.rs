@@ -909,3 +909,108 @@ async fn a_products_contract_goes_to_the_registry_with_its_schema() {
         u64::from(id)
     );
 }
+
+/// `meshline registry` `SIGKILL`ed at random points while a client registers schemas (see
+/// `common::kill_points`): the client retries each registration until it is acknowledged, and in
+/// the end every acknowledged registration is there under its id, and no id names two schemas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registry_killed_at_random_points_keeps_every_acknowledged_id() {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    };
+    meshline::registry::client::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = sqlite_broker(dir.path()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_meshline"))
+            .args(["registry", "--bootstrap", &broker.bootstrap()])
+            .args(["--registry-listen", &listen])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn();
+    const REGISTRATIONS: usize = 60;
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let client = {
+        let acknowledged = acknowledged.clone();
+        let http = Http::new(&format!("http://{listen}"));
+        tokio::spawn(async move {
+            let mut done = Vec::new();
+            for i in 0..REGISTRATIONS {
+                // 6 subjects, each growing by a field with a default (backward compatible)
+                let subject = format!("s{}-value", i % 6);
+                let fields: Vec<String> = (0..=i / 6).map(|f| format!("f{f}")).collect();
+                let fields: Vec<(&str, &str, Option<Value>)> = fields
+                    .iter()
+                    .map(|n| (n.as_str(), "string", Some(json!(""))))
+                    .collect();
+                let schema = record(&fields);
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                let id = loop {
+                    let answer = tokio::time::timeout(
+                        std::time::Duration::from_secs(5),
+                        http.client
+                            .post(format!("{}/subjects/{subject}/versions", http.base))
+                            .header("content-type", CT)
+                            .body(json!({ "schema": schema }).to_string())
+                            .send(),
+                    )
+                    .await;
+                    if let Ok(Ok(response)) = answer {
+                        if response.status() == 200 {
+                            let body: Value = response.json().await.unwrap();
+                            break body["id"].as_u64().unwrap();
+                        }
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "registration {i} never acknowledged"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                };
+                done.push((subject, schema, id));
+                acknowledged.fetch_add(1, Ordering::SeqCst);
+            }
+            done
+        })
+    };
+    for (at, delay) in common::kill_points(4, 3, REGISTRATIONS as u64 - 5) {
+        while acknowledged.load(Ordering::SeqCst) < at as usize {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(delay).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        child = spawn();
+    }
+    let done = common::within(120, "every registration acknowledged", client)
+        .await
+        .unwrap();
+
+    // what the registry holds now, for every acknowledged registration
+    let http = Http::new(&format!("http://{listen}"));
+    let mut schema_of: BTreeMap<u64, String> = BTreeMap::new();
+    for (subject, schema, id) in &done {
+        let (status, body) = http
+            .post(&format!("/subjects/{subject}"), json!({ "schema": schema }))
+            .await;
+        assert_eq!(status, 200, "{subject}: {body}");
+        assert_eq!(body["id"].as_u64(), Some(*id), "{subject} keeps its id");
+        if let Some(other) = schema_of.insert(*id, schema.clone()) {
+            assert_eq!(&other, schema, "id {id} names two schemas");
+        }
+    }
+    let versions: usize = snapshot(&http).await.values().map(Vec::len).sum();
+    assert_eq!(versions, REGISTRATIONS, "one version per registration");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
