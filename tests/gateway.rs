@@ -1397,3 +1397,73 @@ async fn broker_faults_under_the_gateway_lose_and_duplicate_nothing() {
     }
     assert_eq!(seen.len(), EVENTS as usize, "every event once");
 }
+
+/// More malformed records on the ingress topic, each dead-lettered with its reason: a header
+/// that is not UTF-8, no headers at all, no payload, and the schema id of another product's
+/// subject (registered, but not for this product).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_headers_payloads_and_foreign_schema_ids_are_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, _registry, url) = platform(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let ok = valid(&bootstrap, &url).await;
+    let labels_id = meshline::registry::client::Client::new(&url)
+        .latest("labels.onboarded-value")
+        .await
+        .unwrap()
+        .id;
+    let (_, body) = wire::decode(ok.payload.as_deref().unwrap()).unwrap();
+    let mut not_utf8 = with(&ok, "ce_source", None);
+    not_utf8
+        .headers
+        .push(("ce_source".into(), vec![0xff, 0xfe, b'/']));
+    let mut no_payload = ok.clone();
+    no_payload.payload = None;
+    let mut foreign_schema = ok.clone();
+    foreign_schema.payload = Some(wire::encode(labels_id, body));
+    let cases = [
+        (Reason::MissingAttribute, not_utf8, "not UTF-8"),
+        (
+            Reason::MissingAttribute,
+            Record {
+                key: None,
+                headers: Vec::new(),
+                payload: ok.payload.clone(),
+            },
+            "missing",
+        ),
+        (Reason::BadFrame, no_payload, "no payload"),
+        (Reason::UnknownSchema, foreign_schema, ""),
+    ];
+    let mut records: Vec<(i32, Record)> = cases
+        .iter()
+        .enumerate()
+        .map(|(n, (_, r, _))| (0, with(r, "meshline_test_case", Some(&n.to_string()))))
+        .collect();
+    records.push((0, with(&ok, "ce_id", Some("valid"))));
+    send(&bootstrap, &records).await;
+    let stop = CancellationToken::new();
+    let _running = gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    wait_for_outputs(&bootstrap, records.len() as i64, 60).await;
+
+    let products = read_all(&bootstrap, PRODUCT);
+    assert_eq!(products.len(), 1, "only the valid event is in the product");
+    let letters = read_all(&bootstrap, DLQ);
+    assert_eq!(
+        letters.len(),
+        cases.len(),
+        "every malformed record dead-lettered once"
+    );
+    for (n, (reason, _, says)) in cases.iter().enumerate() {
+        let (_, headers, _) = letters
+            .iter()
+            .find(|(_, h, _)| h["meshline_test_case"] == n.to_string())
+            .unwrap_or_else(|| panic!("no dead letter for case {n}"));
+        assert_eq!(headers["meshline_reason"], reason.code(), "case {n}");
+        assert!(
+            headers["meshline_message"].contains(says),
+            "case {n}: {}",
+            headers["meshline_message"]
+        );
+    }
+}
