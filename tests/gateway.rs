@@ -1467,3 +1467,41 @@ async fn malformed_headers_payloads_and_foreign_schema_ids_are_dead_lettered() {
         );
     }
 }
+
+/// A record the gateway cannot forward (with its headers it is over the producer's
+/// `message.max.bytes`) does not stop its partition: its dead letter goes without the payload,
+/// naming where the payload stays, and the records after it flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_too_large_to_forward_is_dead_lettered_without_its_payload_and_the_partition_goes_on(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, _registry, url) = platform(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let ok = valid(&bootstrap, &url).await;
+    let (id, _) = wire::decode(ok.payload.as_deref().unwrap()).unwrap();
+    // fits the ingress (librdkafka's default message.max.bytes, 1,000,000), not with the
+    // gateway's headers added
+    let mut big = with(&ok, "ce_id", Some("big"));
+    big.payload = Some(wire::encode(id, &vec![7u8; 999_600]));
+    let records = vec![(0, big), (0, with(&ok, "ce_id", Some("after")))];
+    send(&bootstrap, &records).await;
+    let stop = CancellationToken::new();
+    let _running = gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    wait_for_outputs(&bootstrap, 2, 60).await;
+
+    let products = read_all(&bootstrap, PRODUCT);
+    assert_eq!(products.len(), 1);
+    assert_eq!(products[0].1["ce_id"], "after", "the partition goes on");
+    let letters = read_all(&bootstrap, DLQ);
+    assert_eq!(letters.len(), 1);
+    let (_, headers, payload) = &letters[0];
+    assert_eq!(headers["meshline_reason"], "too_large");
+    assert_eq!(headers["ce_id"], "big", "the original headers are kept");
+    assert_eq!(headers["meshline_source_offset"], "0");
+    assert!(payload.is_empty(), "no payload in the letter");
+    assert!(
+        headers["meshline_message"].contains(&format!("stays in {INGRESS} partition 0 offset 0")),
+        "{}",
+        headers["meshline_message"]
+    );
+}

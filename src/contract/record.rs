@@ -38,11 +38,15 @@ pub enum Reason {
     /// The schema id is not cached and the registry stayed unreachable for longer than the
     /// gateway waits (`--schema-wait`); replay the dead letter once the registry is back.
     SchemaUnavailable,
+    /// The record with the gateway's headers is over the producer's `message.max.bytes`: its
+    /// dead letter carries the headers without the payload, which stays in the ingress topic at
+    /// the offset the letter names.
+    TooLarge,
 }
 
 impl Reason {
     /// Every reason.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Self::MissingAttribute,
         Self::SpecVersion,
         Self::UnknownType,
@@ -55,6 +59,7 @@ impl Reason {
         Self::RuleFailed,
         Self::RuleError,
         Self::SchemaUnavailable,
+        Self::TooLarge,
     ];
 
     /// The code in dead-letter headers and metrics labels.
@@ -72,6 +77,7 @@ impl Reason {
             Self::RuleFailed => "rule_failed",
             Self::RuleError => "rule_error",
             Self::SchemaUnavailable => "schema_unavailable",
+            Self::TooLarge => "too_large",
         }
     }
 }

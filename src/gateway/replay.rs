@@ -62,8 +62,12 @@ fn verdict(record: &Record, timestamp_ms: Option<i64>, filter: &Filter) -> Verdi
     if !filter.include_replayed && record.header(headers::REPLAY_OF).is_some() {
         return Verdict::AlreadyReplayed;
     }
-    // a late event is in the product topic already: only its snapshot window missed it
-    if record.header(headers::REASON) == Some(crate::snapshot::worker::LATE_EVENT.as_bytes()) {
+    // a late event is in the product topic already: only its snapshot window missed it; a
+    // record too large to forward has no payload here (it stays in the ingress topic)
+    let reason = record.header(headers::REASON);
+    if reason == Some(crate::snapshot::worker::LATE_EVENT.as_bytes())
+        || reason == Some(crate::contract::Reason::TooLarge.code().as_bytes())
+    {
         return Verdict::Filtered;
     }
     let other_reason = filter
@@ -255,6 +259,11 @@ mod tests {
             verdict(&letter("late_event", None), None, &everything),
             Verdict::Filtered,
             "late events are in the product topic: never replayed"
+        );
+        assert_eq!(
+            verdict(&letter("too_large", None), None, &everything),
+            Verdict::Filtered,
+            "a letter without its payload: nothing to replay"
         );
         let again = Filter {
             include_replayed: true,

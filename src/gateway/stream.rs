@@ -32,7 +32,7 @@ use rdkafka::{
     error::KafkaError,
     message::{BorrowedMessage, Message},
     producer::{DeliveryFuture, FutureProducer, Producer},
-    types::RDKafkaRespErr,
+    types::{RDKafkaErrorCode, RDKafkaRespErr},
     ClientContext, Offset, TopicPartitionList,
 };
 use tokio_util::sync::CancellationToken;
@@ -46,10 +46,19 @@ use super::{
 use crate::{
     binding::kafka::{Consumed, Record, RecordView},
     broker,
+    contract::Reason,
     product::OnFailure,
     product::Topics,
 };
 
+/// What becomes of one ingress record.
+#[derive(Debug, Clone, Copy)]
+enum Fate {
+    /// Written to the product topic.
+    Output(Outcome),
+    /// Written to the dead-letter topic, for this reason.
+    Dead(Reason),
+}
 /// How outputs and consumer offsets reach the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryMode {
@@ -286,18 +295,18 @@ impl Gateway {
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.timestamp_millis());
         let topics = &route.topics;
-        let (out_topic, output) = match &verdict {
-            Ok(()) => {
-                route.metrics.event(Outcome::Accepted);
-                (&topics.product, headers::accepted_headers(message, source))
-            }
-            Err(rejection) if rejection.on_failure == OnFailure::None => {
-                route.metrics.event(Outcome::Warned);
-                (&topics.product, headers::accepted_headers(message, source))
-            }
+        let (out_topic, output, outcome) = match &verdict {
+            Ok(()) => (
+                &topics.product,
+                headers::accepted_headers(message, source),
+                Fate::Output(Outcome::Accepted),
+            ),
+            Err(rejection) if rejection.on_failure == OnFailure::None => (
+                &topics.product,
+                headers::accepted_headers(message, source),
+                Fate::Output(Outcome::Warned),
+            ),
             Err(rejection) => {
-                route.metrics.event(Outcome::DeadLettered);
-                route.metrics.dead_letter(rejection.reason.code());
                 tracing::debug!(
                     product = %route.product,
                     reason = rejection.reason.code(),
@@ -309,22 +318,63 @@ impl Gateway {
                     "dead-lettered"
                 );
                 let dead = headers::dead_letter(Record::from_message(message), source, rejection);
-                (&topics.dlq, dead.owned_headers())
+                (
+                    &topics.dlq,
+                    dead.owned_headers(),
+                    Fate::Dead(rejection.reason),
+                )
             }
         };
         self.begin_transaction()?;
-        let delivery = broker::send_parts_blocking(
+        let sent = broker::send_parts_blocking(
             &self.producer,
             out_topic,
             partition,
             message.key(),
             message.payload(),
             output,
-        )
-        .map_err(|source| Error::Kafka {
-            context: format!("writing to {out_topic} partition {partition}"),
+        );
+        let (sent, outcome) = match sent {
+            // the record cannot be written as it is: not forwarding it would stop its partition
+            // for good, so its dead letter goes without the payload, which stays in the ingress
+            // topic at the offset the letter names
+            Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)) => {
+                let size =
+                    message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len);
+                let rejection = crate::contract::Rejection::new(
+                    Reason::TooLarge,
+                    format!(
+                        "the record ({size} bytes of key and payload) with its headers is over the producer's message.max.bytes; its payload stays in {} partition {partition} offset {offset}",
+                        message.topic()
+                    ),
+                );
+                let dead = headers::dead_letter(Record::from_message(message), source, &rejection);
+                let sent = broker::send_parts_blocking(
+                    &self.producer,
+                    &topics.dlq,
+                    partition,
+                    message.key(),
+                    None,
+                    dead.owned_headers(),
+                );
+                (sent, Fate::Dead(Reason::TooLarge))
+            }
+            other => (other, outcome),
+        };
+        let delivery = sent.map_err(|source| Error::Kafka {
+            context: format!(
+                "writing the output of {} partition {partition} offset {offset}",
+                message.topic()
+            ),
             source,
         })?;
+        match outcome {
+            Fate::Dead(reason) => {
+                route.metrics.event(Outcome::DeadLettered);
+                route.metrics.dead_letter(reason.code());
+            }
+            Fate::Output(outcome) => route.metrics.event(outcome),
+        }
         let mut pending = self.lock();
         pending.deliveries.push(delivery);
         pending.positions.insert(key, offset + 1);
