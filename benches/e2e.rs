@@ -165,7 +165,7 @@ async fn run() {
         let (mut sdk_rows, raw_rate, in_ingress) = sdk_stage(&platform, &events, size).await;
         rows.append(&mut sdk_rows);
         rows.push(gateway_stage(&platform, in_ingress, size).await);
-        rows.push(snapshot_stage(&platform, in_ingress, size).await);
+        rows.append(&mut snapshot_stage(&platform, in_ingress, size).await);
         rows.push(http_stage(&platform, &events, raw_rate, size).await);
         if let Size::Play = size {
             rows.append(&mut registry_stage(&platform).await);
@@ -390,36 +390,19 @@ async fn gateway_stage(platform: &Platform, records: usize, size: Size) -> Row {
     }
 }
 
-/// Reads `records` of the product topic from its start: with `snapshot`, decodes them and runs
-/// the product's views on them. The time from the first record to the last handled.
-async fn read_product(platform: &Platform, records: usize, snapshot: bool) -> Duration {
-    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
-    let product = catalog.get(PRODUCT).expect("product").clone();
-    let latest = Client::new(&platform.url)
-        .latest(&format!("{PRODUCT}-value"))
-        .await
-        .expect("latest schema");
-    let bootstrap = platform.bootstrap.clone();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = broker::client_config(&bootstrap)
-            .set("group.id", "bench-snapshot")
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .set("fetch.wait.max.ms", "50")
-            .create()
-            .expect("consumer");
-        let mut assignment = TopicPartitionList::new();
-        for p in 0..product.descriptor.partitions {
-            assignment
-                .add_partition_offset(PRODUCT, p, Offset::Beginning)
-                .expect("partition");
-        }
-        consumer.assign(&assignment).expect("assign");
+/// The snapshotter's core: decode, windows, Parquet of every closed window (built, not stored).
+struct Core {
+    decoding: Decoding,
+    runners: Vec<ViewRunner>,
+    written: usize,
+}
+
+impl Core {
+    fn new(product: &Product, writer: (u32, String)) -> Self {
         let reader = serde_json::to_string(&product.schema).expect("schema json");
-        let writer = serde_json::to_string(latest.schema.as_ref()).expect("writer json");
-        let mut decoding = Decoding::new(&reader, &[(latest.id, writer)], 8192).expect("decoding");
+        let decoding = Decoding::new(&reader, &[writer], 8192).expect("decoding");
         let schema = decoding.schema().expect("arrow schema");
-        let mut runners: Vec<ViewRunner> = product
+        let runners = product
             .descriptor
             .views
             .iter()
@@ -436,21 +419,116 @@ async fn read_product(platform: &Platform, records: usize, snapshot: bool) -> Du
                 .expect("view")
             })
             .collect();
-        let mut written = 0usize;
-        let mut flush = |decoding: &mut Decoding, runners: &mut Vec<ViewRunner>| {
-            if let Some(rows) = decoding.finish().expect("rows") {
-                for runner in runners.iter_mut() {
-                    let step = runner.step(&rows).expect("step");
-                    let closed = runner.advance(Instant::now()).expect("advance");
-                    written += step
-                        .puts
-                        .iter()
-                        .chain(&closed.puts)
-                        .map(|p| p.bytes.len())
-                        .sum::<usize>();
-                }
+        Self {
+            decoding,
+            runners,
+            written: 0,
+        }
+    }
+
+    fn push(&mut self, input: &Input<'_>) {
+        if self.decoding.is_full() {
+            self.flush();
+        }
+        self.decoding
+            .push(
+                input.partition,
+                input.offset,
+                input.time,
+                input.id,
+                input.payload,
+            )
+            .expect("push");
+    }
+
+    fn flush(&mut self) {
+        if let Some(rows) = self.decoding.finish().expect("rows") {
+            for runner in self.runners.iter_mut() {
+                let step = runner.step(&rows).expect("step");
+                let closed = runner.advance(Instant::now()).expect("advance");
+                self.written += step
+                    .puts
+                    .iter()
+                    .chain(&closed.puts)
+                    .map(|p| p.bytes.len())
+                    .sum::<usize>();
             }
-        };
+        }
+    }
+}
+
+/// What the snapshotter takes of a record.
+struct Input<'a> {
+    partition: i32,
+    offset: i64,
+    time: Option<i64>,
+    id: Option<&'a str>,
+    payload: &'a [u8],
+}
+
+/// A record kept in memory.
+struct Owned {
+    partition: i32,
+    offset: i64,
+    time: Option<i64>,
+    id: Option<String>,
+    payload: Vec<u8>,
+}
+
+impl Owned {
+    fn input(&self) -> Input<'_> {
+        Input {
+            partition: self.partition,
+            offset: self.offset,
+            time: self.time,
+            id: self.id.as_deref(),
+            payload: &self.payload,
+        }
+    }
+}
+
+/// What a read of the product topic does with each record.
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    /// Nothing: the raw consumer.
+    Raw,
+    /// The snapshotter's core.
+    Snapshot,
+    /// Keeps it in memory (untimed).
+    Collect,
+}
+
+/// Reads `records` of the product topic from its start; the time from the first record to the
+/// last handled, and the records kept by [`Pass::Collect`].
+async fn read_product(platform: &Platform, records: usize, pass: Pass) -> (Duration, Vec<Owned>) {
+    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let product = catalog.get(PRODUCT).expect("product").clone();
+    let latest = Client::new(&platform.url)
+        .latest(&format!("{PRODUCT}-value"))
+        .await
+        .expect("latest schema");
+    let writer = (
+        latest.id,
+        serde_json::to_string(latest.schema.as_ref()).expect("writer json"),
+    );
+    let bootstrap = platform.bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = broker::client_config(&bootstrap)
+            .set("group.id", "bench-snapshot")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("fetch.wait.max.ms", "50")
+            .create()
+            .expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..product.descriptor.partitions {
+            assignment
+                .add_partition_offset(PRODUCT, p, Offset::Beginning)
+                .expect("partition");
+        }
+        consumer.assign(&assignment).expect("assign");
+        let mut core = Core::new(&product, writer);
+        let mut kept = Vec::new();
         let (mut read, mut bytes) = (0, 0usize);
         let mut started = None;
         while read < records {
@@ -461,7 +539,7 @@ async fn read_product(platform: &Platform, records: usize, snapshot: bool) -> Du
             read += 1;
             let payload = message.payload().unwrap_or_default();
             bytes += payload.len();
-            if !snapshot {
+            if pass == Pass::Raw {
                 continue;
             }
             let (mut time, mut id) = (None, None);
@@ -481,34 +559,80 @@ async fn read_product(platform: &Platform, records: usize, snapshot: bool) -> Du
                     }
                 }
             }
-            if decoding.is_full() {
-                flush(&mut decoding, &mut runners);
+            let input = Input {
+                partition: message.partition(),
+                offset: message.offset(),
+                time,
+                id,
+                payload,
+            };
+            if pass == Pass::Collect {
+                kept.push(Owned {
+                    partition: input.partition,
+                    offset: input.offset,
+                    time,
+                    id: id.map(str::to_owned),
+                    payload: payload.to_vec(),
+                });
+            } else {
+                core.push(&input);
             }
-            decoding
-                .push(message.partition(), message.offset(), time, id, payload)
-                .expect("push");
         }
-        flush(&mut decoding, &mut runners);
-        std::hint::black_box((bytes, written));
-        started.map_or(Duration::ZERO, |s| s.elapsed())
+        core.flush();
+        std::hint::black_box((bytes, core.written));
+        (started.map_or(Duration::ZERO, |s| s.elapsed()), kept)
     })
     .await
     .expect("reader")
 }
 
-/// The snapshotter's consume + decode + window + write, against a raw consumer.
-async fn snapshot_stage(platform: &Platform, records: usize, size: Size) -> Row {
-    let raw = read_product(platform, records, false).await;
+/// The snapshotter's consume + decode + window + write, against a raw consumer; and its core
+/// alone on one core, over the same records in memory.
+async fn snapshot_stage(platform: &Platform, records: usize, size: Size) -> Vec<Row> {
+    let (raw, _) = read_product(platform, records, Pass::Raw).await;
     reset_peak();
-    let took = read_product(platform, records, true).await;
-    Row {
+    let (took, _) = read_product(platform, records, Pass::Snapshot).await;
+    let with_kafka = Row {
         stage: "snapshotter consume + window + Parquet".into(),
         size: size.label(),
         rate: records as f64 / took.as_secs_f64(),
         baseline: Some(records as f64 / raw.as_secs_f64()),
         latency: None,
         peak_rss_mib: peak_mib(),
-    }
+    };
+    let (_, kept) = read_product(platform, records, Pass::Collect).await;
+    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let product = catalog.get(PRODUCT).expect("product").clone();
+    let latest = Client::new(&platform.url)
+        .latest(&format!("{PRODUCT}-value"))
+        .await
+        .expect("latest schema");
+    let writer = (
+        latest.id,
+        serde_json::to_string(latest.schema.as_ref()).expect("writer json"),
+    );
+    reset_peak();
+    let took = tokio::task::spawn_blocking(move || {
+        let mut core = Core::new(&product, writer);
+        let started = Instant::now();
+        for record in &kept {
+            core.push(&record.input());
+        }
+        core.flush();
+        std::hint::black_box(core.written);
+        started.elapsed()
+    })
+    .await
+    .expect("core");
+    let core_only = Row {
+        stage: "snapshotter core alone (records in memory, one core)".into(),
+        size: size.label(),
+        rate: records as f64 / took.as_secs_f64(),
+        baseline: None,
+        latency: None,
+        peak_rss_mib: peak_mib(),
+    };
+    vec![with_kafka, core_only]
 }
 
 /// The HTTP ingress in batch mode, against the raw producer's rate.
