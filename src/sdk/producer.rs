@@ -318,7 +318,8 @@ struct Bound {
     schema_id: u32,
     topic: String,
     source: String,
-    dataschema: String,
+    /// `ce_dataschema`, parsed once rather than per event.
+    dataschema: url::Url,
 }
 
 /// Sends typed domain events; cheap to clone.
@@ -503,6 +504,11 @@ impl Producer {
             .clone()
             .unwrap_or_else(|| contract.source.clone());
         let topics = Topics::of(product);
+        let dataschema = format!("{}/schemas/ids/{schema_id}", registry.url());
+        let dataschema = url::Url::parse(&dataschema).map_err(|e| Error::Encode {
+            product: product.to_owned(),
+            message: format!("the registry URL makes a bad dataschema {dataschema}: {e}"),
+        })?;
         Ok(Bound {
             schema: WriterSchema::new(contract.schema.clone()),
             contract,
@@ -512,7 +518,7 @@ impl Producer {
                 Target::Direct => topics.product,
             },
             source,
-            dataschema: format!("{}/schemas/ids/{schema_id}", registry.url()),
+            dataschema,
         })
     }
 
