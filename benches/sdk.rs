@@ -21,7 +21,7 @@ use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
 mod common;
-use common::{serve_registry, start_broker};
+use common::{serve_registry, start_broker, ThreadCpu};
 
 const EVENTS: usize = 100_000;
 
@@ -75,6 +75,7 @@ async fn run() {
     let mut best_raw = 0f64;
     let mut best_sdk = 0f64;
     for round in 1..=3 {
+        let cpu = ThreadCpu::now();
         let started = Instant::now();
         let mut pending = Vec::with_capacity(EVENTS);
         for _ in 0..EVENTS {
@@ -88,7 +89,9 @@ async fn run() {
             p.await.expect("raw delivery").expect("raw ack");
         }
         let raw_rate = EVENTS as f64 / started.elapsed().as_secs_f64();
+        println!("  raw, CPU per event: {}", cpu.per_event(EVENTS));
 
+        let cpu = ThreadCpu::now();
         let started = Instant::now();
         let mut pending = Vec::with_capacity(EVENTS);
         for e in &events {
@@ -98,6 +101,7 @@ async fn run() {
             p.acknowledged().await.expect("sdk ack");
         }
         let sdk_rate = EVENTS as f64 / started.elapsed().as_secs_f64();
+        println!("  sdk, CPU per event: {}", cpu.per_event(EVENTS));
         println!("round {round}: raw {raw_rate:.0} events/s, sdk {sdk_rate:.0} events/s");
         best_raw = best_raw.max(raw_rate);
         best_sdk = best_sdk.max(sdk_rate);
@@ -142,6 +146,18 @@ async fn breakdown(sdk: &Producer, events: &[PlayEvent]) {
         bodies.push(w.write_ser_to_vec(e).expect("body"));
     }
     println!("breakdown: avro write only {:.2} µs", per(started));
+    let fast = meshline::contract::WriterSchema::new(std::sync::Arc::new(schema.clone()));
+    let started = Instant::now();
+    let mut out = Vec::with_capacity(256);
+    for e in &events[..n] {
+        out.clear();
+        fast.encode(e, &mut out).expect("body");
+        std::hint::black_box(&out);
+    }
+    println!(
+        "breakdown: avro write, serde_avro_fast (the SDK's) {:.2} µs",
+        per(started)
+    );
     let r = GenericDatumReader::builder(schema).build().expect("reader");
     let started = Instant::now();
     let mut values = Vec::new();

@@ -255,3 +255,53 @@ pub async fn gateway_pipe(bootstrap: &str, url: &str, instances: usize, expected
     }
     rate
 }
+
+/// CPU time of this process's threads, by thread name, from `/proc/self/task` (in clock ticks
+/// of 10 ms): where a pipeline's time goes. The bench's own thread (`main`), librdkafka's
+/// (`rdk:broker…`, and FutureProducer's `producer pollin`), and the runtime's workers, where
+/// the embedded broker runs.
+pub struct ThreadCpu(std::collections::BTreeMap<String, f64>);
+
+impl ThreadCpu {
+    /// The threads' CPU seconds so far.
+    pub fn now() -> Self {
+        let mut by_name = std::collections::BTreeMap::new();
+        let me = std::process::id().to_string();
+        for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+            let path = task.expect("task").path();
+            let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+                continue; // the thread ended
+            };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let name = if path.ends_with(&me) {
+                "main".to_owned()
+            } else {
+                stat[open + 1..close].trim().to_owned()
+            };
+            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            // utime and stime, fields 14 and 15 of proc(5)
+            let ticks: f64 =
+                fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+            *by_name.entry(name).or_insert(0.0) += ticks / 100.0;
+        }
+        Self(by_name)
+    }
+
+    /// CPU µs per event of each thread since `self`, for `events` events.
+    pub fn per_event(&self, events: usize) -> String {
+        let now = Self::now();
+        let mut total = 0.0;
+        let mut parts = Vec::new();
+        for (name, seconds) in &now.0 {
+            let spent = seconds - self.0.get(name).copied().unwrap_or(0.0);
+            if spent > 0.0 {
+                let micros = spent * 1e6 / events as f64;
+                total += micros;
+                parts.push(format!("{name} {micros:.1}"));
+            }
+        }
+        format!("{total:.1} µs ({})", parts.join(", "))
+    }
+}

@@ -65,7 +65,7 @@ impl Record {
     pub fn from_event(event: Event) -> Result<Self> {
         Ok(BinaryDeserializer::deserialize_binary(
             event,
-            RecordSerializer::default(),
+            RecordSerializer::<Self>::default(),
         )?)
     }
 
@@ -150,64 +150,151 @@ impl Record {
     }
 }
 
-/// Builds a [`Record`] from the SDK's binary visitor calls.
+/// A record encoded straight into rdkafka's header list, for producing: the same bytes as
+/// [`Record::from_event`] without its per-header strings, which the producer's hot path would
+/// copy into rdkafka only to drop them.
 #[derive(Default)]
-struct RecordSerializer {
-    record: Record,
+pub struct Outgoing {
+    /// Record key (the `partitionkey` extension).
+    pub key: Option<Vec<u8>>,
+    /// Headers, in order.
+    pub headers: Option<OwnedHeaders>,
+    /// Record value (the event `data`).
+    pub payload: Option<Vec<u8>>,
 }
 
-impl RecordSerializer {
-    fn push(mut self, name: &str, value: &MessageAttributeValue) -> Self {
-        let header = if name == "datacontenttype" {
-            CONTENT_TYPE_HEADER.to_owned()
-        } else {
-            format!("{HEADER_PREFIX}{name}")
-        };
-        self.record
-            .headers
-            .push((header, value.to_string().into_bytes()));
-        self
+impl Outgoing {
+    /// Encodes `event` in binary content mode.
+    pub fn from_event(event: Event) -> Result<Self> {
+        Ok(BinaryDeserializer::deserialize_binary(
+            event,
+            RecordSerializer::<Self>::default(),
+        )?)
     }
 }
 
-impl BinarySerializer<Record> for RecordSerializer {
+/// What the binary serializer writes into.
+trait Sink: Default {
+    fn header(&mut self, name: &str, value: &[u8]);
+    fn key(&mut self, key: Vec<u8>);
+    fn payload(&mut self, payload: Vec<u8>);
+}
+
+impl Sink for Record {
+    fn header(&mut self, name: &str, value: &[u8]) {
+        self.headers.push((name.to_owned(), value.to_vec()));
+    }
+    fn key(&mut self, key: Vec<u8>) {
+        self.key = Some(key);
+    }
+    fn payload(&mut self, payload: Vec<u8>) {
+        self.payload = Some(payload);
+    }
+}
+
+impl Sink for Outgoing {
+    fn header(&mut self, name: &str, value: &[u8]) {
+        // an event has ten headers or so: one allocation for the list
+        let headers = self
+            .headers
+            .take()
+            .unwrap_or_else(|| OwnedHeaders::new_with_capacity(12));
+        self.headers = Some(headers.insert(Header {
+            key: name,
+            value: Some(value),
+        }));
+    }
+    fn key(&mut self, key: Vec<u8>) {
+        self.key = Some(key);
+    }
+    fn payload(&mut self, payload: Vec<u8>) {
+        self.payload = Some(payload);
+    }
+}
+
+/// The header of attribute `name`: `content-type` for `datacontenttype`, `ce_<name>` else.
+fn header_name(name: &str) -> std::borrow::Cow<'static, str> {
+    let known = match name {
+        "datacontenttype" => CONTENT_TYPE_HEADER,
+        "id" => "ce_id",
+        "source" => "ce_source",
+        "type" => "ce_type",
+        "subject" => "ce_subject",
+        "time" => "ce_time",
+        "dataschema" => "ce_dataschema",
+        PARTITION_KEY => "ce_partitionkey",
+        crate::binding::TRACEPARENT => "ce_traceparent",
+        _ => return format!("{HEADER_PREFIX}{name}").into(),
+    };
+    known.into()
+}
+
+/// Builds a record from the SDK's binary visitor calls.
+#[derive(Default)]
+struct RecordSerializer<S> {
+    out: S,
+    /// The attribute value being written, reused across attributes.
+    scratch: String,
+}
+
+impl<S: Sink> RecordSerializer<S> {
+    /// Writes attribute `name`; returns its text.
+    fn push<'a>(&'a mut self, name: &str, value: &'a MessageAttributeValue) -> &'a str {
+        let text = match value {
+            MessageAttributeValue::String(s) | MessageAttributeValue::UriRef(s) => s.as_str(),
+            MessageAttributeValue::Uri(u) => u.as_str(),
+            other => {
+                use std::fmt::Write as _;
+                self.scratch.clear();
+                // writing into a String cannot fail
+                let _ = write!(self.scratch, "{other}");
+                self.scratch.as_str()
+            }
+        };
+        self.out.header(&header_name(name), text.as_bytes());
+        text
+    }
+}
+
+impl<S: Sink> BinarySerializer<S> for RecordSerializer<S> {
     fn set_spec_version(mut self, spec_version: SpecVersion) -> MessageResult<Self> {
-        self.record.headers.push((
-            SPEC_VERSION_HEADER.to_owned(),
-            spec_version.as_str().as_bytes().to_vec(),
-        ));
+        self.out
+            .header(SPEC_VERSION_HEADER, spec_version.as_str().as_bytes());
         Ok(self)
     }
 
-    fn set_attribute(self, name: &str, value: MessageAttributeValue) -> MessageResult<Self> {
-        Ok(self.push(name, &value))
+    fn set_attribute(mut self, name: &str, value: MessageAttributeValue) -> MessageResult<Self> {
+        self.push(name, &value);
+        Ok(self)
     }
 
     fn set_extension(mut self, name: &str, value: MessageAttributeValue) -> MessageResult<Self> {
+        let text = self.push(name, &value);
         if name == PARTITION_KEY {
-            self.record.key = Some(value.to_string().into_bytes());
+            let key = text.as_bytes().to_vec();
+            self.out.key(key);
         }
-        Ok(self.push(name, &value))
+        Ok(self)
     }
 
-    fn end_with_data(mut self, bytes: Vec<u8>) -> MessageResult<Record> {
-        self.record.payload = Some(bytes);
-        Ok(self.record)
+    fn end_with_data(mut self, bytes: Vec<u8>) -> MessageResult<S> {
+        self.out.payload(bytes);
+        Ok(self.out)
     }
 
-    fn end(self) -> MessageResult<Record> {
-        Ok(self.record)
+    fn end(self) -> MessageResult<S> {
+        Ok(self.out)
     }
 }
 
-impl StructuredSerializer<Record> for RecordSerializer {
+impl StructuredSerializer<Record> for RecordSerializer<Record> {
     fn set_structured_event(mut self, bytes: Vec<u8>) -> MessageResult<Record> {
-        self.record.headers.push((
+        self.out.headers.push((
             CONTENT_TYPE_HEADER.to_owned(),
             b"application/cloudevents+json; charset=UTF-8".to_vec(),
         ));
-        self.record.payload = Some(bytes);
-        Ok(self.record)
+        self.out.payload = Some(bytes);
+        Ok(self.out)
     }
 }
 

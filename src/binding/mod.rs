@@ -13,7 +13,14 @@ pub fn new_traceparent() -> String {
     // all-zero ids are invalid; a random u128/u64 is zero with negligible odds, but never send one
     let trace: u128 = rng.random::<u128>().max(1);
     let parent: u64 = rng.random::<u64>().max(1);
-    format!("00-{trace:032x}-{parent:016x}-01")
+    // hex into one buffer: `format!` cost a tenth of the SDK's CloudEvents time
+    let mut out = *b"00-................................-................-01";
+    let written = hex::encode_to_slice(trace.to_be_bytes(), &mut out[3..35])
+        .and_then(|()| hex::encode_to_slice(parent.to_be_bytes(), &mut out[36..52]));
+    match (written, std::str::from_utf8(&out)) {
+        (Ok(()), Ok(text)) => text.to_owned(),
+        _ => format!("00-{trace:032x}-{parent:016x}-01"),
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,25 @@ impl WriterSchema {
         Self { avro, fast }
     }
 
+    /// Appends `value`'s Avro encoding to `out`: by `serde_avro_fast` when it takes the schema
+    /// (the same bytes, 4× faster: `cargo bench --bench sdk`), else, or if it refuses the
+    /// value, by `apache-avro`, whose error is the one returned.
+    pub fn encode<T: serde::Serialize>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+        let start = out.len();
+        if let Some(fast) = &self.fast {
+            let mut config = serde_avro_fast::ser::SerializerConfig::new(fast);
+            if serde_avro_fast::to_datum(value, &mut *out, &mut config).is_ok() {
+                return Ok(());
+            }
+            out.truncate(start);
+        }
+        apache_avro::writer::datum::GenericDatumWriter::builder(&self.avro)
+            .build()
+            .and_then(|w| w.write_ser(out, value))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     /// Whether the fast decoder takes this schema.
     pub fn is_fast(&self) -> bool {
         self.fast.is_some()

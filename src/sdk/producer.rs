@@ -36,22 +36,27 @@ use std::{
     collections::HashMap,
     future::Future,
     pin::Pin,
-    sync::{Arc, RwLock},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, RwLock,
+    },
     time::Duration,
 };
 
 use apache_avro::{types::Value, writer::datum::GenericDatumWriter, Schema};
 use chrono::Utc;
-use cloudevents::{EventBuilder, EventBuilderV10};
+use cloudevents::{Event, EventBuilder, EventBuilderV10};
 use rdkafka::{
     error::{KafkaError, RDKafkaErrorCode},
+    message::OwnedHeaders,
     producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _},
     ClientConfig,
 };
+use uuid::Uuid;
 
 use super::DomainEvent;
 use crate::{
-    binding::kafka::{Record, PARTITION_KEY},
+    binding::kafka::{Outgoing, Record, PARTITION_KEY},
     broker,
     codec::wire,
     contract::{Contract, Violation, WriterSchema},
@@ -320,6 +325,8 @@ struct Bound {
     source: String,
     /// `ce_dataschema`, parsed once rather than per event.
     dataschema: url::Url,
+    /// The last event's payload size: the next one's buffer.
+    payload_hint: AtomicUsize,
 }
 
 /// Sends typed domain events; cheap to clone.
@@ -348,15 +355,15 @@ impl std::fmt::Debug for Producer {
 /// An event handed to the producer, not yet acknowledged.
 pub struct Pending {
     delivery: DeliveryFuture,
-    id: String,
-    topic: String,
+    id: Uuid,
+    bound: Arc<Bound>,
 }
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pending")
             .field("id", &self.id)
-            .field("topic", &self.topic)
+            .field("topic", &self.bound.topic)
             .finish_non_exhaustive()
     }
 }
@@ -364,10 +371,10 @@ impl std::fmt::Debug for Pending {
 impl Pending {
     /// Waits for the broker's acknowledgement.
     pub async fn acknowledged(self) -> Result<Delivery> {
-        let topic = self.topic;
+        let topic = self.bound.topic.clone();
         match self.delivery.await {
             Ok(Ok(d)) => Ok(Delivery {
-                id: self.id,
+                id: self.id.to_string(),
                 topic,
                 partition: d.partition,
                 offset: d.offset,
@@ -519,21 +526,28 @@ impl Producer {
             },
             source,
             dataschema,
+            payload_hint: AtomicUsize::new(256),
         })
     }
 
-    fn encode<T: DomainEvent>(&self, bound: &Bound, event: &T) -> Result<(String, Record)> {
-        let body = GenericDatumWriter::builder(&bound.contract.schema)
-            .build()
-            .and_then(|w| w.write_ser_to_vec(event))
-            .map_err(|e| encode_error(&bound.contract.product, e))?;
+    fn encode<T: DomainEvent>(&self, bound: &Bound, event: &T) -> Result<(Uuid, Event)> {
+        let mut payload = Vec::with_capacity(bound.payload_hint.load(Ordering::Relaxed));
+        wire::encode_header(bound.schema_id, &mut payload);
+        bound
+            .schema
+            .encode(event, &mut payload)
+            .map_err(|message| Error::Encode {
+                product: bound.contract.product.clone(),
+                message,
+            })?;
+        bound.payload_hint.store(payload.len(), Ordering::Relaxed);
         let value = if bound.contract.rules.is_empty() {
             None
         } else {
             Some(
                 bound
                     .contract
-                    .rule_input(&bound.schema, &body)
+                    .rule_input(&bound.schema, &payload[wire::HEADER_LEN..])
                     .map_err(|message| Error::Encode {
                         product: bound.contract.product.clone(),
                         message,
@@ -547,30 +561,28 @@ impl Producer {
             time: event.time(),
             traceparent: event.traceparent(),
         };
-        self.frame(bound, &attributes, body, value.as_ref())
+        self.frame(bound, &attributes, payload, value.as_ref())
     }
 
-    /// Checks the rules on `value` (the decoded body), frames the body and wraps it in a
+    /// Checks the rules on `value` (the decoded payload) and wraps the framed payload in a
     /// CloudEvent.
     fn frame(
         &self,
         bound: &Bound,
         attributes: &Attributes<'_>,
-        body: Vec<u8>,
+        payload: Vec<u8>,
         value: Option<&Value>,
-    ) -> Result<(String, Record)> {
+    ) -> Result<(Uuid, Event)> {
         let product = &bound.contract.product;
-        let refuse = |violation| Error::Contract {
-            product: product.clone(),
-            violation,
-        };
         if let Some(value) = value {
             bound
                 .contract
                 .check_rules(value)
-                .map_err(|(violation, _)| refuse(violation))?;
+                .map_err(|(violation, _)| Error::Contract {
+                    product: product.clone(),
+                    violation,
+                })?;
         }
-        let payload = wire::encode(bound.schema_id, &body);
         if payload.len() > self.inner.max_event_bytes {
             return Err(Error::TooLarge {
                 product: product.clone(),
@@ -578,33 +590,50 @@ impl Producer {
                 max: self.inner.max_event_bytes,
             });
         }
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = Uuid::new_v4();
         let mut builder = EventBuilderV10::new()
-            .id(id.clone())
-            .source(bound.source.clone())
+            .id(id.to_string())
+            .source(bound.source.as_str())
             .ty(attributes.ty)
             .time(attributes.time.unwrap_or_else(Utc::now))
             .data_with_schema("application/avro", bound.dataschema.clone(), payload);
         if let Some(subject) = &attributes.subject {
-            builder = builder.subject(subject.clone());
+            builder = builder.subject(subject.as_str());
         }
         if let Some(key) = &attributes.key {
-            builder = builder.extension(PARTITION_KEY, key.clone());
+            builder = builder.extension(PARTITION_KEY, key.as_str());
         }
         let traceparent = attributes
             .traceparent
             .clone()
             .unwrap_or_else(crate::binding::new_traceparent);
         builder = builder.extension(crate::binding::TRACEPARENT, traceparent);
-        let record = builder
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|e| Record::from_event(e).map_err(|e| e.to_string()))
-            .map_err(|message| Error::Encode {
-                product: product.clone(),
-                message,
-            })?;
-        Ok((id, record))
+        let event = builder.build().map_err(|e| Error::Encode {
+            product: product.clone(),
+            message: e.to_string(),
+        })?;
+        Ok((id, event))
+    }
+
+    /// Encodes `event` for rdkafka and hands it to the queue.
+    async fn hand_over(&self, bound: Arc<Bound>, id: Uuid, event: Event) -> Result<Pending> {
+        let outgoing = Outgoing::from_event(event).map_err(|e| Error::Encode {
+            product: bound.contract.product.clone(),
+            message: e.to_string(),
+        })?;
+        let delivery = send(
+            &self.inner.kafka,
+            &bound.topic,
+            outgoing.key.as_deref(),
+            outgoing.headers,
+            outgoing.payload.as_deref(),
+        )
+        .await?;
+        Ok(Pending {
+            delivery,
+            id,
+            bound,
+        })
     }
 
     /// Checks and encodes an untyped event (a value of the product's registered schema, as
@@ -646,9 +675,11 @@ impl Producer {
             .value
             .resolve(schema)
             .map_err(|e| encode_error(product, e))?;
-        let body = GenericDatumWriter::builder(schema)
+        let mut payload = Vec::new();
+        wire::encode_header(bound.schema_id, &mut payload);
+        GenericDatumWriter::builder(schema)
             .build()
-            .and_then(|w| w.write_value_to_vec(value.clone()))
+            .and_then(|w| w.write_value_ref(&mut payload, &value))
             .map_err(|e| encode_error(product, e))?;
         let attributes = Attributes {
             ty: &ty,
@@ -657,32 +688,26 @@ impl Producer {
             time: event.time,
             traceparent: event.traceparent,
         };
-        let (id, record) = self.frame(&bound, &attributes, body, Some(&value))?;
-        let delivery = produce(&self.inner.kafka, &bound.topic, &record).await?;
-        Ok(Pending {
-            delivery,
-            id,
-            topic: bound.topic.clone(),
-        })
+        let (id, event) = self.frame(&bound, &attributes, payload, Some(&value))?;
+        self.hand_over(bound, id, event).await
     }
 
     /// Checks and encodes `event` and hands it to the producer's queue (waiting while the queue
     /// is full); the returned [`Pending`] resolves when the broker acknowledges it.
     pub async fn enqueue<T: DomainEvent + 'static>(&self, event: &T) -> Result<Pending> {
         let bound = self.bind::<T>().await?;
-        let (id, record) = self.encode(&bound, event)?;
-        let delivery = produce(&self.inner.kafka, &bound.topic, &record).await?;
-        Ok(Pending {
-            delivery,
-            id,
-            topic: bound.topic.clone(),
-        })
+        let (id, event) = self.encode(&bound, event)?;
+        self.hand_over(bound, id, event).await
     }
 
     /// The Kafka record `event` would be sent as (checked and encoded, not sent).
     pub async fn record_for<T: DomainEvent + 'static>(&self, event: &T) -> Result<Record> {
         let bound = self.bind::<T>().await?;
-        self.encode(&bound, event).map(|(_, record)| record)
+        let (_, event) = self.encode(&bound, event)?;
+        Record::from_event(event).map_err(|e| Error::Encode {
+            product: bound.contract.product.clone(),
+            message: e.to_string(),
+        })
     }
 
     /// Sends one event and returns once the broker acknowledged it.
@@ -736,18 +761,39 @@ pub async fn produce(
     topic: &str,
     record: &Record,
 ) -> Result<DeliveryFuture, KafkaError> {
-    let headers = record.owned_headers();
+    send(
+        producer,
+        topic,
+        record.key.as_deref(),
+        Some(record.owned_headers()),
+        record.payload.as_deref(),
+    )
+    .await
+}
+
+/// [`produce`], from the record's parts.
+async fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    key: Option<&[u8]>,
+    headers: Option<OwnedHeaders>,
+    payload: Option<&[u8]>,
+) -> Result<DeliveryFuture, KafkaError> {
+    let mut record = FutureRecord::<[u8], [u8]>::to(topic);
+    if let Some(headers) = headers {
+        record = record.headers(headers);
+    }
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    if let Some(payload) = payload {
+        record = record.payload(payload);
+    }
     loop {
-        let mut future = FutureRecord::<[u8], [u8]>::to(topic).headers(headers.clone());
-        if let Some(key) = &record.key {
-            future = future.key(key.as_slice());
-        }
-        if let Some(payload) = &record.payload {
-            future = future.payload(payload.as_slice());
-        }
-        match producer.send_result(future) {
+        match producer.send_result(record) {
             Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             Err((error, _)) => return Err(error),
