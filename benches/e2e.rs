@@ -190,10 +190,13 @@ async fn run() {
                 let b = platform.bootstrap.clone();
                 raw = tokio::task::spawn_blocking(move || raw_pipe(&b, events))
                     .await
-                    .expect("raw pipe");
+                    .expect("raw pipe")
+                    .rate;
                 line += &format!(" {raw:.0} |");
             }
-            let rate = gateway_pipe(&platform.bootstrap, &platform.url, instances, events).await;
+            let rate = gateway_pipe(&platform.bootstrap, &platform.url, instances, events)
+                .await
+                .rate;
             line += &format!(" {rate:.0} | {:.2}× |", rate / raw);
             platform.stop().await;
         }
@@ -376,9 +379,12 @@ async fn gateway_stage(platform: &Platform, records: usize, size: Size) -> Row {
     let b = platform.bootstrap.clone();
     let raw = tokio::task::spawn_blocking(move || raw_pipe(&b, records))
         .await
-        .expect("raw pipe");
+        .expect("raw pipe")
+        .rate;
     reset_peak();
-    let rate = gateway_pipe(&platform.bootstrap, &platform.url, 1, records).await;
+    let rate = gateway_pipe(&platform.bootstrap, &platform.url, 1, records)
+        .await
+        .rate;
     Row {
         stage: "gateway validate + route".into(),
         size: size.label(),

@@ -14,8 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 mod common;
 use common::{
-    create_raw_out, fill_ingress, gateway_pipe, raw_pipe, serve_registry, start_broker, ThreadCpu,
-    WARM_UP,
+    create_raw_out, fill_ingress, gateway_pipe, raw_pipe, serve_registry, start_broker, WARM_UP,
 };
 
 const EVENTS: usize = 200_000;
@@ -42,16 +41,19 @@ async fn run() {
     create_raw_out(&bootstrap).await;
 
     let b = bootstrap.clone();
-    let cpu = ThreadCpu::now();
-    let raw_rate = tokio::task::spawn_blocking(move || raw_pipe(&b, EVENTS))
-        .await
+    let raw = std::thread::Builder::new()
+        .name("raw-pipe".into())
+        .spawn(move || raw_pipe(&b, EVENTS))
+        .expect("raw pipe thread")
+        .join()
         .expect("raw pipe");
+    let raw_rate = raw.rate;
     println!("raw consume→produce pipe: {raw_rate:.0} events/s (after the first {WARM_UP})");
-    println!("  CPU per event: {}", cpu.per_event(EVENTS));
-    let cpu = ThreadCpu::now();
-    let rate = gateway_pipe(&bootstrap, &url, 1, EVENTS).await;
+    println!("  CPU per event: {}", raw.cpu);
+    let gateway = gateway_pipe(&bootstrap, &url, 1, EVENTS).await;
+    let rate = gateway.rate;
     println!("gateway: {rate:.0} events/s (after the first {WARM_UP})");
-    println!("  CPU per event: {}", cpu.per_event(EVENTS));
+    println!("  CPU per event: {}", gateway.cpu);
     println!("gateway / raw = {:.2}×", rate / raw_rate);
     stop.cancel();
 }

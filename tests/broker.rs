@@ -287,6 +287,54 @@ async fn both_storages_list_true_high_watermarks_and_fetch_from_inside_a_batch()
     }
 }
 
+/// A fetch answers as soon as it has records, not after the consumer's `fetch.wait.max.ms`:
+/// tansu-storage 0.6.0 slept the whole wait on every fetch, so this read of 3,000 records in
+/// 64 KiB partition shares (several fetches) took several 10 s waits; `vendor/tansu-storage`
+/// answers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fetch_with_records_answers_without_waiting_out_fetch_wait_max() {
+    let dir = tempfile::tempdir().unwrap();
+    for (storage, broker) in [
+        ("sqlite", sqlite_broker(dir.path()).await),
+        ("memory", memory_broker().await),
+    ] {
+        let bootstrap = broker.bootstrap();
+        create_topic(&bootstrap, "fast", 2, &[]).await;
+        within(60, "produce", produce(&producer(&bootstrap), "fast", 3_000)).await;
+        let b = bootstrap.clone();
+        let (read, took) = tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = consumer_config(&b, "fast")
+                .set("fetch.wait.max.ms", "10000")
+                .set("max.partition.fetch.bytes", "65536")
+                .create()
+                .unwrap();
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..2 {
+                tpl.add_partition_offset("fast", p, Offset::Beginning)
+                    .unwrap();
+            }
+            consumer.assign(&tpl).unwrap();
+            let started = std::time::Instant::now();
+            let mut read = 0;
+            while read < 3_000 && started.elapsed() < Duration::from_secs(60) {
+                if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+                    m.unwrap();
+                    read += 1;
+                }
+            }
+            (read, started.elapsed())
+        })
+        .await
+        .unwrap();
+        assert_eq!(read, 3_000, "{storage}");
+        assert!(
+            took < Duration::from_secs(8),
+            "{storage}: 3,000 records took {took:?}, a fetch waits out fetch.wait.max.ms (10 s)"
+        );
+        broker.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn compacted_topic_config_is_accepted() {
     let dir = tempfile::tempdir().unwrap();

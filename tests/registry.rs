@@ -996,8 +996,20 @@ async fn a_registry_killed_at_random_points_keeps_every_acknowledged_id() {
         .await
         .unwrap();
 
-    // what the registry holds now, for every acknowledged registration
+    // what the registry holds now, for every acknowledged registration, once the instance
+    // started by the last kill answers
     let http = Http::new(&format!("http://{listen}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !matches!(
+        http.client.get(format!("{}/subjects", http.base)).send().await,
+        Ok(r) if r.status() == 200
+    ) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted registry never answered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let mut schema_of: BTreeMap<u64, String> = BTreeMap::new();
     for (subject, schema, id) in &done {
         let (status, body) = http

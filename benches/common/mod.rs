@@ -136,7 +136,8 @@ pub async fn create_raw_out(bootstrap: &str) {
 /// [`RAW_OUT`], same partition, acknowledging and committing every 5,000 records; consumer and
 /// producer set as the gateway's. Events/s from the [`WARM_UP`]th record's acknowledgement to
 /// the last one's.
-pub fn raw_pipe(bootstrap: &str, expected: usize) -> f64 {
+pub fn raw_pipe(bootstrap: &str, expected: usize) -> Pipe {
+    let cpu = ThreadCpu::now();
     let consumer: BaseConsumer = broker::client_config(bootstrap)
         .set("group.id", "bench-raw")
         .set("enable.auto.commit", "false")
@@ -194,13 +195,17 @@ pub fn raw_pipe(bootstrap: &str, expected: usize) -> f64 {
         }
     }
     let counted = expected.saturating_sub(WARM_UP);
-    started.map_or(0.0, |s| counted as f64 / s.elapsed().as_secs_f64())
+    Pipe {
+        rate: started.map_or(0.0, |s| counted as f64 / s.elapsed().as_secs_f64()),
+        cpu: cpu.per_event(expected),
+    }
 }
 
 /// Runs `instances` gateways in group `bench-gateway` until the output of `expected` events is
 /// acknowledged (their end-to-end latency observed); events/s from the [`WARM_UP`]th
 /// acknowledgement to the last.
-pub async fn gateway_pipe(bootstrap: &str, url: &str, instances: usize, expected: usize) -> f64 {
+pub async fn gateway_pipe(bootstrap: &str, url: &str, instances: usize, expected: usize) -> Pipe {
+    let cpu = ThreadCpu::now();
     // the one product the raw pipe reads: both consume the same topic
     let contracts = Arc::new(
         Contracts::load(Client::new(url), ["player.play-events".to_owned()])
@@ -248,19 +253,42 @@ pub async fn gateway_pipe(bootstrap: &str, url: &str, instances: usize, expected
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let counted = expected.saturating_sub(WARM_UP);
-    let rate = started.map_or(0.0, |s| counted as f64 / s.elapsed().as_secs_f64());
+    let pipe = Pipe {
+        rate: started.map_or(0.0, |s| counted as f64 / s.elapsed().as_secs_f64()),
+        cpu: cpu.per_event(expected),
+    };
     stop.cancel();
     for task in tasks {
         task.await.expect("gateway task");
     }
-    rate
+    pipe
+}
+
+/// What a pipe measured.
+pub struct Pipe {
+    /// Events/s from the [`WARM_UP`]th acknowledged output to the last.
+    pub rate: f64,
+    /// CPU per event by thread ([`ThreadCpu::per_event`]), over the whole run.
+    pub cpu: String,
 }
 
 /// CPU time of this process's threads, by thread name, from `/proc/self/task` (in clock ticks
 /// of 10 ms): where a pipeline's time goes. The bench's own thread (`main`), librdkafka's
 /// (`rdk:broker…`, and FutureProducer's `producer pollin`), and the runtime's workers, where
-/// the embedded broker runs.
-pub struct ThreadCpu(std::collections::BTreeMap<String, f64>);
+/// the embedded broker runs. Threads that ended in between (a client dropped) count as `ended`.
+pub struct ThreadCpu {
+    by_name: std::collections::BTreeMap<String, f64>,
+    process: f64,
+}
+
+/// utime + stime of a `/proc/…/stat` line, in seconds, and the thread's name.
+fn stat_cpu(stat: &str) -> Option<(&str, f64)> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // utime and stime, fields 14 and 15 of proc(5)
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some((stat[open + 1..close].trim(), ticks / 100.0))
+}
 
 impl ThreadCpu {
     /// The threads' CPU seconds so far.
@@ -272,36 +300,36 @@ impl ThreadCpu {
             let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
                 continue; // the thread ended
             };
-            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            let Some((name, seconds)) = stat_cpu(&stat) else {
                 continue;
             };
-            let name = if path.ends_with(&me) {
-                "main".to_owned()
-            } else {
-                stat[open + 1..close].trim().to_owned()
-            };
-            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-            // utime and stime, fields 14 and 15 of proc(5)
-            let ticks: f64 =
-                fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
-            *by_name.entry(name).or_insert(0.0) += ticks / 100.0;
+            let name = if path.ends_with(&me) { "main" } else { name };
+            *by_name.entry(name.to_owned()).or_insert(0.0) += seconds;
         }
-        Self(by_name)
+        let process = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| stat_cpu(&s).map(|(_, seconds)| seconds))
+            .unwrap_or(0.0);
+        Self { by_name, process }
     }
 
-    /// CPU µs per event of each thread since `self`, for `events` events.
+    /// CPU µs per event since `self`, for `events` events: the process's, then each thread's.
     pub fn per_event(&self, events: usize) -> String {
         let now = Self::now();
-        let mut total = 0.0;
+        let per = |seconds: f64| seconds * 1e6 / events as f64;
+        let mut live = 0.0;
         let mut parts = Vec::new();
-        for (name, seconds) in &now.0 {
-            let spent = seconds - self.0.get(name).copied().unwrap_or(0.0);
+        for (name, seconds) in &now.by_name {
+            let spent = seconds - self.by_name.get(name).copied().unwrap_or(0.0);
             if spent > 0.0 {
-                let micros = spent * 1e6 / events as f64;
-                total += micros;
-                parts.push(format!("{name} {micros:.1}"));
+                live += spent;
+                parts.push(format!("{name} {:.1}", per(spent)));
             }
         }
-        format!("{total:.1} µs ({})", parts.join(", "))
+        let total = now.process - self.process;
+        if total - live > 0.005 {
+            parts.push(format!("ended {:.1}", per(total - live)));
+        }
+        format!("{:.1} µs ({})", per(total), parts.join(", "))
     }
 }

@@ -544,7 +544,7 @@ impl RecordView for Record {
 /// once (each lookup through librdkafka walks them all).
 #[derive(Debug, Clone)]
 pub struct Consumed<'a> {
-    headers: Vec<(&'a str, &'a [u8])>,
+    headers: Vec<(&'a str, Option<&'a [u8]>)>,
     payload: Option<&'a [u8]>,
 }
 
@@ -555,15 +555,20 @@ impl<'a> Consumed<'a> {
         let headers = message
             .headers()
             .map(|hs| {
-                hs.iter()
-                    .map(|h| (h.key, h.value.unwrap_or_default()))
-                    .collect()
+                let mut all = Vec::with_capacity(hs.count());
+                all.extend(hs.iter().map(|h| (h.key, h.value)));
+                all
             })
             .unwrap_or_default();
         Self {
             headers,
             payload: message.payload(),
         }
+    }
+
+    /// The headers, in order (`None`: a header without a value).
+    pub fn headers(&self) -> &[(&'a str, Option<&'a [u8]>)] {
+        &self.headers
     }
 }
 
@@ -573,7 +578,7 @@ impl RecordView for Consumed<'_> {
             .iter()
             .rev()
             .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
+            .map(|(_, v)| v.unwrap_or_default())
     }
 
     fn payload(&self) -> Option<&[u8]> {

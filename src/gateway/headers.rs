@@ -7,8 +7,10 @@
 //! `meshline_message`). Incoming headers with these names are dropped, so a producer cannot
 //! forge a source position or a verdict.
 
-use rdkafka::message::{Header, Headers as _, Message, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 
+#[cfg(doc)]
+use crate::binding::kafka::Consumed;
 use crate::{binding::kafka::Record, contract::Rejection};
 
 /// Ingress topic of the record an output came from.
@@ -55,20 +57,14 @@ pub fn accepted(record: Record, source: Source<'_>) -> Record {
     out
 }
 
-/// The headers of [`accepted`] for a consumed ingress message, copied straight into librdkafka's
-/// form when the message carries none of the gateway's own headers (the usual case).
-pub fn accepted_headers(message: &impl Message, source: Source<'_>) -> OwnedHeaders {
-    let carried = message.headers();
-    if carried.is_some_and(|hs| hs.iter().any(|h| OWNED.contains(&h.key))) {
-        return accepted(Record::from_message(message), source).owned_headers();
-    }
-    let headers = carried.map_or_else(OwnedHeaders::new, |hs| {
-        hs.iter()
-            .fold(OwnedHeaders::new_with_capacity(hs.count() + 3), |out, h| {
-                out.insert(h)
-            })
-    });
-    let (partition, offset) = (source.partition.to_string(), source.offset.to_string());
+/// The headers of [`accepted`] for a consumed ingress message, read once into `carried`
+/// ([`Consumed::headers`]), written straight into librdkafka's form.
+pub fn accepted_headers(carried: &[(&str, Option<&[u8]>)], source: Source<'_>) -> OwnedHeaders {
+    let headers = carried.iter().filter(|(key, _)| !OWNED.contains(key)).fold(
+        OwnedHeaders::new_with_capacity(carried.len() + 3),
+        |out, (key, value)| out.insert(Header { key, value: *value }),
+    );
+    let (mut partition, mut offset) = (itoa::Buffer::new(), itoa::Buffer::new());
     headers
         .insert(Header {
             key: SOURCE_TOPIC,
@@ -76,11 +72,11 @@ pub fn accepted_headers(message: &impl Message, source: Source<'_>) -> OwnedHead
         })
         .insert(Header {
             key: SOURCE_PARTITION,
-            value: Some(&partition),
+            value: Some(partition.format(source.partition)),
         })
         .insert(Header {
             key: SOURCE_OFFSET,
-            value: Some(&offset),
+            value: Some(offset.format(source.offset)),
         })
 }
 
@@ -192,7 +188,10 @@ mod tests {
                 rdkafka::Timestamp::NotAvailable,
                 0,
                 0,
-                Some(accepted_headers(&message, SOURCE)),
+                Some(accepted_headers(
+                    crate::binding::kafka::Consumed::new(&message).headers(),
+                    SOURCE,
+                )),
             ))
             .headers;
             assert_eq!(got, expected);

@@ -82,14 +82,20 @@ pub async fn run_stream(
             stop.clone(),
         );
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            stream::run(config, contracts, metrics, handle, token)
-        })
-        .await;
-        match result {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => tracing::error!(error = %e, "gateway stopped; restarting"),
-            Err(e) => tracing::error!(error = %e, "gateway thread panicked; restarting"),
+        // a thread of its own, named so `top -H` and profiles show it
+        let (done, result) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("gateway".into())
+            .spawn(move || {
+                let _ = done.send(stream::run(config, contracts, metrics, handle, token));
+            });
+        match spawned {
+            Err(e) => tracing::error!(error = %e, "cannot start the gateway thread; retrying"),
+            Ok(_) => match result.await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => tracing::error!(error = %e, "gateway stopped; restarting"),
+                Err(_) => tracing::error!("gateway thread panicked; restarting"),
+            },
         }
         if started.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_secs(1);

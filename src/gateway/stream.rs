@@ -109,7 +109,8 @@ impl StreamConfig {
 /// How often the consumer lag gauge is refreshed.
 const LAG_INTERVAL: Duration = Duration::from_secs(5);
 
-type PartitionKey = (String, i32);
+/// An ingress partition (the topic shared, not copied per record).
+type PartitionKey = (Arc<str>, i32);
 
 /// Outputs in flight since the last checkpoint.
 #[derive(Default)]
@@ -129,6 +130,8 @@ struct Pending {
 
 /// Where one ingress topic's records go, and the metrics they count in.
 struct Route {
+    /// The ingress topic.
+    ingress: Arc<str>,
     product: String,
     topics: Topics,
     metrics: ProductMetrics,
@@ -226,7 +229,7 @@ impl Gateway {
             starts.push((topic.clone(), partition, start));
             self.lock()
                 .written
-                .insert((topic, partition), resume.written);
+                .insert((Arc::from(topic.as_str()), partition), resume.written);
         }
         for (topic, partition, start) in starts {
             tpl.set_partition_offset(&topic, partition, start)
@@ -243,7 +246,7 @@ impl Gateway {
         {
             let mut pending = self.lock();
             for element in tpl.elements() {
-                let key = (element.topic().to_owned(), element.partition());
+                let key = (Arc::from(element.topic()), element.partition());
                 pending.written.remove(&key);
                 pending.positions.remove(&key);
                 if let Some(product) = self.contracts.product_of_ingress(element.topic()) {
@@ -262,7 +265,6 @@ impl Gateway {
     fn handle(&self, message: &BorrowedMessage<'_>) -> Result<()> {
         let topic = message.topic();
         let (partition, offset) = (message.partition(), message.offset());
-        let key = (topic.to_owned(), partition);
         let route = self
             .routes
             .get(topic)
@@ -270,6 +272,7 @@ impl Gateway {
                 Error::Unexpected(format!("a record from {topic}, not an ingress topic"))
             })?
             .clone();
+        let key = (route.ingress.clone(), partition);
         let already = self
             .lock()
             .written
@@ -298,12 +301,12 @@ impl Gateway {
         let (out_topic, output, outcome) = match &verdict {
             Ok(()) => (
                 &topics.product,
-                headers::accepted_headers(message, source),
+                headers::accepted_headers(record.headers(), source),
                 Fate::Output(Outcome::Accepted),
             ),
             Err(rejection) if rejection.on_failure == OnFailure::None => (
                 &topics.product,
-                headers::accepted_headers(message, source),
+                headers::accepted_headers(record.headers(), source),
                 Fate::Output(Outcome::Warned),
             ),
             Err(rejection) => {
@@ -496,7 +499,7 @@ impl Gateway {
         let mut offsets = TopicPartitionList::new();
         for ((topic, partition), next) in &positions {
             offsets
-                .add_partition_offset(topic, *partition, Offset::Offset(*next))
+                .add_partition_offset(topic.as_ref(), *partition, Offset::Offset(*next))
                 .map_err(|source| Error::Kafka {
                     context: "listing offsets to commit".into(),
                     source,
@@ -529,8 +532,9 @@ impl Gateway {
                 return Err(e);
             }
         }
-        for delivery in block_on(futures::future::join_all(deliveries)) {
-            match delivery {
+        // one at a time: they come in order, and `join_all` would allocate a task for each
+        for delivery in deliveries {
+            match block_on(delivery) {
                 Ok(Ok(_)) => {}
                 Ok(Err((source, _))) => {
                     return Err(Error::Kafka {
@@ -647,6 +651,7 @@ pub fn run(
         .filter_map(|ingress| {
             let product = contracts.product_of_ingress(ingress)?;
             let route = Route {
+                ingress: Arc::from(ingress),
                 product: product.to_owned(),
                 topics: Topics::of(product),
                 metrics: metrics.product(product),
