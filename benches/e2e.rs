@@ -523,6 +523,7 @@ async fn read_product(platform: &Platform, records: usize, pass: Pass) -> (Durat
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("fetch.wait.max.ms", "50")
+            .set("fetch.queue.backoff.ms", broker::FETCH_QUEUE_BACKOFF_MS)
             .create()
             .expect("consumer");
         let mut assignment = TopicPartitionList::new();

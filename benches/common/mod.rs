@@ -145,7 +145,7 @@ pub fn raw_pipe(bootstrap: &str, expected: usize) -> Pipe {
         // the gateway's fetch settings (src/gateway/stream.rs)
         .set("isolation.level", "read_committed")
         .set("fetch.wait.max.ms", "50")
-        .set("fetch.queue.backoff.ms", "20")
+        .set("fetch.queue.backoff.ms", broker::FETCH_QUEUE_BACKOFF_MS)
         .create()
         .expect("consumer");
     // the gateway's producer settings

@@ -611,9 +611,7 @@ pub fn run(
         // short fetch waits: a broker that answers a connection's requests in order (the
         // embedded one) then never holds a heartbeat or watermark request behind a long poll
         .set("fetch.wait.max.ms", "50")
-        // once 100,000 records are prefetched, librdkafka stops fetching for this long
-        // (default 1 s): the gateway drains them in under a second and then sat idle
-        .set("fetch.queue.backoff.ms", "20")
+        .set("fetch.queue.backoff.ms", broker::FETCH_QUEUE_BACKOFF_MS)
         // also the rebalance timeout: how long a join waits for members that died without
         // leaving (a killed gateway) on brokers that do not expire their sessions first
         .set("max.poll.interval.ms", "20000");

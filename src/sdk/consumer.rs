@@ -155,7 +155,8 @@ impl<T: DeserializeOwned + AvroSchema> ConsumerBuilder<T> {
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "earliest");
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.queue.backoff.ms", broker::FETCH_QUEUE_BACKOFF_MS);
         for (k, v) in &self.config {
             config.set(k, v);
         }

@@ -308,7 +308,8 @@ fn run_product(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.queue.backoff.ms", broker::FETCH_QUEUE_BACKOFF_MS);
     let consumer: BaseConsumer<QuietEof> = consumer_config
         .create_with_context(QuietEof)
         .map_err(kafka("creating the consumer"))?;
