@@ -536,8 +536,8 @@ impl ViewRunner {
             .filter(|w| w.end <= watermark)
             .copied()
             .collect();
-        for window in due {
-            step.extend(self.close(window, watermark)?);
+        for window in &due {
+            step.extend(self.close(*window, watermark)?);
         }
         self.closed_through = Some(watermark);
         // windows that only late events reached
@@ -547,13 +547,16 @@ impl ViewRunner {
             .filter(|w| w.end <= watermark)
             .copied()
             .collect();
-        for window in only_late {
-            for row in self.late_open.remove(&window).unwrap_or_default() {
-                self.take_late(window, row)?;
+        for window in &only_late {
+            for row in self.late_open.remove(window).unwrap_or_default() {
+                self.take_late(*window, row)?;
             }
-            // version 1 holds the events on time: late changes of the windows before it
-            // come in its next version
-            if let State::Latest(latest) = &mut self.state {
+        }
+        // version 1 of a `latest` window holds the events on time: the late changes of it and
+        // the windows before it, known by now, come in its next version, whether or not
+        // another late event comes while it is kept
+        if let State::Latest(latest) = &mut self.state {
+            for window in due.into_iter().chain(only_late) {
                 if latest.needs_amending(window)? {
                     self.dirty.insert(window);
                 }
