@@ -22,16 +22,18 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Condvar, Mutex,
+    },
     time::{Duration, Instant},
 };
 
-use futures::executor::block_on;
 use rdkafka::{
     consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext},
     error::KafkaError,
-    message::{BorrowedMessage, Message},
-    producer::{DeliveryFuture, FutureProducer, Producer},
+    message::{BorrowedMessage, Message, OwnedHeaders},
+    producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer},
     types::{RDKafkaErrorCode, RDKafkaRespErr},
     ClientContext, Offset, TopicPartitionList,
 };
@@ -112,10 +114,80 @@ const LAG_INTERVAL: Duration = Duration::from_secs(5);
 /// An ingress partition (the topic shared, not copied per record).
 type PartitionKey = (Arc<str>, i32);
 
+/// The gateway producer's delivery reports, counted. Outputs are awaited all together at a
+/// checkpoint, so a report only has to be counted and say whether its output failed: no
+/// future, channel or allocation per output.
+struct Deliveries {
+    /// Reports so far (outputs acknowledged or failed).
+    reported: AtomicU64,
+    /// The count a checkpoint waits for (`u64::MAX`: none waits).
+    awaited: AtomicU64,
+    /// The first output that was not delivered since the producer was created (the gateway
+    /// then stops, and its restart resumes after the outputs found at the tails).
+    failed: Mutex<Option<(KafkaError, String)>>,
+    /// Signalled when `reported` reaches `awaited`.
+    reached: Condvar,
+}
+
+impl Default for Deliveries {
+    fn default() -> Self {
+        Self {
+            reported: AtomicU64::new(0),
+            awaited: AtomicU64::new(u64::MAX),
+            failed: Mutex::default(),
+            reached: Condvar::new(),
+        }
+    }
+}
+
+impl Deliveries {
+    fn failed(&self) -> std::sync::MutexGuard<'_, Option<(KafkaError, String)>> {
+        self.failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits until `sent` outputs have been reported; the first that failed, if one did.
+    fn wait(&self, sent: u64) -> Option<(KafkaError, String)> {
+        let mut failed = self.failed();
+        self.awaited.store(sent, Ordering::SeqCst);
+        while self.reported.load(Ordering::SeqCst) < sent {
+            // the report that reaches `awaited` signals under this lock; the timeout only
+            // bounds a missed signal
+            failed = self
+                .reached
+                .wait_timeout(failed, Duration::from_millis(100))
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        self.awaited.store(u64::MAX, Ordering::SeqCst);
+        failed.clone()
+    }
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
+        if let Err((error, message)) = result {
+            self.failed().get_or_insert_with(|| {
+                let at = format!("{} partition {}", message.topic(), message.partition());
+                (error.clone(), at)
+            });
+        }
+        let reported = self.reported.fetch_add(1, Ordering::SeqCst) + 1;
+        if reported >= self.awaited.load(Ordering::SeqCst) {
+            let _waiting = self.failed();
+            self.reached.notify_all();
+        }
+    }
+}
+
 /// Outputs in flight since the last checkpoint.
 #[derive(Default)]
 struct Pending {
-    deliveries: Vec<DeliveryFuture>,
     /// Next offset to commit, per ingress partition.
     positions: HashMap<PartitionKey, i64>,
     /// Event times (ms) to observe end-to-end latency at the checkpoint, per product.
@@ -123,6 +195,8 @@ struct Pending {
     /// Ingress offsets already written by an earlier owner, per partition.
     written: HashMap<PartitionKey, BTreeSet<i64>>,
     records: usize,
+    /// Outputs handed to the producer since it was created.
+    sent: u64,
     transaction_open: bool,
     /// An error from a rebalance callback, reported by the next poll.
     failed: Option<Error>,
@@ -144,7 +218,7 @@ struct Gateway {
     /// By ingress topic.
     routes: HashMap<String, Arc<Route>>,
     runtime: tokio::runtime::Handle,
-    producer: FutureProducer,
+    producer: ThreadedProducer<Deliveries>,
     reader: BaseConsumer,
     pending: Mutex<Pending>,
 }
@@ -329,14 +403,7 @@ impl Gateway {
             }
         };
         self.begin_transaction()?;
-        let sent = broker::send_parts_blocking(
-            &self.producer,
-            out_topic,
-            partition,
-            message.key(),
-            message.payload(),
-            output,
-        );
+        let sent = self.send(out_topic, partition, message.key(), message.payload(), output);
         let (sent, outcome) = match sent {
             // the record cannot be written as it is: not forwarding it would stop its partition
             // for good, so its dead letter goes without the payload, which stays in the ingress
@@ -352,8 +419,7 @@ impl Gateway {
                     ),
                 );
                 let dead = headers::dead_letter(Record::from_message(message), source, &rejection);
-                let sent = broker::send_parts_blocking(
-                    &self.producer,
+                let sent = self.send(
                     &topics.dlq,
                     partition,
                     message.key(),
@@ -364,7 +430,7 @@ impl Gateway {
             }
             other => (other, outcome),
         };
-        let delivery = sent.map_err(|source| Error::Kafka {
+        sent.map_err(|source| Error::Kafka {
             context: format!(
                 "writing the output of {} partition {partition} offset {offset}",
                 message.topic()
@@ -379,7 +445,7 @@ impl Gateway {
             Fate::Output(outcome) => route.metrics.event(outcome),
         }
         let mut pending = self.lock();
-        pending.deliveries.push(delivery);
+        pending.sent += 1;
         pending.positions.insert(key, offset + 1);
         pending.records += 1;
         if let Some(time) = time {
@@ -387,6 +453,32 @@ impl Gateway {
         }
         drop(pending);
         Ok(())
+    }
+
+    /// Hands one output to the producer, waiting while its queue is full.
+    fn send(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: OwnedHeaders,
+    ) -> std::result::Result<(), KafkaError> {
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+            .partition(partition)
+            .headers(headers);
+        record.key = key;
+        record.payload = payload;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
     }
 
     /// The contract's verdict; an unknown schema id first refreshes the product's contract
@@ -486,11 +578,11 @@ impl Gateway {
     /// Waits for every output in flight, then commits the offsets after them (in the
     /// transaction, in transactional mode).
     fn checkpoint(&self, consumer: &BaseConsumer<Self>, mode: CommitMode) -> Result<()> {
-        let (deliveries, positions, times, transaction_open) = {
+        let (sent, positions, times, transaction_open) = {
             let mut pending = self.lock();
             pending.records = 0;
             (
-                std::mem::take(&mut pending.deliveries),
+                pending.sent,
                 std::mem::take(&mut pending.positions),
                 std::mem::take(&mut pending.times),
                 std::mem::replace(&mut pending.transaction_open, false),
@@ -532,22 +624,12 @@ impl Gateway {
                 return Err(e);
             }
         }
-        // one at a time: they come in order, and `join_all` would allocate a task for each
-        for delivery in deliveries {
-            match block_on(delivery) {
-                Ok(Ok(_)) => {}
-                Ok(Err((source, _))) => {
-                    return Err(Error::Kafka {
-                        context: "an output was not delivered".into(),
-                        source,
-                    })
-                }
-                Err(_) => {
-                    return Err(Error::Unexpected(
-                        "the producer went away with outputs in flight".into(),
-                    ))
-                }
-            }
+        // every output in flight acknowledged (or failed: outputs never time out)
+        if let Some((source, at)) = self.producer.context().wait(sent) {
+            return Err(Error::Kafka {
+                context: format!("an output to {at} was not delivered"),
+                source,
+            });
         }
         if !transaction_open && offsets.count() > 0 {
             consumer
@@ -628,8 +710,8 @@ pub fn run(
         consumer_config.set(key, value);
         reader_config.set(key, value);
     }
-    let producer: FutureProducer = producer_config
-        .create()
+    let producer: ThreadedProducer<Deliveries> = producer_config
+        .create_with_context(Deliveries::default())
         .map_err(kafka("creating the gateway's producer"))?;
     if matches!(config.mode, DeliveryMode::Transactional { .. }) {
         producer
