@@ -188,7 +188,7 @@ async fn run() {
             if instances == 1 {
                 create_raw_out(&platform.bootstrap).await;
                 let b = platform.bootstrap.clone();
-                raw = tokio::task::spawn_blocking(move || raw_pipe(&b, events))
+                raw = tokio::task::spawn_blocking(move || raw_pipe(&b, events, "bench-raw"))
                     .await
                     .expect("raw pipe")
                     .rate;
@@ -377,7 +377,7 @@ async fn sdk_stage(
 async fn gateway_stage(platform: &Platform, records: usize, size: Size) -> Row {
     create_raw_out(&platform.bootstrap).await;
     let b = platform.bootstrap.clone();
-    let raw = tokio::task::spawn_blocking(move || raw_pipe(&b, records))
+    let raw = tokio::task::spawn_blocking(move || raw_pipe(&b, records, "bench-raw"))
         .await
         .expect("raw pipe")
         .rate;

@@ -4,7 +4,9 @@
 //! partition p, acknowledging and committing every 5,000 records; the gateway also checks each
 //! record's contract and adds its source headers. Each side is timed from the acknowledgement of
 //! its 10,000th output to that of its last (group join, resume reads and the idempotent
-//! producer's start excluded).
+//! producer's start excluded). The raw pipe runs before and after the gateway (in two consumer
+//! groups), and the gateway is compared with the mean of the two: this machine's speed drifts
+//! by up to 1.5× within a minute, and a single raw run moved the ratio with it.
 //! Run: `cargo bench --bench gateway` (in-memory broker storage), or with
 //! `MESHLINE_BENCH_STORAGE=sqlite` on the durable storage `meshline up` uses.
 
@@ -18,6 +20,23 @@ use common::{
 };
 
 const EVENTS: usize = 200_000;
+
+/// The raw pipe over the ingress in consumer group `group`, on a thread of its own; events/s.
+fn raw(bootstrap: &str, group: &'static str) -> f64 {
+    let b = bootstrap.to_owned();
+    let raw = std::thread::Builder::new()
+        .name("raw-pipe".into())
+        .spawn(move || raw_pipe(&b, EVENTS, group))
+        .expect("raw pipe thread")
+        .join()
+        .expect("raw pipe");
+    println!(
+        "raw consume→produce pipe ({group}): {:.0} events/s (after the first {WARM_UP})",
+        raw.rate
+    );
+    println!("  CPU per event: {}", raw.cpu);
+    raw.rate
+}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -40,20 +59,20 @@ async fn run() {
     fill_ingress(&bootstrap, &url, &events, 4).await;
     create_raw_out(&bootstrap).await;
 
-    let b = bootstrap.clone();
-    let raw = std::thread::Builder::new()
-        .name("raw-pipe".into())
-        .spawn(move || raw_pipe(&b, EVENTS))
-        .expect("raw pipe thread")
-        .join()
-        .expect("raw pipe");
-    let raw_rate = raw.rate;
-    println!("raw consume→produce pipe: {raw_rate:.0} events/s (after the first {WARM_UP})");
-    println!("  CPU per event: {}", raw.cpu);
+    // the raw pipe before and after the gateway: the machine's speed drifts over a minute, and
+    // the mean of the two brackets it
+    let raw_before = raw(&bootstrap, "bench-raw-before");
     let gateway = gateway_pipe(&bootstrap, &url, 1, EVENTS).await;
     let rate = gateway.rate;
     println!("gateway: {rate:.0} events/s (after the first {WARM_UP})");
     println!("  CPU per event: {}", gateway.cpu);
-    println!("gateway / raw = {:.2}×", rate / raw_rate);
+    let raw_after = raw(&bootstrap, "bench-raw-after");
+    let raw_rate = (raw_before + raw_after) / 2.0;
+    println!(
+        "gateway / raw = {:.2}× (raw before {:.2}×, after {:.2}×)",
+        rate / raw_rate,
+        rate / raw_before,
+        rate / raw_after
+    );
     stop.cancel();
 }

@@ -132,14 +132,14 @@ pub async fn create_raw_out(bootstrap: &str) {
         .expect("raw output topic");
 }
 
-/// Reads `expected` records of the ingress in group `bench-raw` and copies each to
+/// Reads `expected` records of the ingress in consumer group `group` (from its start) and copies each to
 /// [`RAW_OUT`], same partition, acknowledging and committing every 5,000 records; consumer and
 /// producer set as the gateway's. Events/s from the [`WARM_UP`]th record's acknowledgement to
 /// the last one's.
-pub fn raw_pipe(bootstrap: &str, expected: usize) -> Pipe {
+pub fn raw_pipe(bootstrap: &str, expected: usize, group: &str) -> Pipe {
     let cpu = ThreadCpu::now();
     let consumer: BaseConsumer = broker::client_config(bootstrap)
-        .set("group.id", "bench-raw")
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         // the gateway's fetch settings (src/gateway/stream.rs)

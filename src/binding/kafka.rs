@@ -540,11 +540,14 @@ impl RecordView for Record {
     }
 }
 
+/// A consumed header: its name and value (`None`: a header without a value).
+type ConsumedHeader<'a> = (&'a str, Option<&'a [u8]>);
+
 /// A consumed rdkafka message read as a record without copying it: its headers are looked up
 /// once (each lookup through librdkafka walks them all).
 #[derive(Debug, Clone)]
 pub struct Consumed<'a> {
-    headers: Vec<(&'a str, Option<&'a [u8]>)>,
+    headers: smallvec::SmallVec<[ConsumedHeader<'a>; 16]>,
     payload: Option<&'a [u8]>,
 }
 
@@ -554,11 +557,7 @@ impl<'a> Consumed<'a> {
         use rdkafka::message::Headers as _;
         let headers = message
             .headers()
-            .map(|hs| {
-                let mut all = Vec::with_capacity(hs.count());
-                all.extend(hs.iter().map(|h| (h.key, h.value)));
-                all
-            })
+            .map(|hs| hs.iter().map(|h| (h.key, h.value)).collect())
             .unwrap_or_default();
         Self {
             headers,

@@ -113,6 +113,8 @@ impl Rejection {
 pub struct Accepted {
     /// The writer schema id.
     pub schema_id: u32,
+    /// The event's `time` (epoch ms), when it has one.
+    pub time: Option<i64>,
     /// The decoded payload: the record with the fields the rules read (all of them when a rule
     /// reads `message` as a whole).
     pub value: Value,
@@ -162,14 +164,19 @@ impl Contract {
         required(record, "ce_id")?;
         let source = required(record, "ce_source")?;
         let ty = required(record, "ce_type")?;
-        if let Some(time) = text(record, "ce_time")? {
-            chrono::DateTime::parse_from_rfc3339(time).map_err(|e| {
-                Rejection::new(
-                    Reason::BadTime,
-                    format!("time `{time}` is not RFC 3339: {e}"),
-                )
-            })?;
-        }
+        let time = match text(record, "ce_time")? {
+            Some(time) => Some(
+                chrono::DateTime::parse_from_rfc3339(time)
+                    .map_err(|e| {
+                        Rejection::new(
+                            Reason::BadTime,
+                            format!("time `{time}` is not RFC 3339: {e}"),
+                        )
+                    })?
+                    .timestamp_millis(),
+            ),
+            None => None,
+        };
         let content_type = text(record, "content-type")?;
         self.check_attributes(ty, source, content_type)
             .map_err(|v| {
@@ -216,7 +223,11 @@ impl Contract {
                     on_failure,
                 }
             })?;
-        Ok(Accepted { schema_id, value })
+        Ok(Accepted {
+            schema_id,
+            time,
+            value,
+        })
     }
 }
 

@@ -21,7 +21,7 @@
 //! [`resume`]: super::resume
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::BTreeSet,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Condvar, Mutex,
@@ -37,6 +37,7 @@ use rdkafka::{
     types::{RDKafkaErrorCode, RDKafkaRespErr},
     ClientContext, Offset, TopicPartitionList,
 };
+use rustc_hash::FxHashMap;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -189,11 +190,11 @@ impl ProducerContext for Deliveries {
 #[derive(Default)]
 struct Pending {
     /// Next offset to commit, per ingress partition.
-    positions: HashMap<PartitionKey, i64>,
+    positions: FxHashMap<PartitionKey, i64>,
     /// Event times (ms) to observe end-to-end latency at the checkpoint, per product.
     times: Vec<(Arc<Route>, i64)>,
     /// Ingress offsets already written by an earlier owner, per partition.
-    written: HashMap<PartitionKey, BTreeSet<i64>>,
+    written: FxHashMap<PartitionKey, BTreeSet<i64>>,
     records: usize,
     /// Outputs handed to the producer since it was created.
     sent: u64,
@@ -216,7 +217,7 @@ struct Gateway {
     contracts: Arc<Contracts>,
     metrics: Metrics,
     /// By ingress topic.
-    routes: HashMap<String, Arc<Route>>,
+    routes: FxHashMap<String, Arc<Route>>,
     runtime: tokio::runtime::Handle,
     producer: ThreadedProducer<Deliveries>,
     reader: BaseConsumer,
@@ -366,14 +367,18 @@ impl Gateway {
             partition,
             offset,
         };
-        let time = record
-            .header("ce_time")
-            .and_then(|t| std::str::from_utf8(t).ok())
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.timestamp_millis());
+        // the check parsed an accepted event's time; a refused one's may be missing or bad
+        let time = match &verdict {
+            Ok(time) => *time,
+            Err(_) => record
+                .header("ce_time")
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.timestamp_millis()),
+        };
         let topics = &route.topics;
         let (out_topic, output, outcome) = match &verdict {
-            Ok(()) => (
+            Ok(_) => (
                 &topics.product,
                 headers::accepted_headers(record.headers(), source),
                 Fate::Output(Outcome::Accepted),
@@ -403,7 +408,13 @@ impl Gateway {
             }
         };
         self.begin_transaction()?;
-        let sent = self.send(out_topic, partition, message.key(), message.payload(), output);
+        let sent = self.send(
+            out_topic,
+            partition,
+            message.key(),
+            message.payload(),
+            output,
+        );
         let (sent, outcome) = match sent {
             // the record cannot be written as it is: not forwarding it would stop its partition
             // for good, so its dead letter goes without the payload, which stays in the ingress
@@ -481,7 +492,7 @@ impl Gateway {
         }
     }
 
-    /// The contract's verdict; an unknown schema id first refreshes the product's contract
+    /// The contract's verdict (an accepted event's time, epoch ms); an unknown schema id first refreshes the product's contract
     /// from the registry. An unreachable registry is an error (the gateway restarts and the
     /// record waits) until it has been unreachable for the contracts' schema wait: then the
     /// record goes to the dead-letter topic as `schema_unavailable`.
@@ -489,7 +500,7 @@ impl Gateway {
         &self,
         product: &str,
         record: &impl RecordView,
-    ) -> Result<std::result::Result<(), crate::contract::Rejection>> {
+    ) -> Result<std::result::Result<Option<i64>, crate::contract::Rejection>> {
         let registered = self
             .contracts
             .get(product)
@@ -520,11 +531,11 @@ impl Gateway {
                     Some(fresh) => fresh
                         .contract
                         .check_record(record, |id| fresh.schema(id))
-                        .map(|_| ()),
+                        .map(|accepted| accepted.time),
                     None => Err(rejection),
                 })
             }
-            other => Ok(other.map(|_| ())),
+            other => Ok(other.map(|accepted| accepted.time)),
         }
     }
 
@@ -581,10 +592,12 @@ impl Gateway {
         let (sent, positions, times, transaction_open) = {
             let mut pending = self.lock();
             pending.records = 0;
+            // as many as the last batch: no regrowth event by event
+            let capacity = pending.times.len();
             (
                 pending.sent,
                 std::mem::take(&mut pending.positions),
-                std::mem::take(&mut pending.times),
+                std::mem::replace(&mut pending.times, Vec::with_capacity(capacity)),
                 std::mem::replace(&mut pending.transaction_open, false),
             )
         };
@@ -741,7 +754,7 @@ pub fn run(
             };
             Some((ingress.to_owned(), Arc::new(route)))
         })
-        .collect::<HashMap<_, _>>();
+        .collect::<FxHashMap<_, _>>();
     // learn the output topics' leaders now, not at the first event (a stall of up to a second on
     // the embedded broker)
     for route in routes.values() {
