@@ -21,9 +21,9 @@
 //! [`resume`]: super::resume
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, VecDeque},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Condvar, Mutex,
     },
     time::{Duration, Instant},
@@ -115,26 +115,30 @@ const LAG_INTERVAL: Duration = Duration::from_secs(5);
 /// An ingress partition (the topic shared, not copied per record).
 type PartitionKey = (Arc<str>, i32);
 
-/// The gateway producer's delivery reports, counted. Outputs are awaited all together at a
-/// checkpoint, so a report only has to be counted and say whether its output failed: no
-/// future, channel or allocation per output.
+/// Batches of outputs in flight at most: the one being written and those sealed at a
+/// checkpoint, waiting for their acknowledgements.
+const BATCHES: usize = 8;
+
+/// The gateway producer's delivery reports, counted per batch. A batch's offsets are committed
+/// once all of its outputs are acknowledged, so a report only has to be counted and say whether
+/// its output failed: no future, channel or allocation per output.
 struct Deliveries {
-    /// Reports so far (outputs acknowledged or failed).
-    reported: AtomicU64,
-    /// The count a checkpoint waits for (`u64::MAX`: none waits).
-    awaited: AtomicU64,
+    /// Reports so far, by batch number modulo [`BATCHES`].
+    reported: [AtomicU64; BATCHES],
+    /// Whether the gateway waits for reports (then each report signals `reached`).
+    waiting: AtomicBool,
     /// The first output that was not delivered since the producer was created (the gateway
     /// then stops, and its restart resumes after the outputs found at the tails).
     failed: Mutex<Option<(KafkaError, String)>>,
-    /// Signalled when `reported` reaches `awaited`.
+    /// Signalled on each report while `waiting`.
     reached: Condvar,
 }
 
 impl Default for Deliveries {
     fn default() -> Self {
         Self {
-            reported: AtomicU64::new(0),
-            awaited: AtomicU64::new(u64::MAX),
+            reported: std::array::from_fn(|_| AtomicU64::new(0)),
+            waiting: AtomicBool::new(false),
             failed: Mutex::default(),
             reached: Condvar::new(),
         }
@@ -148,56 +152,78 @@ impl Deliveries {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Waits until `sent` outputs have been reported; the first that failed, if one did.
-    fn wait(&self, sent: u64) -> Option<(KafkaError, String)> {
+    fn slot(&self, batch: u64) -> &AtomicU64 {
+        &self.reported[(batch % BATCHES as u64) as usize]
+    }
+
+    /// Whether every output of `batch` has been reported.
+    fn done(&self, batch: &Batch) -> bool {
+        self.slot(batch.id).load(Ordering::SeqCst) >= batch.sent
+    }
+
+    /// Waits until every output of `batch` has been reported (outputs never time out: each
+    /// gets its report).
+    fn wait(&self, batch: &Batch) {
         let mut failed = self.failed();
-        self.awaited.store(sent, Ordering::SeqCst);
-        while self.reported.load(Ordering::SeqCst) < sent {
-            // the report that reaches `awaited` signals under this lock; the timeout only
-            // bounds a missed signal
+        self.waiting.store(true, Ordering::SeqCst);
+        while !self.done(batch) {
+            // a report signals under this lock; the timeout only bounds a missed signal
             failed = self
                 .reached
                 .wait_timeout(failed, Duration::from_millis(100))
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
-        self.awaited.store(u64::MAX, Ordering::SeqCst);
-        failed.clone()
+        self.waiting.store(false, Ordering::SeqCst);
     }
 }
 
 impl ClientContext for Deliveries {}
 
 impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
+    /// The output's batch number.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, batch: usize) {
         if let Err((error, message)) = result {
             self.failed().get_or_insert_with(|| {
                 let at = format!("{} partition {}", message.topic(), message.partition());
                 (error.clone(), at)
             });
         }
-        let reported = self.reported.fetch_add(1, Ordering::SeqCst) + 1;
-        if reported >= self.awaited.load(Ordering::SeqCst) {
+        self.slot(batch as u64).fetch_add(1, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) {
             let _waiting = self.failed();
             self.reached.notify_all();
         }
     }
 }
 
-/// Outputs in flight since the last checkpoint.
+/// The outputs written between two checkpoints, and the offsets their acknowledgement lets
+/// commit.
 #[derive(Default)]
-struct Pending {
+struct Batch {
+    /// Its number (the delivery reports' opaque).
+    id: u64,
+    /// Outputs handed to the producer.
+    sent: u64,
     /// Next offset to commit, per ingress partition.
     positions: FxHashMap<PartitionKey, i64>,
-    /// Event times (ms) to observe end-to-end latency at the checkpoint, per product.
+    /// Event times (ms) to observe end-to-end latency once acknowledged, per product.
     times: Vec<(Arc<Route>, i64)>,
+}
+
+/// Outputs in flight.
+#[derive(Default)]
+struct Pending {
+    /// The batch being written.
+    current: Batch,
+    /// Batches sealed at a checkpoint, oldest first, until all their outputs are acknowledged.
+    sealed: VecDeque<Batch>,
     /// Ingress offsets already written by an earlier owner, per partition.
     written: FxHashMap<PartitionKey, BTreeSet<i64>>,
+    /// Records of the current batch (skipped ones too).
     records: usize,
-    /// Outputs handed to the producer since it was created.
-    sent: u64,
     transaction_open: bool,
     /// An error from a rebalance callback, reported by the next poll.
     failed: Option<Error>,
@@ -323,7 +349,7 @@ impl Gateway {
             for element in tpl.elements() {
                 let key = (Arc::from(element.topic()), element.partition());
                 pending.written.remove(&key);
-                pending.positions.remove(&key);
+                pending.current.positions.remove(&key);
                 if let Some(product) = self.contracts.product_of_ingress(element.topic()) {
                     self.metrics.lag_revoked(product, element.partition());
                 }
@@ -355,7 +381,7 @@ impl Gateway {
             .is_some_and(|written| written.remove(&offset));
         if already {
             route.metrics.event(Outcome::Duplicate);
-            self.lock().positions.insert(key, offset + 1);
+            self.lock().current.positions.insert(key, offset + 1);
             return Ok(());
         }
         let record = Consumed::new(message);
@@ -408,12 +434,14 @@ impl Gateway {
             }
         };
         self.begin_transaction()?;
+        let batch = self.lock().current.id;
         let sent = self.send(
             out_topic,
             partition,
             message.key(),
             message.payload(),
             output,
+            batch,
         );
         let (sent, outcome) = match sent {
             // the record cannot be written as it is: not forwarding it would stop its partition
@@ -436,6 +464,7 @@ impl Gateway {
                     message.key(),
                     None,
                     dead.owned_headers(),
+                    batch,
                 );
                 (sent, Fate::Dead(Reason::TooLarge))
             }
@@ -456,11 +485,12 @@ impl Gateway {
             Fate::Output(outcome) => route.metrics.event(outcome),
         }
         let mut pending = self.lock();
-        pending.sent += 1;
-        pending.positions.insert(key, offset + 1);
         pending.records += 1;
+        let current = &mut pending.current;
+        current.sent += 1;
+        current.positions.insert(key, offset + 1);
         if let Some(time) = time {
-            pending.times.push((route, time));
+            current.times.push((route, time));
         }
         drop(pending);
         Ok(())
@@ -474,8 +504,9 @@ impl Gateway {
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         headers: OwnedHeaders,
+        batch: u64,
     ) -> std::result::Result<(), KafkaError> {
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+        let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, batch as usize)
             .partition(partition)
             .headers(headers);
         record.key = key;
@@ -583,40 +614,96 @@ impl Gateway {
     fn due(&self, last: Instant) -> bool {
         let pending = self.lock();
         pending.records >= self.config.checkpoint_records
-            || (!pending.positions.is_empty() && last.elapsed() >= self.config.checkpoint_interval)
+            || (!pending.current.positions.is_empty()
+                && last.elapsed() >= self.config.checkpoint_interval)
     }
 
-    /// Waits for every output in flight, then commits the offsets after them (in the
-    /// transaction, in transactional mode).
-    fn checkpoint(&self, consumer: &BaseConsumer<Self>, mode: CommitMode) -> Result<()> {
-        let (sent, positions, times, transaction_open) = {
+    /// Seals the current batch at a checkpoint: its offsets are committed once its outputs are
+    /// acknowledged ([`Gateway::complete`]), while the next batch is written. With [`BATCHES`]
+    /// in flight, waits for them first.
+    fn seal(&self, consumer: &BaseConsumer<Self>, mode: CommitMode) -> Result<()> {
+        let full = {
             let mut pending = self.lock();
             pending.records = 0;
-            // as many as the last batch: no regrowth event by event
-            let capacity = pending.times.len();
-            (
-                pending.sent,
-                std::mem::take(&mut pending.positions),
-                std::mem::replace(&mut pending.times, Vec::with_capacity(capacity)),
-                std::mem::replace(&mut pending.transaction_open, false),
-            )
-        };
-        let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), next) in &positions {
-            offsets
-                .add_partition_offset(topic.as_ref(), *partition, Offset::Offset(*next))
-                .map_err(|source| Error::Kafka {
-                    context: "listing offsets to commit".into(),
-                    source,
-                })?;
-        }
-        let kafka = |context: &'static str| {
-            move |source| Error::Kafka {
-                context: context.into(),
-                source,
+            if pending.current.sent == 0 && pending.current.positions.is_empty() {
+                return Ok(());
             }
+            let id = pending.current.id + 1;
+            // the batch that used this slot is committed: fewer than `BATCHES` are in flight
+            self.producer.context().slot(id).store(0, Ordering::SeqCst);
+            let next = Batch {
+                id,
+                times: Vec::with_capacity(pending.current.times.len()),
+                ..Batch::default()
+            };
+            let sealed = std::mem::replace(&mut pending.current, next);
+            pending.sealed.push_back(sealed);
+            pending.sealed.len() >= BATCHES - 1
         };
+        if full {
+            self.complete(consumer, mode, true)?;
+        }
+        Ok(())
+    }
+
+    /// Commits the offsets of the sealed batches whose outputs are all acknowledged, oldest
+    /// first (of all of them, waiting, with `wait`). An output that failed stops the gateway:
+    /// nothing after it is committed.
+    fn complete(&self, consumer: &BaseConsumer<Self>, mode: CommitMode, wait: bool) -> Result<()> {
+        let deliveries = self.producer.context();
+        loop {
+            let batch = {
+                let mut pending = self.lock();
+                match pending.sealed.front() {
+                    None => return Ok(()),
+                    Some(oldest) if deliveries.done(oldest) => {}
+                    Some(_) if !wait => return Ok(()),
+                    // reports come from the producer's thread; the lock held here is only
+                    // taken on this thread
+                    Some(oldest) => deliveries.wait(oldest),
+                }
+                pending.sealed.pop_front()
+            };
+            let Some(batch) = batch else {
+                return Ok(());
+            };
+            if let Some((source, at)) = deliveries.failed().clone() {
+                return Err(Error::Kafka {
+                    context: format!("an output to {at} was not delivered"),
+                    source,
+                });
+            }
+            let offsets = offsets_of(&batch.positions)?;
+            if offsets.count() > 0 {
+                consumer
+                    .commit(&offsets, mode)
+                    .map_err(|source| Error::Kafka {
+                        context: "committing ingress offsets".into(),
+                        source,
+                    })?;
+            }
+            let now = chrono::Utc::now().timestamp_millis();
+            for (route, time) in batch.times {
+                route.metrics.freshness((now - time).max(0) as f64 / 1000.0);
+            }
+        }
+    }
+
+    /// Waits for every output in flight, then commits the offsets after them (in one
+    /// transaction with the outputs, in transactional mode).
+    fn checkpoint(&self, consumer: &BaseConsumer<Self>, mode: CommitMode) -> Result<()> {
+        let transaction_open = std::mem::replace(&mut self.lock().transaction_open, false);
         if transaction_open {
+            // every checkpoint waits in this mode: the current batch is the transaction's, and
+            // its offsets are committed in it
+            let positions = std::mem::take(&mut self.lock().current.positions);
+            let offsets = offsets_of(&positions)?;
+            let kafka = |context: &'static str| {
+                move |source| Error::Kafka {
+                    context: context.into(),
+                    source,
+                }
+            };
             let timeout = Duration::from_secs(60);
             let committed = consumer
                 .group_metadata()
@@ -637,24 +724,23 @@ impl Gateway {
                 return Err(e);
             }
         }
-        // every output in flight acknowledged (or failed: outputs never time out)
-        if let Some((source, at)) = self.producer.context().wait(sent) {
-            return Err(Error::Kafka {
-                context: format!("an output to {at} was not delivered"),
-                source,
-            });
-        }
-        if !transaction_open && offsets.count() > 0 {
-            consumer
-                .commit(&offsets, mode)
-                .map_err(kafka("committing ingress offsets"))?;
-        }
-        let now = chrono::Utc::now().timestamp_millis();
-        for (route, time) in times {
-            route.metrics.freshness((now - time).max(0) as f64 / 1000.0);
-        }
-        Ok(())
+        self.seal(consumer, mode)?;
+        self.complete(consumer, mode, true)
     }
+}
+
+/// The offsets to commit for `positions`.
+fn offsets_of(positions: &FxHashMap<PartitionKey, i64>) -> Result<TopicPartitionList> {
+    let mut offsets = TopicPartitionList::new();
+    for ((topic, partition), next) in positions {
+        offsets
+            .add_partition_offset(topic.as_ref(), *partition, Offset::Offset(*next))
+            .map_err(|source| Error::Kafka {
+                context: "listing offsets to commit".into(),
+                source,
+            })?;
+    }
+    Ok(offsets)
 }
 
 /// The span of one batch (the records between two checkpoints), entered once: a root span, so
@@ -809,14 +895,25 @@ pub fn run(
         if gateway.due(last) {
             let records = gateway.lock().records;
             span.record("records", records);
-            if let Err(e) = gateway.checkpoint(&consumer, CommitMode::Async) {
+            // a transaction commits at once; otherwise the batch commits when acknowledged,
+            // while the next one is written
+            let sealed = match gateway.config.mode {
+                DeliveryMode::Transactional { .. } => {
+                    gateway.checkpoint(&consumer, CommitMode::Async)
+                }
+                DeliveryMode::Idempotent => gateway.seal(&consumer, CommitMode::Async),
+            };
+            if let Err(e) = sealed {
                 break Err(e);
             }
-            tracing::debug!(records, "batch committed");
+            tracing::debug!(records, "batch sealed");
             last = Instant::now();
             batch += 1;
             drop(span);
             span = batch_span(batch);
+        }
+        if let Err(e) = gateway.complete(&consumer, CommitMode::Async, false) {
+            break Err(e);
         }
         if last_lag.elapsed() >= LAG_INTERVAL {
             gateway.report_lag(&consumer);
