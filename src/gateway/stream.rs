@@ -6,7 +6,9 @@
 //! rebalances:
 //! - the producer is idempotent (no duplicates from retries) and writes each partition in order;
 //! - every output carries its ingress topic, partition and offset in headers;
-//! - offsets are committed only after every output before them was acknowledged;
+//! - offsets are committed only after every output before them was acknowledged: a checkpoint
+//!   seals a batch, whose offsets commit once its outputs are all acknowledged (in batch order),
+//!   while the next batch is written;
 //! - when the gateway is assigned a partition it starts at the committed offset and skips the
 //!   offsets whose outputs it finds at the tails of the two output partitions (see [`resume`]);
 //! - when a partition is revoked, the gateway waits for every output in flight and commits
