@@ -39,6 +39,11 @@ pub const OWNED: [&str; 6] = [
     MESSAGE,
 ];
 
+/// Whether `name` is a header the gateway owns (the prefix first: most are `ce_` ones).
+fn owned(name: &str) -> bool {
+    name.starts_with("meshline_") && OWNED.contains(&name)
+}
+
 /// Where an ingress record was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source<'a> {
@@ -60,7 +65,7 @@ pub fn accepted(record: Record, source: Source<'_>) -> Record {
 /// The headers of [`accepted`] for a consumed ingress message, read once into `carried`
 /// ([`Consumed::headers`]), written straight into librdkafka's form.
 pub fn accepted_headers(carried: &[(&str, Option<&[u8]>)], source: Source<'_>) -> OwnedHeaders {
-    let headers = carried.iter().filter(|(key, _)| !OWNED.contains(key)).fold(
+    let headers = carried.iter().filter(|(key, _)| !owned(key)).fold(
         OwnedHeaders::new_with_capacity(carried.len() + 3),
         |out, (key, value)| out.insert(Header { key, value: *value }),
     );
@@ -123,7 +128,7 @@ fn carry(record: &Record, extra: usize) -> Record {
         record
             .headers
             .iter()
-            .filter(|(name, _)| !OWNED.contains(&name.as_str()))
+            .filter(|(name, _)| !owned(name))
             .cloned(),
     );
     Record {
@@ -137,7 +142,7 @@ fn carry(record: &Record, extra: usize) -> Record {
 fn carry_owned(mut record: Record, extra: usize) -> Record {
     record
         .headers
-        .retain(|(name, _)| !OWNED.contains(&name.as_str()));
+        .retain(|(name, _)| !owned(name));
     record.headers.reserve(extra);
     record
 }

@@ -376,16 +376,20 @@ impl Gateway {
             })?
             .clone();
         let key = (route.ingress.clone(), partition);
-        let already = self
-            .lock()
-            .written
-            .get_mut(&key)
-            .is_some_and(|written| written.remove(&offset));
-        if already {
-            route.metrics.event(Outcome::Duplicate);
-            self.lock().current.positions.insert(key, offset + 1);
-            return Ok(());
-        }
+        // the batch cannot change before the output is sent: only this thread seals
+        let batch = {
+            let mut pending = self.lock();
+            let already = pending
+                .written
+                .get_mut(&key)
+                .is_some_and(|written| written.remove(&offset));
+            if already {
+                route.metrics.event(Outcome::Duplicate);
+                pending.current.positions.insert(key, offset + 1);
+                return Ok(());
+            }
+            pending.current.id
+        };
         let record = Consumed::new(message);
         let started = Instant::now();
         let verdict = self.check(&route.product, &record)?;
@@ -436,7 +440,6 @@ impl Gateway {
             }
         };
         self.begin_transaction()?;
-        let batch = self.lock().current.id;
         let sent = self.send(
             out_topic,
             partition,
