@@ -140,9 +140,7 @@ fn carry(record: &Record, extra: usize) -> Record {
 
 /// `record` without the headers the gateway owns, with room for `extra` more.
 fn carry_owned(mut record: Record, extra: usize) -> Record {
-    record
-        .headers
-        .retain(|(name, _)| !owned(name));
+    record.headers.retain(|(name, _)| !owned(name));
     record.headers.reserve(extra);
     record
 }
