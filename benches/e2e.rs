@@ -4,7 +4,8 @@
 //! instances, and how the cost per event grows with the number of products and of rules.
 //!
 //! - **SDK produce**: `Producer::enqueue` of typed events into the ingress topic, against a raw
-//!   `FutureProducer` sending the SDK's bytes for one event; latency is enqueue → broker ack of
+//!   `FutureProducer` sending the records the SDK makes of the same events (built before its clock
+//!   starts: the same bytes, keys and partitions); latency is enqueue → broker ack of
 //!   each event, both sides at full speed.
 //! - **gateway**: consume + contract + route of the ingress records, against a raw consume →
 //!   produce pipe with the same settings (`benches/gateway.rs`), each from its 10,000th
@@ -307,10 +308,15 @@ async fn sdk_stage(
         .set("linger.ms", "1")
         .create()
         .expect("raw producer");
-    let sample = sdk.record_for(&events[0]).await.expect("sample");
+    // the records the SDK makes of the events, for the raw producer to send as they are (the
+    // same bytes, keys and so partitions)
+    let mut records = Vec::with_capacity(events.len());
+    for event in events {
+        records.push(sdk.record_for(event).await.expect("record"));
+    }
     // the first send of each connects to the partition leaders
     sdk.send(&events[0]).await.expect("warm-up");
-    produce(&raw, INGRESS, &sample)
+    produce(&raw, INGRESS, &records[0])
         .await
         .expect("raw warm-up")
         .await
@@ -321,9 +327,9 @@ async fn sdk_stage(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Ack)>();
     let drained = tokio::spawn(drain(rx));
     let started = Instant::now();
-    for _ in events {
+    for record in &records {
         let at = Instant::now();
-        let delivery = produce(&raw, INGRESS, &sample).await.expect("raw");
+        let delivery = produce(&raw, INGRESS, record).await.expect("raw");
         tx.send((
             at,
             Box::pin(async move {

@@ -1,6 +1,7 @@
 //! SDK producer against raw rdkafka on the same embedded broker in one run: throughput ratio
-//! (SDK encoding, contract check and CloudEvents binding included; raw sends the very bytes the
-//! SDK produced for one event), and send→ack latency at a steady 10,000 events/s.
+//! (SDK encoding, contract check and CloudEvents binding included; raw sends the very records
+//! the SDK makes of the same events, built before its clock starts: the same bytes, keys and
+//! partitions), and send→ack latency at a steady 10,000 events/s.
 //! Run: `cargo bench --bench sdk` (in-memory broker storage), or with
 //! `MESHLINE_BENCH_STORAGE=sqlite` on the durable storage `meshline up` uses.
 
@@ -56,8 +57,13 @@ async fn run() {
     let events: Vec<PlayEvent> = (0..EVENTS)
         .map(|_| PlayEvent::random(&mut rng, Utc::now()))
         .collect();
-    // the exact record the SDK sends for one event, for raw rdkafka to send EVENTS times
-    let sample = sdk.record_for(&events[0]).await.expect("sample record");
+    // the records the SDK sends for the events, for raw rdkafka to send as they are: the same
+    // keys spread them over the same partitions (one record sent again and again would put
+    // them all in one partition, in fewer and larger batches)
+    let mut records = Vec::with_capacity(EVENTS);
+    for e in &events {
+        records.push(sdk.record_for(e).await.expect("record"));
+    }
 
     breakdown(&sdk, &events).await;
     // the first send connects to the partition leaders: steady state is measured after it
@@ -78,9 +84,9 @@ async fn run() {
         let cpu = ThreadCpu::now();
         let started = Instant::now();
         let mut pending = Vec::with_capacity(EVENTS);
-        for _ in 0..EVENTS {
+        for record in &records {
             pending.push(
-                produce(&raw, "player.play-events", &sample)
+                produce(&raw, "player.play-events", record)
                     .await
                     .expect("raw"),
             );
