@@ -304,8 +304,8 @@ async fn sdk_stage(
         .build()
         .await
         .expect("sdk");
+    // the SDK's producer settings (its linger.ms is the 5 ms of `producer_config`)
     let raw: FutureProducer = broker::producer_config(&platform.bootstrap)
-        .set("linger.ms", "1")
         .create()
         .expect("raw producer");
     // the records the SDK makes of the events, for the raw producer to send as they are (the

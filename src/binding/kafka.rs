@@ -61,12 +61,10 @@ pub struct Record {
 }
 
 impl Record {
-    /// Encodes `event` in binary content mode.
-    pub fn from_event(event: Event) -> Result<Self> {
-        Ok(BinaryDeserializer::deserialize_binary(
-            event,
-            RecordSerializer::<Self>::default(),
-        )?)
+    /// Encodes `event` in binary content mode: an [`Event`], or any other source of the SDK's
+    /// binary visitor calls.
+    pub fn from_event(event: impl BinaryDeserializer) -> Result<Self> {
+        Ok(event.deserialize_binary(RecordSerializer::<Self>::default())?)
     }
 
     /// Decodes the event this record carries (binary or structured mode).
@@ -164,12 +162,39 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// Encodes `event` in binary content mode.
-    pub fn from_event(event: Event) -> Result<Self> {
-        Ok(BinaryDeserializer::deserialize_binary(
-            event,
-            RecordSerializer::<Self>::default(),
-        )?)
+    /// Encodes a CloudEvent 1.0 given as its attributes' canonical texts, in binary content
+    /// mode: the headers, key and value [`Record::from_event`] writes for the same event,
+    /// without the owned attribute values the SDK's visitor takes (the producer's hot path).
+    pub fn from_attributes<'a>(
+        attributes: impl IntoIterator<Item = Attribute<'a>>,
+        data: Vec<u8>,
+    ) -> Self {
+        let mut out = Self::default();
+        out.header(SPEC_VERSION_HEADER, SpecVersion::V10.as_str().as_bytes());
+        for attribute in attributes {
+            put(&mut out, attribute);
+        }
+        out.payload(data);
+        out
+    }
+}
+
+/// A context attribute or extension as the binding writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attribute<'a> {
+    /// Its CloudEvents name, e.g. `type` or `partitionkey`.
+    pub name: &'a str,
+    /// Its canonical string form.
+    pub text: &'a str,
+    /// Whether it is an extension rather than a context attribute of the spec.
+    pub extension: bool,
+}
+
+/// Writes one attribute: its header, and the record key for the `partitionkey` extension.
+fn put<S: Sink>(out: &mut S, attribute: Attribute<'_>) {
+    out.header(&header_name(attribute.name), attribute.text.as_bytes());
+    if attribute.extension && attribute.name == PARTITION_KEY {
+        out.key(attribute.text.as_bytes().to_vec());
     }
 }
 
@@ -238,8 +263,8 @@ struct RecordSerializer<S> {
 }
 
 impl<S: Sink> RecordSerializer<S> {
-    /// Writes attribute `name`; returns its text.
-    fn push<'a>(&'a mut self, name: &str, value: &'a MessageAttributeValue) -> &'a str {
+    /// Writes attribute `name`.
+    fn push(&mut self, name: &str, value: &MessageAttributeValue, extension: bool) {
         let text = match value {
             MessageAttributeValue::String(s) | MessageAttributeValue::UriRef(s) => s.as_str(),
             MessageAttributeValue::Uri(u) => u.as_str(),
@@ -251,8 +276,14 @@ impl<S: Sink> RecordSerializer<S> {
                 self.scratch.as_str()
             }
         };
-        self.out.header(&header_name(name), text.as_bytes());
-        text
+        put(
+            &mut self.out,
+            Attribute {
+                name,
+                text,
+                extension,
+            },
+        );
     }
 }
 
@@ -264,16 +295,12 @@ impl<S: Sink> BinarySerializer<S> for RecordSerializer<S> {
     }
 
     fn set_attribute(mut self, name: &str, value: MessageAttributeValue) -> MessageResult<Self> {
-        self.push(name, &value);
+        self.push(name, &value, false);
         Ok(self)
     }
 
     fn set_extension(mut self, name: &str, value: MessageAttributeValue) -> MessageResult<Self> {
-        let text = self.push(name, &value);
-        if name == PARTITION_KEY {
-            let key = text.as_bytes().to_vec();
-            self.out.key(key);
-        }
+        self.push(name, &value, true);
         Ok(self)
     }
 

@@ -28,6 +28,7 @@
 //! ```
 
 pub mod consumer;
+mod framed;
 pub mod producer;
 
 use apache_avro::AvroSchema;

@@ -45,7 +45,6 @@ use std::{
 
 use apache_avro::{types::Value, writer::datum::GenericDatumWriter, Schema};
 use chrono::Utc;
-use cloudevents::{Event, EventBuilder, EventBuilderV10};
 use rdkafka::{
     error::{KafkaError, RDKafkaErrorCode},
     message::OwnedHeaders,
@@ -54,9 +53,12 @@ use rdkafka::{
 };
 use uuid::Uuid;
 
-use super::DomainEvent;
+use super::{
+    framed::{Framed, CONTENT_TYPE},
+    DomainEvent,
+};
 use crate::{
-    binding::kafka::{Outgoing, Record, PARTITION_KEY},
+    binding::kafka::Record,
     broker,
     codec::wire,
     contract::{Contract, Violation, WriterSchema},
@@ -212,7 +214,8 @@ impl ProducerBuilder {
             .set("sasl.password", password)
     }
 
-    /// Any librdkafka producer setting (e.g. `linger.ms`, `queue.buffering.max.messages`).
+    /// Any librdkafka producer setting (e.g. `queue.buffering.max.messages`, or `linger.ms`,
+    /// 5 by default: 1 lowers send→ack latency by about 1.5 ms at some cost in throughput).
     pub fn set(mut self, key: &str, value: &str) -> Self {
         self.config.push((key.to_owned(), value.to_owned()));
         self
@@ -249,8 +252,10 @@ impl ProducerBuilder {
             .await
             .map_err(|e| Error::BrokerUnreachable(Box::new(e)))?;
         let mut config: ClientConfig = broker::producer_config(&self.bootstrap);
+        // linger.ms stays librdkafka's 5 ms: larger batches cost the broker and librdkafka a
+        // third less per event than 1 ms did, and p99 send→ack at 10,000 events/s stays
+        // under 10 ms (README, "Performance")
         config
-            .set("linger.ms", "1")
             .set(
                 "message.timeout.ms",
                 self.delivery_timeout.as_millis().to_string(),
@@ -325,7 +330,7 @@ struct Bound {
     source: String,
     /// `ce_dataschema`, parsed once rather than per event.
     dataschema: url::Url,
-    /// The last event's payload size: the next one's buffer.
+    /// The next event's buffer: the last one's size and some room.
     payload_hint: AtomicUsize,
 }
 
@@ -446,7 +451,7 @@ impl Producer {
         }
         bound
             .contract
-            .check_attributes(T::TYPE, &bound.source, Some("application/avro"))
+            .check_attributes(T::TYPE, &bound.source, Some(CONTENT_TYPE))
             .map_err(|violation| Error::Contract {
                 product: T::PRODUCT.to_owned(),
                 violation,
@@ -530,7 +535,7 @@ impl Producer {
         })
     }
 
-    fn encode<T: DomainEvent>(&self, bound: &Bound, event: &T) -> Result<(Uuid, Event)> {
+    fn encode<'b, T: DomainEvent>(&self, bound: &'b Bound, event: &T) -> Result<Framed<'b>> {
         let mut payload = Vec::with_capacity(bound.payload_hint.load(Ordering::Relaxed));
         wire::encode_header(bound.schema_id, &mut payload);
         bound
@@ -540,7 +545,10 @@ impl Producer {
                 product: bound.contract.product.clone(),
                 message,
             })?;
-        bound.payload_hint.store(payload.len(), Ordering::Relaxed);
+        // room for a somewhat longer next event: growing the buffer costs a copy
+        bound
+            .payload_hint
+            .store(payload.len() + payload.len() / 4 + 16, Ordering::Relaxed);
         let value = if bound.contract.rules.is_empty() {
             None
         } else {
@@ -561,18 +569,18 @@ impl Producer {
             time: event.time(),
             traceparent: event.traceparent(),
         };
-        self.frame(bound, &attributes, payload, value.as_ref())
+        self.frame(bound, attributes, payload, value.as_ref())
     }
 
     /// Checks the rules on `value` (the decoded payload) and wraps the framed payload in a
     /// CloudEvent.
-    fn frame(
+    fn frame<'b>(
         &self,
-        bound: &Bound,
-        attributes: &Attributes<'_>,
+        bound: &'b Bound,
+        attributes: Attributes<'b>,
         payload: Vec<u8>,
         value: Option<&Value>,
-    ) -> Result<(Uuid, Event)> {
+    ) -> Result<Framed<'b>> {
         let product = &bound.contract.product;
         if let Some(value) = value {
             bound
@@ -590,49 +598,37 @@ impl Producer {
                 max: self.inner.max_event_bytes,
             });
         }
-        let id = Uuid::new_v4();
-        let mut builder = EventBuilderV10::new()
-            .id(id.to_string())
-            .source(bound.source.as_str())
-            .ty(attributes.ty)
-            .time(attributes.time.unwrap_or_else(Utc::now))
-            .data_with_schema("application/avro", bound.dataschema.clone(), payload);
-        if let Some(subject) = &attributes.subject {
-            builder = builder.subject(subject.as_str());
-        }
-        if let Some(key) = &attributes.key {
-            builder = builder.extension(PARTITION_KEY, key.as_str());
-        }
-        let traceparent = attributes
-            .traceparent
-            .clone()
-            .unwrap_or_else(crate::binding::new_traceparent);
-        builder = builder.extension(crate::binding::TRACEPARENT, traceparent);
-        let event = builder.build().map_err(|e| Error::Encode {
-            product: product.clone(),
-            message: e.to_string(),
-        })?;
-        Ok((id, event))
+        Ok(Framed {
+            id: Uuid::new_v4(),
+            source: &bound.source,
+            ty: attributes.ty,
+            dataschema: &bound.dataschema,
+            subject: attributes.subject,
+            time: attributes.time.unwrap_or_else(Utc::now),
+            key: attributes.key,
+            traceparent: attributes
+                .traceparent
+                .unwrap_or_else(crate::binding::new_traceparent),
+            data: payload,
+        })
     }
 
-    /// Encodes `event` for rdkafka and hands it to the queue.
-    async fn hand_over(&self, bound: Arc<Bound>, id: Uuid, event: Event) -> Result<Pending> {
-        let outgoing = Outgoing::from_event(event).map_err(|e| Error::Encode {
-            product: bound.contract.product.clone(),
-            message: e.to_string(),
-        })?;
+    /// Hands `event` to the queue, waiting while it is full.
+    async fn hand_over(&self, bound: &Arc<Bound>, event: Framed<'_>) -> Result<Pending> {
+        let id = event.id;
+        let record = event.outgoing();
         let delivery = send(
             &self.inner.kafka,
             &bound.topic,
-            outgoing.key.as_deref(),
-            outgoing.headers,
-            outgoing.payload.as_deref(),
+            record.key.as_deref(),
+            record.headers,
+            record.payload.as_deref(),
         )
         .await?;
         Ok(Pending {
             delivery,
             id,
-            bound,
+            bound: bound.clone(),
         })
     }
 
@@ -665,7 +661,7 @@ impl Producer {
             .unwrap_or_default();
         bound
             .contract
-            .check_attributes(&ty, &bound.source, Some("application/avro"))
+            .check_attributes(&ty, &bound.source, Some(CONTENT_TYPE))
             .map_err(|violation| Error::Contract {
                 product: product.to_owned(),
                 violation,
@@ -688,22 +684,22 @@ impl Producer {
             time: event.time,
             traceparent: event.traceparent,
         };
-        let (id, event) = self.frame(&bound, &attributes, payload, Some(&value))?;
-        self.hand_over(bound, id, event).await
+        let event = self.frame(&bound, attributes, payload, Some(&value))?;
+        self.hand_over(&bound, event).await
     }
 
     /// Checks and encodes `event` and hands it to the producer's queue (waiting while the queue
     /// is full); the returned [`Pending`] resolves when the broker acknowledges it.
     pub async fn enqueue<T: DomainEvent + 'static>(&self, event: &T) -> Result<Pending> {
         let bound = self.bind::<T>().await?;
-        let (id, event) = self.encode(&bound, event)?;
-        self.hand_over(bound, id, event).await
+        let event = self.encode(&bound, event)?;
+        self.hand_over(&bound, event).await
     }
 
     /// The Kafka record `event` would be sent as (checked and encoded, not sent).
     pub async fn record_for<T: DomainEvent + 'static>(&self, event: &T) -> Result<Record> {
         let bound = self.bind::<T>().await?;
-        let (_, event) = self.encode(&bound, event)?;
+        let event = self.encode(&bound, event)?;
         Record::from_event(event).map_err(|e| Error::Encode {
             product: bound.contract.product.clone(),
             message: e.to_string(),
