@@ -625,6 +625,12 @@ impl Producer {
             record.payload.as_deref(),
         )
         .await?;
+        // serve the delivery reports already in, here rather than only on rdkafka's polling
+        // thread: their messages are freed by the thread that allocates the next ones (glibc
+        // recycles them without taking its arena lock), and a batch of reports costs one
+        // wake-up less. The polling thread still serves them when no event is being sent.
+        // Measured: the SDK's CPU per event 7.2–8.6 → 7.0–7.6 µs (`cargo bench --bench sdk`)
+        self.inner.kafka.poll(Duration::ZERO);
         Ok(Pending {
             delivery,
             id,
