@@ -2,6 +2,7 @@
 //! schema, and its quality rules. The SDK runs it before sending and the gateway on every event,
 //! so both refuse the same events for the same reasons.
 
+mod capture;
 mod cel_value;
 pub mod fast;
 pub mod payload;
@@ -245,6 +246,25 @@ impl Contract {
     /// the record with the fields the rules read.
     pub fn rule_input(&self, schema: &WriterSchema, body: &[u8]) -> Result<Value, String> {
         schema.decode(body, self.fields_read.as_deref())
+    }
+
+    /// [`Contract::rule_input`] for a typed `event` just encoded into `body`: the fields the
+    /// rules read are taken from `event` as it serializes when they can be (no read-back), else
+    /// decoded from `body`.
+    pub fn rule_input_of<T: serde::Serialize + ?Sized>(
+        &self,
+        schema: &WriterSchema,
+        event: &T,
+        body: &[u8],
+    ) -> Result<Value, String> {
+        match self
+            .fields_read
+            .as_deref()
+            .and_then(|wanted| capture::fields(event, wanted, &schema.avro))
+        {
+            Some(value) => Ok(value),
+            None => self.rule_input(schema, body),
+        }
     }
 
     /// Checks the CloudEvents attributes the contract constrains.

@@ -100,7 +100,7 @@ impl WriterSchema {
 
 /// An untyped value with the type its schema gives it: as is when the schema is the plain type
 /// the value has, else through `apache-avro`'s resolution (names looked up in `root`).
-fn typed_by(value: Value, schema: &Schema, root: &Schema) -> Option<Value> {
+pub(super) fn typed_by(value: Value, schema: &Schema, root: &Schema) -> Option<Value> {
     match (&value, schema) {
         (Value::Null, Schema::Null)
         | (Value::Boolean(_), Schema::Boolean)

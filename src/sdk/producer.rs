@@ -555,7 +555,7 @@ impl Producer {
             Some(
                 bound
                     .contract
-                    .rule_input(&bound.schema, &payload[wire::HEADER_LEN..])
+                    .rule_input_of(&bound.schema, event, &payload[wire::HEADER_LEN..])
                     .map_err(|message| Error::Encode {
                         product: bound.contract.product.clone(),
                         message,
