@@ -8,18 +8,40 @@ pub const TRACEPARENT: &str = "traceparent";
 
 /// A new W3C trace context: random trace and parent ids, sampled.
 pub fn new_traceparent() -> String {
-    use rand::Rng as _;
-    let mut rng = rand::rng();
-    // all-zero ids are invalid; a random u128/u64 is zero with negligible odds, but never send one
-    let trace: u128 = rng.random::<u128>().max(1);
-    let parent: u64 = rng.random::<u64>().max(1);
-    // hex into one buffer: `format!` cost a tenth of the SDK's CloudEvents time
-    let mut out = *b"00-................................-................-01";
-    let written = hex::encode_to_slice(trace.to_be_bytes(), &mut out[3..35])
-        .and_then(|()| hex::encode_to_slice(parent.to_be_bytes(), &mut out[36..52]));
-    match (written, std::str::from_utf8(&out)) {
-        (Ok(()), Ok(text)) => text.to_owned(),
-        _ => format!("00-{trace:032x}-{parent:016x}-01"),
+    TraceParent::new().as_str().to_owned()
+}
+
+/// A new W3C trace context written on the stack (`00-<trace id>-<parent id>-01`), for senders
+/// that copy it into a header anyway.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceParent([u8; 55]);
+
+impl TraceParent {
+    /// Random trace and parent ids, sampled.
+    pub fn new() -> Self {
+        use rand::Rng as _;
+        let mut rng = rand::rng();
+        // all-zero ids are invalid; a random u128/u64 is zero with negligible odds, but never
+        // send one
+        let trace: u128 = rng.random::<u128>().max(1);
+        let parent: u64 = rng.random::<u64>().max(1);
+        let mut out = *b"00-00000000000000000000000000000001-0000000000000001-01";
+        // each slice is exactly twice its id's bytes long, so hex encoding cannot fail
+        let _ = hex::encode_to_slice(trace.to_be_bytes(), &mut out[3..35]);
+        let _ = hex::encode_to_slice(parent.to_be_bytes(), &mut out[36..52]);
+        Self(out)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // ASCII by construction
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl Default for TraceParent {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

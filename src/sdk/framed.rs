@@ -9,11 +9,11 @@ use cloudevents::{
     event::SpecVersion,
     message::{BinaryDeserializer, BinarySerializer, MessageAttributeValue, Result},
 };
-use uuid::Uuid;
+use uuid::{fmt::Hyphenated, Uuid};
 
 use crate::binding::{
     kafka::{Attribute, Outgoing, PARTITION_KEY},
-    TRACEPARENT,
+    TraceParent, TRACEPARENT,
 };
 
 /// The `datacontenttype` of every event the SDK sends.
@@ -37,8 +37,8 @@ pub struct Framed<'a> {
     pub time: DateTime<Utc>,
     /// The `partitionkey` extension, the record key.
     pub key: Option<String>,
-    /// The `traceparent` extension.
-    pub traceparent: String,
+    /// The `traceparent` extension (default: a new trace).
+    pub traceparent: Option<String>,
     /// `data`.
     pub data: Vec<u8>,
 }
@@ -47,15 +47,29 @@ impl Framed<'_> {
     /// The record rdkafka sends.
     pub fn outgoing(mut self) -> Outgoing {
         let data = std::mem::take(&mut self.data);
-        let mut id = Uuid::encode_buffer();
-        let time = self.time.to_rfc3339();
-        let attributes = self.attributes(self.id.hyphenated().encode_lower(&mut id), &time);
-        Outgoing::from_attributes(attributes, data)
+        let texts = self.texts();
+        Outgoing::from_attributes(self.attributes(&texts), data)
     }
 
-    /// Every attribute and extension as text, in the order an `Event` visits them; `id` and
-    /// `time` are written by the caller (`time` as `cloudevents-sdk` does: RFC 3339, `+00:00`).
-    fn attributes<'t>(&'t self, id: &'t str, time: &'t str) -> impl Iterator<Item = Attribute<'t>> {
+    /// The texts of the attributes not held as text.
+    fn texts(&self) -> Texts {
+        let mut id = [0; Hyphenated::LENGTH];
+        self.id.hyphenated().encode_lower(&mut id);
+        Texts {
+            id,
+            time: self.time.to_rfc3339(),
+            trace: self.traceparent.is_none().then(TraceParent::new),
+        }
+    }
+
+    /// Every attribute and extension as text, in the order an `Event` visits them.
+    fn attributes<'t>(&'t self, texts: &'t Texts) -> impl Iterator<Item = Attribute<'t>> {
+        // a hyphenated UUID is ASCII
+        let id = std::str::from_utf8(&texts.id).unwrap_or_default();
+        let trace = self
+            .traceparent
+            .as_deref()
+            .or(texts.trace.as_ref().map(TraceParent::as_str));
         let attribute = |name, text| Attribute {
             name,
             text,
@@ -73,21 +87,28 @@ impl Framed<'_> {
             Some(attribute("datacontenttype", CONTENT_TYPE)),
             Some(attribute("dataschema", self.dataschema.as_str())),
             self.subject.as_deref().map(|s| attribute("subject", s)),
-            Some(attribute("time", time)),
+            Some(attribute("time", &texts.time)),
             self.key.as_deref().map(|k| extension(PARTITION_KEY, k)),
-            Some(extension(TRACEPARENT, &self.traceparent)),
+            trace.map(|t| extension(TRACEPARENT, t)),
         ]
         .into_iter()
         .flatten()
     }
 }
 
+/// The texts of an event's `id`, `time` and new trace context, written once per event: `time`
+/// as `cloudevents-sdk` writes it (RFC 3339, `+00:00`).
+struct Texts {
+    id: [u8; Hyphenated::LENGTH],
+    time: String,
+    trace: Option<TraceParent>,
+}
+
 impl BinaryDeserializer for Framed<'_> {
     fn deserialize_binary<R: Sized, V: BinarySerializer<R>>(self, visitor: V) -> Result<R> {
-        let mut id = Uuid::encode_buffer();
-        let time = self.time.to_rfc3339();
+        let texts = self.texts();
         let mut visitor = visitor.set_spec_version(SpecVersion::V10)?;
-        for a in self.attributes(self.id.hyphenated().encode_lower(&mut id), &time) {
+        for a in self.attributes(&texts) {
             let value = MessageAttributeValue::String(a.text.to_owned());
             visitor = if a.extension {
                 visitor.set_extension(a.name, value)?
@@ -120,7 +141,7 @@ mod tests {
             // fractions of a second, as `Utc::now()` has
             time: Utc.timestamp_opt(1_790_000_000, 123_456_789).unwrap(),
             key: subject.map(str::to_owned),
-            traceparent: TRACE.into(),
+            traceparent: Some(TRACE.into()),
             data: vec![0u8, 0, 0, 0, 3, 2, 4],
         }
     }
@@ -178,9 +199,17 @@ mod tests {
     }
 
     #[test]
-    fn an_event_without_subject_or_key_has_neither_header_nor_record_key() {
+    fn an_event_without_subject_key_or_trace_has_no_subject_nor_key_and_a_new_trace() {
         let dataschema = url::Url::parse("http://127.0.0.1:8081/schemas/ids/3").unwrap();
-        let record = sent(framed(Uuid::new_v4(), &dataschema, None).outgoing());
+        let mut untraced = framed(Uuid::new_v4(), &dataschema, None);
+        untraced.traceparent = None;
+        let record = sent(untraced.outgoing());
+        let trace = std::str::from_utf8(record.header("ce_traceparent").unwrap()).unwrap();
+        assert_ne!(trace, TRACE);
+        assert!(
+            trace.len() == 55 && trace.starts_with("00-") && trace.ends_with("-01"),
+            "a new W3C trace context: {trace}"
+        );
         assert_eq!(record.key, None);
         assert_eq!(record.header("ce_subject"), None);
         assert_eq!(record.header("ce_partitionkey"), None);

@@ -51,6 +51,7 @@ use rdkafka::{
     producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _},
     ClientConfig,
 };
+use rustc_hash::FxHashMap;
 use uuid::Uuid;
 
 use super::{
@@ -347,7 +348,8 @@ struct Inner {
     target: Target,
     dev_mode: bool,
     max_event_bytes: usize,
-    bound: RwLock<HashMap<TypeId, Arc<Bound>>>,
+    /// Looked up once per event: a fast hash for a type id.
+    bound: RwLock<FxHashMap<TypeId, Arc<Bound>>>,
     by_product: RwLock<HashMap<String, Arc<Bound>>>,
 }
 
@@ -606,9 +608,7 @@ impl Producer {
             subject: attributes.subject,
             time: attributes.time.unwrap_or_else(Utc::now),
             key: attributes.key,
-            traceparent: attributes
-                .traceparent
-                .unwrap_or_else(crate::binding::new_traceparent),
+            traceparent: attributes.traceparent,
             data: payload,
         })
     }
