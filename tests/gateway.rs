@@ -207,23 +207,35 @@ async fn contracts(url: &str) -> Arc<Contracts> {
     Arc::new(Contracts::load(Client::new(url), ids).await.unwrap())
 }
 
-/// The stream gateway in this process, until `stop`.
 /// Runs the stream gateway in this process until `stop` is cancelled or the returned guard is
-/// dropped (also when the test fails, so a failing test ends instead of hanging).
+/// dropped (also when the test fails, so a failing test ends instead of hanging); returns the
+/// guard and the gateway's metrics.
 async fn gateway_in_process(
     bootstrap: &str,
     url: &str,
     stop: CancellationToken,
-) -> tokio_util::sync::DropGuard {
+) -> (tokio_util::sync::DropGuard, prometheus::Registry) {
     let contracts = contracts(url).await;
-    let metrics = Metrics::new(&prometheus::Registry::new()).unwrap();
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::new(&registry).unwrap();
     tokio::spawn(gateway::run_stream(
         StreamConfig::new(bootstrap),
         contracts,
         metrics,
         stop.clone(),
     ));
-    stop.drop_guard()
+    (stop.drop_guard(), registry)
+}
+
+/// The sum of a metric's series (gauge or counter).
+fn metric(registry: &prometheus::Registry, name: &str) -> f64 {
+    registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == name)
+        .flat_map(|f| f.get_metric().iter())
+        .map(|m| m.get_gauge().value() + m.get_counter().value())
+        .sum()
 }
 
 async fn wait_for_outputs(bootstrap: &str, n: i64, secs: u64) {
@@ -320,7 +332,7 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
     send(&bootstrap, &records).await;
 
     let stop = CancellationToken::new();
-    let _running = gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    let (_running, _) = gateway_in_process(&bootstrap, &url, stop.clone()).await;
     wait_for_outputs(&bootstrap, records.len() as i64, 60).await;
 
     let products = read_all(&bootstrap, PRODUCT);
@@ -558,10 +570,17 @@ async fn a_gateway_taking_over_skips_what_a_dead_one_wrote_after_its_last_commit
     drop(group);
 
     let stop = CancellationToken::new();
-    let _running = gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    let (_running, metrics) = gateway_in_process(&bootstrap, &url, stop.clone()).await;
     wait_for_outputs(&bootstrap, 20, 60).await;
     // let a duplicating gateway show itself
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let ingress_partitions: i32 = catalog().iter().map(|p| p.descriptor.partitions).sum();
+    assert_eq!(
+        metric(&metrics, "meshline_gateway_assigned_partitions"),
+        f64::from(ingress_partitions),
+        "the one gateway holds every ingress partition"
+    );
+    assert!(metric(&metrics, "meshline_gateway_rebalances_total") >= 1.0);
     stop.cancel();
     let mut ids: Vec<String> = read_all(&bootstrap, PRODUCT)
         .into_iter()
@@ -917,7 +936,7 @@ async fn http_ingress_takes_every_cloudevents_mode_and_answers_each_status() {
 
     // the stream gateway moves what the ingress took into the product topic
     let stop = CancellationToken::new();
-    let _running = gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    let (_running, _) = gateway_in_process(&bootstrap, &url, stop.clone()).await;
     wait_for_outputs(&bootstrap, 5, 60).await;
     let mut ids: Vec<_> = read_all(&bootstrap, PRODUCT)
         .into_iter()
@@ -1443,7 +1462,7 @@ async fn malformed_headers_payloads_and_foreign_schema_ids_are_dead_lettered() {
     records.push((0, with(&ok, "ce_id", Some("valid"))));
     send(&bootstrap, &records).await;
     let stop = CancellationToken::new();
-    let _running = gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    let (_running, _) = gateway_in_process(&bootstrap, &url, stop.clone()).await;
     wait_for_outputs(&bootstrap, records.len() as i64, 60).await;
 
     let products = read_all(&bootstrap, PRODUCT);
@@ -1486,7 +1505,7 @@ async fn a_record_too_large_to_forward_is_dead_lettered_without_its_payload_and_
     let records = vec![(0, big), (0, with(&ok, "ce_id", Some("after")))];
     send(&bootstrap, &records).await;
     let stop = CancellationToken::new();
-    let _running = gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    let (_running, _) = gateway_in_process(&bootstrap, &url, stop.clone()).await;
     wait_for_outputs(&bootstrap, 2, 60).await;
 
     let products = read_all(&bootstrap, PRODUCT);

@@ -204,7 +204,8 @@ pub fn raw_pipe(bootstrap: &str, expected: usize, group: &str) -> Pipe {
 
 /// Runs `instances` gateways in group `bench-gateway` until the output of `expected` events is
 /// acknowledged (their end-to-end latency observed); events/s from the [`WARM_UP`]th
-/// acknowledgement to the last.
+/// acknowledgement, or from when every instance holds partitions if that is later (the
+/// group's rebalances are start-up, not steady state), to the last.
 pub async fn gateway_pipe(bootstrap: &str, url: &str, instances: usize, expected: usize) -> Pipe {
     let cpu = ThreadCpu::now();
     // the one product the raw pipe reads: both consume the same topic
@@ -242,20 +243,43 @@ pub async fn gateway_pipe(bootstrap: &str, url: &str, instances: usize, expected
             })
             .sum()
     };
-    let mut started = None;
+    // every instance holds partitions: the group has settled (a rebalance moves partitions,
+    // and pauses them, until then)
+    let settled = || {
+        registries.iter().all(|r| {
+            r.gather()
+                .iter()
+                .filter(|f| f.name() == "meshline_gateway_assigned_partitions")
+                .any(|f| f.get_metric().iter().any(|m| m.get_gauge().value() > 0.0))
+        })
+    };
+    let begun = Instant::now();
+    // (when, acknowledged by then): timing starts once the group has settled and the first
+    // WARM_UP outputs are acknowledged
+    let mut started: Option<(Instant, u64)> = None;
     loop {
         let acknowledged = count("meshline_gateway_freshness_seconds");
-        if started.is_none() && acknowledged >= WARM_UP as u64 {
-            started = Some(Instant::now());
+        if started.is_none() && acknowledged >= WARM_UP as u64 && settled() {
+            started = Some((Instant::now(), acknowledged));
+            if instances > 1 {
+                eprintln!(
+                    "{instances} gateways: group settled within {:.2} s, {acknowledged} outputs acknowledged by then",
+                    begun.elapsed().as_secs_f64()
+                );
+            }
         }
         if acknowledged >= expected as u64 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let counted = expected.saturating_sub(WARM_UP);
+    if started.is_none() {
+        eprintln!("{instances} gateways: the group had not settled when the last output was acknowledged; no rate");
+    }
     let pipe = Pipe {
-        rate: started.map_or(0.0, |s| counted as f64 / s.elapsed().as_secs_f64()),
+        rate: started.map_or(0.0, |(at, by_then)| {
+            (expected as u64).saturating_sub(by_then) as f64 / at.elapsed().as_secs_f64()
+        }),
         cpu: cpu.per_event(expected),
     };
     stop.cancel();
@@ -267,7 +291,7 @@ pub async fn gateway_pipe(bootstrap: &str, url: &str, instances: usize, expected
 
 /// What a pipe measured.
 pub struct Pipe {
-    /// Events/s from the [`WARM_UP`]th acknowledged output to the last.
+    /// Events/s in steady state, to the last output (see [`raw_pipe`], [`gateway_pipe`]).
     pub rate: f64,
     /// CPU per event by thread ([`ThreadCpu::per_event`]), over the whole run.
     pub cpu: String,

@@ -39,6 +39,8 @@ pub struct Metrics {
     lag: IntGaugeVec,
     ingress: IntCounterVec,
     transactions: IntGauge,
+    rebalances: IntCounterVec,
+    assigned: IntGauge,
 }
 
 /// The `domain` and `product` label values of a product id (`<domain>.<product>`).
@@ -105,7 +107,20 @@ impl Metrics {
         registry.register(Box::new(freshness.clone()))?;
         registry.register(Box::new(lag.clone()))?;
         registry.register(Box::new(ingress.clone()))?;
+        let rebalances = IntCounterVec::new(
+            Opts::new(
+                "meshline_gateway_rebalances_total",
+                "Consumer-group rebalance steps of this gateway instance, by kind (assigned, revoked).",
+            ),
+            &["kind"],
+        )?;
+        let assigned = IntGauge::new(
+            "meshline_gateway_assigned_partitions",
+            "Ingress partitions this gateway instance holds.",
+        )?;
         registry.register(Box::new(transactions.clone()))?;
+        registry.register(Box::new(rebalances.clone()))?;
+        registry.register(Box::new(assigned.clone()))?;
         Ok(Self {
             events,
             dead_letters,
@@ -114,6 +129,8 @@ impl Metrics {
             lag,
             ingress,
             transactions,
+            rebalances,
+            assigned,
         })
     }
 
@@ -167,6 +184,25 @@ impl Metrics {
     /// Sets the number of open transactions.
     pub fn transactions_in_flight(&self, n: i64) {
         self.transactions.set(n);
+    }
+
+    /// Counts a rebalance that gave this instance `partitions` more partitions.
+    pub fn partitions_assigned(&self, partitions: usize) {
+        self.rebalances.with_label_values(&["assigned"]).inc();
+        self.assigned
+            .add(i64::try_from(partitions).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a rebalance that took `partitions` partitions from this instance.
+    pub fn partitions_revoked(&self, partitions: usize) {
+        self.rebalances.with_label_values(&["revoked"]).inc();
+        self.assigned
+            .sub(i64::try_from(partitions).unwrap_or(i64::MAX));
+    }
+
+    /// This instance holds no partition (it gave them all up after an error).
+    pub fn partitions_unassigned(&self) {
+        self.assigned.set(0);
     }
 }
 

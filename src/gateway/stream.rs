@@ -262,8 +262,13 @@ impl ConsumerContext for Gateway {
         tpl: &mut TopicPartitionList,
     ) {
         let result = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(consumer, tpl),
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.revoke(consumer, tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self
+                .assign(consumer, tpl)
+                .map(|()| self.metrics.partitions_assigned(tpl.count())),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.metrics.partitions_revoked(tpl.count());
+                self.revoke(consumer, tpl)
+            }
             other => {
                 tracing::warn!(error = ?other, "rebalance error");
                 consumer.unassign().map_err(|source| Error::Kafka {
@@ -275,6 +280,7 @@ impl ConsumerContext for Gateway {
         if let Err(e) = result {
             // consume nothing from a partition whose resume point is unknown
             consumer.unassign().ok();
+            self.metrics.partitions_unassigned();
             self.lock().failed = Some(e);
         }
     }
