@@ -198,7 +198,12 @@ async fn run() {
             let rate = gateway_pipe(&platform.bootstrap, &platform.url, instances, events)
                 .await
                 .rate;
-            line += &format!(" {rate:.0} | {:.2}× |", rate / raw);
+            line += &if rate > 0.0 {
+                format!(" {rate:.0} | {:.2}× |", rate / raw)
+            } else {
+                // the run ended before every instance held partitions (stderr says more)
+                " not settled | — |".to_owned()
+            };
             platform.stop().await;
         }
         println!("{line}");
