@@ -29,11 +29,27 @@ const EVENTS: usize = 100_000;
 const ROUNDS: usize = 5;
 
 fn main() {
+    one_malloc_arena_per_thread();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(run());
+}
+
+/// glibc gives threads their own malloc arena only up to 8 per core, and this process has
+/// about 26 threads on 2 cores: past that, threads share arenas, at random. When the sending
+/// thread shares one with a librdkafka thread, the SDK (about a dozen more allocations per event
+/// than raw) runs at 0.63–0.76× raw rdkafka, which is unaffected (`MALLOC_ARENA_MAX=1 cargo
+/// bench --bench sdk` shows it). A service sets `MALLOC_ARENA_MAX=64`; the bench does the same
+/// with `mallopt` unless the variable is set.
+fn one_malloc_arena_per_thread() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called first thing in main, before any other thread exists
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 64) };
+        println!("malloc arenas: up to 64 (as MALLOC_ARENA_MAX=64)");
+    }
 }
 
 async fn run() {
