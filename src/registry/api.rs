@@ -129,6 +129,10 @@ impl ApiError {
             format!("Subject '{subject}' does not have subject-level mode configured. Add defaultToGlobal=true to read the global mode."),
         )
     }
+    /// 40410.
+    pub fn association_not_found(what: impl std::fmt::Display) -> Self {
+        Self::new(404, 40410, format!("Association not found: {what}."))
+    }
     /// 409.
     pub fn incompatible(subject: &str, details: &[String]) -> Self {
         Self::new(
@@ -220,6 +224,106 @@ impl ApiError {
 /// Result of the API.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
+/// A request's query parameters, read as Confluent's server reads them: names are case
+/// sensitive, booleans are `true` or `false` in any case (Python's clients send `True`), a name
+/// may repeat (`key=a&key=b`), and parameters an endpoint does not use are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Parses a raw query string (`a=1&b=x%20y`), `None` for none.
+    pub fn parse(query: Option<&str>) -> Self {
+        Self {
+            pairs: query
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The first value of the first of `names` given.
+    pub fn text(&self, names: &[&str]) -> Option<&str> {
+        names.iter().find_map(|name| {
+            self.pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        })
+    }
+
+    /// Every value of `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// A boolean under any of `names` (aliases of one parameter); absent or empty is `false`.
+    pub fn flag(&self, names: &[&str]) -> Result<bool> {
+        match self.text(names) {
+            None | Some("") => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(ApiError::bad_request(format!(
+                "query parameter {} is '{v}'; send true or false",
+                names.first().copied().unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// An integer parameter, `default` when absent.
+    pub fn int(&self, name: &str, default: i64) -> Result<i64> {
+        match self.text(&[name]) {
+            None | Some("") => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| {
+                ApiError::bad_request(format!("query parameter {name} is '{v}'; send an integer"))
+            }),
+        }
+    }
+
+    /// `offset` and `limit` (`-1` or absent: no limit).
+    pub fn page(&self) -> Result<Page> {
+        let offset = self.int("offset", 0)?;
+        let limit = self.int("limit", -1)?;
+        if offset < 0 {
+            return Err(ApiError::bad_request(format!(
+                "query parameter offset is {offset}; send 0 or more"
+            )));
+        }
+        Ok(Page {
+            offset: usize::try_from(offset).unwrap_or(usize::MAX),
+            limit: usize::try_from(limit).ok().filter(|_| limit >= 0),
+        })
+    }
+}
+
+/// A page of a list answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Page {
+    /// Items skipped.
+    pub offset: usize,
+    /// Items answered at most (`None`: all).
+    pub limit: Option<usize>,
+}
+
+impl Page {
+    /// The page of `items`.
+    pub fn of<T>(self, items: impl IntoIterator<Item = T>) -> Vec<T> {
+        items
+            .into_iter()
+            .skip(self.offset)
+            .take(self.limit.unwrap_or(usize::MAX))
+            .collect()
+    }
+}
+
 /// Body of `POST /subjects/{s}/versions`, `POST /subjects/{s}` and
 /// `POST /compatibility/...`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -268,6 +372,12 @@ pub struct SchemaBody {
     /// The id (subject-version answers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<u32>,
+    /// A stable identifier of the schema's content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guid: Option<String>,
+    /// The highest id registered (`GET /schemas/ids/{id}?fetchMaxId=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_id: Option<u32>,
     /// Omitted for AVRO, as Confluent does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_type: Option<String>,
@@ -303,21 +413,84 @@ pub struct CompatibilityResponse {
     pub messages: Option<Vec<String>>,
 }
 
-/// Body of `PUT /config`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Body of `PUT /config[/{subject}]`, and its answer: the settings to change (the others stay).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigRequest {
     /// The level to set.
-    #[serde(default, alias = "compatibilityLevel")]
+    #[serde(
+        default,
+        alias = "compatibilityLevel",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub compatibility: Option<String>,
+    /// The subject this one stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Whether registrations are normalized first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<bool>,
+    /// Settings of Confluent's that meshline does not keep (`defaultMetadata`,
+    /// `overrideRuleSet`, …): a request that sets one is refused, never half applied.
+    #[serde(flatten, default, skip_serializing)]
+    pub unsupported: std::collections::BTreeMap<String, Value>,
 }
 
-/// Answer of `GET /config`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+impl ConfigRequest {
+    /// Refuses settings meshline does not keep.
+    pub fn check_supported(&self) -> Result<()> {
+        let set: Vec<&str> = self
+            .unsupported
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if set.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::bad_request(format!(
+            "config setting(s) {} are not supported; meshline keeps compatibility, alias and normalize",
+            set.join(", ")
+        )))
+    }
+}
+
+/// Answer of `GET /config[/{subject}]` and `DELETE /config[/{subject}]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ConfigResponse {
+pub struct ConfigBody {
     /// The level.
-    pub compatibility_level: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compatibility_level: Option<String>,
+    /// The subject this one stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Whether registrations are normalized first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<bool>,
+}
+
+/// A topic's key or value associated with a subject, as `GET /associations/…` answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Association {
+    /// The subject.
+    pub subject: String,
+    /// The guid of the subject's latest schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guid: Option<String>,
+    /// The topic.
+    pub resource_name: String,
+    /// The cluster (`-`: any).
+    pub resource_namespace: String,
+    /// The topic's identifier (its name).
+    pub resource_id: String,
+    /// `topic`.
+    pub resource_type: String,
+    /// `key` or `value`.
+    pub association_type: String,
+    /// Whether the association may not change.
+    pub frozen: bool,
 }
 
 /// Body of `PUT /mode` and its answer.
@@ -325,6 +498,51 @@ pub struct ConfigResponse {
 pub struct ModeBody {
     /// The mode.
     pub mode: String,
+}
+
+/// One association of `POST /associations` (and `PUT /associations/resources/{id}`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssociationInfo {
+    /// The subject the topic's key or value is associated with.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// `key` or `value` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub association_type: Option<String>,
+    /// Confluent's lifecycle (`STRONG`, `WEAK`); kept in the answer only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<String>,
+    /// Whether the association may not change (kept in the answer only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<bool>,
+    /// A schema to register under the subject first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaRequest>,
+    /// Register that schema normalized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<bool>,
+}
+
+/// Body of `POST /associations`, and its answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssociationRequest {
+    /// The topic.
+    #[serde(default)]
+    pub resource_name: Option<String>,
+    /// The cluster (`-`: any).
+    #[serde(default)]
+    pub resource_namespace: Option<String>,
+    /// The topic's identifier.
+    #[serde(default)]
+    pub resource_id: Option<String>,
+    /// `topic` (the only kind served).
+    #[serde(default)]
+    pub resource_type: Option<String>,
+    /// The associations.
+    #[serde(default)]
+    pub associations: Vec<AssociationInfo>,
 }
 
 /// A version path segment: a number or `latest` (also `-1`).
@@ -369,6 +587,8 @@ mod tests {
             subject: None,
             version: None,
             id: None,
+            guid: None,
+            max_id: None,
             schema_type: None,
             references: vec![],
             metadata: None,

@@ -324,6 +324,7 @@ impl Client {
     pub async fn set_compatibility(&self, subject: &str, level: Compatibility) -> Result<()> {
         let body = serde_json::to_vec(&api::ConfigRequest {
             compatibility: Some(level.as_str().into()),
+            ..Default::default()
         })
         .unwrap_or_default();
         let _: api::ConfigRequest = self

@@ -23,7 +23,21 @@ pub fn registration(product: &Product) -> SchemaRequest {
     }
 }
 
-/// `ruleSet`: one `CONDITION` rule of type `CEL` per descriptor rule, checked on `WRITE`.
+/// The subjects that stand for the product's own (`<id>-value`): those Confluent's default
+/// subject naming gives its ingress and dead-letter topics.
+pub fn aliases(product: &Product) -> [String; 2] {
+    let topics = product.topics();
+    [
+        format!("{}-value", topics.ingress),
+        format!("{}-value", topics.dlq),
+    ]
+}
+
+/// `ruleSet`: one `CONDITION` rule of type `CEL` per descriptor rule, checked on `WRITE` by the
+/// gateway. `enableAt: GATEWAY` says where: Confluent's clients run a rule set only where it is
+/// enabled (`ALL` or their own `CLIENT` environment), so a serializer or deserializer with its
+/// default settings leaves these rules to the gateway, and neither fails on an action it does
+/// not have (`DLQ`) nor checks what the gateway checks again.
 pub fn rule_set(product: &Product) -> Value {
     let dlq = product.topics().dlq;
     let rules: Vec<Value> = product
@@ -52,7 +66,7 @@ pub fn rule_set(product: &Product) -> Value {
             value
         })
         .collect();
-    json!({ "domainRules": rules })
+    json!({ "domainRules": rules, "enableAt": "GATEWAY" })
 }
 
 /// `metadata.properties`: who owns the product and what it promises. Property values are
@@ -115,6 +129,7 @@ mod tests {
             product.descriptor.rules[0].expression.as_str()
         );
         assert_eq!(first["params"]["dlq.topic"], "player.play-events.dlq");
+        assert_eq!(request.rule_set.as_ref().unwrap()["enableAt"], "GATEWAY");
         let properties = &request.metadata.as_ref().unwrap()["properties"];
         assert_eq!(properties["owner"], "player-squad");
         assert_eq!(properties["slo.availability.objective"], "99.9");

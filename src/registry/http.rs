@@ -1,25 +1,32 @@
 //! The Confluent Schema Registry REST API over HTTP (axum): each handler maps a request onto
 //! the [`Registry`] and answers in Confluent's format and content type.
+//!
+//! As Confluent's server does, a subject in a `/subjects/{subject}/…` or
+//! `/compatibility/subjects/{subject}/…` path (and the `subject` parameter of
+//! `/schemas/ids/{id}`) that is an alias stands for the subject it names, and a subject in the
+//! default context may be written qualified (`:.:subject`).
 
 use std::str::FromStr;
 
 use axum::{
     body::Body,
-    extract::{Path, Query, State},
-    http::{header, HeaderMap, StatusCode, Uri},
+    extract::{FromRequestParts, Path, State},
+    http::{header, request::Parts, HeaderMap, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::{get, post},
     Router,
 };
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
     api::{
-        self, ApiError, CompatibilityResponse, ConfigRequest, ConfigResponse, IdResponse, ModeBody,
-        Result, SchemaRequest, VersionId,
+        self, ApiError, Association, CompatibilityResponse, ConfigBody, ConfigRequest, ModeBody,
+        Params, Result, SchemaRequest, VersionId,
     },
     service::Registry,
-    state::{parse_compatibility, Mode},
+    state::{
+        in_default_context, parse_compatibility, Mode, Options, State as Log, SubjectConfig, Which,
+    },
 };
 
 impl IntoResponse for ApiError {
@@ -48,6 +55,17 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// The query parameters of a request.
+struct Query(Params);
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
+        Ok(Self(Params::parse(parts.uri.query())))
+    }
+}
+
 /// Reads a JSON body: checks its content type and size, then parses it.
 async fn read_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T> {
     if let Some(kind) = headers.get(header::CONTENT_TYPE) {
@@ -73,14 +91,22 @@ async fn read_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resu
 /// The registry's routes.
 pub fn router(registry: Registry) -> Router {
     Router::new()
-        .route("/", get(|| async { Json(serde_json::json!({})) }))
+        .route(
+            "/",
+            get(|| async { Json(serde_json::json!({})) })
+                .post(|| async { Json(serde_json::json!({})) }),
+        )
+        .route("/schemas", get(schemas))
         .route("/schemas/types", get(|| async { Json(["AVRO"]) }))
         .route("/schemas/ids/{id}", get(schema_by_id))
         .route("/schemas/ids/{id}/schema", get(schema_text_by_id))
         .route("/schemas/ids/{id}/versions", get(versions_of_id))
         .route("/schemas/ids/{id}/subjects", get(subjects_of_id))
+        .route("/schemas/guids/{guid}", get(schema_by_guid))
+        .route("/schemas/guids/{guid}/ids", get(ids_of_guid))
         .route("/subjects", get(subjects))
         .route("/subjects/{subject}", post(lookup).delete(delete_subject))
+        .route("/subjects/{subject}/metadata", get(latest_with_metadata))
         .route("/subjects/{subject}/versions", get(versions).post(register))
         .route(
             "/subjects/{subject}/versions/{version}",
@@ -121,6 +147,24 @@ pub fn router(registry: Registry) -> Router {
                 .put(set_subject_mode)
                 .delete(delete_subject_mode),
         )
+        .route("/contexts", get(contexts))
+        .route("/v1/metadata/id", get(cluster_id))
+        .route("/v1/metadata/version", get(server_version))
+        .route("/associations", post(create_associations))
+        .route(
+            "/associations/subjects/{subject}",
+            get(associations_of_subject),
+        )
+        .route(
+            "/associations/resources/{namespace}/{name}",
+            get(associations_of_topic),
+        )
+        .route(
+            "/associations/resources/{id}",
+            get(associations_of_topic_id)
+                .put(update_associations)
+                .delete(delete_associations),
+        )
         .fallback(|uri: Uri| async move { ApiError::no_such_endpoint(uri.path()) })
         .method_not_allowed_fallback(|| async {
             (
@@ -134,33 +178,65 @@ pub fn router(registry: Registry) -> Router {
         .with_state(registry)
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Flags {
-    #[serde(default)]
-    deleted: bool,
-    #[serde(default)]
-    permanent: bool,
-    #[serde(default)]
-    verbose: bool,
-    #[serde(default)]
-    default_to_global: bool,
-    #[serde(default)]
-    subject_prefix: Option<String>,
-}
-
 fn parse_id(id: &str) -> Result<u32> {
     id.parse()
         .map_err(|_| ApiError::schema_not_found(format!("'{id}' (ids are positive integers)")))
 }
 
+/// The subject a `/subjects/{subject}/…` request acts on: unqualified, then through its alias.
+fn subject_of(state: &Log, subject: &str) -> Result<String> {
+    Ok(state.resolve(in_default_context(subject)?).to_owned())
+}
+
+/// `deleted` as Confluent's endpoints name it (`lookupDeletedSchema` on some).
+fn deleted(q: &Params) -> Result<bool> {
+    q.flag(&["deleted", "lookupDeletedSchema"])
+}
+
+/// `deletedOnly` (Python's client sends `deleted_only`) with `deleted`.
+fn which(q: &Params) -> Result<Which> {
+    Ok(Which::from_flags(
+        deleted(q)?,
+        q.flag(&["deletedOnly", "deleted_only"])?,
+    ))
+}
+
+fn options(q: &Params) -> Result<Options> {
+    Ok(Options {
+        normalize: q.flag(&["normalize"])?,
+        force: q.flag(&["force"])?,
+    })
+}
+
+async fn schemas(State(r): State<Registry>, Query(q): Query) -> Result<Json<Vec<api::SchemaBody>>> {
+    let prefix = in_default_context(q.text(&["subjectPrefix"]).unwrap_or(""))?.to_owned();
+    let all = r.state().all_versions(
+        &prefix,
+        deleted(&q)?,
+        q.flag(&["latestOnly"])?,
+        q.flag(&["aliases"])?,
+    );
+    Ok(Json(q.page()?.of(all)))
+}
+
 async fn schema_by_id(
     State(r): State<Registry>,
     Path(id): Path<String>,
+    Query(q): Query,
 ) -> Result<Json<api::SchemaBody>> {
     let id = parse_id(&id)?;
-    let body = r.state().schema(id).map(|s| s.body());
-    body.map(Json).ok_or_else(|| ApiError::schema_not_found(id))
+    // as Confluent's: `subject` names the context to look in, and ids are global in the
+    // default context, so any subject of it finds every id
+    in_default_context(q.text(&["subject"]).unwrap_or(""))?;
+    let state = r.state();
+    let mut body = state
+        .schema(id)
+        .map(|s| s.body())
+        .ok_or_else(|| ApiError::schema_not_found(id))?;
+    if q.flag(&["fetchMaxId"])? {
+        body.max_id = Some(state.max_id());
+    }
+    Ok(Json(body))
 }
 
 async fn schema_text_by_id(State(r): State<Registry>, Path(id): Path<String>) -> Result<Response> {
@@ -170,99 +246,186 @@ async fn schema_text_by_id(State(r): State<Registry>, Path(id): Path<String>) ->
     Ok(([(header::CONTENT_TYPE, api::CONTENT_TYPE)], text).into_response())
 }
 
+async fn schema_by_guid(
+    State(r): State<Registry>,
+    Path(guid): Path<String>,
+) -> Result<Json<api::SchemaBody>> {
+    let body = r.state().schema_by_guid(&guid).map(|s| s.body());
+    body.map(Json)
+        .ok_or_else(|| ApiError::schema_not_found(format!("with guid {guid}")))
+}
+
+async fn ids_of_guid(
+    State(r): State<Registry>,
+    Path(guid): Path<String>,
+) -> Result<Json<serde_json::Value>> {
+    let id = r.state().schema_by_guid(&guid).map(|s| s.id);
+    let id = id.ok_or_else(|| ApiError::schema_not_found(format!("with guid {guid}")))?;
+    Ok(Json(serde_json::json!([{ "context": ".", "id": id }])))
+}
+
+/// The uses of an id, narrowed to one subject with `subject`.
+fn uses(r: &Registry, id: &str, q: &Params) -> Result<Vec<api::SubjectVersion>> {
+    let state = r.state();
+    let mut uses = state.uses_of(parse_id(id)?, deleted(q)?)?;
+    if let Some(subject) = q.text(&["subject"]).filter(|s| !s.is_empty()) {
+        let subject = subject_of(&state, subject)?;
+        uses.retain(|u| u.subject == subject);
+    }
+    Ok(q.page()?.of(uses))
+}
+
 async fn versions_of_id(
     State(r): State<Registry>,
     Path(id): Path<String>,
-    Query(flags): Query<Flags>,
+    Query(q): Query,
 ) -> Result<Json<Vec<api::SubjectVersion>>> {
-    r.state().uses_of(parse_id(&id)?, flags.deleted).map(Json)
+    uses(&r, &id, &q).map(Json)
 }
 
 async fn subjects_of_id(
     State(r): State<Registry>,
     Path(id): Path<String>,
-    Query(flags): Query<Flags>,
+    Query(q): Query,
 ) -> Result<Json<Vec<String>>> {
-    let uses = r.state().uses_of(parse_id(&id)?, flags.deleted)?;
-    let mut subjects: Vec<String> = uses.into_iter().map(|u| u.subject).collect();
+    let mut subjects: Vec<String> = uses(&r, &id, &q)?.into_iter().map(|u| u.subject).collect();
     subjects.dedup();
     Ok(Json(subjects))
 }
 
-async fn subjects(State(r): State<Registry>, Query(flags): Query<Flags>) -> Json<Vec<String>> {
-    Json(
-        r.state()
-            .subjects(flags.subject_prefix.as_deref().unwrap_or(""), flags.deleted),
-    )
+async fn subjects(State(r): State<Registry>, Query(q): Query) -> Result<Json<Vec<String>>> {
+    let prefix = in_default_context(q.text(&["subjectPrefix"]).unwrap_or(""))?.to_owned();
+    let subjects = r.state().subjects(&prefix, which(&q)?);
+    Ok(Json(q.page()?.of(subjects)))
 }
 
 async fn versions(
     State(r): State<Registry>,
     Path(subject): Path<String>,
-    Query(flags): Query<Flags>,
-) -> Result<Json<Vec<u32>>> {
-    r.state().versions(&subject, flags.deleted).map(Json)
+    Query(q): Query,
+) -> Result<Json<Vec<i64>>> {
+    let state = r.state();
+    let subject = subject_of(&state, &subject)?;
+    let versions = state.versions(&subject, which(&q)?, q.flag(&["deletedAsNegative"])?)?;
+    Ok(Json(q.page()?.of(versions)))
 }
 
 async fn register(
     State(r): State<Registry>,
     Path(subject): Path<String>,
+    Query(q): Query,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<IdResponse>> {
+) -> Result<Json<api::SchemaBody>> {
     let request: SchemaRequest = read_body(&headers, body).await?;
-    let id = r.write(|s| s.plan_register(&subject, &request)).await?;
-    Ok(Json(IdResponse { id }))
+    let options = options(&q)?;
+    let subject = subject_of(&r.state(), &subject)?;
+    let id = r
+        .write(|s| s.plan_register_with(&subject, &request, options))
+        .await?;
+    // Confluent answers the registered version whole; `id` is what every client reads
+    let state = r.state();
+    let version = state
+        .uses_of(id, false)?
+        .into_iter()
+        .filter(|u| u.subject == subject)
+        .map(|u| u.version)
+        .max();
+    let body = match version {
+        Some(version) => state.version_body(&subject, VersionId::Number(version), false)?,
+        None => state
+            .schema(id)
+            .map(|s| s.body())
+            .ok_or_else(|| ApiError::schema_not_found(id))?,
+    };
+    Ok(Json(api::SchemaBody {
+        id: Some(id),
+        ..body
+    }))
 }
 
 async fn version(
     State(r): State<Registry>,
     Path((subject, version)): Path<(String, String)>,
-    Query(flags): Query<Flags>,
+    Query(q): Query,
 ) -> Result<Json<api::SchemaBody>> {
     let version = VersionId::parse(&version)?;
-    r.state()
-        .version_body(&subject, version, flags.deleted)
+    let state = r.state();
+    let subject = subject_of(&state, &subject)?;
+    state
+        .version_body(&subject, version, deleted(&q)?)
         .map(Json)
 }
 
 async fn version_text(
     State(r): State<Registry>,
     Path((subject, version)): Path<(String, String)>,
-    Query(flags): Query<Flags>,
+    Query(q): Query,
 ) -> Result<Response> {
     let version = VersionId::parse(&version)?;
-    let body = r.state().version_body(&subject, version, flags.deleted)?;
+    let state = r.state();
+    let subject = subject_of(&state, &subject)?;
+    let body = state.version_body(&subject, version, deleted(&q)?)?;
     Ok(([(header::CONTENT_TYPE, api::CONTENT_TYPE)], body.schema).into_response())
 }
 
 async fn referenced_by(
     State(r): State<Registry>,
     Path((subject, version)): Path<(String, String)>,
+    Query(q): Query,
 ) -> Result<Json<Vec<u32>>> {
     let version = VersionId::parse(&version)?;
-    r.state().referenced_by(&subject, version).map(Json)
+    let state = r.state();
+    let subject = subject_of(&state, &subject)?;
+    let ids = state.referenced_by(&subject, version)?;
+    Ok(Json(q.page()?.of(ids)))
 }
 
 async fn lookup(
     State(r): State<Registry>,
     Path(subject): Path<String>,
-    Query(flags): Query<Flags>,
+    Query(q): Query,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<api::SchemaBody>> {
     let request: SchemaRequest = read_body(&headers, body).await?;
-    r.state()
-        .lookup(&subject, &request, flags.deleted)
+    let state = r.state();
+    let subject = subject_of(&state, &subject)?;
+    state
+        .lookup(&subject, &request, deleted(&q)?, options(&q)?)
+        .map(Json)
+}
+
+async fn latest_with_metadata(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+    Query(q): Query,
+) -> Result<Json<api::SchemaBody>> {
+    let keys = q.all("key");
+    let values = q.all("value");
+    if keys.len() != values.len() {
+        return Err(ApiError::bad_request(format!(
+            "{} key parameter(s) and {} value parameter(s): send one value per key",
+            keys.len(),
+            values.len()
+        )));
+    }
+    let wanted: Vec<(&str, &str)> = keys.into_iter().zip(values).collect();
+    let state = r.state();
+    let subject = subject_of(&state, &subject)?;
+    state
+        .latest_with_metadata(&subject, &wanted, deleted(&q)?)
         .map(Json)
 }
 
 async fn delete_subject(
     State(r): State<Registry>,
     Path(subject): Path<String>,
-    Query(flags): Query<Flags>,
+    Query(q): Query,
 ) -> Result<Json<Vec<u32>>> {
-    r.write(|s| s.plan_delete_subject(&subject, flags.permanent))
+    let permanent = q.flag(&["permanent"])?;
+    let subject = subject_of(&r.state(), &subject)?;
+    r.write(|s| s.plan_delete_subject(&subject, permanent))
         .await
         .map(Json)
 }
@@ -270,22 +433,31 @@ async fn delete_subject(
 async fn delete_version(
     State(r): State<Registry>,
     Path((subject, version)): Path<(String, String)>,
-    Query(flags): Query<Flags>,
+    Query(q): Query,
 ) -> Result<Json<u32>> {
     let version = VersionId::parse(&version)?;
-    r.write(|s| s.plan_delete_version(&subject, version, flags.permanent))
+    let permanent = q.flag(&["permanent"])?;
+    let subject = subject_of(&r.state(), &subject)?;
+    r.write(|s| s.plan_delete_version(&subject, version, permanent))
         .await
         .map(Json)
 }
 
-fn compatibility(
+async fn compatibility(
     r: &Registry,
     subject: &str,
     version: Option<VersionId>,
-    verbose: bool,
-    request: &SchemaRequest,
+    q: &Params,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<CompatibilityResponse>> {
-    let problems = r.state().compatibility(subject, version, request)?;
+    let request: SchemaRequest = read_body(&headers, body).await?;
+    let verbose = q.flag(&["verbose"])?;
+    // `normalize` changes no answer here: compatibility compares parsed schemas
+    q.flag(&["normalize"])?;
+    let state = r.state();
+    let subject = subject_of(&state, subject)?;
+    let problems = state.compatibility(&subject, version, &request)?;
     Ok(Json(CompatibilityResponse {
         is_compatible: problems.is_empty(),
         messages: verbose.then_some(problems),
@@ -295,41 +467,62 @@ fn compatibility(
 async fn compatibility_with_version(
     State(r): State<Registry>,
     Path((subject, version)): Path<(String, String)>,
-    Query(flags): Query<Flags>,
+    Query(q): Query,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<CompatibilityResponse>> {
     let version = VersionId::parse(&version)?;
-    let request: SchemaRequest = read_body(&headers, body).await?;
-    compatibility(&r, &subject, Some(version), flags.verbose, &request)
+    compatibility(&r, &subject, Some(version), &q, headers, body).await
 }
 
 async fn compatibility_with_all(
     State(r): State<Registry>,
     Path(subject): Path<String>,
-    Query(flags): Query<Flags>,
+    Query(q): Query,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<CompatibilityResponse>> {
-    let request: SchemaRequest = read_body(&headers, body).await?;
-    compatibility(&r, &subject, None, flags.verbose, &request)
+    compatibility(&r, &subject, None, &q, headers, body).await
 }
 
-fn config_response(level: crate::product::Compatibility) -> Json<ConfigResponse> {
-    Json(ConfigResponse {
-        compatibility_level: level.as_str().into(),
+/// The settings a `PUT /config` body asks for.
+fn config_update(request: &ConfigRequest) -> Result<SubjectConfig> {
+    request.check_supported()?;
+    let update = SubjectConfig {
+        compatibility: request
+            .compatibility
+            .as_deref()
+            .map(parse_compatibility)
+            .transpose()?,
+        alias: request.alias.clone(),
+        normalize: request.normalize,
+    };
+    if update == SubjectConfig::default() {
+        return Err(ApiError::invalid_compatibility(
+            "(missing: send {\"compatibility\": \"BACKWARD\"}, {\"alias\": \"SUBJECT\"} or {\"normalize\": true})",
+        ));
+    }
+    Ok(update)
+}
+
+fn config_request(config: &SubjectConfig) -> Json<ConfigRequest> {
+    Json(ConfigRequest {
+        compatibility: config.compatibility.map(|c| c.as_str().to_owned()),
+        alias: config.alias.clone(),
+        normalize: config.normalize,
+        ..ConfigRequest::default()
     })
 }
 
-fn config_level(request: &ConfigRequest) -> Result<crate::product::Compatibility> {
-    let level = request.compatibility.as_deref().ok_or_else(|| {
-        ApiError::invalid_compatibility("(missing: send {\"compatibility\": \"BACKWARD\"})")
-    })?;
-    parse_compatibility(level)
+/// The global settings, with the default level when none is set.
+fn global_body(config: Option<&SubjectConfig>) -> ConfigBody {
+    let mut config = config.cloned().unwrap_or_default();
+    config.compatibility = Some(config.compatibility.unwrap_or_default());
+    config.body()
 }
 
-async fn global_config(State(r): State<Registry>) -> Json<ConfigResponse> {
-    config_response(r.state().config(None).unwrap_or_default())
+async fn global_config(State(r): State<Registry>) -> Json<ConfigBody> {
+    Json(global_body(r.state().subject_config(None)))
 }
 
 async fn set_global_config(
@@ -338,29 +531,32 @@ async fn set_global_config(
     body: Body,
 ) -> Result<Json<ConfigRequest>> {
     let request: ConfigRequest = read_body(&headers, body).await?;
-    let level = config_level(&request)?;
-    let level = r.write(|s| Ok(s.plan_set_config(None, level))).await?;
-    Ok(Json(ConfigRequest {
-        compatibility: Some(level.as_str().into()),
-    }))
+    let update = config_update(&request)?;
+    let config = r.write(|s| s.plan_set_config(None, &update)).await?;
+    Ok(config_request(&config))
 }
 
-async fn delete_global_config(State(r): State<Registry>) -> Result<Json<ConfigResponse>> {
-    r.write(|s| s.plan_delete_config(None))
-        .await
-        .map(config_response)
+async fn delete_global_config(State(r): State<Registry>) -> Result<Json<ConfigBody>> {
+    let previous = r.write(|s| s.plan_delete_config(None)).await?;
+    Ok(Json(global_body(Some(&previous))))
 }
 
 async fn subject_config(
     State(r): State<Registry>,
     Path(subject): Path<String>,
-    Query(flags): Query<Flags>,
-) -> Result<Json<ConfigResponse>> {
+    Query(q): Query,
+) -> Result<Json<ConfigBody>> {
+    let subject = in_default_context(&subject)?;
     let state = r.state();
-    match state.config(Some(&subject)) {
-        Some(level) => Ok(config_response(level)),
-        None if flags.default_to_global => Ok(config_response(state.effective_config(&subject))),
-        None => Err(ApiError::subject_has_no_config(&subject)),
+    match state.subject_config(Some(subject)) {
+        Some(config) if q.flag(&["defaultToGlobal"])? => {
+            let mut merged = config.clone();
+            merged.compatibility = Some(state.effective_config(subject));
+            Ok(Json(merged.body()))
+        }
+        Some(config) => Ok(Json(config.body())),
+        None if q.flag(&["defaultToGlobal"])? => Ok(Json(global_body(state.subject_config(None)))),
+        None => Err(ApiError::subject_has_no_config(subject)),
     }
 }
 
@@ -371,22 +567,21 @@ async fn set_subject_config(
     body: Body,
 ) -> Result<Json<ConfigRequest>> {
     let request: ConfigRequest = read_body(&headers, body).await?;
-    let level = config_level(&request)?;
-    let level = r
-        .write(|s| Ok(s.plan_set_config(Some(&subject), level)))
+    let update = config_update(&request)?;
+    let subject = in_default_context(&subject)?.to_owned();
+    let config = r
+        .write(|s| s.plan_set_config(Some(&subject), &update))
         .await?;
-    Ok(Json(ConfigRequest {
-        compatibility: Some(level.as_str().into()),
-    }))
+    Ok(config_request(&config))
 }
 
 async fn delete_subject_config(
     State(r): State<Registry>,
     Path(subject): Path<String>,
-) -> Result<Json<ConfigResponse>> {
-    r.write(|s| s.plan_delete_config(Some(&subject)))
-        .await
-        .map(config_response)
+) -> Result<Json<ConfigBody>> {
+    let subject = in_default_context(&subject)?.to_owned();
+    let previous = r.write(|s| s.plan_delete_config(Some(&subject))).await?;
+    Ok(Json(previous.body()))
 }
 
 fn mode_body(mode: Mode) -> Json<ModeBody> {
@@ -401,9 +596,11 @@ async fn global_mode(State(r): State<Registry>) -> Json<ModeBody> {
 
 async fn set_global_mode(
     State(r): State<Registry>,
+    Query(q): Query,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ModeBody>> {
+    q.flag(&["force"])?;
     let request: ModeBody = read_body(&headers, body).await?;
     let mode = Mode::from_str(&request.mode)?;
     r.write(|s| s.plan_set_mode(None, mode))
@@ -414,24 +611,28 @@ async fn set_global_mode(
 async fn subject_mode(
     State(r): State<Registry>,
     Path(subject): Path<String>,
-    Query(flags): Query<Flags>,
+    Query(q): Query,
 ) -> Result<Json<ModeBody>> {
+    let subject = in_default_context(&subject)?;
     let state = r.state();
-    match state.mode(Some(&subject)) {
+    match state.mode(Some(subject)) {
         Some(mode) => Ok(mode_body(mode)),
-        None if flags.default_to_global => Ok(mode_body(state.effective_mode(&subject))),
-        None => Err(ApiError::subject_has_no_mode(&subject)),
+        None if q.flag(&["defaultToGlobal"])? => Ok(mode_body(state.effective_mode(subject))),
+        None => Err(ApiError::subject_has_no_mode(subject)),
     }
 }
 
 async fn set_subject_mode(
     State(r): State<Registry>,
     Path(subject): Path<String>,
+    Query(q): Query,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ModeBody>> {
+    q.flag(&["force"])?;
     let request: ModeBody = read_body(&headers, body).await?;
     let mode = Mode::from_str(&request.mode)?;
+    let subject = in_default_context(&subject)?.to_owned();
     r.write(|s| s.plan_set_mode(Some(&subject), mode))
         .await
         .map(mode_body)
@@ -441,7 +642,192 @@ async fn delete_subject_mode(
     State(r): State<Registry>,
     Path(subject): Path<String>,
 ) -> Result<Json<ModeBody>> {
+    let subject = in_default_context(&subject)?.to_owned();
     r.write(|s| s.plan_delete_mode(&subject))
         .await
         .map(mode_body)
+}
+
+/// `GET /contexts`: the default context only.
+async fn contexts(Query(q): Query) -> Result<Json<Vec<&'static str>>> {
+    Ok(Json(q.page()?.of(["."])))
+}
+
+/// `GET /v1/metadata/id`: the Kafka cluster the registry keeps its state in.
+async fn cluster_id(State(r): State<Registry>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "scope": {
+            "path": [],
+            "clusters": {
+                "kafka-cluster": r.cluster_id(),
+                "schema-registry-cluster": "schema-registry",
+            }
+        }
+    }))
+}
+
+/// `GET /v1/metadata/version`.
+async fn server_version() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "commitId": "unknown",
+    }))
+}
+
+/// Narrows associations by `resourceType` and `associationType`, then pages them.
+fn associations_answer(mut found: Vec<Association>, q: &Params) -> Result<Json<Vec<Association>>> {
+    if let Some(kind) = q.text(&["resourceType"]).filter(|k| !k.is_empty()) {
+        found.retain(|a| a.resource_type.eq_ignore_ascii_case(kind));
+    }
+    let kinds = q.all("associationType");
+    if !kinds.is_empty() {
+        found.retain(|a| {
+            kinds
+                .iter()
+                .any(|k| a.association_type.eq_ignore_ascii_case(k))
+        });
+    }
+    Ok(Json(q.page()?.of(found)))
+}
+
+async fn associations_of_topic(
+    State(r): State<Registry>,
+    Path((_namespace, name)): Path<(String, String)>,
+    Query(q): Query,
+) -> Result<Json<Vec<Association>>> {
+    let found = r.state().associations(Some(&name), None);
+    associations_answer(found, &q)
+}
+
+async fn associations_of_topic_id(
+    State(r): State<Registry>,
+    Path(id): Path<String>,
+    Query(q): Query,
+) -> Result<Json<Vec<Association>>> {
+    let found = r.state().associations(Some(&id), None);
+    associations_answer(found, &q)
+}
+
+async fn associations_of_subject(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+    Query(q): Query,
+) -> Result<Json<Vec<Association>>> {
+    let subject = in_default_context(&subject)?.to_owned();
+    let found = r.state().associations(None, Some(&subject));
+    associations_answer(found, &q)
+}
+
+/// `key` or `value`, as an association type names them.
+fn association_kind(kind: Option<&str>) -> Result<&'static str> {
+    match kind.unwrap_or("value") {
+        k if k.eq_ignore_ascii_case("value") => Ok("value"),
+        k if k.eq_ignore_ascii_case("key") => Ok("key"),
+        other => Err(ApiError::bad_request(format!(
+            "associationType '{other}' is not one of key, value"
+        ))),
+    }
+}
+
+/// Creates (or updates) a topic's associations: each is the alias `<topic>-<type>` of its
+/// subject, after the schema given, if any, is registered under the subject.
+async fn associate(
+    r: &Registry,
+    mut request: api::AssociationRequest,
+) -> Result<Json<api::AssociationRequest>> {
+    if let Some(kind) = request.resource_type.as_deref() {
+        if !kind.eq_ignore_ascii_case("topic") {
+            return Err(ApiError::bad_request(format!(
+                "resourceType '{kind}' is not served; associations are of topics"
+            )));
+        }
+    }
+    let topic = request
+        .resource_name
+        .clone()
+        .or_else(|| request.resource_id.clone())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::bad_request("the body names no topic (resourceName)"))?;
+    for info in &mut request.associations {
+        let kind = association_kind(info.association_type.as_deref())?;
+        let subject = info
+            .subject
+            .as_deref()
+            .map(in_default_context)
+            .transpose()?
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::bad_request("an association names no subject"))?;
+        if let Some(schema) = info.schema.take() {
+            let options = Options {
+                normalize: info.normalize.unwrap_or(false),
+                force: false,
+            };
+            r.write(|s| s.plan_register_with(&subject, &schema, options))
+                .await?;
+        }
+        let alias = format!("{topic}-{kind}");
+        r.write(|s| s.plan_associate(&alias, &subject)).await?;
+        info.association_type = Some(kind.to_owned());
+        info.subject = Some(subject);
+        info.normalize = None;
+    }
+    request.resource_id = Some(request.resource_id.take().unwrap_or_else(|| topic.clone()));
+    request.resource_name = Some(topic);
+    request.resource_namespace = Some(
+        request
+            .resource_namespace
+            .take()
+            .unwrap_or_else(|| "-".into()),
+    );
+    request.resource_type = Some("topic".into());
+    Ok(Json(request))
+}
+
+async fn create_associations(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<api::AssociationRequest>> {
+    let request = read_body(&headers, body).await?;
+    associate(&r, request).await
+}
+
+async fn update_associations(
+    State(r): State<Registry>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<api::AssociationRequest>> {
+    let mut request: api::AssociationRequest = read_body(&headers, body).await?;
+    request.resource_id = Some(id.clone());
+    request.resource_name.get_or_insert(id);
+    associate(&r, request).await
+}
+
+/// Removes a topic's associations (the aliases of its key and value subjects, or of the types
+/// given); the subjects and their schemas stay.
+async fn delete_associations(
+    State(r): State<Registry>,
+    Path(id): Path<String>,
+    Query(q): Query,
+) -> Result<StatusCode> {
+    let mut kinds = q
+        .all("associationType")
+        .into_iter()
+        .map(|k| association_kind(Some(k)))
+        .collect::<Result<Vec<_>>>()?;
+    if kinds.is_empty() {
+        kinds = vec!["key", "value"];
+    }
+    let mut removed = false;
+    for kind in kinds {
+        let alias = format!("{id}-{kind}");
+        removed |= r.write(|s| Ok(s.plan_remove_alias(&alias))).await?;
+    }
+    if !removed {
+        return Err(ApiError::association_not_found(format!(
+            "topic '{id}' has none"
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -127,12 +127,20 @@ fn avro() -> String {
     "AVRO".into()
 }
 
-/// The value of a [`Key::Config`] record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The value of a [`Key::Config`] record: the settings of a subject (or the global ones), each
+/// optional, as Confluent keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigValue {
     /// The compatibility level, e.g. `BACKWARD`.
-    pub compatibility_level: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compatibility_level: Option<String>,
+    /// The subject this one stands for: requests to `/subjects/{alias}/…` act on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// Whether schemas registered under the subject are normalized first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<bool>,
 }
 
 /// The value of a [`Key::Mode`] record.
@@ -242,7 +250,9 @@ mod tests {
             Entry::Config(
                 Some("s".into()),
                 Some(ConfigValue {
-                    compatibility_level: "FULL".into(),
+                    compatibility_level: Some("FULL".into()),
+                    alias: Some("t-value".into()),
+                    normalize: None,
                 }),
             ),
             Entry::Mode(
@@ -257,6 +267,21 @@ mod tests {
             let (key, value) = encode(&entry);
             assert_eq!(decode(0, &key, value.as_deref()).unwrap(), entry);
         }
+    }
+
+    #[test]
+    fn a_config_record_of_a_level_only_still_reads() {
+        let entry = decode(
+            0,
+            br#"{"keytype":"CONFIG","subject":"s","magic":0}"#,
+            Some(br#"{"compatibilityLevel":"FULL"}"#),
+        )
+        .unwrap();
+        let Entry::Config(_, Some(value)) = entry else {
+            panic!("{entry:?}")
+        };
+        assert_eq!(value.compatibility_level.as_deref(), Some("FULL"));
+        assert_eq!(value.alias, None);
     }
 
     #[test]

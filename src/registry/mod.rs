@@ -3,6 +3,7 @@
 //! - [`log`]: the `_schemas` record format (sans-io).
 //! - [`state`]: the state machine the log is applied to, and plans for writes (sans-io).
 //! - [`compat`]: the seven compatibility modes over Avro's resolution rules (sans-io).
+//! - [`normalize`]: Confluent's normalized form of a schema, for `normalize=true` (sans-io).
 //! - [`api`]: Confluent's request, response and error bodies (sans-io).
 //! - [`service`]: the running registry: reads the log, appends writes.
 //! - [`http`]: the REST API (axum).
@@ -15,6 +16,7 @@ pub mod compat;
 pub mod contract;
 pub mod http;
 pub mod log;
+pub mod normalize;
 pub mod service;
 pub mod state;
 

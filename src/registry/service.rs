@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     api::{ApiError, Result},
     log::{self, Entry, TOPIC},
-    state::{Plan, State},
+    state::{Plan, State, SubjectConfig},
 };
 use crate::broker;
 
@@ -70,6 +70,8 @@ struct Inner {
     refused: Mutex<HashMap<i64, String>>,
     writes: tokio::sync::Mutex<()>,
     reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The Kafka cluster `_schemas` lives in (`GET /v1/metadata/id`).
+    cluster_id: String,
 }
 
 impl std::fmt::Debug for Registry {
@@ -97,6 +99,15 @@ impl Registry {
         assignment.add_partition_offset(log::TOPIC, 0, Offset::Beginning)?;
         consumer.assign(&assignment)?;
         let (applied_tx, applied) = watch::channel(0);
+        let metadata_config = broker::client_config(bootstrap);
+        let cluster_id = tokio::task::spawn_blocking(move || {
+            let client: BaseConsumer = metadata_config.create().ok()?;
+            client.client().fetch_cluster_id(Duration::from_secs(10))
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
         let registry = Self {
             inner: Arc::new(Inner {
                 state: RwLock::new(State::default()),
@@ -106,6 +117,7 @@ impl Registry {
                 refused: Mutex::new(HashMap::new()),
                 writes: tokio::sync::Mutex::new(()),
                 reader: Mutex::new(None),
+                cluster_id,
             }),
         };
         let reader = tokio::spawn(read_log(registry.inner.clone(), consumer, applied_tx, stop));
@@ -140,6 +152,12 @@ impl Registry {
             .state
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The id of the Kafka cluster the registry keeps its state in (empty if the broker did not
+    /// say).
+    pub fn cluster_id(&self) -> &str {
+        &self.inner.cluster_id
     }
 
     /// Waits until every record in the topic when called has been applied.
@@ -204,12 +222,38 @@ impl Registry {
     }
 
     /// Registers a product's schema with its contract (rules as `ruleSet`, owner and SLOs as
-    /// `metadata`) under the product's compatibility level; answers the schema id.
+    /// `metadata`) under the product's compatibility level, and declares the subjects of its
+    /// ingress and dead-letter topics aliases of the product's subject (so a Confluent
+    /// serializer with its default subject naming finds the product's schema whichever of the
+    /// three topics it writes to); answers the schema id.
     pub async fn register_product(&self, product: &crate::product::Product) -> Result<u32> {
         let subject = product.subject();
-        let level = product.descriptor.compatibility;
-        self.write(|s| Ok(s.plan_set_config(Some(&subject), level)))
+        let level = SubjectConfig {
+            compatibility: Some(product.descriptor.compatibility),
+            ..SubjectConfig::default()
+        };
+        self.write(|s| s.plan_set_config(Some(&subject), &level))
             .await?;
+        for alias in super::contract::aliases(product) {
+            let update = SubjectConfig {
+                alias: Some(subject.clone()),
+                ..SubjectConfig::default()
+            };
+            self.write(|s| {
+                // written once: a restart finds it set and writes nothing
+                if s.subject_config(Some(&alias))
+                    .and_then(|c| c.alias.as_deref())
+                    == Some(subject.as_str())
+                {
+                    return Ok(Plan {
+                        entries: Vec::new(),
+                        answer: update.clone(),
+                    });
+                }
+                s.plan_set_config(Some(&alias), &update)
+            })
+            .await?;
+        }
         let request = super::contract::registration(product);
         self.write(|s| s.plan_register(&subject, &request)).await
     }

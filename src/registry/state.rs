@@ -18,9 +18,13 @@ use apache_avro::Schema;
 use serde_json::Value;
 
 use super::{
-    api::{ApiError, Result, SchemaBody, SchemaRequest, SubjectVersion, VersionId},
+    api::{
+        ApiError, Association, ConfigBody, Result, SchemaBody, SchemaRequest, SubjectVersion,
+        VersionId,
+    },
     compat,
     log::{ConfigValue, Entry, Key, ModeValue, Reference, SchemaValue},
+    normalize::normalized,
 };
 use crate::product::Compatibility;
 
@@ -70,12 +74,74 @@ pub fn parse_compatibility(s: &str) -> Result<Compatibility> {
     Compatibility::from_str(s).map_err(|_| ApiError::invalid_compatibility(s))
 }
 
+/// The settings of a subject, or the global ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubjectConfig {
+    /// The compatibility level.
+    pub compatibility: Option<Compatibility>,
+    /// The subject this one stands for.
+    pub alias: Option<String>,
+    /// Whether registrations are normalized first.
+    pub normalize: Option<bool>,
+}
+
+impl SubjectConfig {
+    fn from_value(value: ConfigValue) -> std::result::Result<Self, String> {
+        Ok(Self {
+            compatibility: value
+                .compatibility_level
+                .as_deref()
+                .map(Compatibility::from_str)
+                .transpose()?,
+            alias: value.alias.filter(|a| !a.is_empty()),
+            normalize: value.normalize,
+        })
+    }
+
+    fn value(&self) -> ConfigValue {
+        ConfigValue {
+            compatibility_level: self.compatibility.map(|c| c.as_str().to_owned()),
+            alias: self.alias.clone(),
+            normalize: self.normalize,
+        }
+    }
+
+    /// The body `GET /config` answers.
+    pub fn body(&self) -> ConfigBody {
+        ConfigBody {
+            compatibility_level: self.compatibility.map(|c| c.as_str().to_owned()),
+            alias: self.alias.clone(),
+            normalize: self.normalize,
+        }
+    }
+
+    /// These settings with those `update` gives.
+    fn merged(&self, update: &SubjectConfig) -> Self {
+        Self {
+            compatibility: update.compatibility.or(self.compatibility),
+            alias: update.alias.clone().or_else(|| self.alias.clone()),
+            normalize: update.normalize.or(self.normalize),
+        }
+    }
+}
+
+/// How a schema sent is registered, looked up or tested.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Compare (and register) the schema in Confluent's normalized form.
+    pub normalize: bool,
+    /// Register even when the compatibility level refuses it.
+    pub force: bool,
+}
+
 /// A schema and its data-contract parts, under one id.
 #[derive(Debug)]
 pub struct Stored {
     /// The id.
     pub id: u32,
-    /// Normalized schema text.
+    /// A stable identifier of the schema's content (a UUID derived from it).
+    pub guid: String,
+    /// Schema text as stored.
     pub text: String,
     /// Named types used from other subjects.
     pub references: Vec<Reference>,
@@ -86,6 +152,7 @@ pub struct Stored {
     /// The parsed schema.
     pub parsed: Arc<Schema>,
     fingerprint: String,
+    normalized: String,
 }
 
 impl Stored {
@@ -95,6 +162,8 @@ impl Stored {
             subject: None,
             version: None,
             id: None,
+            guid: Some(self.guid.clone()),
+            max_id: None,
             schema_type: None,
             references: self.references.clone(),
             metadata: self.metadata.clone(),
@@ -122,6 +191,8 @@ pub struct Candidate {
     metadata: Option<Value>,
     rule_set: Option<Value>,
     fingerprint: String,
+    /// The fingerprint of the normalized form.
+    normalized: String,
 }
 
 /// What a write appends, and what it answers once the log has accepted it.
@@ -142,6 +213,29 @@ impl<T> Plan<T> {
     }
 }
 
+/// Which versions a listing answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Which {
+    /// Live ones.
+    #[default]
+    Live,
+    /// Live and soft-deleted ones.
+    All,
+    /// Soft-deleted ones only.
+    DeletedOnly,
+}
+
+impl Which {
+    /// From Confluent's `deleted` and `deletedOnly` flags (`deletedOnly` wins).
+    pub fn from_flags(deleted: bool, deleted_only: bool) -> Self {
+        match (deleted, deleted_only) {
+            (_, true) => Self::DeletedOnly,
+            (true, false) => Self::All,
+            (false, false) => Self::Live,
+        }
+    }
+}
+
 /// The applied state of the log.
 #[derive(Debug, Default)]
 pub struct State {
@@ -149,7 +243,7 @@ pub struct State {
     by_fingerprint: HashMap<String, u32>,
     uses: HashMap<u32, BTreeSet<(String, u32)>>,
     subjects: BTreeMap<String, BTreeMap<u32, Version>>,
-    configs: HashMap<Option<String>, Compatibility>,
+    configs: HashMap<Option<String>, SubjectConfig>,
     modes: HashMap<Option<String>, Mode>,
     max_id: u32,
 }
@@ -163,6 +257,33 @@ fn fingerprint(
     serde_json::json!([text, references, metadata, rule_set]).to_string()
 }
 
+/// A UUID-shaped identifier of a fingerprint (the first 16 bytes of its SHA-256, as a version 8
+/// UUID): the same content has the same guid on every instance.
+fn guid(fingerprint: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(fingerprint.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+/// A subject as the default context names it: Confluent's qualified form `:.:subject` is the
+/// subject itself; other contexts are not served.
+pub fn in_default_context(subject: &str) -> Result<&str> {
+    let Some(rest) = subject.strip_prefix(":.") else {
+        return Ok(subject);
+    };
+    match rest.split_once(':') {
+        Some(("", unqualified)) => Ok(unqualified),
+        Some((context, _)) => Err(ApiError::subject_not_found(&format!(
+            "{subject}' (context '.{context}' does not exist: meshline serves the default context only)"
+        ))),
+        None => Ok(subject),
+    }
+}
+
 impl State {
     // ---- applying the log ----
 
@@ -172,11 +293,9 @@ impl State {
         match entry {
             Entry::Config(subject, value) => {
                 match value {
-                    Some(ConfigValue {
-                        compatibility_level,
-                    }) => {
-                        let level = Compatibility::from_str(&compatibility_level)?;
-                        self.configs.insert(subject, level);
+                    Some(value) => {
+                        let config = SubjectConfig::from_value(value)?;
+                        self.configs.insert(subject, config);
                     }
                     None => {
                         self.configs.remove(&subject);
@@ -272,12 +391,14 @@ impl State {
                     value.id,
                     Arc::new(Stored {
                         id: value.id,
+                        guid: guid(&candidate.fingerprint),
                         text: candidate.text,
                         references: candidate.references,
                         metadata: candidate.metadata,
                         rule_set: candidate.rule_set,
                         parsed: Arc::new(candidate.parsed),
                         fingerprint: candidate.fingerprint,
+                        normalized: candidate.normalized,
                     }),
                 );
                 self.max_id = self.max_id.max(value.id);
@@ -331,15 +452,28 @@ impl State {
         let mut texts = Vec::new();
         let mut seen = BTreeSet::new();
         self.referenced_texts(&references, &mut texts, &mut seen)?;
-        let parsed = if texts.is_empty() {
-            Schema::parse_str(text).map_err(ApiError::invalid_schema)?
+        let (parsed, known) = if texts.is_empty() {
+            (
+                Schema::parse_str(text).map_err(ApiError::invalid_schema)?,
+                Vec::new(),
+            )
         } else {
-            Schema::parse_str_with_list(text, &texts)
-                .map_err(ApiError::invalid_schema)?
-                .0
+            let (parsed, referenced) =
+                Schema::parse_str_with_list(text, &texts).map_err(ApiError::invalid_schema)?;
+            let known = referenced
+                .iter()
+                .filter_map(|s| s.name().map(|n| n.fullname(None)))
+                .collect();
+            (parsed, known)
         };
         let text = serde_json::to_string(&parsed).map_err(ApiError::invalid_schema)?;
         let fingerprint = fingerprint(&text, &references, &metadata, &rule_set);
+        let normalized = self::fingerprint(
+            &normalized(&parsed, known),
+            &references,
+            &metadata,
+            &rule_set,
+        );
         Ok(Candidate {
             parsed,
             text,
@@ -347,6 +481,7 @@ impl State {
             metadata,
             rule_set,
             fingerprint,
+            normalized,
         })
     }
 
@@ -415,6 +550,43 @@ impl State {
         )
     }
 
+    /// Whether a request on `subject` works on normalized schemas: asked for, or the subject's
+    /// (or the global) config says so.
+    fn normalizes(&self, subject: &str, options: Options) -> bool {
+        options.normalize
+            || self
+                .subject_config(Some(subject))
+                .and_then(|c| c.normalize)
+                .or_else(|| self.subject_config(None).and_then(|c| c.normalize))
+                .unwrap_or(false)
+    }
+
+    /// The id of a schema with the candidate's content: the same text, or with `normalize`,
+    /// the same normalized form.
+    fn existing_id(&self, candidate: &Candidate, normalize: bool) -> Option<u32> {
+        self.by_fingerprint
+            .get(&candidate.fingerprint)
+            .copied()
+            .or_else(|| {
+                normalize
+                    .then(|| {
+                        self.schemas
+                            .values()
+                            .filter(|s| s.normalized == candidate.normalized)
+                            .map(|s| s.id)
+                            .min()
+                    })
+                    .flatten()
+            })
+    }
+
+    fn same_content(&self, id: u32, candidate: &Candidate, normalize: bool) -> bool {
+        self.schemas.get(&id).is_some_and(|s| {
+            s.fingerprint == candidate.fingerprint
+                || (normalize && s.normalized == candidate.normalized)
+        })
+    }
+
     // ---- reads ----
 
     /// The schema with id `id`.
@@ -422,13 +594,41 @@ impl State {
         self.schemas.get(&id)
     }
 
-    /// Subjects with a live version (or any version, with `deleted`), starting with `prefix`.
-    pub fn subjects(&self, prefix: &str, deleted: bool) -> Vec<String> {
+    /// Subjects starting with `prefix` that have a live version (`Live`), any version
+    /// (`All`), or only soft-deleted ones (`DeletedOnly`).
+    pub fn subjects(&self, prefix: &str, which: Which) -> Vec<String> {
         self.subjects
             .iter()
-            .filter(|(s, v)| s.starts_with(prefix) && (deleted || v.values().any(|v| !v.deleted)))
+            .filter(|(s, versions)| {
+                let live = versions.values().any(|v| !v.deleted);
+                s.starts_with(prefix)
+                    && match which {
+                        Which::Live => live,
+                        Which::All => true,
+                        Which::DeletedOnly => !live,
+                    }
+            })
             .map(|(s, _)| s.clone())
             .collect()
+    }
+
+    /// The subject requests to `/subjects/{subject}/…` act on: its alias's target, if it is an
+    /// alias (one level, as Confluent resolves them), else itself.
+    pub fn resolve<'a>(&'a self, subject: &'a str) -> &'a str {
+        self.subject_config(Some(subject))
+            .and_then(|c| c.alias.as_deref())
+            .unwrap_or(subject)
+    }
+
+    /// Every alias, with the subject it stands for.
+    pub fn aliases(&self) -> Vec<(&str, &str)> {
+        let mut aliases: Vec<(&str, &str)> = self
+            .configs
+            .iter()
+            .filter_map(|(s, c)| Some((s.as_deref()?, c.alias.as_deref()?)))
+            .collect();
+        aliases.sort_unstable();
+        aliases
     }
 
     fn versions_of(&self, subject: &str) -> Result<&BTreeMap<u32, Version>> {
@@ -437,15 +637,32 @@ impl State {
             .ok_or_else(|| ApiError::subject_not_found(subject))
     }
 
-    /// Version numbers of a subject.
-    pub fn versions(&self, subject: &str, deleted: bool) -> Result<Vec<u32>> {
-        let versions: Vec<u32> = self
+    /// Version numbers of a subject: live ones, all, or soft-deleted ones only; with
+    /// `deleted_as_negative`, soft-deleted versions are answered as negative numbers.
+    pub fn versions(
+        &self,
+        subject: &str,
+        which: Which,
+        deleted_as_negative: bool,
+    ) -> Result<Vec<i64>> {
+        let versions: Vec<i64> = self
             .versions_of(subject)?
             .iter()
-            .filter(|(_, v)| deleted || !v.deleted)
-            .map(|(n, _)| *n)
+            .filter(|(_, v)| match which {
+                Which::Live => !v.deleted,
+                Which::All => true,
+                Which::DeletedOnly => v.deleted,
+            })
+            .map(|(n, v)| {
+                let n = i64::from(*n);
+                if v.deleted && deleted_as_negative {
+                    -n
+                } else {
+                    n
+                }
+            })
             .collect();
-        if versions.is_empty() {
+        if versions.is_empty() && which != Which::DeletedOnly {
             return Err(ApiError::subject_not_found(subject));
         }
         Ok(versions)
@@ -503,6 +720,18 @@ impl State {
         })
     }
 
+    /// The schema whose guid is `guid`.
+    pub fn schema_by_guid(&self, guid: &str) -> Option<&Arc<Stored>> {
+        self.schemas
+            .values()
+            .find(|s| s.guid.eq_ignore_ascii_case(guid))
+    }
+
+    /// The highest id given so far.
+    pub fn max_id(&self) -> u32 {
+        self.max_id
+    }
+
     /// The subject versions that use schema `id`.
     pub fn uses_of(&self, id: u32, deleted: bool) -> Result<Vec<SubjectVersion>> {
         if !self.schemas.contains_key(&id) {
@@ -545,21 +774,120 @@ impl State {
         Ok(ids)
     }
 
+    /// `GET /schemas`: every version of the subjects starting with `prefix` (live ones, or all
+    /// with `deleted`; only each subject's latest with `latest_only`), by subject and version;
+    /// with `aliases`, each alias lists the versions of the subject it stands for under its own
+    /// name.
+    pub fn all_versions(
+        &self,
+        prefix: &str,
+        deleted: bool,
+        latest_only: bool,
+        aliases: bool,
+    ) -> Vec<SchemaBody> {
+        let mut names: Vec<(&str, &str)> = self
+            .subjects
+            .keys()
+            .map(|s| (s.as_str(), s.as_str()))
+            .collect();
+        if aliases {
+            names.extend(self.aliases());
+            names.sort_unstable();
+        }
+        let mut out = Vec::new();
+        for (name, subject) in names.into_iter().filter(|(n, _)| n.starts_with(prefix)) {
+            let Some(versions) = self.subjects.get(subject) else {
+                continue;
+            };
+            let wanted: Vec<(&u32, &Version)> = versions
+                .iter()
+                .filter(|(_, v)| deleted || !v.deleted)
+                .collect();
+            let wanted = if latest_only {
+                wanted.last().copied().into_iter().collect()
+            } else {
+                wanted
+            };
+            for (n, v) in wanted {
+                if let Ok(body) = self.subject_body(name, *n, v.id) {
+                    out.push(body);
+                }
+            }
+        }
+        out
+    }
+
+    /// `GET /subjects/{s}/metadata`: the latest version whose `metadata.properties` has every
+    /// `(key, value)` pair given.
+    pub fn latest_with_metadata(
+        &self,
+        subject: &str,
+        wanted: &[(&str, &str)],
+        deleted: bool,
+    ) -> Result<SchemaBody> {
+        let versions = self.versions_of(subject)?;
+        let found = versions.iter().rev().find(|(_, v)| {
+            (deleted || !v.deleted)
+                && self.schemas.get(&v.id).is_some_and(|s| {
+                    let properties = s.metadata.as_ref().and_then(|m| m.get("properties"));
+                    wanted.iter().all(|(key, value)| {
+                        properties.and_then(|p| p.get(*key)).and_then(Value::as_str) == Some(*value)
+                    })
+                })
+        });
+        match found {
+            Some((n, v)) => self.subject_body(subject, *n, v.id),
+            None => Err(ApiError::schema_not_found(format!(
+                "with metadata {} under subject '{subject}'",
+                wanted
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// The associations meshline declares: a topic whose `<topic>-key` or `<topic>-value`
+    /// subject is an alias is associated with the subject the alias stands for.
+    pub fn associations(&self, topic: Option<&str>, subject: Option<&str>) -> Vec<Association> {
+        self.aliases()
+            .into_iter()
+            .filter_map(|(alias, target)| {
+                let (name, kind) = alias
+                    .strip_suffix("-value")
+                    .map(|t| (t, "value"))
+                    .or_else(|| alias.strip_suffix("-key").map(|t| (t, "key")))?;
+                let stored = self.latest(target, false)?;
+                Some(Association {
+                    subject: target.to_owned(),
+                    guid: self.schemas.get(&stored.1.id).map(|s| s.guid.clone()),
+                    resource_name: name.to_owned(),
+                    resource_namespace: "-".to_owned(),
+                    resource_id: name.to_owned(),
+                    resource_type: "topic".to_owned(),
+                    association_type: kind.to_owned(),
+                    frozen: false,
+                })
+            })
+            .filter(|a| topic.is_none_or(|t| a.resource_name == t))
+            .filter(|a| subject.is_none_or(|s| a.subject == s))
+            .collect()
+    }
+
     /// `POST /subjects/{s}`: the version of `subject` that holds the schema sent.
     pub fn lookup(
         &self,
         subject: &str,
         request: &SchemaRequest,
         deleted: bool,
+        options: Options,
     ) -> Result<SchemaBody> {
         let versions = self.versions_of(subject)?;
         let candidate = self.request_candidate(subject, request)?;
+        let normalize = self.normalizes(subject, options);
         let found = versions.iter().rev().find(|(_, v)| {
-            (deleted || !v.deleted)
-                && self
-                    .schemas
-                    .get(&v.id)
-                    .is_some_and(|s| s.fingerprint == candidate.fingerprint)
+            (deleted || !v.deleted) && self.same_content(v.id, &candidate, normalize)
         });
         match found {
             Some((n, v)) => self.subject_body(subject, *n, v.id),
@@ -571,7 +899,12 @@ impl State {
 
     /// The compatibility level of a subject (`None`: the global one), if set.
     pub fn config(&self, subject: Option<&str>) -> Option<Compatibility> {
-        self.configs.get(&subject.map(str::to_owned)).copied()
+        self.subject_config(subject).and_then(|c| c.compatibility)
+    }
+
+    /// The settings of a subject (`None`: the global ones), if any are set.
+    pub fn subject_config(&self, subject: Option<&str>) -> Option<&SubjectConfig> {
+        self.configs.get(&subject.map(str::to_owned))
     }
 
     /// The level that applies to a subject.
@@ -645,23 +978,34 @@ impl State {
     /// `POST /subjects/{s}/versions`: the id of the schema sent, registering it as the next
     /// version if the subject does not have it yet and the compatibility level allows it.
     pub fn plan_register(&self, subject: &str, request: &SchemaRequest) -> Result<Plan<u32>> {
+        self.plan_register_with(subject, request, Options::default())
+    }
+
+    /// [`State::plan_register`] with `normalize` and `force` as the request asks.
+    pub fn plan_register_with(
+        &self,
+        subject: &str,
+        request: &SchemaRequest,
+        options: Options,
+    ) -> Result<Plan<u32>> {
         let mode = self.writable(subject)?;
         if mode != Mode::Import && (request.id.is_some() || request.version.is_some()) {
             return Err(ApiError::not_permitted(
                 "\"id\" and \"version\" may only be given in IMPORT mode; PUT /mode {\"mode\":\"IMPORT\"} first",
             ));
         }
-        let candidate = self.request_candidate(subject, request)?;
-        if let Some(id) = self.by_fingerprint.get(&candidate.fingerprint) {
+        let mut candidate = self.request_candidate(subject, request)?;
+        let existing = self.existing_id(&candidate, self.normalizes(subject, options));
+        if let Some(id) = existing {
             let live = self
                 .subjects
                 .get(subject)
-                .is_some_and(|v| v.values().any(|v| v.id == *id && !v.deleted));
-            if live && request.id.is_none_or(|wanted| wanted == *id) {
-                return Ok(Plan::read_only(*id));
+                .is_some_and(|v| v.values().any(|v| v.id == id && !v.deleted));
+            if live && request.id.is_none_or(|wanted| wanted == id) {
+                return Ok(Plan::read_only(id));
             }
         }
-        if mode != Mode::Import {
+        if mode != Mode::Import && !options.force {
             let previous = self.live_schemas(subject);
             let previous: Vec<&Schema> = previous.iter().map(Arc::as_ref).collect();
             let problems =
@@ -670,9 +1014,17 @@ impl State {
                 return Err(ApiError::incompatible(subject, &problems));
             }
         }
-        let id = match (request.id, self.by_fingerprint.get(&candidate.fingerprint)) {
+        if let Some(stored) = existing.and_then(|id| self.schemas.get(&id)) {
+            // the same content (maybe spelled otherwise, under `normalize`): the new version
+            // points at the stored schema, exactly as stored
+            candidate.text = stored.text.clone();
+            candidate.references = stored.references.clone();
+            candidate.metadata = stored.metadata.clone();
+            candidate.rule_set = stored.rule_set.clone();
+        }
+        let id = match (request.id, existing) {
             (Some(id), _) => id,
-            (None, Some(&id)) => id,
+            (None, Some(id)) => id,
             (None, None) => self.max_id + 1,
         };
         let next = self
@@ -769,28 +1121,90 @@ impl State {
         })
     }
 
-    /// `PUT /config[/{s}]`.
+    /// `PUT /config[/{s}]`: the settings given replace those set; the others stay. Answers
+    /// the settings as they are then.
     pub fn plan_set_config(
         &self,
         subject: Option<&str>,
-        level: Compatibility,
-    ) -> Plan<Compatibility> {
-        Plan {
+        update: &SubjectConfig,
+    ) -> Result<Plan<SubjectConfig>> {
+        if let Some(alias) = &update.alias {
+            let Some(subject) = subject else {
+                return Err(ApiError::bad_request(
+                    "an alias names the subject one subject stands for: PUT /config/{subject}, not /config",
+                ));
+            };
+            if alias == subject {
+                return Err(ApiError::bad_request(format!(
+                    "subject '{subject}' cannot be an alias of itself"
+                )));
+            }
+        }
+        let config = self
+            .subject_config(subject)
+            .cloned()
+            .unwrap_or_default()
+            .merged(update);
+        Ok(Plan {
             entries: vec![Entry::Config(
                 subject.map(str::to_owned),
-                Some(ConfigValue {
-                    compatibility_level: level.as_str().into(),
-                }),
+                Some(config.value()),
             )],
-            answer: level,
+            answer: config,
+        })
+    }
+
+    /// Associates `alias` (a topic's `<topic>-value` or `-key` subject) with `subject`: the
+    /// alias is set unless it already is. Refused when `alias` holds schemas of its own, which
+    /// the alias would hide.
+    pub fn plan_associate(&self, alias: &str, subject: &str) -> Result<Plan<SubjectConfig>> {
+        if self.resolve(alias) == subject && alias != subject {
+            let config = self
+                .subject_config(Some(alias))
+                .cloned()
+                .unwrap_or_default();
+            return Ok(Plan::read_only(config));
+        }
+        if self
+            .subjects
+            .get(alias)
+            .is_some_and(|v| v.values().any(|v| !v.deleted))
+        {
+            return Err(ApiError::not_permitted(format!(
+                "subject '{alias}' holds schemas of its own; associating its topic with '{subject}' would hide them. Delete it first (DELETE /subjects/{alias})"
+            )));
+        }
+        let update = SubjectConfig {
+            alias: Some(subject.to_owned()),
+            ..SubjectConfig::default()
+        };
+        self.plan_set_config(Some(alias), &update)
+    }
+
+    /// Removes the alias of `subject` (its other settings stay); answers whether it had one.
+    pub fn plan_remove_alias(&self, subject: &str) -> Plan<bool> {
+        let Some(config) = self
+            .subject_config(Some(subject))
+            .filter(|c| c.alias.is_some())
+        else {
+            return Plan::read_only(false);
+        };
+        let rest = SubjectConfig {
+            alias: None,
+            ..config.clone()
+        };
+        let value = (rest != SubjectConfig::default()).then(|| rest.value());
+        Plan {
+            entries: vec![Entry::Config(Some(subject.to_owned()), value)],
+            answer: true,
         }
     }
 
-    /// `DELETE /config[/{s}]`: answers the level that was set.
-    pub fn plan_delete_config(&self, subject: Option<&str>) -> Result<Plan<Compatibility>> {
+    /// `DELETE /config[/{s}]`: answers the settings that were set.
+    pub fn plan_delete_config(&self, subject: Option<&str>) -> Result<Plan<SubjectConfig>> {
         let previous = match subject {
-            None => self.config(None).unwrap_or_default(),
-            Some(s) => self.config(Some(s)).ok_or_else(|| {
+            None => self.subject_config(None).cloned().unwrap_or_default(),
+            Some(s) => self.subject_config(Some(s)).cloned().ok_or_else(|| {
                 if self.subjects.contains_key(s) {
                     ApiError::subject_has_no_config(s)
                 } else {
@@ -868,7 +1282,10 @@ mod tests {
         // The same schema in another subject keeps its id.
         assert_eq!(register(&mut s, "b-value", V1).unwrap(), 1);
         assert_eq!(register(&mut s, "a-value", V2).unwrap(), 2);
-        assert_eq!(s.versions("a-value", false).unwrap(), vec![1, 2]);
+        assert_eq!(
+            s.versions("a-value", Which::Live, false).unwrap(),
+            vec![1, 2]
+        );
     }
 
     #[test]
@@ -878,7 +1295,7 @@ mod tests {
         let err = register(&mut s, "a-value", V2_NO_DEFAULT).unwrap_err();
         assert_eq!(err.code, 409, "{err}");
         assert!(err.message.contains("ms"), "{err}");
-        assert_eq!(s.versions("a-value", false).unwrap(), vec![1]);
+        assert_eq!(s.versions("a-value", Which::Live, false).unwrap(), vec![1]);
     }
 
     #[test]
@@ -898,7 +1315,10 @@ mod tests {
         assert!(why.contains("version 2"), "{why}");
         // Planned again, the loser gets the next version and a new id.
         assert_eq!(register(&mut s, "a-value", &other).unwrap(), 3);
-        assert_eq!(s.versions("a-value", false).unwrap(), vec![1, 2, 3]);
+        assert_eq!(
+            s.versions("a-value", Which::Live, false).unwrap(),
+            vec![1, 2, 3]
+        );
     }
 
     #[test]
@@ -910,8 +1330,8 @@ mod tests {
         for e in s.plan_delete_subject("a-value", false).unwrap().entries {
             s.apply(e).unwrap();
         }
-        assert_eq!(s.subjects("", false), Vec::<String>::new());
-        assert_eq!(s.subjects("", true), vec!["a-value".to_string()]);
+        assert_eq!(s.subjects("", Which::Live), Vec::<String>::new());
+        assert_eq!(s.subjects("", Which::All), vec!["a-value".to_string()]);
         assert_eq!(
             s.plan_delete_subject("a-value", false).unwrap_err().code,
             40404
@@ -924,7 +1344,10 @@ mod tests {
             s.apply(e).unwrap();
         }
         assert!(s.schema(1).is_none());
-        assert_eq!(s.versions("a-value", true).unwrap_err().code, 40401);
+        assert_eq!(
+            s.versions("a-value", Which::All, false).unwrap_err().code,
+            40401
+        );
     }
 
     #[test]

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+#[allow(unused_imports)]
+pub use process::*;
+
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},

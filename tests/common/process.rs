@@ -1,0 +1,96 @@
+//! The `meshline` binary run as a user runs it: started, read, interrupted, killed.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command},
+    sync::mpsc,
+    time::Duration,
+};
+
+/// The `meshline` binary, with none of the environment that would change what it reads.
+pub fn meshline() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_meshline"));
+    c.env_remove("RUST_LOG")
+        .env_remove("MESHLINE_CONFIG")
+        .env_remove("MESHLINE_BOOTSTRAP")
+        .env_remove("MESHLINE_DATA_DIR")
+        .env_remove("MESHLINE_REGISTRY")
+        .env_remove("MESHLINE_URL");
+    c
+}
+
+/// Lines printed on stdout by a child, read on a thread.
+pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits until a line containing `needle` is printed; answers every line up to it.
+pub fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, secs: u64) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let done = line.contains(needle);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("`{needle}` not printed within {secs}s; got: {seen:#?}");
+}
+
+/// A free loopback address.
+pub fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// Ctrl-C.
+pub fn interrupt(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for a child to exit; kills it and fails after `secs`.
+pub fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {secs}s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills the process when a failing test unwinds, so no server outlives it.
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
+}

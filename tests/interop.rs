@@ -1,0 +1,79 @@
+//! Confluent's own Python client against `meshline up`, as a Python team uses them: the
+//! suite in `tests/interop/` (pytest) runs every `SchemaRegistryClient` method, produces with
+//! `AvroSerializer` and reads with `AvroDeserializer` through the gateway, all with the client's
+//! default settings. The clients are installed by `tests/interop/venv.sh` into a virtual
+//! environment outside the clone; a machine without Python fails here, it does not skip.
+
+mod common;
+
+use std::{path::Path, process::Stdio};
+
+use common::*;
+
+/// The virtual environment's python, installed or updated first.
+fn python() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/venv.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{} failed: the interop suite needs Python 3 with venv and the Python package index",
+        script.display()
+    );
+    String::from_utf8(out.stdout)
+        .expect("a path")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn confluents_python_client_with_default_settings_works_against_meshline_up() {
+    let python = python();
+    let data = tempfile::tempdir().unwrap();
+    let kafka = free_port();
+    let registry = free_port();
+    let http = free_port();
+    let mut up = meshline()
+        .args(["up", "--listen", &kafka])
+        .args(["--registry-listen", &registry, "--http-listen", &http])
+        .arg("--config")
+        .arg(repo_config())
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(up.id());
+    let lines = stdout_lines(&mut up);
+    wait_for(&lines, "Stop with Ctrl-C", 120);
+
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    let run = std::process::Command::new(&python)
+        .args(["-m", "pytest", "-v"])
+        .arg(&suite)
+        .env("MESHLINE_BOOTSTRAP", &kafka)
+        .env("MESHLINE_REGISTRY_URL", format!("http://{registry}"))
+        .env("MESHLINE_REPO", env!("CARGO_MANIFEST_DIR"))
+        // nothing written into the clone
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(&suite)
+        .output()
+        .expect("pytest runs");
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    println!("{report}");
+    assert!(run.status.success(), "the interop suite failed:\n{report}");
+    assert!(
+        !report.contains("skipped") && report.contains(" passed"),
+        "every test of the suite runs:\n{report}"
+    );
+
+    interrupt(&up);
+    assert!(wait_exit(&mut up, 60).success());
+}
