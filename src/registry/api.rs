@@ -582,6 +582,42 @@ mod tests {
     }
 
     #[test]
+    fn query_booleans_read_as_confluents_server_reads_them() {
+        let q = Params::parse(Some("normalize=False&verbose=True&deleted=TRUE&force=&x=1"));
+        assert!(!q.flag(&["normalize"]).unwrap());
+        assert!(q.flag(&["verbose"]).unwrap());
+        assert!(q.flag(&["deleted"]).unwrap());
+        assert!(!q.flag(&["force"]).unwrap(), "empty is false");
+        assert!(!q.flag(&["permanent"]).unwrap(), "absent is false");
+        let bad = Params::parse(Some("deleted=maybe"))
+            .flag(&["deleted"])
+            .unwrap_err();
+        assert_eq!((bad.status, bad.code), (400, 400));
+        assert!(bad.message.contains("deleted"), "{bad}");
+        // aliases of one parameter: the first given wins
+        let q = Params::parse(Some("deleted_only=true"));
+        assert!(q.flag(&["deletedOnly", "deleted_only"]).unwrap());
+    }
+
+    #[test]
+    fn repeated_parameters_and_pages() {
+        let q = Params::parse(Some(
+            "key=owner&value=a%20b&key=domain&value=player&offset=1&limit=2",
+        ));
+        assert_eq!(q.all("key"), ["owner", "domain"]);
+        assert_eq!(q.all("value"), ["a b", "player"]);
+        assert_eq!(q.page().unwrap().of(1..=5), vec![2, 3]);
+        let all = Params::parse(Some("limit=-1")).page().unwrap();
+        assert_eq!(all.of(1..=3), vec![1, 2, 3]);
+        assert_eq!(
+            Params::parse(Some("offset=-1")).page().unwrap_err().code,
+            400
+        );
+        assert_eq!(Params::parse(Some("limit=x")).page().unwrap_err().code, 400);
+        assert_eq!(Params::parse(None), Params::default());
+    }
+
+    #[test]
     fn avro_answers_omit_schema_type_and_empty_references() {
         let body = SchemaBody {
             subject: None,

@@ -1376,6 +1376,117 @@ mod tests {
         assert!(s.schema(1).unwrap().rule_set.is_some());
     }
 
+    /// Plans a write on `state` and applies it.
+    fn apply<T>(state: &mut State, plan: impl FnOnce(&State) -> Result<Plan<T>>) -> T {
+        let plan = plan(state).unwrap();
+        for e in plan.entries {
+            state.apply(e).unwrap();
+        }
+        plan.answer
+    }
+
+    #[test]
+    fn an_alias_stands_for_its_subject_and_associates_its_topic() {
+        let mut s = State::default();
+        let id = register(&mut s, "p-value", V1).unwrap();
+        let alias = SubjectConfig {
+            alias: Some("p-value".into()),
+            ..SubjectConfig::default()
+        };
+        apply(&mut s, |s| {
+            s.plan_set_config(Some("p.ingress-value"), &alias)
+        });
+        assert_eq!(s.resolve("p.ingress-value"), "p-value");
+        assert_eq!(s.resolve("other-value"), "other-value");
+        // a level set later keeps the alias
+        let level = SubjectConfig {
+            compatibility: Some(Compatibility::Full),
+            ..SubjectConfig::default()
+        };
+        let merged = apply(&mut s, |s| {
+            s.plan_set_config(Some("p.ingress-value"), &level)
+        });
+        assert_eq!(merged.alias.as_deref(), Some("p-value"));
+        let found = s.associations(Some("p.ingress"), None);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (
+                found[0].subject.as_str(),
+                found[0].association_type.as_str()
+            ),
+            ("p-value", "value")
+        );
+        assert_eq!(s.subjects("", Which::Live), vec!["p-value".to_string()]);
+        assert!(s
+            .plan_set_config(
+                Some("x"),
+                &SubjectConfig {
+                    alias: Some("x".into()),
+                    ..SubjectConfig::default()
+                }
+            )
+            .is_err());
+        // removing the alias keeps the level
+        assert!(apply(
+            &mut s,
+            |s| Ok(s.plan_remove_alias("p.ingress-value"))
+        ));
+        assert_eq!(s.resolve("p.ingress-value"), "p.ingress-value");
+        assert_eq!(s.config(Some("p.ingress-value")), Some(Compatibility::Full));
+        assert!(s.associations(Some("p.ingress"), None).is_empty());
+        assert_eq!(id, 1);
+    }
+
+    #[test]
+    fn normalize_finds_one_schema_in_two_spellings() {
+        let mut s = State::default();
+        let id = register(&mut s, "a-value", V1).unwrap();
+        let respelled =
+            r#"{"fields":[{"type":"string","name":"track"}],"name":"Play","type":"record"}"#;
+        let normalized = Options {
+            normalize: true,
+            force: false,
+        };
+        let found = s
+            .lookup("a-value", &request(respelled), false, normalized)
+            .unwrap();
+        assert_eq!(found.id, Some(id));
+        let plan = s
+            .plan_register_with("a-value", &request(respelled), normalized)
+            .unwrap();
+        assert!(plan.entries.is_empty(), "no new version");
+        assert_eq!(plan.answer, id);
+        // under another subject it is a new version of the same id
+        let other = apply(&mut s, |s| {
+            s.plan_register_with("b-value", &request(respelled), normalized)
+        });
+        assert_eq!(other, id);
+    }
+
+    #[test]
+    fn force_registers_past_the_compatibility_level() {
+        let mut s = State::default();
+        register(&mut s, "a-value", V1).unwrap();
+        let forced = Options {
+            normalize: false,
+            force: true,
+        };
+        let id = apply(&mut s, |s| {
+            s.plan_register_with("a-value", &request(V2_NO_DEFAULT), forced)
+        });
+        assert_eq!(id, 2);
+    }
+
+    #[test]
+    fn qualified_subjects_of_the_default_context_are_the_subjects() {
+        assert_eq!(in_default_context(":.:a-value").unwrap(), "a-value");
+        assert_eq!(in_default_context("a-value").unwrap(), "a-value");
+        assert_eq!(
+            in_default_context(":.other:a-value").unwrap_err().code,
+            40401
+        );
+    }
+
     #[test]
     fn references_must_be_registered() {
         let mut s = State::default();
