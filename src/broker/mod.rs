@@ -186,6 +186,51 @@ pub fn send_parts_blocking(
     }
 }
 
+/// Whether a Kafka error is worth trying again: the broker was slow, busy or between leaders,
+/// not wrong.
+pub fn is_transient(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::NotEnoughReplicas
+                | RDKafkaErrorCode::NotEnoughReplicasAfterAppend
+        )
+    )
+}
+
+/// Runs a blocking Kafka call again after transient errors ([`is_transient`]), waiting 100 ms
+/// doubling to 5 s between tries, for up to `patience`: a busy broker slows a component down
+/// rather than restarting it (a restart rejoins its group and adds load). Other errors, and the
+/// last transient one, are returned.
+pub fn retry_transient<T>(
+    what: &str,
+    patience: Duration,
+    mut call: impl FnMut() -> Result<T, KafkaError>,
+) -> Result<T, KafkaError> {
+    let deadline = std::time::Instant::now() + patience;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match call() {
+            Err(e) if is_transient(&e) && std::time::Instant::now() + wait < deadline => {
+                tracing::warn!(error = %e, retry_in = ?wait, "{what}: the broker is busy; trying again");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            result => return result,
+        }
+    }
+}
+
 /// The partitions of `topic` (none if it does not exist).
 pub fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
     consumer: &BaseConsumer<C>,

@@ -77,15 +77,23 @@ fn scan(
         context: format!("reading the tail of {topic} partition {partition}"),
         source,
     };
-    let (low, high) = reader
-        .fetch_watermarks(topic, partition, READ_TIMEOUT)
-        .map_err(kafka)?;
+    let (low, high) = crate::broker::retry_transient(
+        "reading an output's watermarks",
+        super::stream::PATIENCE,
+        || reader.fetch_watermarks(topic, partition, READ_TIMEOUT),
+    )
+    .map_err(kafka)?;
     let mut found = Vec::new();
     let mut end = high;
     let mut window = FIRST_WINDOW;
     while end > low {
         let start = (end - window).max(low);
-        let offsets = read(reader, topic, partition, start, end, source_topic).map_err(kafka)?;
+        let offsets = crate::broker::retry_transient(
+            "reading an output's tail",
+            super::stream::PATIENCE,
+            || read(reader, topic, partition, start, end, source_topic),
+        )
+        .map_err(kafka)?;
         let enough = match floor {
             Some(floor) => offsets.iter().any(|&o| o < floor),
             None => !offsets.is_empty(),

@@ -121,6 +121,10 @@ type PartitionKey = (Arc<str>, i32);
 /// checkpoint, waiting for their acknowledgements.
 const BATCHES: usize = 8;
 
+/// How long a one-time call to the broker (committed offsets, an output's tail) is tried again
+/// while the broker is busy before the gateway gives up and restarts.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(120);
+
 /// The gateway producer's delivery reports, counted per batch. A batch's offsets are committed
 /// once all of its outputs are acknowledged, so a report only has to be counted and say whether
 /// its output failed: no future, channel or allocation per output.
@@ -299,11 +303,12 @@ impl Gateway {
             let context = context.to_owned();
             move |source| Error::Kafka { context, source }
         };
-        let committed = consumer
-            .committed_offsets(tpl.clone(), Duration::from_secs(30))
-            .map_err(kafka(
-                "reading the committed offsets of assigned partitions",
-            ))?;
+        let committed = broker::retry_transient("reading committed offsets", PATIENCE, || {
+            consumer.committed_offsets(tpl.clone(), Duration::from_secs(30))
+        })
+        .map_err(kafka(
+            "reading the committed offsets of assigned partitions",
+        ))?;
         let mut starts = Vec::new();
         for element in committed.elements() {
             let (topic, partition) = (element.topic().to_owned(), element.partition());

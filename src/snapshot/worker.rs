@@ -313,8 +313,12 @@ fn run_product(
     let consumer: BaseConsumer<QuietEof> = consumer_config
         .create_with_context(QuietEof)
         .map_err(kafka("creating the consumer"))?;
-    let partitions = broker::partitions_of(&consumer, &topics.product, Duration::from_secs(10))
-        .map_err(kafka("reading the product topic's partitions"))?;
+    let partitions = broker::retry_transient(
+        "reading the product topic's partitions",
+        Duration::from_secs(120),
+        || broker::partitions_of(&consumer, &topics.product, Duration::from_secs(10)),
+    )
+    .map_err(kafka("reading the product topic's partitions"))?;
     if partitions.is_empty() {
         return Err(Error::Unexpected(format!(
             "topic {} has no partitions; create the product's topics first (`meshline up` does)",

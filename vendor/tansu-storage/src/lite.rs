@@ -25,9 +25,9 @@ use std::{
 };
 
 use crate::{
-    BrokerRegistrationRequest, ChannelRequestLayer, Error, GroupDetail, ListOffsetResponse, METER,
+    BrokerRegistrationRequest, Error, GroupDetail, ListOffsetResponse, METER,
     MetadataResponse, NamedGroupDetail, OffsetCommitRequest, OffsetStage, ProducerIdResponse,
-    RequestChannelService, RequestStorageService, Result, ScramCredential, Storage, TopicId,
+    Request, RequestChannelService, RequestReceiver, RequestStorageService, Result, ScramCredential, Storage, TopicId,
     Topition, TxnAddPartitionsRequest, TxnAddPartitionsResponse, TxnOffsetCommitRequest, TxnState,
     UpdateError, Version, bounded_channel,
     sql::{Cache, default_hash, idempotent_sequence_check, remove_comments},
@@ -44,7 +44,7 @@ use opentelemetry::{
     KeyValue,
     metrics::{Counter, Histogram},
 };
-use rama::{Context, Layer as _, Service as _};
+use rama::{Context, Service as _};
 use rand::{rng, seq::SliceRandom as _};
 use regex::Regex;
 use tansu_sans_io::{
@@ -162,6 +162,9 @@ static SQL_ERROR: LazyLock<Counter<u64>> = LazyLock::new(|| {
         .with_description("The SQL error count")
         .build()
 });
+
+/// meshline patch (see MESHLINE.md): the most records one fetch of one partition reads.
+const FETCH_ROWS: i64 = 10_000;
 
 fn elapsed_millis(start: SystemTime) -> u64 {
     start
@@ -294,6 +297,11 @@ impl PoolConnection {
     }
 
     async fn init(connection: &Connection) -> Result<()> {
+        // meshline patch (see MESHLINE.md): with requests served concurrently, a connection
+        // that finds the database busy (a checkpoint) waits for it rather than failing
+        _ = connection
+            .query("PRAGMA busy_timeout = 10000", ())
+            .await?;
         Self::journal_mode(connection).await?;
         Self::synchronous(connection).await?;
         Self::wal_autocheckpoint(connection).await?;
@@ -661,6 +669,26 @@ impl Delegate {
         }
     }
 
+    /// meshline patch (see MESHLINE.md): the id of a partition, or `None` if it does not exist.
+    async fn topition_id(
+        &self,
+        connection: &PoolConnection,
+        topition: &Topition,
+    ) -> Result<Option<i64>> {
+        let row = connection
+            .query_opt(
+                "topition_select_id.sql",
+                (
+                    self.cluster.as_str(),
+                    topition.topic(),
+                    topition.partition(),
+                ),
+            )
+            .await?;
+        row.map(|row| row.get::<i64>(0).map_err(Into::into))
+            .transpose()
+    }
+
     #[instrument(skip_all)]
     async fn produce_in_tx(
         &self,
@@ -750,62 +778,46 @@ impl Delegate {
                     })
                     .inspect(|tansu_lake_sink| debug!(tansu_lake_sink))?)
         {
+            // meshline patch (see MESHLINE.md): the partition's id is resolved once per
+            // batch, and each record is inserted, with its headers in the record's `h` column,
+            // by one statement prepared once per batch (the published code ran a four-table
+            // join per record and a five-table join per header, each compiled anew)
+            let topition_id = self
+                .topition_id(connection, topition)
+                .await?
+                .ok_or(Error::Api(ErrorCode::UnknownTopicOrPartition))?;
+            let (producer_id, producer_epoch) = if transaction_id.is_none() {
+                (Value::Null, Value::Null)
+            } else {
+                (
+                    Value::Integer(inflated.producer_id),
+                    Value::Integer(i64::from(inflated.producer_epoch)),
+                )
+            };
+            let insert_record = connection
+                .prepared_statement("record_insert_by_id.sql")
+                .await?;
+            let blob = |bytes: Option<&Bytes>| bytes.map_or(Value::Null, |b| Value::Blob(b.to_vec()));
+
             for (delta, record) in inflated.records.iter().enumerate() {
-                debug!(delta, elapsed = elapsed_millis(start));
+                let offset = high.unwrap_or_default() + i64::try_from(delta)?;
 
-                let delta = i64::try_from(delta)?;
-                let offset = high.unwrap_or_default() + delta;
-                let key = record.key.as_deref();
-                let value = record.value.as_deref();
-
-                debug!(?delta, ?offset);
-
-                _ = connection
-                    .execute(
-                        "record_insert.sql",
-                        (
-                            self.cluster.as_str(),
-                            topic,
-                            partition,
-                            offset,
-                            inflated.attributes,
-                            if transaction_id.is_none() {
-                                None
-                            } else {
-                                Some(inflated.producer_id)
-                            },
-                            if transaction_id.is_none() {
-                                None
-                            } else {
-                                Some(inflated.producer_epoch)
-                            },
-                            inflated.base_timestamp + record.timestamp_delta,
-                            key,
-                            value,
-                        ),
-                    )
+                _ = insert_record
+                    .execute(vec![
+                        Value::Integer(topition_id),
+                        Value::Integer(offset),
+                        Value::Integer(i64::from(inflated.attributes)),
+                        producer_id.clone(),
+                        producer_epoch.clone(),
+                        Value::Integer(inflated.base_timestamp + record.timestamp_delta),
+                        blob(record.key.as_ref()),
+                        blob(record.value.as_ref()),
+                        Value::Blob(inline_headers::encode(&record.headers)),
+                    ])
                     .await
-                    .inspect_err(|err| error!(?err, ?topic, ?partition, ?offset, ?key, ?value))
+                    .inspect_err(|err| error!(?err, ?topic, ?partition, ?offset))
                     .map_err(unique_constraint(ErrorCode::UnknownServerError))?;
-
-                debug!(delta, after_record_insert = elapsed_millis(start));
-
-                for header in record.headers.iter().as_ref() {
-                    let key = header.key.as_deref();
-                    let value = header.value.as_deref();
-
-                    _ = connection
-                        .execute(
-                            "header_insert.sql",
-                            (self.cluster.as_str(), topic, partition, offset, key, value),
-                        )
-                        .await
-                        .inspect_err(|err| {
-                            error!(?err, ?topic, ?partition, ?offset, ?key, ?value);
-                        });
-                }
-
-                debug!(delta, after_header_insert = elapsed_millis(start));
+                insert_record.reset();
             }
 
             debug!(after_record_insert = elapsed_millis(start));
@@ -1326,6 +1338,11 @@ static DDL: LazyLock<Cache> = LazyLock::new(|| {
         (
             "060-txn-produce-offset.sql",
             include_sql!("ddl/060-txn-produce-offset.sql"),
+        ),
+        // meshline patch (see MESHLINE.md)
+        (
+            "070-header-index.sql",
+            include_sql!("ddl/070-header-index.sql"),
         ),
     ];
 
@@ -1918,6 +1935,25 @@ impl Builder<String, i32, Url, Url> {
                 .inspect_err(|err| error!(name, ?err));
         }
 
+        // meshline patch (see MESHLINE.md): a record's headers are kept in its row, column `h`
+        // (added once to a database made before; its old records keep theirs in `header`)
+        let mut columns = connection
+            .query(
+                "select count(*) from pragma_table_info('record') where name = 'h'",
+                (),
+            )
+            .await?;
+        let has_h = match columns.next().await? {
+            Some(row) => row.get::<i64>(0)? > 0,
+            None => false,
+        };
+        drop(columns);
+        if !has_h {
+            _ = connection
+                .execute("alter table record add column h blob", ())
+                .await?;
+        }
+
         let (sender, receiver) = bounded_channel(1);
         let mut server = JoinSet::new();
 
@@ -1937,12 +1973,7 @@ impl Builder<String, i32, Url, Url> {
                 vacuum_into,
             };
 
-            server.spawn(async move {
-                let server = ChannelRequestLayer::new(cancellation)
-                    .into_layer(RequestStorageService::new(storage));
-
-                server.serve(Context::default(), receiver).await
-            })
+            server.spawn(serve_concurrently(storage, receiver, cancellation))
         };
 
         let inner = RequestChannelService::new(sender);
@@ -1952,6 +1983,69 @@ impl Builder<String, i32, Url, Url> {
             inner,
         })
     }
+}
+
+/// meshline patch (see MESHLINE.md): the storage requests served concurrently, each on a task
+/// of its own, writes one at a time (SQLite has one writer; the write lock is taken here, not
+/// found busy) and reads beside them (WAL readers see the last commit). The published service
+/// answered one request after another, so one slow request (a fetch of a long backlog, the
+/// maintenance scan) held up every other: metadata, heartbeats, joins, offset commits, produce.
+async fn serve_concurrently(
+    storage: Delegate,
+    mut requests: RequestReceiver,
+    cancellation: CancellationToken,
+) -> Result<()> {
+    let service = RequestStorageService::new(storage);
+    let writes = Arc::new(tokio::sync::Mutex::new(()));
+    loop {
+        tokio::select! {
+            Some((request, reply)) = requests.recv() => {
+                let service = service.clone();
+                let writes = writes.clone();
+                _ = tokio::spawn(async move {
+                    let _serialized = if reads_only(&request) {
+                        None
+                    } else {
+                        Some(writes.lock_owned().await)
+                    };
+                    match service.serve(Context::default(), request).await {
+                        // a caller that went away does not need its answer
+                        Ok(response) => _ = reply.send(response),
+                        // the caller sees its answer dropped, an error of its own
+                        Err(err) => error!(?err),
+                    }
+                });
+            }
+
+            cancelled = cancellation.cancelled() => {
+                debug!(?cancelled);
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Requests that only read (everything else writes, and waits its turn).
+fn reads_only(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Brokers
+            | Request::Fetch { .. }
+            | Request::OffsetStage(_)
+            | Request::ListOffsets { .. }
+            | Request::CommittedOffsetTopitions(_)
+            | Request::OffsetFetch { .. }
+            | Request::Metadata(_)
+            | Request::DescribeConfig { .. }
+            | Request::DescribeTopicPartitions { .. }
+            | Request::ListGroups(_)
+            | Request::DescribeGroups { .. }
+            | Request::ClusterId
+            | Request::Node
+            | Request::AdvertisedListener
+            | Request::Ping
+    )
 }
 
 fn unique_constraint(error_code: ErrorCode) -> impl Fn(libsql::Error) -> Error {
@@ -2345,235 +2439,151 @@ impl Storage for Delegate {
             max_bytes
         );
 
+        // meshline patch (see MESHLINE.md): at most FETCH_ROWS records, by the primary key,
+        // until `max_bytes` (the first record always: a record larger than `max_bytes` is still
+        // returned, as Kafka does), then the headers of that range in one query. The published
+        // query summed the sizes of every record up to the high watermark and queried the
+        // headers record by record, so a fetch cost as much as the whole backlog.
         let c = self.connection().await?;
 
-        let mut records = c
-            .query(
-                "record_fetch.sql",
-                (
-                    self.cluster.as_str(),
-                    topition.topic(),
-                    topition.partition(),
-                    offset,
-                    (max_bytes as i64),
-                    high_watermark,
-                ),
-            )
-            .await
-            .inspect_err(|err| error!(?err))?;
+        let Some(topition_id) = self.topition_id(&c, topition).await? else {
+            return Err(Error::Api(ErrorCode::UnknownTopicOrPartition));
+        };
 
-        let mut batches = vec![];
+        struct Fetched {
+            offset: i64,
+            attributes: i16,
+            timestamp: i64,
+            key: Option<Bytes>,
+            value: Option<Bytes>,
+            producer_id: i64,
+            producer_epoch: i16,
+            /// `None`: written before headers were kept in the record (the header table has them).
+            headers: Option<Vec<tansu_sans_io::record::header::Builder>>,
+        }
 
-        if let Some(row) = records.next().await? {
-            let offset_delta = 0;
-            let timestamp_delta = 0;
+        let mut fetched: Vec<Fetched> = Vec::new();
+        let mut bytes = 0usize;
+        {
+            let mut rows = c
+                .query(
+                    "record_fetch_range.sql",
+                    (topition_id, offset, high_watermark, FETCH_ROWS),
+                )
+                .await
+                .inspect_err(|err| error!(?err))?;
 
-            let record_builder = {
-                let mut record_builder = Record::builder()
-                    .offset_delta(offset_delta)
-                    .timestamp_delta(timestamp_delta)
-                    .key(
-                        row.get::<Option<Vec<u8>>>(3)
-                            .map(|o| o.map(Bytes::from))
-                            .inspect(|k| debug!(?k))
-                            .inspect_err(|err| error!(?err))?,
-                    )
-                    .value(
-                        row.get::<Option<Vec<u8>>>(4)
-                            .map(|o| o.map(Bytes::from))
-                            .inspect(|v| debug!(?v))
-                            .inspect_err(|err| error!(?err))?,
-                    );
-
-                let mut headers = c
-                    .query(
-                        "header_fetch.sql",
-                        (
-                            self.cluster.as_str(),
-                            topition.topic(),
-                            topition.partition(),
-                            offset,
-                        ),
-                    )
-                    .await?;
-
-                while let Some(header) = headers.next().await? {
-                    let mut header_builder = Header::builder();
-
-                    if let Some(k) = header
-                        .get::<Option<Vec<u8>>>(0)
-                        .inspect_err(|err| error!(?err))?
-                    {
-                        header_builder = header_builder.key(Bytes::from(k));
-                    }
-
-                    if let Some(v) = header
-                        .get::<Option<Vec<u8>>>(1)
-                        .inspect_err(|err| error!(?err))?
-                    {
-                        header_builder = header_builder.value(Bytes::from(v));
-                    }
-
-                    record_builder = record_builder.header(header_builder);
+            while let Some(row) = rows.next().await? {
+                let key = row.get::<Option<Vec<u8>>>(3)?.map(Bytes::from);
+                let value = row.get::<Option<Vec<u8>>>(4)?.map(Bytes::from);
+                let size = key.as_ref().map_or(0, Bytes::len) + value.as_ref().map_or(0, Bytes::len);
+                if !fetched.is_empty() && bytes + size > max_bytes as usize {
+                    break;
                 }
-
-                record_builder
-            };
-
-            let mut batch_builder = inflated::Batch::builder()
-                .base_offset(
-                    row.get::<i64>(0)
-                        .inspect(|base_offset| debug!(base_offset))
-                        .inspect_err(|err| error!(?err))?,
-                )
-                .attributes(
-                    row.get::<Option<i32>>(1)
-                        .map(|attributes| attributes.unwrap_or(0))
-                        .inspect_err(|err| error!(?err))? as i16,
-                )
-                .base_timestamp(
-                    row.get_value(2)
+                bytes += size;
+                fetched.push(Fetched {
+                    offset: row.get::<i64>(0)?,
+                    attributes: row.get::<Option<i32>>(1)?.unwrap_or(0) as i16,
+                    timestamp: row
+                        .get_value(2)
                         .map_err(Error::from)
                         .and_then(LiteTimestamp::try_from)
-                        .and_then(|system_time| to_timestamp(&system_time.0).map_err(Into::into))
-                        .inspect_err(|err| error!(?err))?,
-                )
-                .producer_id(
-                    row.get::<Option<i64>>(6)
-                        .map(|producer_id| producer_id.unwrap_or(-1))
-                        .inspect_err(|err| error!(?err))?,
-                )
-                .producer_epoch(
-                    row.get::<Option<i32>>(7)
-                        .map(|producer_epoch| producer_epoch.unwrap_or(-1))
-                        .inspect_err(|err| error!(?err))? as i16,
-                )
-                .record(record_builder)
-                .last_offset_delta(offset_delta);
-
-            while let Some(row) = records.next().await? {
-                let attributes = row
-                    .get::<Option<i32>>(1)
-                    .map(|attributes| attributes.unwrap_or(0))
-                    .inspect_err(|err| error!(?err))? as i16;
-
-                let producer_id = row
-                    .get::<Option<i64>>(6)
-                    .map(|producer_id| producer_id.unwrap_or(-1))
-                    .inspect_err(|err| error!(?err))?;
-                let producer_epoch = row
-                    .get::<Option<i32>>(7)
-                    .map(|producer_epoch| producer_epoch.unwrap_or(-1))
-                    .inspect_err(|err| error!(?err))? as i16;
-
-                if batch_builder.attributes != attributes
-                    || batch_builder.producer_id != producer_id
-                    || batch_builder.producer_epoch != producer_epoch
-                {
-                    batches.push(batch_builder.build().and_then(TryInto::try_into)?);
-
-                    batch_builder = inflated::Batch::builder()
-                        .base_offset(
-                            row.get::<i64>(0)
-                                .inspect(|base_offset| debug!(base_offset))
-                                .inspect_err(|err| error!(?err))?,
-                        )
-                        .base_timestamp(
-                            row.get_value(2)
-                                .map_err(Error::from)
-                                .and_then(LiteTimestamp::try_from)
-                                .and_then(|system_time| {
-                                    to_timestamp(&system_time.0).map_err(Into::into)
-                                })
-                                .inspect_err(|err| error!(?err))?,
-                        )
-                        .attributes(attributes)
-                        .producer_id(producer_id)
-                        .producer_epoch(producer_epoch);
-                }
-
-                let offset = row
-                    .get::<i64>(0)
-                    .inspect(|offset| debug!(offset))
-                    .inspect_err(|err| error!(?err))?;
-                let offset_delta = i32::try_from(offset - batch_builder.base_offset)?;
-
-                let timestamp_delta = row
-                    .get_value(2)
-                    .map_err(Error::from)
-                    .and_then(LiteTimestamp::try_from)
-                    .and_then(|system_time| {
-                        to_timestamp(&system_time.0)
-                            .map(|timestamp| timestamp - batch_builder.base_timestamp)
-                            .map_err(Into::into)
-                    })
-                    .inspect(|timestamp| debug!(?timestamp))
-                    .inspect_err(|err| error!(?err))?;
-
-                let record_builder = {
-                    let mut record_builder = Record::builder()
-                        .offset_delta(offset_delta)
-                        .timestamp_delta(timestamp_delta)
-                        .key(
-                            row.get::<Option<Vec<u8>>>(3)
-                                .map(|o| o.map(Bytes::from))
-                                .inspect(|k| debug!(?k))
-                                .inspect_err(|err| error!(?err))?,
-                        )
-                        .value(
-                            row.get::<Option<Vec<u8>>>(4)
-                                .map(|o| o.map(Bytes::from))
-                                .inspect(|v| debug!(?v))
-                                .inspect_err(|err| error!(?err))?,
-                        );
-
-                    let mut headers = c
-                        .query(
-                            "header_fetch.sql",
-                            (
-                                self.cluster.as_str(),
-                                topition.topic(),
-                                topition.partition(),
-                                offset,
-                            ),
-                        )
-                        .await?;
-
-                    while let Some(header) = headers.next().await? {
-                        let mut header_builder = Header::builder();
-
-                        if let Some(k) = header
-                            .get::<Option<Vec<u8>>>(0)
-                            .inspect_err(|err| error!(?err))?
-                        {
-                            header_builder = header_builder.key(Bytes::from(k));
-                        }
-
-                        if let Some(v) = header
-                            .get::<Option<Vec<u8>>>(1)
-                            .inspect_err(|err| error!(?err))?
-                        {
-                            header_builder = header_builder.value(Bytes::from(v));
-                        }
-
-                        record_builder = record_builder.header(header_builder);
-                    }
-
-                    record_builder
-                };
-
-                batch_builder = batch_builder
-                    .record(record_builder)
-                    .last_offset_delta(offset_delta);
+                        .and_then(|system_time| to_timestamp(&system_time.0).map_err(Into::into))?,
+                    key,
+                    value,
+                    producer_id: row.get::<Option<i64>>(5)?.unwrap_or(-1),
+                    producer_epoch: row.get::<Option<i32>>(6)?.unwrap_or(-1) as i16,
+                    headers: row
+                        .get::<Option<Vec<u8>>>(7)?
+                        .map(|h| inline_headers::decode(&h))
+                        .transpose()?,
+                });
             }
+        }
 
-            batches.push(batch_builder.build().and_then(TryInto::try_into)?);
-        } else {
-            batches.push(
+        let outside = fetched.iter().filter(|r| r.headers.is_none());
+        let range = outside.clone().next().zip(outside.last()).map(|(f, l)| (f.offset, l.offset));
+        for record in &mut fetched {
+            _ = record.headers.get_or_insert_with(Vec::new);
+        }
+        if let Some((first, last)) = range {
+            let mut rows = c
+                .query("header_fetch_range.sql", (topition_id, first, last))
+                .await
+                .inspect_err(|err| error!(?err))?;
+            // both in offset order: a merge
+            let mut at = 0;
+            while let Some(row) = rows.next().await? {
+                let offset = row.get::<i64>(0)?;
+                while at < fetched.len() && fetched[at].offset < offset {
+                    at += 1;
+                }
+                let Some(headers) = fetched
+                    .get_mut(at)
+                    .filter(|r| r.offset == offset)
+                    .and_then(|r| r.headers.as_mut())
+                else {
+                    continue;
+                };
+                let mut header = Header::builder();
+                if let Some(k) = row.get::<Option<Vec<u8>>>(1)? {
+                    header = header.key(Bytes::from(k));
+                }
+                if let Some(v) = row.get::<Option<Vec<u8>>>(2)? {
+                    header = header.value(Bytes::from(v));
+                }
+                headers.push(header);
+            }
+        }
+
+        let mut batches = vec![];
+        let mut batch_builder: Option<inflated::Builder> = None;
+
+        for record in fetched {
+            let same_batch = batch_builder.as_ref().is_some_and(|b| {
+                b.attributes == record.attributes
+                    && b.producer_id == record.producer_id
+                    && b.producer_epoch == record.producer_epoch
+            });
+            if !same_batch {
+                if let Some(done) = batch_builder.take() {
+                    batches.push(done.build().and_then(TryInto::try_into)?);
+                }
+                batch_builder = Some(
+                    inflated::Batch::builder()
+                        .base_offset(record.offset)
+                        .base_timestamp(record.timestamp)
+                        .attributes(record.attributes)
+                        .producer_id(record.producer_id)
+                        .producer_epoch(record.producer_epoch),
+                );
+            }
+            let Some(builder) = batch_builder.take() else {
+                continue;
+            };
+            let offset_delta = i32::try_from(record.offset - builder.base_offset)?;
+            let mut record_builder = Record::builder()
+                .offset_delta(offset_delta)
+                .timestamp_delta(record.timestamp - builder.base_timestamp)
+                .key(record.key)
+                .value(record.value);
+            for header in record.headers.unwrap_or_default() {
+                record_builder = record_builder.header(header);
+            }
+            batch_builder = Some(
+                builder
+                    .record(record_builder)
+                    .last_offset_delta(offset_delta),
+            );
+        }
+
+        match batch_builder {
+            Some(done) => batches.push(done.build().and_then(TryInto::try_into)?),
+            None => batches.push(
                 inflated::Batch::builder()
                     .build()
                     .and_then(TryInto::try_into)?,
-            );
+            ),
         }
 
         Ok(batches).inspect(|_| {
@@ -4541,6 +4551,75 @@ impl TryFrom<Value> for LiteTimestamp {
             Value::Null => unimplemented!("{value:?}"),
             Value::Blob(_) => unimplemented!("{value:?}"),
         }
+    }
+}
+
+/// meshline patch (see MESHLINE.md): a record's headers kept in its row (column `h`) rather
+/// than a row each in the header table: each header's key then value, each as a big-endian
+/// `u32` length (`u32::MAX` for none) and its bytes.
+mod inline_headers {
+    use bytes::Bytes;
+    use tansu_sans_io::record::{Header, header};
+
+    use crate::{Error, Result};
+
+    const NONE: u32 = u32::MAX;
+
+    fn put(out: &mut Vec<u8>, bytes: Option<&Bytes>) {
+        match bytes {
+            Some(b) => {
+                out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(NONE - 1).to_be_bytes());
+                out.extend_from_slice(b);
+            }
+            None => out.extend_from_slice(&NONE.to_be_bytes()),
+        }
+    }
+
+    pub(super) fn encode(headers: &[Header]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            headers
+                .iter()
+                .map(|h| 8 + h.key.as_ref().map_or(0, Bytes::len) + h.value.as_ref().map_or(0, Bytes::len))
+                .sum(),
+        );
+        for h in headers {
+            put(&mut out, h.key.as_ref());
+            put(&mut out, h.value.as_ref());
+        }
+        out
+    }
+
+    fn take(input: &mut &[u8]) -> Result<Option<Bytes>> {
+        let (len, rest) = input
+            .split_first_chunk::<4>()
+            .ok_or_else(|| Error::Message("record headers: truncated length".into()))?;
+        let len = u32::from_be_bytes(*len);
+        if len == NONE {
+            *input = rest;
+            return Ok(None);
+        }
+        let len = len as usize;
+        if rest.len() < len {
+            return Err(Error::Message("record headers: truncated bytes".into()));
+        }
+        let (bytes, rest) = rest.split_at(len);
+        *input = rest;
+        Ok(Some(Bytes::copy_from_slice(bytes)))
+    }
+
+    pub(super) fn decode(mut input: &[u8]) -> Result<Vec<header::Builder>> {
+        let mut headers = Vec::new();
+        while !input.is_empty() {
+            let mut builder = Header::builder();
+            if let Some(k) = take(&mut input)? {
+                builder = builder.key(k);
+            }
+            if let Some(v) = take(&mut input)? {
+                builder = builder.value(v);
+            }
+            headers.push(builder);
+        }
+        Ok(headers)
     }
 }
 
