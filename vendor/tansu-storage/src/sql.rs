@@ -130,20 +130,12 @@ pub(crate) static SQL: LazyLock<Cache> = LazyLock::new(|| {
             include_sql!("sql/header_fetch_range.sql"),
         ),
         (
-            "header_insert_by_id.sql",
-            include_sql!("sql/header_insert_by_id.sql"),
-        ),
-        (
             "record_fetch_range.sql",
             include_sql!("sql/record_fetch_range.sql"),
         ),
         (
             "record_insert_by_id.sql",
             include_sql!("sql/record_insert_by_id.sql"),
-        ),
-        (
-            "topition_select_id.sql",
-            include_sql!("sql/topition_select_id.sql"),
         ),
         ("header_insert.sql", include_sql!("sql/header_insert.sql")),
         (
