@@ -32,6 +32,9 @@ use rdkafka::{
 const EVENTS: usize = 100_000;
 const PRODUCT: &str = "player.play-events";
 
+/// When a metadata probe started, and how long its answer took (`None`: none within 1 s).
+type Probe = (Instant, Option<Duration>);
+
 struct Up {
     child: Child,
     _guard: KillOnDrop,
@@ -209,7 +212,7 @@ async fn a_burst_into_meshline_up_survives_two_sigkills_exactly_once() {
     // an independent client asks for metadata four times a second, each time on a connection of
     // its own (a client's reconnect backoff after a kill is not the broker's answer time)
     let running = Arc::new(AtomicBool::new(true));
-    let probes: Arc<Mutex<Vec<(Instant, Option<Duration>)>>> = Arc::default();
+    let probes: Arc<Mutex<Vec<Probe>>> = Arc::default();
     let prober = {
         let (running, probes, kafka) = (running.clone(), probes.clone(), kafka.clone());
         std::thread::spawn(move || {
