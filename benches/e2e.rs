@@ -1,7 +1,10 @@
-//! One run, one table: each stage of meshline against raw librdkafka on the same embedded broker
-//! (in-memory storage), in the same process and the same minutes, for the demo `PlayEvent`
-//! (~200 B of Avro) and a 2 KB event; then how throughput scales with partitions and gateway
-//! instances, and how the cost per event grows with the number of products and of rules.
+//! One run, every stage of meshline against raw librdkafka on the same embedded broker, in the
+//! same process and the same minutes: on the durable storage `meshline up` uses (`sqlite:`) and
+//! in memory, for the demo `PlayEvent` (~200 B of Avro) and a 2 KB event. Each stage runs in
+//! rounds (5 by default, `MESHLINE_BENCH_ROUNDS`), each round on a fresh broker with meshline
+//! and raw in turn (which goes first alternates); a ratio is meshline round *i* ÷ raw round *i*,
+//! reported as the median and the range over the rounds. Then how throughput scales with
+//! partitions, and how the cost per event grows with the number of products and of rules.
 //!
 //! - **SDK produce**: `Producer::enqueue` of typed events into the ingress topic, against a raw
 //!   `FutureProducer` sending the records the SDK makes of the same events (built before its clock
@@ -12,14 +15,15 @@
 //!   acknowledged output on (the idempotent producer's start excluded).
 //! - **snapshotter**: consume of the product topic + decode + event-time windows + Parquet of every
 //!   closed window (files built, not stored), against a raw consumer of the same records.
+//! - **HTTP ingress**: batch mode (`application/cloudevents-batch+json`, 100 events a request, 8
+//!   requests in flight), against the same round's raw producer; latency is per request.
 //! - **registry**: a cached schema lookup in the client, and `GET /schemas/ids/{id}` over HTTP
 //!   (32 concurrent keep-alive requests); no rdkafka baseline.
-//! - **HTTP ingress**: batch mode (`application/cloudevents-batch+json`, 100 events a request, 8
-//!   requests in flight), against the raw producer of the SDK row; latency is per request.
 //!
-//! Peak RSS is the whole process's (broker included), reset before each stage.
-//! Run: `cargo bench --bench e2e`; `MESHLINE_BENCH_EVENTS=N` sets the events per stage (default
-//! 100,000; a third of it for the 2 KB event).
+//! Peak RSS is the whole process's (broker included), reset before each stage; the table shows
+//! the highest of the rounds. The output is the Markdown of `docs/performance.md`.
+//! Run: `cargo bench --bench e2e`; `MESHLINE_BENCH_EVENTS=N` sets the events per stage and round
+//! (default 100,000; a third of it for the 2 KB event).
 
 use std::{
     sync::Arc,
@@ -55,7 +59,7 @@ use tokio_util::sync::CancellationToken;
 mod common;
 use common::{
     create_raw_out, fill_ingress, gateway_pipe, raw_pipe, serve_registry, serve_registry_for,
-    start_broker, INGRESS,
+    start_broker_on, INGRESS,
 };
 
 const PRODUCT: &str = "player.play-events";
@@ -68,14 +72,36 @@ fn main() {
     runtime.block_on(run());
 }
 
-/// One line of the table.
-struct Row {
+/// One stage's measurement in one round.
+struct Obs {
+    storage: &'static str,
     stage: String,
     size: &'static str,
     rate: f64,
     baseline: Option<f64>,
     latency: Option<(Duration, Duration)>,
     peak_rss_mib: u64,
+}
+
+/// What a stage measured of one side.
+struct Measured {
+    rate: f64,
+    latency: Option<(Duration, Duration)>,
+    peak_rss_mib: u64,
+}
+
+impl Measured {
+    fn obs(self, storage: &'static str, stage: &str, size: Size, baseline: Option<f64>) -> Obs {
+        Obs {
+            storage,
+            stage: stage.to_owned(),
+            size: size.label(),
+            rate: self.rate,
+            baseline,
+            latency: self.latency,
+            peak_rss_mib: self.peak_rss_mib,
+        }
+    }
 }
 
 /// The event sizes.
@@ -126,9 +152,9 @@ struct Platform {
 }
 
 impl Platform {
-    async fn start(extra: &[Product]) -> Self {
+    async fn start(durable: bool, extra: &[Product]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let broker = start_broker(dir.path()).await;
+        let broker = start_broker_on(dir.path(), durable).await;
         let bootstrap = broker.bootstrap();
         let stop = CancellationToken::new();
         let url = if extra.is_empty() {
@@ -151,87 +177,214 @@ impl Platform {
     }
 }
 
+/// The storages, with the name the tables give them; the durable one first (what users run).
+const STORAGES: [(&str, bool); 2] = [("sqlite (durable)", true), ("memory", false)];
+
 async fn run() {
     let events: usize = std::env::var("MESHLINE_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let mut rows = Vec::new();
-    for size in [Size::Play, Size::TwoKb] {
-        let n = match size {
-            Size::Play => events,
-            Size::TwoKb => events / 3,
-        };
-        let platform = Platform::start(&[]).await;
-        let events = size.events(n);
-        let (mut sdk_rows, raw_rate, in_ingress) = sdk_stage(&platform, &events, size).await;
-        rows.append(&mut sdk_rows);
-        rows.push(gateway_stage(&platform, in_ingress, size).await);
-        rows.append(&mut snapshot_stage(&platform, in_ingress, size).await);
-        rows.push(http_stage(&platform, &events, raw_rate, size).await);
-        if let Size::Play = size {
-            rows.append(&mut registry_stage(&platform).await);
-        }
-        platform.stop().await;
-    }
-    print_table(&rows);
-
-    println!("\n## Scaling: gateway events/s by partitions holding the records and instances (PlayEvent, {events} events)\n");
-    println!("| partitions | raw pipe | 1 gateway | ratio | 2 gateways | ratio |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
-    let scaled = Size::Play.events(events);
-    for partitions in [1, 2, 4] {
-        let mut line = format!("| {partitions} |");
-        let mut raw = 0.0;
-        for instances in [1, 2] {
-            let platform = Platform::start(&[]).await;
-            fill_ingress(&platform.bootstrap, &platform.url, &scaled, partitions).await;
-            if instances == 1 {
-                create_raw_out(&platform.bootstrap).await;
-                let b = platform.bootstrap.clone();
-                raw = tokio::task::spawn_blocking(move || raw_pipe(&b, events, "bench-raw"))
-                    .await
-                    .expect("raw pipe")
-                    .rate;
-                line += &format!(" {raw:.0} |");
+    let rounds: usize = std::env::var("MESHLINE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut obs = Vec::new();
+    for (storage, durable) in STORAGES {
+        for round in 0..rounds {
+            // which side goes first alternates, so drift within a round favours neither
+            let raw_first = round % 2 == 0;
+            for size in [Size::Play, Size::TwoKb] {
+                let n = match size {
+                    Size::Play => events,
+                    Size::TwoKb => events / 3,
+                };
+                eprintln!("{storage}, round {}/{rounds}, {}", round + 1, size.label());
+                let platform = Platform::start(durable, &[]).await;
+                let events = size.events(n);
+                let (sdk, raw, in_ingress) = sdk_stage(&platform, &events, raw_first).await;
+                let raw_rate = raw.rate;
+                obs.push(sdk.obs(storage, "SDK produce", size, Some(raw_rate)));
+                obs.push(raw.obs(storage, "raw rdkafka producer (the SDK's bytes)", size, None));
+                let (gateway, raw) = gateway_stage(&platform, in_ingress, raw_first).await;
+                obs.push(gateway.obs(storage, "gateway validate + route", size, Some(raw)));
+                let (snapshot, raw, core) = snapshot_stage(&platform, in_ingress, raw_first).await;
+                obs.push(snapshot.obs(
+                    storage,
+                    "snapshotter consume + window + Parquet",
+                    size,
+                    Some(raw),
+                ));
+                obs.push(core.obs(
+                    storage,
+                    "snapshotter core alone (records in memory, one core)",
+                    size,
+                    None,
+                ));
+                let http = http_stage(&platform, &events).await;
+                obs.push(http.obs(
+                    storage,
+                    "HTTP ingress, batch mode (100 a request; latency per request)",
+                    size,
+                    Some(raw_rate),
+                ));
+                if let (Size::Play, 0) = (size, round) {
+                    for (stage, measured) in registry_stage(&platform).await {
+                        obs.push(measured.obs(storage, stage, size, None));
+                    }
+                }
+                platform.stop().await;
             }
-            let rate = gateway_pipe(&platform.bootstrap, &platform.url, instances, events)
-                .await
-                .rate;
-            line += &if rate > 0.0 {
-                format!(" {rate:.0} | {:.2}× |", rate / raw)
-            } else {
-                // the run ended before every instance held partitions (stderr says more)
-                " not settled | — |".to_owned()
-            };
-            platform.stop().await;
         }
-        println!("{line}");
+    }
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    println!("# Performance\n");
+    println!(
+        "Generated by `cargo bench --bench e2e` at commit {}, {} cores, {events} events per stage and round (a third for the 2 KB event), {rounds} rounds. Each round runs on a fresh embedded broker, meshline and raw librdkafka in turn (the order alternates); a ratio is meshline round *i* ÷ raw round *i*: the table gives the median and the range over the rounds, and the median rates. Peak RSS is the whole process's (broker included), the highest of the rounds.",
+        commit.trim(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    print_table(&obs);
+
+    println!("\n## Scaling: gateway events/s by partitions holding the records (PlayEvent, {} events, {rounds} rounds)\n", events / 2);
+    println!("| storage | partitions | raw pipe (median) | 1 gateway (median) | ratio median | ratio range |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    let scaled = Size::Play.events(events / 2);
+    for (storage, durable) in STORAGES {
+        for partitions in [1, 2, 4] {
+            let mut pairs = Vec::new();
+            for round in 0..rounds {
+                let platform = Platform::start(durable, &[]).await;
+                fill_ingress(&platform.bootstrap, &platform.url, &scaled, partitions).await;
+                create_raw_out(&platform.bootstrap).await;
+                let raw = || {
+                    let b = platform.bootstrap.clone();
+                    let n = scaled.len();
+                    tokio::task::spawn_blocking(move || raw_pipe(&b, n, "bench-raw"))
+                };
+                let pair = if round % 2 == 0 {
+                    let raw = raw().await.expect("raw pipe").rate;
+                    let gw = gateway_pipe(&platform.bootstrap, &platform.url, 1, scaled.len()).await;
+                    (gw.rate, raw)
+                } else {
+                    let gw = gateway_pipe(&platform.bootstrap, &platform.url, 1, scaled.len()).await;
+                    let raw = raw().await.expect("raw pipe").rate;
+                    (gw.rate, raw)
+                };
+                pairs.push(pair);
+                platform.stop().await;
+            }
+            let ratios = Paired::of(pairs.iter().map(|&(m, r)| (m, Some(r))));
+            println!(
+                "| {storage} | {partitions} | {:.0} | {:.0} | {} | {} |",
+                median(pairs.iter().map(|p| p.1)),
+                median(pairs.iter().map(|p| p.0)),
+                ratios.median(),
+                ratios.range()
+            );
+        }
     }
 
     products_scaling().await;
     rules_scaling();
 }
 
-fn print_table(rows: &[Row]) {
-    println!(
-        "\n## Stages ({} cores)\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!("| stage | event | meshline events/s | raw rdkafka events/s | ratio | p50 | p99 | peak RSS |");
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for row in rows {
-        let (baseline, ratio) = match row.baseline {
-            Some(b) => (format!("{b:.0}"), format!("{:.2}×", row.rate / b)),
-            None => ("—".into(), "—".into()),
+/// The median of some values (0 for none).
+fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// Per-round ratios of paired measurements.
+struct Paired(Vec<f64>);
+
+impl Paired {
+    fn of(pairs: impl IntoIterator<Item = (f64, Option<f64>)>) -> Self {
+        Self(
+            pairs
+                .into_iter()
+                .filter_map(|(m, r)| r.filter(|r| *r > 0.0).map(|r| m / r))
+                .collect(),
+        )
+    }
+
+    fn median(&self) -> String {
+        if self.0.is_empty() {
+            return "—".into();
+        }
+        format!("{:.2}×", median(self.0.iter().copied()))
+    }
+
+    fn range(&self) -> String {
+        let min = self.0.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.0.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if self.0.is_empty() {
+            return "—".into();
+        }
+        format!("{min:.2}–{max:.2}×")
+    }
+}
+
+fn print_table(obs: &[Obs]) {
+    let mut keys: Vec<(&str, &str, &str)> = Vec::new();
+    for o in obs {
+        let key = (o.storage, o.stage.as_str(), o.size);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    let mut storage = "";
+    for key in keys {
+        if key.0 != storage {
+            storage = key.0;
+            println!("\n## Stages, {storage}\n");
+            println!("| stage | event | meshline events/s | raw rdkafka events/s | ratio median | ratio range | rounds | p50 | p99 | peak RSS |");
+            println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        }
+        let of: Vec<&Obs> = obs
+            .iter()
+            .filter(|o| (o.storage, o.stage.as_str(), o.size) == key)
+            .collect();
+        let ratios = Paired::of(of.iter().map(|o| (o.rate, o.baseline)));
+        let baseline = if of.iter().any(|o| o.baseline.is_some()) {
+            format!("{:.0}", median(of.iter().filter_map(|o| o.baseline)))
+        } else {
+            "—".into()
         };
-        let (p50, p99) = match row.latency {
-            Some((p50, p99)) => (millis(p50), millis(p99)),
-            None => ("—".into(), "—".into()),
+        let latencies: Vec<(Duration, Duration)> = of.iter().filter_map(|o| o.latency).collect();
+        let (p50, p99) = if latencies.is_empty() {
+            ("—".into(), "—".into())
+        } else {
+            let at = |f: fn(&(Duration, Duration)) -> Duration| {
+                millis(Duration::from_secs_f64(median(
+                    latencies.iter().map(|l| f(l).as_secs_f64()),
+                )))
+            };
+            (at(|l| l.0), at(|l| l.1))
         };
         println!(
-            "| {} | {} | {:.0} | {baseline} | {ratio} | {p50} | {p99} | {} MiB |",
-            row.stage, row.size, row.rate, row.peak_rss_mib
+            "| {} | {} | {:.0} | {baseline} | {} | {} | {} | {p50} | {p99} | {} MiB |",
+            key.1,
+            key.2,
+            median(of.iter().map(|o| o.rate)),
+            ratios.median(),
+            ratios.range(),
+            of.len(),
+            of.iter().map(|o| o.peak_rss_mib).max().unwrap_or(0)
         );
     }
 }
@@ -296,13 +449,13 @@ async fn drain(mut sent: tokio::sync::mpsc::UnboundedReceiver<(Instant, Ack)>) -
     out
 }
 
-/// The SDK and the raw producer, each sending every event into the ingress; their rows, the raw
-/// rate, and how many records the ingress holds after.
+/// The SDK and the raw producer, each sending every event into the ingress (`raw_first`: the raw
+/// producer first); what each measured, and how many records the ingress holds after.
 async fn sdk_stage(
     platform: &Platform,
     events: &[PlayEvent],
-    size: Size,
-) -> (Vec<Row>, f64, usize) {
+    raw_first: bool,
+) -> (Measured, Measured, usize) {
     let sdk = Producer::builder(&platform.bootstrap, &platform.url)
         .source("/player/web-player")
         .event::<PlayEvent>()
@@ -328,81 +481,89 @@ async fn sdk_stage(
         .expect("delivered")
         .expect("acked");
 
-    reset_peak();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Ack)>();
-    let drained = tokio::spawn(drain(rx));
-    let started = Instant::now();
-    for record in &records {
-        let at = Instant::now();
-        let delivery = produce(&raw, INGRESS, record).await.expect("raw");
-        tx.send((
-            at,
-            Box::pin(async move {
-                delivery.await.expect("delivered").expect("acked");
-            }),
-        ))
-        .ok();
-    }
-    drop(tx);
-    let latencies = drained.await.expect("drain");
-    let raw_rate = events.len() as f64 / started.elapsed().as_secs_f64();
-    let raw_row = Row {
-        stage: "raw rdkafka producer (the SDK's bytes)".into(),
-        size: size.label(),
-        rate: raw_rate,
-        baseline: None,
-        latency: quantiles(latencies),
-        peak_rss_mib: peak_mib(),
+    let raw_side = || async {
+        reset_peak();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Ack)>();
+        let drained = tokio::spawn(drain(rx));
+        let started = Instant::now();
+        for record in &records {
+            let at = Instant::now();
+            let delivery = produce(&raw, INGRESS, record).await.expect("raw");
+            tx.send((
+                at,
+                Box::pin(async move {
+                    delivery.await.expect("delivered").expect("acked");
+                }),
+            ))
+            .ok();
+        }
+        drop(tx);
+        let latencies = drained.await.expect("drain");
+        Measured {
+            rate: events.len() as f64 / started.elapsed().as_secs_f64(),
+            latency: quantiles(latencies),
+            peak_rss_mib: peak_mib(),
+        }
     };
-
-    reset_peak();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Ack)>();
-    let drained = tokio::spawn(drain(rx));
-    let started = Instant::now();
-    for event in events {
-        let at = Instant::now();
-        let pending = sdk.enqueue(event).await.expect("sdk");
-        tx.send((
-            at,
-            Box::pin(async move {
-                pending.acknowledged().await.expect("acknowledged");
-            }),
-        ))
-        .ok();
-    }
-    drop(tx);
-    let latencies = drained.await.expect("drain");
-    let rate = events.len() as f64 / started.elapsed().as_secs_f64();
-    let sdk_row = Row {
-        stage: "SDK produce".into(),
-        size: size.label(),
-        rate,
-        baseline: Some(raw_rate),
-        latency: quantiles(latencies),
-        peak_rss_mib: peak_mib(),
+    let sdk_side = || async {
+        reset_peak();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Ack)>();
+        let drained = tokio::spawn(drain(rx));
+        let started = Instant::now();
+        for event in events {
+            let at = Instant::now();
+            let pending = sdk.enqueue(event).await.expect("sdk");
+            tx.send((
+                at,
+                Box::pin(async move {
+                    pending.acknowledged().await.expect("acknowledged");
+                }),
+            ))
+            .ok();
+        }
+        drop(tx);
+        let latencies = drained.await.expect("drain");
+        Measured {
+            rate: events.len() as f64 / started.elapsed().as_secs_f64(),
+            latency: quantiles(latencies),
+            peak_rss_mib: peak_mib(),
+        }
     };
-    (vec![sdk_row, raw_row], raw_rate, 2 * events.len() + 2)
+    let (sdk_measured, raw_measured) = if raw_first {
+        let raw = raw_side().await;
+        (sdk_side().await, raw)
+    } else {
+        let sdk = sdk_side().await;
+        (sdk, raw_side().await)
+    };
+    (sdk_measured, raw_measured, 2 * events.len() + 2)
 }
 
-/// The gateway over every ingress record, against the raw pipe.
-async fn gateway_stage(platform: &Platform, records: usize, size: Size) -> Row {
+/// The gateway over every ingress record, against the raw pipe (`raw_first`: the raw pipe
+/// first); the gateway's measurement and the raw pipe's rate.
+async fn gateway_stage(platform: &Platform, records: usize, raw_first: bool) -> (Measured, f64) {
     create_raw_out(&platform.bootstrap).await;
-    let b = platform.bootstrap.clone();
-    let raw = tokio::task::spawn_blocking(move || raw_pipe(&b, records, "bench-raw"))
-        .await
-        .expect("raw pipe")
-        .rate;
-    reset_peak();
-    let rate = gateway_pipe(&platform.bootstrap, &platform.url, 1, records)
-        .await
-        .rate;
-    Row {
-        stage: "gateway validate + route".into(),
-        size: size.label(),
-        rate,
-        baseline: Some(raw),
-        latency: None,
-        peak_rss_mib: peak_mib(),
+    let raw = || {
+        let b = platform.bootstrap.clone();
+        tokio::task::spawn_blocking(move || raw_pipe(&b, records, "bench-raw"))
+    };
+    let gateway = || async {
+        reset_peak();
+        let rate = gateway_pipe(&platform.bootstrap, &platform.url, 1, records)
+            .await
+            .rate;
+        Measured {
+            rate,
+            latency: None,
+            peak_rss_mib: peak_mib(),
+        }
+    };
+    if raw_first {
+        let raw = raw().await.expect("raw pipe").rate;
+        (gateway().await, raw)
+    } else {
+        let gateway = gateway().await;
+        (gateway, raw().await.expect("raw pipe").rate)
     }
 }
 
@@ -603,19 +764,33 @@ async fn read_product(platform: &Platform, records: usize, pass: Pass) -> (Durat
     .expect("reader")
 }
 
-/// The snapshotter's consume + decode + window + write, against a raw consumer; and its core
-/// alone on one core, over the same records in memory.
-async fn snapshot_stage(platform: &Platform, records: usize, size: Size) -> Vec<Row> {
-    let (raw, _) = read_product(platform, records, Pass::Raw).await;
-    reset_peak();
-    let (took, _) = read_product(platform, records, Pass::Snapshot).await;
-    let with_kafka = Row {
-        stage: "snapshotter consume + window + Parquet".into(),
-        size: size.label(),
-        rate: records as f64 / took.as_secs_f64(),
-        baseline: Some(records as f64 / raw.as_secs_f64()),
-        latency: None,
-        peak_rss_mib: peak_mib(),
+/// The snapshotter's consume + decode + window + write, against a raw consumer (`raw_first`:
+/// the raw consumer first); and its core alone on one core, over the same records in memory.
+/// Answers the snapshotter's measurement, the raw consumer's rate, and the core's measurement.
+async fn snapshot_stage(
+    platform: &Platform,
+    records: usize,
+    raw_first: bool,
+) -> (Measured, f64, Measured) {
+    let raw = || async {
+        let (took, _) = read_product(platform, records, Pass::Raw).await;
+        records as f64 / took.as_secs_f64()
+    };
+    let snapshot = || async {
+        reset_peak();
+        let (took, _) = read_product(platform, records, Pass::Snapshot).await;
+        Measured {
+            rate: records as f64 / took.as_secs_f64(),
+            latency: None,
+            peak_rss_mib: peak_mib(),
+        }
+    };
+    let (with_kafka, raw) = if raw_first {
+        let raw = raw().await;
+        (snapshot().await, raw)
+    } else {
+        let with_kafka = snapshot().await;
+        (with_kafka, raw().await)
     };
     let (_, kept) = read_product(platform, records, Pass::Collect).await;
     let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
@@ -641,19 +816,16 @@ async fn snapshot_stage(platform: &Platform, records: usize, size: Size) -> Vec<
     })
     .await
     .expect("core");
-    let core_only = Row {
-        stage: "snapshotter core alone (records in memory, one core)".into(),
-        size: size.label(),
+    let core_only = Measured {
         rate: records as f64 / took.as_secs_f64(),
-        baseline: None,
         latency: None,
         peak_rss_mib: peak_mib(),
     };
-    vec![with_kafka, core_only]
+    (with_kafka, raw, core_only)
 }
 
-/// The HTTP ingress in batch mode, against the raw producer's rate.
-async fn http_stage(platform: &Platform, events: &[PlayEvent], raw_rate: f64, size: Size) -> Row {
+/// The HTTP ingress in batch mode.
+async fn http_stage(platform: &Platform, events: &[PlayEvent]) -> Measured {
     let catalog = Arc::new(Catalog::load(std::path::Path::new("config")).expect("catalog"));
     let contracts = Arc::new(
         Contracts::load(Client::new(&platform.url), [PRODUCT.to_owned()])
@@ -739,19 +911,15 @@ async fn http_stage(platform: &Platform, events: &[PlayEvent], raw_rate: f64, si
         .buffer_unordered(8)
         .collect()
         .await;
-    let rate = events.len() as f64 / started.elapsed().as_secs_f64();
-    Row {
-        stage: format!("HTTP ingress, batch mode ({BATCH} a request; latency per request)"),
-        size: size.label(),
-        rate,
-        baseline: Some(raw_rate),
+    Measured {
+        rate: events.len() as f64 / started.elapsed().as_secs_f64(),
         latency: quantiles(latencies),
         peak_rss_mib: peak_mib(),
     }
 }
 
 /// Cached schema lookups in the client, and lookups over HTTP.
-async fn registry_stage(platform: &Platform) -> Vec<Row> {
+async fn registry_stage(platform: &Platform) -> Vec<(&'static str, Measured)> {
     let client = Client::new(&platform.url);
     let id = client
         .latest(&format!("{PRODUCT}-value"))
@@ -766,11 +934,8 @@ async fn registry_stage(platform: &Platform) -> Vec<Row> {
         std::hint::black_box(client.cached_schema(std::hint::black_box(id)));
     }
     let took = started.elapsed();
-    let cached = Row {
-        stage: "registry lookup, cached in the client (latency: mean)".into(),
-        size: "—",
+    let cached = Measured {
         rate: n as f64 / took.as_secs_f64(),
-        baseline: None,
         latency: Some((took / n, took / n)),
         peak_rss_mib: peak_mib(),
     };
@@ -794,15 +959,21 @@ async fn registry_stage(platform: &Platform) -> Vec<Row> {
         .buffer_unordered(32)
         .collect()
         .await;
-    let over_http = Row {
-        stage: "registry `GET /schemas/ids/{id}` over HTTP (32 in flight)".into(),
-        size: "—",
+    let over_http = Measured {
         rate: n as f64 / started.elapsed().as_secs_f64(),
-        baseline: None,
         latency: quantiles(latencies),
         peak_rss_mib: peak_mib(),
     };
-    vec![cached, over_http]
+    vec![
+        (
+            "registry lookup, cached in the client (latency: mean)",
+            cached,
+        ),
+        (
+            "registry `GET /schemas/ids/{id}` over HTTP (32 in flight)",
+            over_http,
+        ),
+    ]
 }
 
 /// The `PlayEvent` record the SDK writes, as the contract core sees it.
@@ -850,7 +1021,7 @@ async fn products_scaling() {
                 p
             })
             .collect();
-        let platform = Platform::start(&extra).await;
+        let platform = Platform::start(false, &extra).await;
         let ids: Vec<String> = std::iter::once(PRODUCT.to_owned())
             .chain(extra.iter().map(|p| p.descriptor.id.clone()))
             .collect();

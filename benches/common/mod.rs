@@ -74,11 +74,19 @@ pub async fn serve_registry_for(
 /// The embedded broker on an ephemeral port: in memory, or with `MESHLINE_BENCH_STORAGE=sqlite`
 /// on the durable storage `meshline up` uses (its file in `dir`).
 pub async fn start_broker(dir: &Path) -> EmbeddedBroker {
-    let storage = match std::env::var("MESHLINE_BENCH_STORAGE").as_deref() {
-        Ok("sqlite") => Storage::in_dir(dir),
-        _ => Storage::Memory,
+    let durable = std::env::var("MESHLINE_BENCH_STORAGE").as_deref() == Ok("sqlite");
+    println!("storage: {}", if durable { "sqlite" } else { "memory" });
+    start_broker_on(dir, durable).await
+}
+
+/// The embedded broker on an ephemeral port, on the durable storage (`sqlite:`, its file in
+/// `dir`) or in memory.
+pub async fn start_broker_on(dir: &Path, durable: bool) -> EmbeddedBroker {
+    let storage = if durable {
+        Storage::in_dir(dir)
+    } else {
+        Storage::Memory
     };
-    println!("storage: {storage:?}");
     EmbeddedBroker::start("127.0.0.1:0".parse().expect("addr"), &storage)
         .await
         .expect("broker")
