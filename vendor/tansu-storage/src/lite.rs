@@ -1344,6 +1344,10 @@ static DDL: LazyLock<Cache> = LazyLock::new(|| {
             "070-header-index.sql",
             include_sql!("ddl/070-header-index.sql"),
         ),
+        (
+            "071-watermark-index.sql",
+            include_sql!("ddl/071-watermark-index.sql"),
+        ),
     ];
 
     Cache::new(BTreeMap::from(mapping))
