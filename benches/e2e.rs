@@ -205,7 +205,12 @@ async fn run() {
                 let (sdk, raw, in_ingress) = sdk_stage(&platform, &events, raw_first).await;
                 let raw_rate = raw.rate;
                 obs.push(sdk.obs(storage, "SDK produce", size, Some(raw_rate)));
-                obs.push(raw.obs(storage, "raw rdkafka producer (the SDK's bytes)", size, None));
+                obs.push(raw.obs(
+                    storage,
+                    "raw rdkafka producer (the SDK's bytes)",
+                    size,
+                    None,
+                ));
                 let (gateway, raw) = gateway_stage(&platform, in_ingress, raw_first).await;
                 obs.push(gateway.obs(storage, "gateway validate + route", size, Some(raw)));
                 let (snapshot, raw, core) = snapshot_stage(&platform, in_ingress, raw_first).await;
@@ -269,10 +274,12 @@ async fn run() {
                 };
                 let pair = if round % 2 == 0 {
                     let raw = raw().await.expect("raw pipe").rate;
-                    let gw = gateway_pipe(&platform.bootstrap, &platform.url, 1, scaled.len()).await;
+                    let gw =
+                        gateway_pipe(&platform.bootstrap, &platform.url, 1, scaled.len()).await;
                     (gw.rate, raw)
                 } else {
-                    let gw = gateway_pipe(&platform.bootstrap, &platform.url, 1, scaled.len()).await;
+                    let gw =
+                        gateway_pipe(&platform.bootstrap, &platform.url, 1, scaled.len()).await;
                     let raw = raw().await.expect("raw pipe").rate;
                     (gw.rate, raw)
                 };

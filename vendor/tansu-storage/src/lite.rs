@@ -254,8 +254,10 @@ impl PoolConnection {
     }
 
     async fn synchronous(connection: &Connection) -> Result<()> {
+        // meshline patch (see MESHLINE.md): the WAL is synced at every commit, so an
+        // acknowledged produce survives a crash of the machine too, not only of the process
         _ = connection
-            .execute("PRAGMA synchronous = normal", ())
+            .execute("PRAGMA synchronous = full", ())
             .await
             .inspect(|rows| debug!(rows))?;
 
