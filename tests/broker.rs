@@ -146,6 +146,71 @@ async fn a_topic_with_another_partition_count_than_declared_is_an_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn create_topics_never_and_validate_report_what_differs_and_create_nothing() {
+    use meshline::broker::{provision_topics, CreateTopics};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = sqlite_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    // nothing yet: `never` and `validate` name each missing topic and create none
+    for mode in [CreateTopics::Never, CreateTopics::Validate] {
+        let err = provision_topics(&bootstrap, &catalog(), mode)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("topic `player.play-events.ingress` does not exist"),
+            "{err}"
+        );
+    }
+    let consumer: BaseConsumer = meshline::broker::client_config(&bootstrap)
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    assert!(
+        !metadata
+            .topics()
+            .iter()
+            .any(|t| t.name().starts_with("player.")),
+        "nothing created"
+    );
+
+    // created as declared: validate finds nothing to say
+    provision_topics(&bootstrap, &catalog(), CreateTopics::Missing)
+        .await
+        .unwrap();
+    provision_topics(&bootstrap, &catalog(), CreateTopics::Validate)
+        .await
+        .unwrap();
+
+    // a descriptor that asks for more than the cluster has: each difference is named
+    let mut catalog = catalog();
+    let mut product = catalog.get("labels.onboarded").unwrap().clone();
+    product.descriptor.replication_factor = Some(3);
+    product.descriptor.min_insync_replicas = Some(2);
+    product.descriptor.retention = serde_norway::from_str("30d").unwrap();
+    catalog.insert(product);
+    let err = provision_topics(&bootstrap, &catalog, CreateTopics::Validate)
+        .await
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "topic `labels.onboarded` has replication factor 1 but",
+        "declares 3",
+        "topic `labels.onboarded.dlq` has retention.ms=",
+        "declares 2592000000",
+        "min.insync.replicas=(unset)",
+    ] {
+        assert!(err.contains(expected), "`{expected}` in: {err}");
+    }
+    // `missing` leaves existing topics as they are, but a partition count still must match
+    provision_topics(&bootstrap, &catalog, CreateTopics::Missing)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idempotent_produce_and_consumer_group_round_trip_with_committed_offsets() {
     let broker = memory_broker().await;
     let bootstrap = broker.bootstrap();

@@ -89,19 +89,33 @@ impl EmbeddedBroker {
     /// Starts a broker listening on `listen` (port 0 picks a free port) with `storage`, and
     /// waits until it accepts connections.
     pub async fn start(listen: SocketAddr, storage: &Storage) -> Result<Self> {
+        Self::start_advertising(listen, None, storage).await
+    }
+
+    /// [`EmbeddedBroker::start`], telling clients to connect to `advertised` rather than to the
+    /// listen address: a TLS terminator or a proxy in front of the broker.
+    pub async fn start_advertising(
+        listen: SocketAddr,
+        advertised: Option<SocketAddr>,
+        storage: &Storage,
+    ) -> Result<Self> {
         let addr = reserve(listen)?;
-        let url = Url::parse(&format!("tcp://{addr}")).map_err(|e| Error::Storage {
-            message: format!("bad listener address {addr}: {e}"),
-        })?;
+        let url_of = |addr: SocketAddr| {
+            Url::parse(&format!("tcp://{addr}")).map_err(|e| Error::Storage {
+                message: format!("bad listener address {addr}: {e}"),
+            })
+        };
+        let url = url_of(addr)?;
+        let advertised = url_of(advertised.unwrap_or(addr))?;
         let cancellation = CancellationToken::new();
-        let container = open_storage(&url, &storage.url()?, &cancellation).await?;
+        let container = open_storage(&advertised, &storage.url()?, &cancellation).await?;
         let groups = Controller::with_storage(container.clone())
             .map_err(|e| Error::Embedded(Box::new(e)))?;
         let mut broker = Broker::new(
             tansu_broker::NODE_ID,
             CLUSTER_ID,
-            url.clone(),
             url,
+            advertised,
             container,
             groups,
             uuid::Uuid::new_v4(),

@@ -7,7 +7,7 @@ pub mod embedded;
 use std::{net::SocketAddr, time::Duration};
 
 use rdkafka::{
-    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication},
     client::DefaultClientContext,
     config::ClientConfig,
     consumer::{BaseConsumer, Consumer},
@@ -68,6 +68,12 @@ pub enum Error {
         /// The descriptor file.
         descriptor: String,
     },
+    /// Topics differ from what the descriptors declare.
+    #[error("the products' topics differ from their descriptors: {problems}")]
+    TopicMismatch {
+        /// Each difference.
+        problems: String,
+    },
     /// Any other client error.
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
@@ -87,8 +93,8 @@ pub const ENV_PREFIX: &str = "MESHLINE_KAFKA_";
 /// throughput ≈ 115,000 → 158,000–180,000 events/s, `cargo bench --bench gateway`).
 pub const FETCH_QUEUE_BACKOFF_MS: &str = "20";
 
-/// Client settings shared by every meshline component talking to `bootstrap`, plus the
-/// `MESHLINE_KAFKA_*` settings of the environment.
+/// Client settings shared by every meshline component talking to `bootstrap`, then the
+/// `MESHLINE_KAFKA_*` settings of the environment (which win).
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -97,6 +103,11 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
         // loopback brokers come and go in tests and `meshline up`; keep reconnects quick
         .set("reconnect.backoff.max.ms", "1000")
         .set("log_level", "3");
+    with_environment(config)
+}
+
+/// Applies the `MESHLINE_KAFKA_*` settings of the environment over `config`.
+fn with_environment(mut config: ClientConfig) -> ClientConfig {
     for (key, value) in std::env::vars() {
         if let Some(key) = key.strip_prefix(ENV_PREFIX) {
             config.set(key.to_ascii_lowercase().replace('_', "."), value);
@@ -105,7 +116,8 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
     config
 }
 
-/// Settings of an idempotent producer: `acks=all`, no duplicates on retry, ordered per partition.
+/// Settings of an idempotent producer: `acks=all`, no duplicates on retry, ordered per
+/// partition, lz4 batches; the environment's settings win (`MESHLINE_KAFKA_COMPRESSION_TYPE=zstd`).
 pub fn producer_config(bootstrap: &str) -> ClientConfig {
     let mut config = client_config(bootstrap);
     config
@@ -114,7 +126,7 @@ pub fn producer_config(bootstrap: &str) -> ClientConfig {
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
         .set("message.timeout.ms", "30000");
-    config
+    with_environment(config)
 }
 
 /// Waits until a broker answers at `bootstrap`, or says clearly that none does.
@@ -247,33 +259,90 @@ pub fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
 
 /// Topic-level configuration of a product's three topics.
 pub fn topic_config(product: &Product) -> Vec<(&'static str, String)> {
-    vec![
+    let mut config = vec![
         ("cleanup.policy", "delete".to_owned()),
         (
             "retention.ms",
             product.descriptor.retention.as_retention_ms().to_string(),
         ),
-    ]
+    ];
+    if let Some(min) = product.descriptor.min_insync_replicas {
+        config.push(("min.insync.replicas", min.to_string()));
+    }
+    config
 }
 
-/// Creates every product's topics (`<id>`, `<id>.ingress`, `<id>.dlq`) with the declared
-/// partitions and configuration. Existing topics are kept; a partition count that differs from
-/// the descriptor is an error, since the gateway maps ingress partition p to product partition p.
+/// What meshline does with the products' topics at start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CreateTopics {
+    /// Creates none: they must exist, with the declared partitions.
+    Never,
+    /// Creates the missing ones; existing ones must have the declared partitions.
+    #[default]
+    Missing,
+    /// Creates none: they must exist with the declared partitions, replication and
+    /// configuration (`cleanup.policy`, `retention.ms`, `min.insync.replicas`).
+    Validate,
+}
+
+impl std::str::FromStr for CreateTopics {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "never" => Ok(Self::Never),
+            "missing" => Ok(Self::Missing),
+            "validate" => Ok(Self::Validate),
+            other => Err(format!("`{other}` is not one of never, missing, validate")),
+        }
+    }
+}
+
+/// Creates every product's missing topics (`<id>`, `<id>.ingress`, `<id>.dlq`) with the declared
+/// partitions, replication and configuration; see [`provision_topics`].
 pub async fn ensure_topics(bootstrap: &str, catalog: &Catalog) -> Result<Vec<String>> {
+    provision_topics(bootstrap, catalog, CreateTopics::Missing).await
+}
+
+/// Creates the products' topics as `mode` says, then checks them: a partition count that
+/// differs from the descriptor is always an error (the gateway maps ingress partition p to
+/// product partition p), and with [`CreateTopics::Validate`] so is any declared setting the
+/// cluster does not have. Answers the topics' names.
+pub async fn provision_topics(
+    bootstrap: &str,
+    catalog: &Catalog,
+    mode: CreateTopics,
+) -> Result<Vec<String>> {
+    let names: Vec<String> = catalog
+        .iter()
+        .flat_map(|p| p.topics().all().map(str::to_owned))
+        .collect();
+    if mode == CreateTopics::Missing {
+        create_topics(bootstrap, catalog).await?;
+    }
+    let problems = check_topics(bootstrap, catalog, mode == CreateTopics::Validate).await?;
+    if !problems.is_empty() {
+        return Err(Error::TopicMismatch {
+            problems: problems.join("; "),
+        });
+    }
+    Ok(names)
+}
+
+async fn create_topics(bootstrap: &str, catalog: &Catalog) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let configs: Vec<_> = catalog.iter().map(topic_config).collect();
     let topics: Vec<_> = catalog.iter().map(Product::topics).collect();
     let mut new_topics = Vec::new();
-    let mut names = Vec::new();
     for ((product, config), topics) in catalog.iter().zip(&configs).zip(&topics) {
+        // -1: the broker's `default.replication.factor`
+        let replication = product.descriptor.replication_factor.map_or(-1, i32::from);
         for topic in topics.all() {
-            names.push(topic.to_owned());
             let new = config.iter().fold(
                 NewTopic::new(
                     topic,
                     product.descriptor.partitions,
-                    TopicReplication::Fixed(1),
+                    TopicReplication::Fixed(replication),
                 ),
                 |t, (k, v)| t.set(k, v),
             );
@@ -289,45 +358,104 @@ pub async fn ensure_topics(bootstrap: &str, catalog: &Catalog) -> Result<Vec<Str
             }
         }
     }
-    check_partitions(bootstrap, catalog).await?;
-    Ok(names)
+    Ok(())
 }
 
-async fn check_partitions(bootstrap: &str, catalog: &Catalog) -> Result<()> {
-    let expected: Vec<(String, i32, String)> = catalog
+/// What differs between the cluster's topics and the descriptors: missing topics and partition
+/// counts always, replication and configuration with `settings`.
+async fn check_topics(bootstrap: &str, catalog: &Catalog, settings: bool) -> Result<Vec<String>> {
+    struct Expected {
+        topic: String,
+        partitions: i32,
+        replication: Option<i16>,
+        config: Vec<(&'static str, String)>,
+        descriptor: String,
+    }
+    let expected: Vec<Expected> = catalog
         .iter()
         .flat_map(|p| {
-            p.topics().all().map(|t| {
-                (
-                    t.to_owned(),
-                    p.descriptor.partitions,
-                    p.path.display().to_string(),
-                )
+            p.topics().all().map(|t| Expected {
+                topic: t.to_owned(),
+                partitions: p.descriptor.partitions,
+                replication: p.descriptor.replication_factor,
+                config: topic_config(p),
+                descriptor: p.path.display().to_string(),
             })
         })
         .collect();
     let consumer: BaseConsumer = client_config(bootstrap).create()?;
-    tokio::task::spawn_blocking(move || {
-        let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
-        for (topic, declared, descriptor) in expected {
-            let actual = metadata
-                .topics()
-                .iter()
-                .find(|t| t.name() == topic)
-                .map_or(0, |t| t.partitions().len());
-            if actual != usize::try_from(declared).unwrap_or(0) {
-                return Err(Error::PartitionMismatch {
-                    topic,
+    let metadata =
+        tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, Duration::from_secs(10)))
+            .await
+            .map_err(|e| Error::Storage {
+                message: format!("metadata task failed: {e}"),
+            })??;
+    let mut problems = Vec::new();
+    for e in &expected {
+        let Some(topic) = metadata.topics().iter().find(|t| t.name() == e.topic) else {
+            problems.push(format!(
+                "topic `{}` does not exist (declared by {}); create it, or start with `--create-topics missing`",
+                e.topic, e.descriptor
+            ));
+            continue;
+        };
+        let actual = topic.partitions().len();
+        if actual != usize::try_from(e.partitions).unwrap_or(0) {
+            problems.push(
+                Error::PartitionMismatch {
+                    topic: e.topic.clone(),
                     actual,
-                    declared,
-                    descriptor,
-                });
+                    declared: e.partitions,
+                    descriptor: e.descriptor.clone(),
+                }
+                .to_string(),
+            );
+        }
+        if let (true, Some(declared)) = (settings, e.replication) {
+            let actual = topic.partitions().first().map_or(0, |p| p.replicas().len());
+            if actual != usize::try_from(declared).unwrap_or(0) {
+                problems.push(format!(
+                    "topic `{}` has replication factor {actual} but {} declares {declared}",
+                    e.topic, e.descriptor
+                ));
             }
         }
-        Ok(())
-    })
-    .await
-    .map_err(|e| Error::Storage {
-        message: format!("metadata task failed: {e}"),
-    })?
+    }
+    let existing: Vec<&Expected> = expected
+        .iter()
+        .filter(|e| metadata.topics().iter().any(|t| t.name() == e.topic))
+        .collect();
+    if settings && !existing.is_empty() {
+        let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
+        let resources: Vec<ResourceSpecifier<'_>> = existing
+            .iter()
+            .map(|e| ResourceSpecifier::Topic(&e.topic))
+            .collect();
+        let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let described = admin.describe_configs(&resources, &options).await?;
+        for (e, result) in existing.iter().zip(described) {
+            let resource = match result {
+                Ok(resource) => resource,
+                Err(code) => {
+                    problems.push(format!(
+                        "cannot read the configuration of topic `{}`: {code}",
+                        e.topic
+                    ));
+                    continue;
+                }
+            };
+            for (key, declared) in &e.config {
+                let actual = resource.get(key).and_then(|entry| entry.value.clone());
+                if actual.as_deref() != Some(declared.as_str()) {
+                    problems.push(format!(
+                        "topic `{}` has {key}={} but {} declares {declared}",
+                        e.topic,
+                        actual.as_deref().unwrap_or("(unset)"),
+                        e.descriptor
+                    ));
+                }
+            }
+        }
+    }
+    Ok(problems)
 }

@@ -32,6 +32,12 @@ pub struct UpArgs {
     /// Use this Kafka cluster instead of starting the embedded broker.
     #[arg(long, env = "MESHLINE_BOOTSTRAP")]
     pub bootstrap: Option<String>,
+    /// What to do with the products' topics: `missing` creates those that do not exist,
+    /// `never` creates none (a platform team's cluster where topics are provisioned apart),
+    /// `validate` creates none and checks partitions, replication and configuration against
+    /// the descriptors.
+    #[arg(long, default_value = "missing", value_parser = clap::value_parser!(broker::CreateTopics))]
+    pub create_topics: broker::CreateTopics,
     /// Address the embedded broker listens on.
     #[arg(long, default_value = DEFAULT_KAFKA, value_parser = parse_listen)]
     pub listen: SocketAddr,
@@ -83,9 +89,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         ),
     };
 
-    let topics = broker::ensure_topics(&bootstrap, &catalog)
+    let topics = broker::provision_topics(&bootstrap, &catalog, args.create_topics)
         .await
-        .context("creating the products' topics")?;
+        .context("checking the products' topics")?;
 
     let registry_listener = server::bind(
         args.registry.registry_listen,

@@ -33,6 +33,14 @@ pub struct Descriptor {
     /// How long the product topic keeps events (e.g. `7d`); `forever` keeps them indefinitely.
     #[serde(default)]
     pub retention: Retention,
+    /// Copies of each partition the cluster keeps (all three topics); absent: the broker's own
+    /// default (`default.replication.factor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<i16>,
+    /// Replicas that must acknowledge a write (`acks=all`) for it to succeed; absent: the
+    /// broker's own default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_insync_replicas: Option<i16>,
     /// Named quality rules every event must pass.
     #[serde(default)]
     pub rules: Vec<Rule>,

@@ -192,6 +192,12 @@ impl Catalog {
         self.products.get(id)
     }
 
+    /// Adds `product`, or replaces the one with its id (an embedding's own products); answers
+    /// the one replaced.
+    pub fn insert(&mut self, product: Product) -> Option<Product> {
+        self.products.insert(product.id().to_owned(), product)
+    }
+
     /// Products in id order.
     pub fn iter(&self) -> impl Iterator<Item = &Product> {
         self.products.values()
@@ -393,6 +399,25 @@ fn validate(path: &Path, d: &Descriptor) -> Vec<Error> {
             "partitions",
             format!("{} is out of range; use 1 to 1024", d.partitions),
         );
+    }
+    if let Some(rf) = d.replication_factor.filter(|rf| *rf < 1) {
+        invalid(
+            "replication_factor",
+            format!(
+                "{rf} is out of range; use 1 or more, or leave it out for the broker's default"
+            ),
+        );
+    }
+    match (d.min_insync_replicas, d.replication_factor) {
+        (Some(min), _) if min < 1 => invalid(
+            "min_insync_replicas",
+            format!("{min} is out of range; use 1 or more, or leave it out for the broker's default"),
+        ),
+        (Some(min), Some(rf)) if min > rf => invalid(
+            "min_insync_replicas",
+            format!("{min} is more than replication_factor {rf}: every write would fail; use at most {rf}"),
+        ),
+        _ => {}
     }
     if d.cloudevents.types.is_empty() {
         invalid(
