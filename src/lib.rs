@@ -21,6 +21,7 @@ pub mod contract;
 pub mod dedup;
 pub mod demo;
 pub mod gateway;
+pub mod health;
 pub mod product;
 pub mod registry;
 pub mod sdk;

@@ -7,6 +7,7 @@ use std::{
     io::Read,
     path::Path,
     process::{Command, Stdio},
+    time::Duration,
 };
 
 use common::*;
@@ -868,4 +869,84 @@ async fn produce_sends_json_lines_through_the_contract_and_tail_reads_them() {
     assert_eq!(events[0]["attributes"]["subject"], "label-1");
     assert_eq!(events[0]["attributes"]["source"], "/labels");
     assert_eq!(events[1]["data"]["distributor"], "D");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readyz_turns_200_only_once_every_products_subject_is_registered() {
+    meshline::registry::client::install_crypto_provider();
+    let data = tempfile::tempdir().unwrap();
+    let (kafka, registry, http) = (free_port(), free_port(), free_port());
+    let mut up = meshline()
+        .args(["up", "--listen", &kafka])
+        .args(["--registry-listen", &registry, "--http-listen", &http])
+        .arg("--config")
+        .arg(repo_config())
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(up.id());
+    let lines = stdout_lines(&mut up);
+    std::thread::spawn(move || for _ in lines {});
+    let client = reqwest::Client::new();
+    // an orchestrator's probe, from the moment the process starts: at its first 200 every
+    // product's subject answers
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut answers = Vec::new();
+    loop {
+        assert!(std::time::Instant::now() < deadline, "{answers:?}");
+        let Ok(response) = client.get(format!("http://{registry}/readyz")).send().await else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        let status = response.status().as_u16();
+        answers.push(status);
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "not ready is 503");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for product in catalog().iter() {
+        let url = format!(
+            "http://{registry}/subjects/{}-value/versions/latest",
+            product.id()
+        );
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{url} once /readyz said ready");
+    }
+    assert_eq!(
+        client
+            .get(format!("http://{registry}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // the gateway's server is ready once the gateway holds its partitions and the snapshotter
+    // consumes every product
+    let ready = loop {
+        let response = client
+            .get(format!("http://{http}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            break response.text().await.unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "gateway never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        ready.contains("gateway holds ingress partitions"),
+        "{ready}"
+    );
+    assert!(
+        ready.contains("snapshotter consuming every product"),
+        "{ready}"
+    );
+    interrupt(&up);
+    assert!(wait_exit(&mut up, 60).success());
 }

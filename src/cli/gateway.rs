@@ -17,6 +17,7 @@ use crate::{
         http::{Ingress, IngressConfig},
         Contracts, DeliveryMode, Metrics, StreamConfig,
     },
+    health::Readiness,
     product::{Catalog, HumanDuration},
     registry::client::Client,
     server,
@@ -85,6 +86,8 @@ pub(super) struct Started {
     pub generated: Vec<(String, String)>,
     /// The registry the HTTP server's `/metrics` renders.
     pub metrics: prometheus::Registry,
+    /// The HTTP server's readiness (`/readyz`): the gateway holds ingress partitions.
+    pub readiness: Readiness,
 }
 
 /// Starts the stream gateway and builds the HTTP ingress routes (merged with `routes`).
@@ -148,6 +151,7 @@ pub(super) async fn start(
     let producer = producer_config
         .create()
         .context("creating the HTTP ingress producer")?;
+    let held = metrics.clone();
     let ingress = Ingress::new(
         ingress_config,
         catalog,
@@ -157,12 +161,21 @@ pub(super) async fn start(
         registry_url,
         metrics,
     );
-    let router = http_metrics.instrument(routes.merge(gateway::http::router(ingress)));
+    let readiness = Readiness::default();
+    readiness.add("gateway holds ingress partitions", move || {
+        held.assigned_partitions() > 0
+    });
+    let router = http_metrics.instrument(
+        routes
+            .merge(gateway::http::router(ingress))
+            .merge(readiness.routes()),
+    );
     Ok(Started {
         router,
         stream,
         generated,
         metrics: http_metrics.registry().clone(),
+        readiness,
     })
 }
 

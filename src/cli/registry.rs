@@ -6,7 +6,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::{parse_listen, up::with_metrics, DEFAULT_KAFKA};
-use crate::{broker, registry, server};
+use crate::{broker, health::Readiness, registry, server};
 
 /// Where the registry listens.
 #[derive(Debug, Clone, Args)]
@@ -49,10 +49,16 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let registry = registry::Registry::start(&args.bootstrap, stop.clone()).await?;
+    // started: the state is read to the end of its topic
+    let readiness = Readiness::default();
+    readiness.add("registry state read", || true);
     let served = server::spawn_with(
         listener,
         tls.as_ref(),
-        with_metrics(registry::http::router(registry), "registry")?,
+        with_metrics(
+            registry::http::router(registry).merge(readiness.routes()),
+            "registry",
+        )?,
         stop,
     );
     println!(

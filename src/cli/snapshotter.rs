@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{parse_listen, ConfigArgs, DEFAULT_KAFKA, DEFAULT_REGISTRY_URL};
 use crate::{
-    broker, server,
+    broker,
+    health::Readiness,
+    server,
     snapshot::{self, spill::Spill, SnapshotterConfig, Store},
     telemetry::HttpMetrics,
 };
@@ -104,9 +106,11 @@ pub async fn run(args: SnapshotterArgs) -> anyhow::Result<ExitCode> {
         "--http-listen",
     )
     .await?;
+    let readiness = Readiness::default();
+    snapshotter_ready(&readiness, &catalog, &metrics);
     let http = server::spawn(
         listener,
-        http_metrics.instrument(axum::Router::new()),
+        http_metrics.instrument(readiness.routes()),
         stop.clone(),
     );
     println!("snapshotter: writing to {}", store.uri(""));
@@ -116,4 +120,24 @@ pub async fn run(args: SnapshotterArgs) -> anyhow::Result<ExitCode> {
     snapshot::worker::run(config, catalog, metrics, stop).await;
     http.await.ok();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds the snapshotter's readiness to `readiness`: every product with views holds its
+/// partitions.
+pub(super) fn snapshotter_ready(
+    readiness: &Readiness,
+    catalog: &crate::product::Catalog,
+    metrics: &snapshot::Metrics,
+) {
+    let products = i64::try_from(
+        catalog
+            .iter()
+            .filter(|p| !p.descriptor.views.is_empty())
+            .count(),
+    )
+    .unwrap_or(i64::MAX);
+    let metrics = metrics.clone();
+    readiness.add("snapshotter consuming every product", move || {
+        metrics.products_consuming() >= products
+    });
 }

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::{
     broker, catalog, demo,
+    health::Readiness,
     registry::{self, client::Client, Registry},
     server, snapshot,
     telemetry::HttpMetrics,
@@ -103,9 +104,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         server::bind(args.http_listen, "the gateway HTTP server", "--http-listen").await?;
     let registry = Registry::start(&bootstrap, stop.clone()).await?;
     let registry_url = format!("http://{}", reachable(args.registry.registry_listen));
+    // ready once every product's schema and contract is registered: a client that waits for
+    // `/readyz` never finds a product's subject missing
+    let registry_readiness = Readiness::default();
+    registry_readiness.add("registry state read", || true);
+    let registered = registry_readiness.flag("products registered");
     let mut servers = vec![server::spawn(
         registry_listener,
-        with_metrics(registry::http::router(registry.clone()), "registry")?,
+        with_metrics(
+            registry::http::router(registry.clone()).merge(registry_readiness.routes()),
+            "registry",
+        )?,
         stop.clone(),
     )];
     for product in catalog.iter() {
@@ -118,6 +127,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
     }
+    registered.set(true);
     let public_url = args.public_url.clone().unwrap_or_else(|| {
         format!(
             "{}://{}",
@@ -152,6 +162,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         let metrics = snapshot::Metrics::new(&gateway.metrics)
             .context("creating the snapshotter's metrics")?;
+        super::snapshotter::snapshotter_ready(&gateway.readiness, &catalog, &metrics);
         let config = args
             .snapshot
             .config(&bootstrap, &registry_url, store.clone(), &args.data_dir);

@@ -204,6 +204,11 @@ impl Metrics {
     pub fn partitions_unassigned(&self) {
         self.assigned.set(0);
     }
+
+    /// How many ingress partitions this instance holds (its readiness: more than none).
+    pub fn assigned_partitions(&self) -> i64 {
+        self.assigned.get()
+    }
 }
 
 /// One product's metrics (see [`Metrics::product`]).

@@ -21,7 +21,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     error::KafkaError,
@@ -98,6 +100,7 @@ pub struct Metrics {
     restarts: IntCounterVec,
     watermark: IntGaugeVec,
     delay: HistogramVec,
+    consuming: IntGauge,
 }
 
 impl Metrics {
@@ -167,6 +170,11 @@ impl Metrics {
             .buckets(crate::slo::DELAY_BUCKETS.to_vec()),
             &["domain", "product", "view"],
         )?;
+        let consuming = IntGauge::new(
+            "meshline_snapshot_products_consuming",
+            "Products whose snapshotter holds its partitions and reads them.",
+        )?;
+        registry.register(Box::new(consuming.clone()))?;
         registry.register(Box::new(delay.clone()))?;
         for c in [&rows, &late, &skipped, &snapshots, &restarts] {
             registry.register(Box::new(c.clone()))?;
@@ -184,7 +192,29 @@ impl Metrics {
             restarts,
             watermark,
             delay,
+            consuming,
         })
+    }
+
+    /// How many products' snapshotters hold their partitions and read them.
+    pub fn products_consuming(&self) -> i64 {
+        self.consuming.get()
+    }
+}
+
+/// Counts a product as consuming while it lives.
+struct Consuming(IntGauge);
+
+impl Consuming {
+    fn start(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Consuming {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -437,6 +467,7 @@ fn run_product(
         sequence,
         "snapshotter started"
     );
+    let _consuming = Consuming::start(&metrics.consuming);
 
     let mut work = Loop {
         handle,
