@@ -12,6 +12,7 @@
 //!        └──► SLOs (slo): Prometheus rules + Grafana dashboards; `/metrics` ──► meshline status
 //! ```
 
+pub mod auth;
 pub mod binding;
 pub mod broker;
 pub mod catalog;

@@ -8,12 +8,12 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use common::{catalog, consumer_config, high_watermarks, platform, play, producer, within};
 use meshline::{
+    auth::Tokens,
     binding::kafka::Record,
     codec::wire,
     contract::Reason,
     gateway::{
         self,
-        auth::Tokens,
         http::{Ingress, IngressConfig},
         Contracts, Metrics, StreamConfig,
     },

@@ -48,7 +48,26 @@ fn confluents_python_client_with_default_settings_works_against_meshline_up() {
         .unwrap();
     let _guard = KillOnDrop(up.id());
     let lines = stdout_lines(&mut up);
-    wait_for(&lines, "Stop with Ctrl-C", 120);
+    let banner = wait_for(&lines, "Stop with Ctrl-C", 120);
+    // the tokens `up` generated, by principal: the lines after the tokens' heading
+    let tokens: serde_json::Map<String, serde_json::Value> = banner
+        .iter()
+        .skip_while(|l| !l.contains("tokens for the HTTP ingress and schema registry writes"))
+        .skip(1)
+        .map_while(|l| {
+            let mut words = l.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(principal), Some(token), None) if token.starts_with("mlt_") => {
+                    Some((principal.to_owned(), token.into()))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    assert!(
+        tokens.contains_key("platform") && tokens.contains_key("player"),
+        "{banner:#?}"
+    );
 
     let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
     let run = std::process::Command::new(&python)
@@ -56,6 +75,10 @@ fn confluents_python_client_with_default_settings_works_against_meshline_up() {
         .arg(&suite)
         .env("MESHLINE_BOOTSTRAP", &kafka)
         .env("MESHLINE_REGISTRY_URL", format!("http://{registry}"))
+        .env(
+            "MESHLINE_TOKENS_JSON",
+            serde_json::Value::Object(tokens).to_string(),
+        )
         .env("MESHLINE_REPO", env!("CARGO_MANIFEST_DIR"))
         // nothing written into the clone
         .env("PYTHONDONTWRITEBYTECODE", "1")

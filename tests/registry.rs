@@ -928,10 +928,23 @@ async fn a_registry_killed_at_random_points_keeps_every_acknowledged_id() {
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
+    // writes need a token: the platform's, from a tokens file (digests only)
+    let token = "platform-kill-test-token";
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(
+        &tokens,
+        format!(
+            "tokens:\n  - principal: platform\n    sha256: {}\n",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token))
+        ),
+    )
+    .unwrap();
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_meshline"))
             .args(["registry", "--bootstrap", &broker.bootstrap()])
             .args(["--registry-listen", &listen])
+            .arg("--tokens")
+            .arg(&tokens)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -961,6 +974,7 @@ async fn a_registry_killed_at_random_points_keeps_every_acknowledged_id() {
                         http.client
                             .post(format!("{}/subjects/{subject}/versions", http.base))
                             .header("content-type", CT)
+                            .bearer_auth(token)
                             .body(json!({ "schema": schema }).to_string())
                             .send(),
                     )

@@ -15,10 +15,12 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 
-def read(bootstrap, registry_url, topic, group, reader_schema=None, idle_seconds=5.0):
+def read(bootstrap, registry_url, topic, group, reader_schema=None, idle_seconds=5.0,
+         registry_conf=None):
     """Yields (attributes, data, headers) for each record of `topic` from its beginning, until
-    no record came for `idle_seconds`."""
-    registry = SchemaRegistryClient({"url": registry_url})
+    no record came for `idle_seconds`. Reads of the registry need no credentials unless it is
+    told so (`--registry-auth-reads`): then pass `{"basic.auth.user.info": "DOMAIN:TOKEN"}`."""
+    registry = SchemaRegistryClient({"url": registry_url, **(registry_conf or {})})
     deserializer = AvroDeserializer(registry, reader_schema)
     consumer = Consumer({
         "bootstrap.servers": bootstrap,

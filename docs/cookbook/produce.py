@@ -7,7 +7,8 @@ product's. The CloudEvents attributes travel as Kafka headers (binary mode), wri
 forwards the event to the product topic or dead-letters it with the reason.
 
     publish = Publisher("localhost:9092", "http://localhost:8081", "player.play-events",
-                        schema_str, "com.example.player.track.played", "/player/web")
+                        schema_str, "com.example.player.track.played", "/player/web",
+                        registry_conf={"basic.auth.user.info": f"player:{PLAYER_TOKEN}"})
     event_id = publish({...the event's fields...}, key="user-312")
     publish.flush()
 """
@@ -28,11 +29,13 @@ class Publisher:
     """Sends events of one product to its ingress topic, `<product>.ingress`."""
 
     def __init__(self, bootstrap, registry_url, product, schema_str, event_type, source,
-                 serializer_conf=None):
+                 serializer_conf=None, registry_conf=None):
         self.topic = f"{product}.ingress"
         self.event_type = event_type
         self.source = source
-        registry = SchemaRegistryClient({"url": registry_url})
+        # the registry lets a domain's token register its own products' schemas (the
+        # serializer's default `auto.register.schemas` registers, or finds, the schema it writes)
+        registry = SchemaRegistryClient({"url": registry_url, **(registry_conf or {})})
         # schema_str may be None with {"use.latest.version": True, "auto.register.schemas": False}
         self.serializer = AvroSerializer(registry, schema_str, conf=serializer_conf)
         self.producer = Producer({"bootstrap.servers": bootstrap})

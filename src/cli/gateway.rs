@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{parse_listen, ConfigArgs, DEFAULT_HTTP, DEFAULT_KAFKA, DEFAULT_REGISTRY_URL};
 use crate::{
+    auth::{Tokens, PLATFORM},
     broker,
     gateway::{
         self,
-        auth::Tokens,
         http::{Ingress, IngressConfig},
         Contracts, DeliveryMode, Metrics, StreamConfig,
     },
@@ -31,8 +31,9 @@ pub struct GatewayOptions {
     /// gateway instance; needs a broker with transactions, not the embedded one).
     #[arg(long, env = "MESHLINE_TRANSACTIONAL_ID")]
     pub transactional_id: Option<String>,
-    /// Tokens file of the HTTP ingress (principals and SHA-256 digests of their bearer tokens).
-    /// Without one, a token per domain is generated and printed at start.
+    /// Tokens file of the HTTP ingress and of schema registry writes (principals and SHA-256
+    /// digests of their tokens; principal `platform` administers the registry). Without one, a
+    /// token per domain and one for `platform` are generated and printed at start.
     #[arg(long, env = "MESHLINE_TOKENS")]
     pub tokens: Option<PathBuf>,
     /// Drop HTTP events whose (source, id) was written within this window, e.g. `10m`.
@@ -78,21 +79,41 @@ pub struct GatewayArgs {
     pub config: ConfigArgs,
 }
 
-/// A started gateway: its HTTP routes (ingress and `/metrics`), its stream task, and the tokens
-/// it generated (principal, token), if any.
+/// A started gateway: its HTTP routes (ingress and `/metrics`) and its stream task.
 pub(super) struct Started {
     pub router: axum::Router,
     pub stream: JoinHandle<()>,
-    pub generated: Vec<(String, String)>,
     /// The registry the HTTP server's `/metrics` renders.
     pub metrics: prometheus::Registry,
     /// The HTTP server's readiness (`/readyz`): the gateway holds ingress partitions.
     pub readiness: Readiness,
 }
 
+/// The tokens of `--tokens FILE`, or one generated for each domain of `catalog` and one for
+/// the `platform` principal (shown once: the second value).
+pub(super) fn tokens(
+    options: &GatewayOptions,
+    catalog: &Catalog,
+) -> anyhow::Result<(Tokens, Vec<(String, String)>)> {
+    Ok(match &options.tokens {
+        Some(path) => (Tokens::load(path)?, Vec::new()),
+        None => {
+            let mut principals: Vec<&str> = catalog
+                .iter()
+                .map(|p| p.descriptor.domain.as_str())
+                .collect();
+            principals.sort_unstable();
+            principals.dedup();
+            principals.push(PLATFORM);
+            Tokens::generate(principals)
+        }
+    })
+}
+
 /// Starts the stream gateway and builds the HTTP ingress routes (merged with `routes`).
 pub(super) async fn start(
     options: &GatewayOptions,
+    tokens: Tokens,
     bootstrap: &str,
     registry_url: &str,
     catalog: Arc<Catalog>,
@@ -109,18 +130,6 @@ pub(super) async fn start(
     let http_metrics = HttpMetrics::new("gateway").context("creating the HTTP metrics")?;
     let metrics =
         Metrics::new(http_metrics.registry()).context("creating the gateway's metrics")?;
-    let (tokens, generated) = match &options.tokens {
-        Some(path) => (Tokens::load(path)?, Vec::new()),
-        None => {
-            let mut domains: Vec<&str> = catalog
-                .iter()
-                .map(|p| p.descriptor.domain.as_str())
-                .collect();
-            domains.sort_unstable();
-            domains.dedup();
-            Tokens::generate(domains)
-        }
-    };
     let mut stream_config = StreamConfig::new(bootstrap);
     if let Some(id) = &options.transactional_id {
         stream_config.mode = DeliveryMode::Transactional { id: id.clone() };
@@ -173,7 +182,6 @@ pub(super) async fn start(
     Ok(Started {
         router,
         stream,
-        generated,
         metrics: http_metrics.registry().clone(),
         readiness,
     })
@@ -208,7 +216,7 @@ pub(super) fn print_tokens(
         return;
     }
     println!(
-        "  HTTP ingress tokens (generated for this run; pass --tokens FILE to keep your own):"
+        "  tokens for the HTTP ingress and schema registry writes (generated for this run; pass --tokens FILE to keep your own):"
     );
     for (principal, token) in generated {
         println!("    {principal:<12} {token}");
@@ -227,8 +235,10 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     broker::check_reachable(&args.bootstrap, Duration::from_secs(10)).await?;
     let listener =
         server::bind(args.http_listen, "the gateway HTTP server", "--http-listen").await?;
+    let (tokens, generated) = tokens(&args.gateway, &catalog)?;
     let started = start(
         &args.gateway,
+        tokens,
         &args.bootstrap,
         &args.registry_url,
         catalog.clone(),
@@ -247,7 +257,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         args.http_listen
     );
     print_tokens(
-        &started.generated,
+        &generated,
         &format!("{scheme}://{}", args.http_listen),
         catalog.iter().next().map(|p| p.id()),
     );

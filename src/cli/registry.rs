@@ -6,7 +6,12 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::{parse_listen, up::with_metrics, DEFAULT_KAFKA};
-use crate::{broker, health::Readiness, registry, server};
+use crate::{
+    auth::{Tokens, PLATFORM},
+    broker,
+    health::Readiness,
+    registry, server,
+};
 
 /// Where the registry listens.
 #[derive(Debug, Clone, Args)]
@@ -14,6 +19,9 @@ pub struct RegistryArgs {
     /// Address of the schema registry's HTTP server.
     #[arg(long, default_value = "127.0.0.1:8081", value_parser = parse_listen)]
     pub registry_listen: SocketAddr,
+    /// Reads of the registry need credentials too (writes always do).
+    #[arg(long)]
+    pub registry_auth_reads: bool,
 }
 
 /// Arguments of `meshline registry`.
@@ -31,6 +39,11 @@ pub struct StandaloneArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert", env = "MESHLINE_REGISTRY_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Tokens file of the principals that may write (a domain its own subjects, `platform`
+    /// everything; the format of `meshline up --tokens`). Without one, a `platform` token is
+    /// generated and printed at start.
+    #[arg(long, env = "MESHLINE_TOKENS")]
+    pub tokens: Option<PathBuf>,
 }
 
 /// Serves the registry until Ctrl-C or SIGTERM.
@@ -49,6 +62,14 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let registry = registry::Registry::start(&args.bootstrap, stop.clone()).await?;
+    let (tokens, generated) = match &args.tokens {
+        Some(path) => (Tokens::load(path)?, Vec::new()),
+        None => Tokens::generate([PLATFORM]),
+    };
+    let access = registry::http::Access {
+        tokens,
+        reads_open: !args.registry.registry_auth_reads,
+    };
     // started: the state is read to the end of its topic
     let readiness = Readiness::default();
     readiness.add("registry state read", || true);
@@ -56,7 +77,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         listener,
         tls.as_ref(),
         with_metrics(
-            registry::http::router(registry).merge(readiness.routes()),
+            registry::http::secured_router(registry, access).merge(readiness.routes()),
             "registry",
         )?,
         stop,
@@ -67,6 +88,9 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         args.registry.registry_listen,
         args.bootstrap
     );
+    for (principal, token) in generated {
+        println!("  {principal} token (generated for this run; pass --tokens FILE to keep your own): {token}");
+    }
     served.await.ok();
     println!("schema registry stopped");
     Ok(ExitCode::SUCCESS)

@@ -103,6 +103,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let http_listener =
         server::bind(args.http_listen, "the gateway HTTP server", "--http-listen").await?;
     let registry = Registry::start(&bootstrap, stop.clone()).await?;
+    // one token per domain (and one for `platform`): ingress events and registry writes
+    let (tokens, generated) = gateway::tokens(&args.gateway, &catalog)?;
+    let access = registry::http::Access {
+        tokens: tokens.clone(),
+        reads_open: !args.registry.registry_auth_reads,
+    };
     let registry_url = format!("http://{}", reachable(args.registry.registry_listen));
     // ready once every product's schema and contract is registered: a client that waits for
     // `/readyz` never finds a product's subject missing
@@ -112,7 +118,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut servers = vec![server::spawn(
         registry_listener,
         with_metrics(
-            registry::http::router(registry.clone()).merge(registry_readiness.routes()),
+            registry::http::secured_router(registry.clone(), access)
+                .merge(registry_readiness.routes()),
             "registry",
         )?,
         stop.clone(),
@@ -143,6 +150,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             .with_snapshots(store.clone());
     let gateway = gateway::start(
         &args.gateway,
+        tokens,
         &bootstrap,
         &registry_url,
         catalog.clone(),
@@ -196,7 +204,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         println!("  data dir:   {}", args.data_dir.display());
     }
     gateway::print_tokens(
-        &gateway.generated,
+        &generated,
         &public_url,
         catalog.iter().next().map(|p| p.id()),
     );

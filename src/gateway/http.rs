@@ -33,7 +33,8 @@ use rdkafka::{
 };
 use serde_json::{json, Value as JsonValue};
 
-use super::{auth::Tokens, contracts::Contracts, metrics::Metrics};
+use super::{contracts::Contracts, metrics::Metrics};
+use crate::auth::Tokens;
 use governor::{
     clock::{Clock as _, DefaultClock},
     DefaultKeyedRateLimiter, Quota, RateLimiter,

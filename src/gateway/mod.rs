@@ -10,11 +10,10 @@
 //! - [`contracts`]: the registered contracts, refreshed on unknown schema ids;
 //! - [`resume`]: where a partition resumes, from the outputs' tails;
 //! - [`stream`]: the consume → check → produce loop and its delivery guarantee;
-//! - [`http`]: the HTTP ingress, with [`auth`] (bearer tokens per domain);
+//! - [`http`]: the HTTP ingress (tokens per domain, [`crate::auth`]);
 //! - [`replay`]: re-submitting dead letters after a fix;
 //! - [`metrics`]: Prometheus metrics.
 
-pub mod auth;
 pub mod contracts;
 pub mod headers;
 pub mod http;

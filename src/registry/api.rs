@@ -133,6 +133,18 @@ impl ApiError {
     pub fn association_not_found(what: impl std::fmt::Display) -> Self {
         Self::new(404, 40410, format!("Association not found: {what}."))
     }
+    /// 40101: no credentials, or credentials no principal has.
+    pub fn unauthorized(what: &str) -> Self {
+        Self::new(
+            401,
+            40101,
+            format!("Unauthorized: credentials are needed to {what}; send basic.auth.user.info=PRINCIPAL:TOKEN (or a bearer token) with a token of your domain"),
+        )
+    }
+    /// 40301: the principal may not do this.
+    pub fn forbidden(why: impl std::fmt::Display) -> Self {
+        Self::new(403, 40301, format!("Forbidden: {why}"))
+    }
     /// 409.
     pub fn incompatible(subject: &str, details: &[String]) -> Self {
         Self::new(

@@ -6,7 +6,7 @@
 //! `/schemas/ids/{id}`) that is an alias stands for the subject it names, and a subject in the
 //! default context may be written qualified (`:.:subject`).
 
-use std::str::FromStr;
+use std::{str::FromStr, sync::Arc};
 
 use axum::{
     body::Body,
@@ -19,6 +19,7 @@ use axum::{
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::{
+    access,
     api::{
         self, ApiError, Association, CompatibilityResponse, ConfigBody, ConfigRequest, ModeBody,
         Params, Result, SchemaRequest, VersionId,
@@ -28,6 +29,8 @@ use super::{
         in_default_context, parse_compatibility, Mode, Options, State as Log, SubjectConfig, Which,
     },
 };
+
+use crate::auth::Tokens;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -176,6 +179,78 @@ pub fn router(registry: Registry) -> Router {
             )
         })
         .with_state(registry)
+}
+
+/// Who may use the registry: the tokens of its principals, and whether reads need one.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The principals' tokens (domains, and [`access::PLATFORM`]).
+    pub tokens: Tokens,
+    /// Reads need no credentials.
+    pub reads_open: bool,
+}
+
+/// [`router`], with every request authenticated and authorised by `access`
+/// ([`access::decide`]): a domain writes only its own subjects, the platform everything.
+pub fn secured_router(registry: Registry, access: Access) -> Router {
+    let state = (registry.clone(), Arc::new(access));
+    router(registry).layer(axum::middleware::from_fn_with_state(state, authorize))
+}
+
+async fn authorize(
+    State((registry, access)): State<(Registry, Arc<Access>)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let checked = credentials(request.headers(), &access.tokens).and_then(|principal| {
+        let need = access::need(request.method().as_str(), request.uri().path(), |s| {
+            registry.state().resolve(s).to_owned()
+        })?;
+        access::decide(principal.as_deref(), &need, access.reads_open)
+    });
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(e) if e.status == 401 => {
+            let mut response = e.into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"meshline schema registry\""),
+            );
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The principal of a request's `Authorization` header: `Basic` (Confluent's
+/// `basic.auth.user.info=PRINCIPAL:TOKEN`) or `Bearer TOKEN`; `None` without one. Credentials
+/// that name no principal are refused, not taken as none.
+fn credentials(headers: &HeaderMap, tokens: &Tokens) -> Result<Option<String>> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let refused = || ApiError::unauthorized("be recognised (these credentials are not)");
+    let value = value.to_str().map_err(|_| refused())?;
+    let (scheme, rest) = value.split_once(' ').ok_or_else(refused)?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| refused())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| refused())?;
+        let (user, token) = decoded.split_once(':').ok_or_else(refused)?;
+        match tokens.principal(token) {
+            Some(principal) if principal == user => Ok(Some(principal.to_owned())),
+            _ => Err(refused()),
+        }
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        tokens
+            .principal(rest.trim())
+            .map(|p| Some(p.to_owned()))
+            .ok_or_else(refused)
+    } else {
+        Err(refused())
+    }
 }
 
 fn parse_id(id: &str) -> Result<u32> {

@@ -1,6 +1,7 @@
 """Fixtures of the interop suite: a running `meshline up` (started by tests/interop.rs, which
 passes its addresses in the environment) and Confluent's clients with their default settings."""
 
+import json
 import os
 import pathlib
 import sys
@@ -32,10 +33,27 @@ def registry_url():
     return _env("MESHLINE_REGISTRY_URL")
 
 
+@pytest.fixture(scope="session")
+def tokens():
+    """The tokens `meshline up` generated, by principal (each domain, and `platform`)."""
+    return json.loads(_env("MESHLINE_TOKENS_JSON"))
+
+
+def credentials(tokens, principal):
+    """Confluent's client setting for a principal's token."""
+    return {"basic.auth.user.info": f"{principal}:{tokens[principal]}"}
+
+
 @pytest.fixture
-def sr(registry_url):
-    """A fresh client (no cache) with the default settings."""
-    return SchemaRegistryClient({"url": registry_url})
+def sr(registry_url, tokens):
+    """A fresh client (no cache) with the default settings and the platform's credentials."""
+    return SchemaRegistryClient({"url": registry_url, **credentials(tokens, "platform")})
+
+
+@pytest.fixture
+def player_conf(tokens):
+    """The player domain's credentials, as a serializer's registry client takes them."""
+    return credentials(tokens, "player")
 
 
 @pytest.fixture(scope="session")

@@ -47,8 +47,10 @@ def by_play_id(records):
 
 
 def test_default_serializer_valid_events_once_in_the_product_refused_ones_in_the_dlq(
-        bootstrap, registry_url, play_schema, unique):
-    publish = produce.Publisher(bootstrap, registry_url, PRODUCT, play_schema, TYPE, SOURCE)
+        bootstrap, registry_url, play_schema, unique, player_conf):
+    # the serializer's defaults, and the player domain's credentials for its registry client
+    publish = produce.Publisher(bootstrap, registry_url, PRODUCT, play_schema, TYPE, SOURCE,
+                                registry_conf=player_conf)
     valid = {f"{unique}-{i}": play(f"{unique}-{i}", duration_ms=1000 + i) for i in range(20)}
     refused = {
         f"{unique}-negative": ("non_negative_duration", play(f"{unique}-negative", duration_ms=-5)),
@@ -90,7 +92,8 @@ def test_default_serializer_valid_events_once_in_the_product_refused_ones_in_the
 def test_latest_version_serializer_leaves_the_rules_to_the_gateway(
         bootstrap, registry_url, unique):
     # the registered rule set is marked enableAt GATEWAY: the serializer runs no rule, so it
-    # neither fails on the DLQ action it does not have nor refuses the invalid event itself
+    # neither fails on the DLQ action it does not have nor refuses the invalid event itself; it
+    # registers nothing, so it needs no credentials
     publish = produce.Publisher(bootstrap, registry_url, PRODUCT, None, TYPE, SOURCE,
                                 {"use.latest.version": True, "auto.register.schemas": False})
     good, bad = play(f"{unique}-good"), play(f"{unique}-bad", duration_ms=-1)
@@ -109,10 +112,10 @@ def test_latest_version_serializer_leaves_the_rules_to_the_gateway(
 
 
 def test_topic_name_strategy_finds_the_products_schema_through_the_ingress_alias(
-        bootstrap, registry_url, play_schema, unique):
+        bootstrap, registry_url, play_schema, unique, player_conf):
     # the subject naming Confluent's Java, Go and .NET serializers default to
     publish = produce.Publisher(bootstrap, registry_url, PRODUCT, play_schema, TYPE, SOURCE,
-                                {"subject.name.strategy.type": "TOPIC"})
+                                {"subject.name.strategy.type": "TOPIC"}, registry_conf=player_conf)
     event = play(f"{unique}-topic")
     publish(event, key="user-1")
     assert publish.flush() == 0
@@ -121,8 +124,10 @@ def test_topic_name_strategy_finds_the_products_schema_through_the_ingress_alias
     assert [d for _, d, _ in forwarded[event["play_id"]]] == [event]
 
 
-def test_a_foreign_source_is_refused_with_its_reason(bootstrap, registry_url, play_schema, unique):
-    publish = produce.Publisher(bootstrap, registry_url, PRODUCT, play_schema, TYPE, SOURCE)
+def test_a_foreign_source_is_refused_with_its_reason(
+        bootstrap, registry_url, play_schema, unique, player_conf):
+    publish = produce.Publisher(bootstrap, registry_url, PRODUCT, play_schema, TYPE, SOURCE,
+                                registry_conf=player_conf)
     event = play(f"{unique}-foreign")
     publish(event, key="user-1", source="/labels/not-the-owner")
     assert publish.flush() == 0
@@ -131,7 +136,8 @@ def test_a_foreign_source_is_refused_with_its_reason(bootstrap, registry_url, pl
     assert [h["meshline_reason"] for _, _, h in letters[event["play_id"]]] == ["foreign_source"]
 
 
-def test_zz_schema_evolution_round_trip(bootstrap, registry_url, sr, play_schema, unique):
+def test_zz_schema_evolution_round_trip(
+        bootstrap, registry_url, sr, play_schema, unique, player_conf):
     """Named to run last: it adds a version to the product's subject."""
     v2 = json.loads(play_schema)
     v2["fields"].append({"name": "session_id", "type": ["null", "string"], "default": None})
@@ -144,7 +150,8 @@ def test_zz_schema_evolution_round_trip(bootstrap, registry_url, sr, play_schema
     assert latest.schema_id == v2_id
     assert latest.schema.rule_set.enable_at == "GATEWAY", "a new version keeps the contract"
 
-    publish = produce.Publisher(bootstrap, registry_url, PRODUCT, v2_text, TYPE, SOURCE)
+    publish = produce.Publisher(bootstrap, registry_url, PRODUCT, v2_text, TYPE, SOURCE,
+                                registry_conf=player_conf)
     new = play(f"{unique}-v2", session_id="s-1")
     publish(new, key="user-1")
     assert publish.flush() == 0

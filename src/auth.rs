@@ -1,7 +1,9 @@
-//! Who may write into which products over HTTP: bearer tokens per principal (a domain), stored
-//! as SHA-256 digests and compared in constant time.
+//! Who is asking, over HTTP: tokens per principal (a domain, or `platform` for the platform
+//! team), stored as SHA-256 digests and compared in constant time. The gateway's HTTP ingress and
+//! the schema registry share them: a domain's token lets it write its own products' events and
+//! schemas.
 //!
-//! A tokens file (`meshline gateway --tokens FILE`) lists the digests:
+//! A tokens file (`meshline up --tokens FILE`) lists the digests:
 //!
 //! ```yaml
 //! tokens:
@@ -9,13 +11,19 @@
 //!     sha256: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
 //! ```
 //!
-//! (`printf %s "$TOKEN" | sha256sum` gives the digest of a token.)
+//! (`printf %s "$TOKEN" | sha256sum` gives the digest of a token.) A request presents its token
+//! as `Authorization: Bearer TOKEN`, or as Confluent's clients send basic credentials
+//! (`basic.auth.user.info=PRINCIPAL:TOKEN`): `Authorization: Basic base64(PRINCIPAL:TOKEN)`.
 
 use std::path::Path;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+/// The principal of the platform team: it administers the schema registry (global settings,
+/// modes, deletes); it is no domain, so it writes no product's events.
+pub const PLATFORM: &str = "platform";
 
 /// Errors loading tokens.
 #[derive(Debug, thiserror::Error)]
