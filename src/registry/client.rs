@@ -100,13 +100,36 @@ impl Client {
     /// How long a subject's latest version is served without asking the registry.
     pub const LATEST_TTL: Duration = Duration::from_secs(30);
 
-    /// A client of the registry at `url` (e.g. `http://127.0.0.1:8081`).
+    /// A client of the registry at `url` (e.g. `http://127.0.0.1:8081`), with the settings of
+    /// the environment ([`Settings::from_env`]). A setting that cannot be used (an unreadable
+    /// CA file) is reported and left out.
     pub fn new(url: &str) -> Self {
+        let settings = Settings::from_env().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "registry client settings");
+            Settings::default()
+        });
+        Self::with_settings(url, &settings)
+    }
+
+    /// A client of the registry at `url` with `settings`.
+    pub fn with_settings(url: &str, settings: &Settings) -> Self {
         install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        for certificate in &settings.roots {
+            builder = builder.add_root_certificate(certificate.clone());
+        }
+        if let Some(value) = &settings.authorization {
+            let mut headers = reqwest::header::HeaderMap::new();
+            if let Ok(mut value) = reqwest::header::HeaderValue::from_str(value) {
+                value.set_sensitive(true);
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+            }
+            builder = builder.default_headers(headers);
+        }
+        let http = builder.build().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "building the registry's HTTP client; using defaults");
+            reqwest::Client::default()
+        });
         Self {
             inner: Arc::new(Inner {
                 url: url.trim_end_matches('/').to_owned(),
@@ -338,6 +361,63 @@ impl Client {
     }
 }
 
+/// How meshline's clients reach a registry: extra CA certificates (a registry served over HTTPS
+/// with a private CA) and credentials (a registry whose reads need them, or any other
+/// Confluent-compatible registry).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    roots: Vec<reqwest::Certificate>,
+    authorization: Option<String>,
+}
+
+impl Settings {
+    /// From the environment: `MESHLINE_REGISTRY_CA_FILE` (PEM certificates to trust besides the
+    /// system's), and `MESHLINE_REGISTRY_TOKEN` (sent as a bearer token) or
+    /// `MESHLINE_REGISTRY_USER_INFO` (`USER:PASSWORD`, sent as basic credentials, as Confluent's
+    /// `basic.auth.user.info`).
+    pub fn from_env() -> std::result::Result<Self, String> {
+        let mut settings = Self::default();
+        if let Ok(path) = std::env::var("MESHLINE_REGISTRY_CA_FILE") {
+            let pem = std::fs::read(&path)
+                .map_err(|e| format!("cannot read MESHLINE_REGISTRY_CA_FILE {path}: {e}"))?;
+            settings = settings
+                .trusting(&pem)
+                .map_err(|e| format!("MESHLINE_REGISTRY_CA_FILE {path}: {e}"))?;
+        }
+        if let Ok(token) = std::env::var("MESHLINE_REGISTRY_TOKEN") {
+            settings = settings.bearer(&token);
+        } else if let Ok(user_info) = std::env::var("MESHLINE_REGISTRY_USER_INFO") {
+            settings = settings.basic(&user_info);
+        }
+        Ok(settings)
+    }
+
+    /// Trusts the PEM certificates of `pem` too.
+    pub fn trusting(mut self, pem: &[u8]) -> std::result::Result<Self, String> {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("not PEM certificates: {e}"))?;
+        if certificates.is_empty() {
+            return Err("no PEM certificate in it".into());
+        }
+        self.roots.extend(certificates);
+        Ok(self)
+    }
+
+    /// Sends `token` as a bearer token.
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.authorization = Some(format!("Bearer {}", token.trim()));
+        self
+    }
+
+    /// Sends `USER:PASSWORD` as basic credentials.
+    pub fn basic(mut self, user_info: &str) -> Self {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(user_info.trim());
+        self.authorization = Some(format!("Basic {encoded}"));
+        self
+    }
+}
+
 /// Chooses rustls' crypto provider for every HTTP client of the process. The dependency tree
 /// compiles two (ring and aws-lc-rs), so rustls cannot choose one itself and reqwest would panic
 /// when building a client. Call before creating any `reqwest::Client`; later calls do nothing.
@@ -363,6 +443,65 @@ mod tests {
         assert!(client.cached_schema(1).is_none());
         write(&client.inner.by_id).insert(1, Arc::new(Schema::String));
         assert_eq!(*client.cached_schema(1).unwrap(), Schema::String);
+    }
+
+    /// A CA, and a certificate for 127.0.0.1 it signs: (CA PEM, certificate PEM, key PEM).
+    fn certificates() -> (String, String, String) {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_pem = ca.clone().self_signed(&ca_key).unwrap().pem();
+        let issuer = rcgen::Issuer::new(ca, &ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (ca_pem, cert.pem(), key.serialize_pem())
+    }
+
+    #[tokio::test]
+    async fn reaches_a_registry_over_https_with_its_ca_and_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = certificates();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+        install_crypto_provider();
+        let tls = crate::server::Tls::load(&cert_path, &key_path).unwrap();
+        let router = axum::Router::new().route(
+            "/schemas/ids/{id}",
+            axum::routing::get(|headers: axum::http::HeaderMap| async move {
+                if headers.get("authorization").and_then(|v| v.to_str().ok())
+                    == Some("Bearer mlt_secret")
+                {
+                    (axum::http::StatusCode::OK, r#"{"schema":"\"string\""}"#)
+                } else {
+                    (
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        r#"{"error_code":40101,"message":"Unauthorized"}"#,
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let stop = tokio_util::sync::CancellationToken::new();
+        crate::server::spawn_with(listener, Some(&tls), router, stop.clone());
+
+        let trusted = Settings::default().trusting(ca.as_bytes()).unwrap();
+        let client = Client::with_settings(&url, &trusted.clone().bearer("mlt_secret"));
+        assert_eq!(*client.schema(1).await.unwrap(), Schema::String);
+        // the registry's answer, not a TLS failure: the connection was made
+        let refused = Client::with_settings(&url, &trusted)
+            .schema(1)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Some(40101), "{refused}");
+        // a CA the client does not trust: no connection
+        let untrusted = Client::with_settings(&url, &Settings::default().bearer("mlt_secret"));
+        assert_eq!(untrusted.schema(1).await.unwrap_err().code(), None);
+        stop.cancel();
     }
 
     #[test]
