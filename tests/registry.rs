@@ -1040,3 +1040,64 @@ async fn a_registry_killed_at_random_points_keeps_every_acknowledged_id() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A registry on another topic than `_schemas` (a cluster where Confluent's registry already
+/// keeps its state there) writes only to its own, and reads it back after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registry_on_its_own_topic_leaves_schemas_alone() {
+    use meshline::registry::{service::Settings, Registry};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = sqlite_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let settings = Settings {
+        topic: "_meshline_schemas".into(),
+        group: "meshline-registry-own".into(),
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let registry = Registry::start_with(&bootstrap, &settings, stop.clone())
+        .await
+        .unwrap();
+    let request = meshline::registry::api::SchemaRequest {
+        schema: Some(record(&[("id", "string", None)])),
+        ..Default::default()
+    };
+    let id = registry
+        .write(|s| s.plan_register("own-value", &request))
+        .await
+        .unwrap();
+    stop.cancel();
+    registry.stopped().await;
+    drop(registry);
+    assert!(common::high_watermarks(&bootstrap, "_meshline_schemas") >= 1);
+    let consumer: rdkafka::consumer::BaseConsumer = meshline::broker::client_config(&bootstrap)
+        .create()
+        .unwrap();
+    let metadata = rdkafka::consumer::Consumer::fetch_metadata(
+        &consumer,
+        None,
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    assert!(
+        !metadata.topics().iter().any(|t| t.name() == "_schemas"),
+        "`_schemas` is not touched"
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let again = Registry::start_with(&bootstrap, &settings, stop.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .state()
+            .version_body(
+                "own-value",
+                meshline::registry::api::VersionId::Latest,
+                false
+            )
+            .unwrap()
+            .id,
+        Some(id)
+    );
+    stop.cancel();
+    again.stopped().await;
+}

@@ -31,6 +31,9 @@ pub struct GatewayOptions {
     /// gateway instance; needs a broker with transactions, not the embedded one).
     #[arg(long, env = "MESHLINE_TRANSACTIONAL_ID")]
     pub transactional_id: Option<String>,
+    /// The gateways' consumer group (every instance of one deployment shares it).
+    #[arg(long, default_value = "meshline-gateway")]
+    pub gateway_group: String,
     /// Tokens file of the HTTP ingress and of schema registry writes (principals and SHA-256
     /// digests of their tokens; principal `platform` administers the registry). Without one, a
     /// token per domain and one for `platform` are generated and printed at start.
@@ -131,6 +134,7 @@ pub(super) async fn start(
     let metrics =
         Metrics::new(http_metrics.registry()).context("creating the gateway's metrics")?;
     let mut stream_config = StreamConfig::new(bootstrap);
+    stream_config.group = options.gateway_group.clone();
     if let Some(id) = &options.transactional_id {
         stream_config.mode = DeliveryMode::Transactional { id: id.clone() };
     }

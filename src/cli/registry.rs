@@ -22,6 +22,23 @@ pub struct RegistryArgs {
     /// Reads of the registry need credentials too (writes always do).
     #[arg(long)]
     pub registry_auth_reads: bool,
+    /// The topic the registry keeps its state in; on a cluster where Confluent's registry
+    /// already uses `_schemas`, give meshline's another one.
+    #[arg(long, default_value = "_schemas", env = "MESHLINE_SCHEMAS_TOPIC")]
+    pub schemas_topic: String,
+    /// The consumer group the registry reads its topic in.
+    #[arg(long, default_value = "meshline-registry")]
+    pub registry_group: String,
+}
+
+impl RegistryArgs {
+    /// Where the registry keeps its state.
+    pub fn settings(&self) -> registry::service::Settings {
+        registry::service::Settings {
+            topic: self.schemas_topic.clone(),
+            group: self.registry_group.clone(),
+        }
+    }
 }
 
 /// Arguments of `meshline registry`.
@@ -61,7 +78,9 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         "--registry-listen",
     )
     .await?;
-    let registry = registry::Registry::start(&args.bootstrap, stop.clone()).await?;
+    let registry =
+        registry::Registry::start_with(&args.bootstrap, &args.registry.settings(), stop.clone())
+            .await?;
     let (tokens, generated) = match &args.tokens {
         Some(path) => (Tokens::load(path)?, Vec::new()),
         None => Tokens::generate([PLATFORM]),

@@ -36,6 +36,9 @@ pub struct SnapshotOptions {
     /// Do not run the snapshotter.
     #[arg(long)]
     pub no_snapshots: bool,
+    /// Prefix of the snapshotter's consumer groups (`<prefix>-<product>`).
+    #[arg(long, default_value = "meshline-snapshotter")]
+    pub snapshotter_group_prefix: String,
 }
 
 impl SnapshotOptions {
@@ -63,6 +66,7 @@ impl SnapshotOptions {
             .clone()
             .unwrap_or_else(|| data_dir.join("spill"));
         config.spill = Spill::new(dir, self.max_state_rows);
+        config.group_prefix = self.snapshotter_group_prefix.clone();
         config
     }
 }

@@ -102,7 +102,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     .await?;
     let http_listener =
         server::bind(args.http_listen, "the gateway HTTP server", "--http-listen").await?;
-    let registry = Registry::start(&bootstrap, stop.clone()).await?;
+    let registry =
+        Registry::start_with(&bootstrap, &args.registry.settings(), stop.clone()).await?;
     // one token per domain (and one for `platform`): ingress events and registry writes
     let (tokens, generated) = gateway::tokens(&args.gateway, &catalog)?;
     let access = registry::http::Access {

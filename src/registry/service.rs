@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     api::{ApiError, Result},
-    log::{self, Entry, TOPIC},
+    log::{self, Entry},
     state::{Plan, State, SubjectConfig},
 };
 use crate::broker;
@@ -72,6 +72,8 @@ struct Inner {
     reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The Kafka cluster `_schemas` lives in (`GET /v1/metadata/id`).
     cluster_id: String,
+    /// The registry's topic.
+    topic: String,
 }
 
 impl std::fmt::Debug for Registry {
@@ -80,23 +82,51 @@ impl std::fmt::Debug for Registry {
     }
 }
 
+/// Where a registry keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The topic (Confluent's registry uses `_schemas` too: give meshline's another name on a
+    /// cluster that already runs one).
+    pub topic: String,
+    /// The consumer group the registry reads its topic in (it commits nothing).
+    pub group: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            topic: log::TOPIC.to_owned(),
+            group: "meshline-registry".to_owned(),
+        }
+    }
+}
+
 impl Registry {
-    /// Creates `_schemas` if needed (one partition, compacted), reads it to its end, and keeps
-    /// reading it until `stop`.
+    /// [`Registry::start_with`] the default [`Settings`].
     pub async fn start(bootstrap: &str, stop: CancellationToken) -> Result<Self, Error> {
-        create_topic(bootstrap).await?;
+        Self::start_with(bootstrap, &Settings::default(), stop).await
+    }
+
+    /// Creates the registry's topic if needed (one partition, compacted, the broker's default
+    /// replication), reads it to its end, and keeps reading it until `stop`.
+    pub async fn start_with(
+        bootstrap: &str,
+        settings: &Settings,
+        stop: CancellationToken,
+    ) -> Result<Self, Error> {
+        create_topic(bootstrap, &settings.topic).await?;
         let mut producer_config = broker::producer_config(bootstrap);
         producer_config.set("linger.ms", "0");
         let producer: FutureProducer = producer_config.create()?;
         let watermarks: BaseConsumer = broker::client_config(bootstrap).create()?;
         let consumer: StreamConsumer = broker::client_config(bootstrap)
-            .set("group.id", "meshline-registry")
+            .set("group.id", &settings.group)
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
             .set("fetch.wait.max.ms", "20")
             .create()?;
         let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(log::TOPIC, 0, Offset::Beginning)?;
+        assignment.add_partition_offset(&settings.topic, 0, Offset::Beginning)?;
         consumer.assign(&assignment)?;
         let (applied_tx, applied) = watch::channel(0);
         let metadata_config = broker::client_config(bootstrap);
@@ -118,6 +148,7 @@ impl Registry {
                 writes: tokio::sync::Mutex::new(()),
                 reader: Mutex::new(None),
                 cluster_id,
+                topic: settings.topic.clone(),
             }),
         };
         let reader = tokio::spawn(read_log(registry.inner.clone(), consumer, applied_tx, stop));
@@ -166,7 +197,7 @@ impl Registry {
         let high = tokio::task::spawn_blocking(move || {
             inner
                 .watermarks
-                .fetch_watermarks(log::TOPIC, 0, Duration::from_secs(10))
+                .fetch_watermarks(&inner.topic, 0, Duration::from_secs(10))
                 .map(|(_, high)| high)
         })
         .await
@@ -179,7 +210,7 @@ impl Registry {
         let mut applied = self.inner.applied.clone();
         tokio::time::timeout(WRITE_TIMEOUT, applied.wait_for(|&a| a >= next))
             .await
-            .map_err(|_| ApiError::timeout(format!("reading `{}` back", log::TOPIC)))?
+            .map_err(|_| ApiError::timeout(format!("reading `{}` back", self.inner.topic)))?
             .map_err(|_| ApiError::store("the registry is stopping"))?;
         Ok(())
     }
@@ -260,7 +291,7 @@ impl Registry {
 
     async fn append(&self, entry: &Entry) -> Result<i64> {
         let (key, value) = log::encode(entry);
-        let mut record = FutureRecord::<Vec<u8>, Vec<u8>>::to(log::TOPIC)
+        let mut record = FutureRecord::<Vec<u8>, Vec<u8>>::to(&self.inner.topic)
             .key(&key)
             .partition(0);
         if let Some(value) = &value {
@@ -276,9 +307,10 @@ impl Registry {
     }
 }
 
-async fn create_topic(bootstrap: &str) -> Result<(), Error> {
+async fn create_topic(bootstrap: &str, name: &str) -> Result<(), Error> {
     let admin: AdminClient<DefaultClientContext> = broker::client_config(bootstrap).create()?;
-    let topic = NewTopic::new(log::TOPIC, 1, TopicReplication::Fixed(1))
+    // -1: the broker's `default.replication.factor`
+    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(-1))
         .set("cleanup.policy", "compact")
         // never compact a record away before every instance has had time to read it
         .set("min.compaction.lag.ms", "3600000");
@@ -307,7 +339,7 @@ async fn read_log(
         let message = match message {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(error = %e, topic = TOPIC, "cannot read the registry topic");
+                tracing::warn!(error = %e, topic = inner.topic, "cannot read the registry topic");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }

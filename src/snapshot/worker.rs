@@ -71,6 +71,8 @@ pub struct SnapshotterConfig {
     pub spill: super::spill::Spill,
     /// Progress is written at least this often while records arrive.
     pub checkpoint_interval: Duration,
+    /// Prefix of the consumer groups (`<prefix>-<product>`, and `<prefix>-<product>-tail`).
+    pub group_prefix: String,
 }
 
 impl SnapshotterConfig {
@@ -84,6 +86,7 @@ impl SnapshotterConfig {
             max_rows_per_file: 100_000,
             spill: super::spill::Spill::default(),
             checkpoint_interval: Duration::from_secs(5),
+            group_prefix: "meshline-snapshotter".to_owned(),
         }
     }
 }
@@ -334,7 +337,7 @@ fn run_product(
     };
     let mut consumer_config = broker::client_config(&config.bootstrap);
     consumer_config
-        .set("group.id", format!("meshline-snapshotter-{id}"))
+        .set("group.id", format!("{}-{id}", config.group_prefix))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
@@ -418,7 +421,7 @@ fn run_product(
     let mut already_dead_lettered = BTreeSet::new();
     let dlq = if keep {
         let reader: BaseConsumer = broker::client_config(&config.bootstrap)
-            .set("group.id", format!("meshline-snapshotter-{id}-tail"))
+            .set("group.id", format!("{}-{id}-tail", config.group_prefix))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .create()
