@@ -39,7 +39,7 @@ pub struct Cli {
 pub enum Command {
     /// Run everything on this machine: the embedded Kafka-API broker and every product's topics
     /// (and, with `--demo`, the media-streaming demo producers).
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Run the gateway alone: every product's contract enforced on its `.ingress` topic, and
     /// the HTTP ingress, against a running Kafka cluster and schema registry.
     Gateway(gateway::GatewayArgs),
@@ -113,7 +113,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) => up::run(args).await,
+            Command::Up(args) => up::run(*args).await,
             Command::Gateway(args) => gateway::run(args).await,
             Command::Tail(args) => tail::run(args).await,
             Command::Produce(args) => produce::run(args).await,
