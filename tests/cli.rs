@@ -950,3 +950,131 @@ async fn readyz_turns_200_only_once_every_products_subject_is_registered() {
     interrupt(&up);
     assert!(wait_exit(&mut up, 60).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_uses_an_existing_registry_once_the_products_are_published_there() {
+    meshline::registry::client::install_crypto_provider();
+    let data = tempfile::tempdir().unwrap();
+    let broker = sqlite_broker(&data.path().join("kafka")).await;
+    let bootstrap = broker.bootstrap();
+    // the registry the platform team already runs, its writes needing the platform's token
+    let token = "platform-token-of-the-existing-registry";
+    let tokens = data.path().join("tokens.yaml");
+    std::fs::write(
+        &tokens,
+        format!(
+            "tokens:\n  - principal: platform\n    sha256: {}\n",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token))
+        ),
+    )
+    .unwrap();
+    let registry = free_port();
+    let url = format!("http://{registry}");
+    let mut existing = meshline()
+        .args([
+            "registry",
+            "--bootstrap",
+            &bootstrap,
+            "--registry-listen",
+            &registry,
+        ])
+        .arg("--schemas-topic")
+        .arg("_their_schemas")
+        .arg("--tokens")
+        .arg(&tokens)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _existing = KillOnDrop(existing.id());
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while client
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(std::time::Instant::now() < deadline, "registry never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // not published yet: `up` says what to do and starts nothing
+    let (http, up_registry) = (free_port(), free_port());
+    let up_args = |cmd: &mut std::process::Command| {
+        cmd.args(["up", "--bootstrap", &bootstrap, "--registry-url", &url])
+            .args(["--http-listen", &http, "--registry-listen", &up_registry])
+            .arg("--config")
+            .arg(repo_config())
+            .arg("--data-dir")
+            .arg(data.path().join("up"));
+    };
+    let mut refused = meshline();
+    up_args(&mut refused);
+    let out = refused.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("meshline contract publish"), "{stderr}");
+
+    // publishing is explicit, and needs the registry's credentials
+    let publish = |token: Option<&str>| {
+        let mut cmd = meshline();
+        cmd.args(["contract", "publish", "--registry", &url])
+            .arg("--config")
+            .arg(repo_config());
+        if let Some(token) = token {
+            cmd.env("MESHLINE_REGISTRY_TOKEN", token);
+        }
+        cmd.output().unwrap()
+    };
+    let anonymous = publish(None);
+    assert!(!anonymous.status.success());
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("40101"));
+    let published = publish(Some(token));
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    assert!(String::from_utf8_lossy(&published.stdout).contains("player.play-events-value id"));
+
+    // now `up` runs on it: no registry of its own, the gateway checks against the existing one
+    let mut up = meshline();
+    up_args(&mut up);
+    let mut up = up.stdout(Stdio::piped()).spawn().unwrap();
+    let _up = KillOnDrop(up.id());
+    let lines = stdout_lines(&mut up);
+    let banner = wait_for(&lines, "Stop with Ctrl-C", 120);
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains(&format!("registry:   {url}"))),
+        "{banner:?}"
+    );
+    std::thread::spawn(move || for _ in lines {});
+    assert!(
+        std::net::TcpStream::connect(&up_registry).is_err(),
+        "no registry of its own"
+    );
+    let sdk = meshline::sdk::Producer::builder(&bootstrap, &url)
+        .source("/player/existing")
+        .event::<meshline::demo::events::PlayEvent>()
+        .build()
+        .await
+        .unwrap();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
+    for _ in 0..5 {
+        let event = meshline::demo::events::PlayEvent::random(&mut rng, chrono::Utc::now());
+        sdk.send(&event).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while high_watermarks(&bootstrap, "player.play-events") < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gateway forwarded nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    interrupt(&up);
+    assert!(wait_exit(&mut up, 60).success());
+    existing.kill().ok();
+}

@@ -46,6 +46,19 @@ pub enum ContractCommand {
         #[arg(long)]
         committed: bool,
     },
+    /// Register every product's schema and contract (rules, owner, SLOs) in a registry, with
+    /// its compatibility level and the aliases of its ingress and DLQ subjects: what
+    /// `meshline up` does in the registry it starts, done explicitly for a registry you run
+    /// (Confluent, Karapace, Apicurio with Confluent's API, or `meshline registry`).
+    /// Credentials from MESHLINE_REGISTRY_TOKEN or MESHLINE_REGISTRY_USER_INFO.
+    Publish {
+        /// Directory of descriptors.
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+        /// The registry.
+        #[arg(long, default_value = DEFAULT_REGISTRY_URL, env = "MESHLINE_REGISTRY")]
+        registry: String,
+    },
     /// Print the broker ACLs the descriptors imply, as a `kafka-acls.sh` script (each domain
     /// writes only its own products' ingress topics).
     Acls {
@@ -55,10 +68,38 @@ pub enum ContractCommand {
     },
 }
 
+/// Registers every product of `catalog` in the registry of `client`; prints each id.
+pub(super) async fn publish(catalog: &Catalog, client: &Client) -> anyhow::Result<()> {
+    for product in catalog.iter() {
+        let subject = product.subject();
+        let context = || format!("publishing {} to {}", product.id(), client.url());
+        client
+            .set_compatibility(&subject, product.descriptor.compatibility)
+            .await
+            .with_context(context)?;
+        for alias in crate::registry::contract::aliases(product) {
+            client
+                .set_alias(&alias, &subject)
+                .await
+                .with_context(context)?;
+        }
+        let id = client
+            .register(&subject, &crate::registry::contract::registration(product))
+            .await
+            .with_context(context)?;
+        println!("{}: {subject} id {id}", product.id());
+    }
+    Ok(())
+}
+
 /// Runs a contract subcommand.
 pub async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
     match command {
         ContractCommand::Lint { path } => Ok(lint(&path)),
+        ContractCommand::Publish { config, registry } => {
+            publish(&Catalog::load(&config)?, &Client::new(&registry)).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         ContractCommand::Acls { path } => {
             let catalog = Catalog::load(&path)?;
             print!("{}", crate::product::acls::kafka_acls_script(&catalog));

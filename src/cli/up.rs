@@ -45,6 +45,12 @@ pub struct UpArgs {
     /// Schema registry address.
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Use this Confluent-compatible registry (Confluent, Karapace, Apicurio, a `meshline
+    /// registry`) instead of starting one. The products must be published there first
+    /// (`meshline contract publish`); credentials from MESHLINE_REGISTRY_TOKEN or
+    /// MESHLINE_REGISTRY_USER_INFO.
+    #[arg(long, env = "MESHLINE_REGISTRY_URL")]
+    pub registry_url: Option<String>,
     /// Address of the gateway's HTTP server (ingress, catalog, `/metrics`).
     #[arg(long, default_value = DEFAULT_HTTP, value_parser = parse_listen)]
     pub http_listen: SocketAddr,
@@ -94,48 +100,59 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("checking the products' topics")?;
 
-    let registry_listener = server::bind(
-        args.registry.registry_listen,
-        "the schema registry",
-        "--registry-listen",
-    )
-    .await?;
     let http_listener =
         server::bind(args.http_listen, "the gateway HTTP server", "--http-listen").await?;
-    let registry =
-        Registry::start_with(&bootstrap, &args.registry.settings(), stop.clone()).await?;
     // one token per domain (and one for `platform`): ingress events and registry writes
     let (tokens, generated) = gateway::tokens(&args.gateway, &catalog)?;
-    let access = registry::http::Access {
-        tokens: tokens.clone(),
-        reads_open: !args.registry.registry_auth_reads,
-    };
-    let registry_url = format!("http://{}", reachable(args.registry.registry_listen));
-    // ready once every product's schema and contract is registered: a client that waits for
-    // `/readyz` never finds a product's subject missing
-    let registry_readiness = Readiness::default();
-    registry_readiness.add("registry state read", || true);
-    let registered = registry_readiness.flag("products registered");
-    let mut servers = vec![server::spawn(
-        registry_listener,
-        with_metrics(
-            registry::http::secured_router(registry.clone(), access)
-                .merge(registry_readiness.routes()),
-            "registry",
-        )?,
-        stop.clone(),
-    )];
-    for product in catalog.iter() {
-        registry.register_product(product).await.with_context(|| {
-            format!(
-                "registering the schema of {} from {}; if it changed, check it with `meshline contract diff {} NEW.avsc`",
-                product.id(),
-                product.path.display(),
-                product.id()
+    let mut servers = Vec::new();
+    let (registry, registry_url) = match &args.registry_url {
+        // a registry the platform team runs: the products must be published there already
+        Some(url) => {
+            check_published(&catalog, &Client::new(url)).await?;
+            (None, url.trim_end_matches('/').to_owned())
+        }
+        None => {
+            let listener = server::bind(
+                args.registry.registry_listen,
+                "the schema registry",
+                "--registry-listen",
             )
-        })?;
-    }
-    registered.set(true);
+            .await?;
+            let registry =
+                Registry::start_with(&bootstrap, &args.registry.settings(), stop.clone()).await?;
+            let access = registry::http::Access {
+                tokens: tokens.clone(),
+                reads_open: !args.registry.registry_auth_reads,
+            };
+            // ready once every product's schema and contract is registered: a client that
+            // waits for `/readyz` never finds a product's subject missing
+            let readiness = Readiness::default();
+            readiness.add("registry state read", || true);
+            let registered = readiness.flag("products registered");
+            servers.push(server::spawn(
+                listener,
+                with_metrics(
+                    registry::http::secured_router(registry.clone(), access)
+                        .merge(readiness.routes()),
+                    "registry",
+                )?,
+                stop.clone(),
+            ));
+            for product in catalog.iter() {
+                registry.register_product(product).await.with_context(|| {
+                    format!(
+                        "registering the schema of {} from {}; if it changed, check it with `meshline contract diff {} NEW.avsc`",
+                        product.id(),
+                        product.path.display(),
+                        product.id()
+                    )
+                })?;
+            }
+            registered.set(true);
+            let url = format!("http://{}", reachable(args.registry.registry_listen));
+            (Some(registry), url)
+        }
+    };
     let public_url = args.public_url.clone().unwrap_or_else(|| {
         format!(
             "{}://{}",
@@ -242,14 +259,32 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         snapshotter.await.ok();
     }
     // the registry's clients go before the broker they talk to
-    registry.stopped().await;
-    drop(registry);
+    if let Some(registry) = registry {
+        registry.stopped().await;
+    }
     #[cfg(feature = "embedded-broker")]
     if let Some(embedded) = embedded {
         embedded.stop().await;
     }
     println!("meshline stopped cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fails, saying what to do, unless every product's subject is registered in the registry of
+/// `client` with the contract meshline enforces.
+async fn check_published(catalog: &crate::product::Catalog, client: &Client) -> anyhow::Result<()> {
+    for product in catalog.iter() {
+        let subject = product.subject();
+        client.latest(&subject).await.with_context(|| {
+            format!(
+                "{} is not published in the registry at {} (subject {subject}); run `meshline contract publish --registry {}` first",
+                product.id(),
+                client.url(),
+                client.url()
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// The address to reach a server listening on `addr` from this machine (`0.0.0.0` is not one).

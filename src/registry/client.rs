@@ -345,11 +345,30 @@ impl Client {
 
     /// Sets the compatibility level of `subject`.
     pub async fn set_compatibility(&self, subject: &str, level: Compatibility) -> Result<()> {
-        let body = serde_json::to_vec(&api::ConfigRequest {
-            compatibility: Some(level.as_str().into()),
-            ..Default::default()
-        })
-        .unwrap_or_default();
+        self.set_config(
+            subject,
+            api::ConfigRequest {
+                compatibility: Some(level.as_str().into()),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Makes `alias` stand for `subject` (Confluent's subject aliases).
+    pub async fn set_alias(&self, alias: &str, subject: &str) -> Result<()> {
+        self.set_config(
+            alias,
+            api::ConfigRequest {
+                alias: Some(subject.to_owned()),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    async fn set_config(&self, subject: &str, request: api::ConfigRequest) -> Result<()> {
+        let body = serde_json::to_vec(&request).unwrap_or_default();
         let _: api::ConfigRequest = self
             .call(self.with_body(
                 reqwest::Method::PUT,
