@@ -1077,4 +1077,5 @@ async fn up_uses_an_existing_registry_once_the_products_are_published_there() {
     interrupt(&up);
     assert!(wait_exit(&mut up, 60).success());
     existing.kill().ok();
+    existing.wait().ok();
 }
