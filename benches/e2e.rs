@@ -33,13 +33,13 @@ use std::{
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{future::BoxFuture, stream::FuturesUnordered, StreamExt};
 use meshline::{
+    auth::Tokens,
     binding::kafka::Record,
     broker::{self, embedded::EmbeddedBroker},
     codec::wire,
     contract::{Contract, WriterSchema},
     demo::events::PlayEvent,
     gateway::{
-        auth::Tokens,
         http::{Ingress, IngressConfig},
         Contracts, Metrics,
     },
