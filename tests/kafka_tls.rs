@@ -1,6 +1,7 @@
-//! meshline on a Kafka cluster reached over TLS, as on a managed cluster: a TLS endpoint with a
-//! certificate this test makes stands in front of the embedded broker (which advertises it), and
-//! every component is given only that endpoint and the CA through `MESHLINE_KAFKA_*`. The
+//! meshline on a Kafka cluster reached over SASL_SSL, as on a managed cluster: a TLS endpoint
+//! with a certificate this test makes stands in front of the embedded broker (which advertises
+//! it and authenticates every client with SCRAM-SHA-256), and every component is given only that
+//! endpoint, the CA and its SCRAM credentials through `MESHLINE_KAFKA_*`. The
 //! registry, gateway and snapshotter of `meshline up --bootstrap`, the SDK, and `meshline tail`
 //! all work through it, every producer writing zstd-compressed batches. One test in its own binary: it sets the
 //! process's environment.
@@ -91,7 +92,7 @@ async fn tls_front(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_component_works_over_tls_with_zstd() {
+async fn every_component_works_over_sasl_ssl_scram_with_zstd() {
     meshline::registry::client::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = certificates();
@@ -101,10 +102,11 @@ async fn every_component_works_over_tls_with_zstd() {
     // the broker's own port is never told to a client: only the TLS endpoint is advertised
     let plain: SocketAddr = free_port().parse().unwrap();
     let front_port: SocketAddr = free_port().parse().unwrap();
-    let broker = EmbeddedBroker::start_advertising(
+    let broker = EmbeddedBroker::start_with_scram(
         plain,
         Some(front_port),
         &Storage::in_dir(&dir.path().join("broker")),
+        &[("meshline", "meshline-secret")],
     )
     .await
     .unwrap();
@@ -113,7 +115,10 @@ async fn every_component_works_over_tls_with_zstd() {
     let bootstrap = front.to_string();
 
     // every client of this process and of the processes it starts
-    std::env::set_var("MESHLINE_KAFKA_SECURITY_PROTOCOL", "ssl");
+    std::env::set_var("MESHLINE_KAFKA_SECURITY_PROTOCOL", "sasl_ssl");
+    std::env::set_var("MESHLINE_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256");
+    std::env::set_var("MESHLINE_KAFKA_SASL_USERNAME", "meshline");
+    std::env::set_var("MESHLINE_KAFKA_SASL_PASSWORD", "meshline-secret");
     std::env::set_var("MESHLINE_KAFKA_SSL_CA_LOCATION", &ca_path);
     std::env::set_var("MESHLINE_KAFKA_COMPRESSION_TYPE", "zstd");
 
@@ -136,6 +141,25 @@ async fn every_component_works_over_tls_with_zstd() {
         refused,
         "a client that does not trust the CA gets no metadata"
     );
+    // a client with the wrong password is refused too: SCRAM is really checked
+    for (mechanism, password) in [("SCRAM-SHA-256", "wrong"), ("PLAIN", "meshline-secret")] {
+        let stranger: BaseConsumer = meshline::broker::client_config(&bootstrap)
+            .set("sasl.mechanism", mechanism)
+            .set("sasl.password", password)
+            .create()
+            .unwrap();
+        let refused = tokio::task::spawn_blocking(move || {
+            stranger
+                .fetch_metadata(None, Duration::from_secs(3))
+                .is_err()
+        })
+        .await
+        .unwrap();
+        assert!(
+            refused,
+            "{mechanism} with password {password} gets no metadata"
+        );
+    }
 
     let registry = free_port();
     let http = free_port();

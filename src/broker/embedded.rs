@@ -8,7 +8,7 @@ use std::{
 };
 
 use tansu_broker::{broker::Broker, coordinator::group::administrator::Controller};
-use tansu_storage::StorageContainer;
+use tansu_storage::{Storage as _, StorageContainer};
 use tokio::{task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -121,6 +121,87 @@ impl EmbeddedBroker {
             uuid::Uuid::new_v4(),
         );
         let task = tokio::spawn(async move { broker.serve(Instant::now()).await });
+        Self::ready(addr, task, cancellation).await
+    }
+
+    /// [`EmbeddedBroker::start_advertising`] on durable storage, authenticating every client
+    /// with SASL/SCRAM-SHA-256 as one of `users` (name, password): a cluster that refuses
+    /// anonymous clients, as a platform team's does.
+    pub async fn start_with_scram(
+        listen: SocketAddr,
+        advertised: Option<SocketAddr>,
+        storage: &Storage,
+        users: &[(&str, &str)],
+    ) -> Result<Self> {
+        if *storage == Storage::Memory {
+            return Err(Error::Storage {
+                message: "SCRAM users are kept in the storage: use durable storage".into(),
+            });
+        }
+        let addr = reserve(listen)?;
+        let url_of = |addr: SocketAddr| {
+            Url::parse(&format!("tcp://{addr}")).map_err(|e| Error::Storage {
+                message: format!("bad listener address {addr}: {e}"),
+            })
+        };
+        let (url, advertised) = (url_of(addr)?, url_of(advertised.unwrap_or(addr))?);
+        let storage_url = storage.url()?;
+        let cancellation = CancellationToken::new();
+        let started = Instant::now();
+        let mut broker = loop {
+            let built = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+                .node_id(tansu_broker::NODE_ID)
+                .cluster_id(CLUSTER_ID)
+                .incarnation_id(uuid::Uuid::new_v4())
+                .advertised_listener(advertised.clone())
+                .storage(storage_url.clone())
+                .listener(url.clone())
+                .schema_registry(None)
+                .otlp_endpoint_url(None)
+                .authentication(true)
+                .tls_server_config(None)
+                .silent(true)
+                .build()
+                .await;
+            match built {
+                Ok(broker) => break broker,
+                // a broker of this process that was just stopped may still hold the file
+                Err(e)
+                    if e.to_string().contains("locked")
+                        && started.elapsed() < Duration::from_secs(10) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(Error::Embedded(Box::new(e))),
+            }
+        };
+        let task = tokio::spawn(async move { broker.serve(Instant::now()).await });
+        let broker = Self::ready(addr, task, cancellation).await?;
+        // the users, once the broker has registered its cluster in the storage
+        let closing = CancellationToken::new();
+        let container = open_storage(&advertised, &storage_url, &closing).await?;
+        for (name, password) in users {
+            container
+                .upsert_user_scram_credential(
+                    name,
+                    tansu_sans_io::ScramMechanism::Scram256,
+                    scram_sha256(password),
+                )
+                .await
+                .map_err(|e| Error::Storage {
+                    message: format!("cannot store the SCRAM credential of {name}: {e}"),
+                })?;
+        }
+        closing.cancel();
+        Ok(broker)
+    }
+
+    /// Waits until the broker task accepts connections on `addr`.
+    async fn ready(
+        addr: SocketAddr,
+        task: JoinHandle<Result<(), tansu_broker::Error>>,
+        cancellation: CancellationToken,
+    ) -> Result<Self> {
         let started = Instant::now();
         while tokio::net::TcpStream::connect(addr).await.is_err() {
             if task.is_finished() {
@@ -175,6 +256,31 @@ impl Drop for EmbeddedBroker {
         if let Some(task) = &self.task {
             task.abort();
         }
+    }
+}
+
+/// A SCRAM-SHA-256 credential of `password` (RFC 5802: salted password by PBKDF2, then the
+/// stored key and the server key), as a broker keeps it.
+fn scram_sha256(password: &str) -> tansu_storage::ScramCredential {
+    use hmac::{Hmac, Mac as _};
+    use sha2::{Digest as _, Sha256};
+    const ITERATIONS: u32 = 4096;
+    let salt: [u8; 16] = rand::random();
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, ITERATIONS, &mut salted);
+    let hmac = |key: &[u8], text: &[u8]| {
+        // any key length is valid for HMAC
+        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(text);
+        mac.finalize().into_bytes()
+    };
+    let client_key = hmac(&salted, b"Client Key");
+    tansu_storage::ScramCredential {
+        salt: bytes::Bytes::copy_from_slice(&salt),
+        iterations: ITERATIONS as i32,
+        stored_key: bytes::Bytes::copy_from_slice(&Sha256::digest(client_key)),
+        server_key: bytes::Bytes::copy_from_slice(&hmac(&salted, b"Server Key")),
     }
 }
 
