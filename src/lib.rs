@@ -23,6 +23,7 @@ pub mod dedup;
 pub mod demo;
 pub mod gateway;
 pub mod health;
+pub mod outputs;
 pub mod product;
 pub mod registry;
 pub mod sdk;

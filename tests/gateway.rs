@@ -548,12 +548,12 @@ async fn a_gateway_taking_over_skips_what_a_dead_one_wrote_after_its_last_commit
         .iter()
         .enumerate()
         .map(|(offset, (p, r))| {
-            let source = gateway::headers::Source {
+            let source = meshline::outputs::headers::Source {
                 topic: INGRESS,
                 partition: *p,
                 offset: offset as i64,
             };
-            (*p, gateway::headers::accepted(r.clone(), source))
+            (*p, meshline::outputs::headers::accepted(r.clone(), source))
         })
         .collect();
     send_to(&bootstrap, PRODUCT, &written).await;

@@ -43,10 +43,7 @@ pub struct Metrics {
     assigned: IntGauge,
 }
 
-/// The `domain` and `product` label values of a product id (`<domain>.<product>`).
-pub fn product_labels(product: &str) -> [&str; 2] {
-    [product.split_once('.').map_or(product, |(d, _)| d), product]
-}
+pub use crate::telemetry::product_labels;
 
 impl Metrics {
     /// Creates the metrics and registers them in `registry`.

@@ -15,11 +15,9 @@
 //! - [`metrics`]: Prometheus metrics.
 
 pub mod contracts;
-pub mod headers;
 pub mod http;
 pub mod metrics;
 pub mod replay;
-pub mod resume;
 pub mod stream;
 
 use std::{sync::Arc, time::Duration};
@@ -58,6 +56,14 @@ pub enum Error {
     /// Something that should not happen; the gateway restarts.
     #[error("{0}")]
     Unexpected(String),
+}
+
+impl From<crate::outputs::Error> for Error {
+    fn from(e: crate::outputs::Error) -> Self {
+        match e {
+            crate::outputs::Error::Kafka { context, source } => Self::Kafka { context, source },
+        }
+    }
 }
 
 /// Result of this module.

@@ -22,7 +22,8 @@ use rdkafka::{
     Offset, TopicPartitionList,
 };
 
-use super::{headers, Error, Result};
+use super::{Error, Result};
+use crate::outputs::headers;
 use crate::{binding::kafka::Record, broker, product::Topics};
 
 /// Which dead letters to replay.
@@ -65,7 +66,7 @@ fn verdict(record: &Record, timestamp_ms: Option<i64>, filter: &Filter) -> Verdi
     // a late event is in the product topic already: only its snapshot window missed it; a
     // record too large to forward has no payload here (it stays in the ingress topic)
     let reason = record.header(headers::REASON);
-    if reason == Some(crate::snapshot::worker::LATE_EVENT.as_bytes())
+    if reason == Some(headers::LATE_EVENT.as_bytes())
         || reason == Some(crate::contract::Reason::TooLarge.code().as_bytes())
     {
         return Verdict::Filtered;

@@ -44,14 +44,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     contracts::Contracts,
-    headers::{self, Source},
     metrics::{Metrics, Outcome, ProductMetrics},
-    resume, Error, Result,
+    Error, Result,
 };
 use crate::{
     binding::kafka::{Consumed, Record, RecordView},
     broker,
     contract::Reason,
+    outputs::{
+        headers::{self, Source},
+        resume,
+    },
     product::OnFailure,
     product::Topics,
 };

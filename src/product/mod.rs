@@ -3,6 +3,7 @@
 
 pub mod acls;
 mod descriptor;
+pub mod sli;
 
 pub use descriptor::*;
 
@@ -493,7 +494,7 @@ fn validate(path: &Path, d: &Descriptor) -> Vec<Error> {
             );
         }
     }
-    for sli in crate::slo::Sli::ALL {
+    for sli in sli::Sli::ALL {
         let Some(o) = sli.objective(&d.slos) else {
             continue;
         };
@@ -514,7 +515,7 @@ fn validate(path: &Path, d: &Descriptor) -> Vec<Error> {
                 format!(
                     "a {} objective needs a latency `threshold`, one of {}",
                     sli.name(),
-                    crate::slo::bucket_list(buckets)
+                    sli::bucket_list(buckets)
                 ),
             ),
             (Some(t), false) if !buckets.contains(&t.0.as_secs_f64()) => invalid(
@@ -523,7 +524,7 @@ fn validate(path: &Path, d: &Descriptor) -> Vec<Error> {
                     "threshold {} is not a bucket bound of {}; use one of {}",
                     humantime::format_duration(t.0),
                     sli.metric(),
-                    crate::slo::bucket_list(buckets)
+                    sli::bucket_list(buckets)
                 ),
             ),
             (Some(_), true) => invalid(

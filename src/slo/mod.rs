@@ -14,7 +14,7 @@ pub mod status;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
-use crate::product::{Catalog, Objective, Slos};
+use crate::product::{Catalog, Objective};
 
 /// Where generated rule files go, under the output directory.
 pub const RULES_DIR: &str = "prometheus/rules";
@@ -73,70 +73,9 @@ pub fn generate(catalog: &Catalog) -> Result<BTreeMap<PathBuf, String>> {
     Ok(files)
 }
 
-/// Upper bounds of `meshline_gateway_freshness_seconds`' buckets, in seconds. A freshness
-/// objective's `threshold` must be one of them: the rules count the events under it.
-pub const FRESHNESS_BUCKETS: &[f64] = &[
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
-];
-
-/// Upper bounds of `meshline_snapshot_delay_seconds`' buckets, in seconds. A timeliness
-/// objective's `threshold` must be one of them.
-pub const DELAY_BUCKETS: &[f64] = &[
-    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
-];
-
-/// A service-level indicator of a data product.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sli {
-    /// Events that pass the contract ÷ all events the gateway handled.
-    Validity,
-    /// Events available in the product topic within the threshold of their event time ÷ all.
-    Freshness,
-    /// HTTP ingress requests answered without a server error ÷ all.
-    Availability,
-    /// Snapshot windows written within the threshold of their close ÷ all.
-    Timeliness,
-}
+pub use crate::product::sli::{bucket_list, Sli, DELAY_BUCKETS, FRESHNESS_BUCKETS};
 
 impl Sli {
-    /// Every SLI, in the order dashboards and rules show them.
-    pub const ALL: [Self; 4] = [
-        Self::Validity,
-        Self::Freshness,
-        Self::Availability,
-        Self::Timeliness,
-    ];
-
-    /// The SLI's name, as in descriptors and the `sloth_slo` label.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Validity => "validity",
-            Self::Freshness => "freshness",
-            Self::Availability => "availability",
-            Self::Timeliness => "timeliness",
-        }
-    }
-
-    /// The descriptor field declaring its objective.
-    pub fn field(self) -> &'static str {
-        match self {
-            Self::Validity => "slos.validity",
-            Self::Freshness => "slos.freshness",
-            Self::Availability => "slos.availability",
-            Self::Timeliness => "slos.timeliness",
-        }
-    }
-
-    /// The objective a descriptor declares for it.
-    pub fn objective(self, slos: &Slos) -> Option<&Objective> {
-        match self {
-            Self::Validity => slos.validity.as_ref(),
-            Self::Freshness => slos.freshness.as_ref(),
-            Self::Availability => slos.availability.as_ref(),
-            Self::Timeliness => slos.timeliness.as_ref(),
-        }
-    }
-
     /// The metric measuring it.
     pub fn metric(self) -> &'static str {
         match self {
@@ -144,15 +83,6 @@ impl Sli {
             Self::Freshness => "meshline_gateway_freshness_seconds",
             Self::Availability => "meshline_gateway_ingress_requests_total",
             Self::Timeliness => "meshline_snapshot_delay_seconds",
-        }
-    }
-
-    /// The bucket bounds a threshold must be one of (empty: the SLI takes no threshold).
-    pub fn buckets(self) -> &'static [f64] {
-        match self {
-            Self::Freshness => FRESHNESS_BUCKETS,
-            Self::Timeliness => DELAY_BUCKETS,
-            Self::Validity | Self::Availability => &[],
         }
     }
 
@@ -265,15 +195,6 @@ impl Sli {
             self.total_rate(product, window)
         )
     }
-}
-
-/// The buckets, as durations, for error messages.
-pub fn bucket_list(buckets: &[f64]) -> String {
-    buckets
-        .iter()
-        .map(|b| humantime::format_duration(Duration::from_secs_f64(*b)).to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A duration in PromQL's notation, in its largest whole unit (`28d`, `6h`, `5m`, `90s`).

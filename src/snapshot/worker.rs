@@ -44,14 +44,12 @@ use super::{
 };
 use crate::{
     broker,
-    gateway::{headers as out_headers, resume},
+    outputs::{headers as out_headers, resume},
     product::{Catalog, LatePolicy, Product},
     registry::client::Client,
 };
 
-/// Reason code of a late event sent to the dead-letter topic (`late: dlq`). `meshline dlq
-/// replay` never re-submits these: the event is in the product topic already.
-pub const LATE_EVENT: &str = "late_event";
+use crate::outputs::headers::LATE_EVENT;
 
 /// Settings of the snapshotter.
 #[derive(Debug, Clone)]
@@ -869,7 +867,7 @@ fn same_manifest(existing: &[u8], new: &[u8]) -> bool {
 
 /// The domain of a product id (`<domain>.<product>`).
 fn domain_of(product: &str) -> &str {
-    crate::gateway::metrics::product_labels(product)[0]
+    crate::telemetry::product_labels(product)[0]
 }
 
 /// Seconds from a window's close to now: its close is its end plus `lateness`, or the arrival of

@@ -22,6 +22,10 @@ use rdkafka::{
 use super::{headers, Error, Result};
 use crate::binding::kafka::Record;
 
+/// How long a read of a tail is tried again while the broker is busy (the caller restarts
+/// after that).
+const PATIENCE: Duration = Duration::from_secs(120);
+
 /// How long reading one window of an output partition may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The first window read back from a tail; each next one is four times larger.
@@ -77,22 +81,19 @@ fn scan(
         context: format!("reading the tail of {topic} partition {partition}"),
         source,
     };
-    let (low, high) = crate::broker::retry_transient(
-        "reading an output's watermarks",
-        super::stream::PATIENCE,
-        || reader.fetch_watermarks(topic, partition, READ_TIMEOUT),
-    )
-    .map_err(kafka)?;
+    let (low, high) =
+        crate::broker::retry_transient("reading an output's watermarks", PATIENCE, || {
+            reader.fetch_watermarks(topic, partition, READ_TIMEOUT)
+        })
+        .map_err(kafka)?;
     let mut found = Vec::new();
     let mut end = high;
     let mut window = FIRST_WINDOW;
     while end > low {
         let start = (end - window).max(low);
-        let offsets = crate::broker::retry_transient(
-            "reading an output's tail",
-            super::stream::PATIENCE,
-            || read(reader, topic, partition, start, end, source_topic),
-        )
+        let offsets = crate::broker::retry_transient("reading an output's tail", PATIENCE, || {
+            read(reader, topic, partition, start, end, source_topic)
+        })
         .map_err(kafka)?;
         // without a floor, nothing earlier can be left out
         let enough = floor.is_some_and(|floor| offsets.iter().any(|&o| o < floor));

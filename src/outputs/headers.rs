@@ -1,5 +1,5 @@
-//! The gateway's output records (sans-io): what a product or dead-letter record carries
-//! besides the ingress record's own key, headers and payload.
+//! Output records (sans-io): what a product or dead-letter record carries besides the ingress
+//! record's own key, headers and payload.
 //!
 //! Every output names its source (`meshline_source_topic`, `meshline_source_partition`,
 //! `meshline_source_offset`): that is how a gateway that takes over a partition finds where the
@@ -25,6 +25,9 @@ pub const REASON: &str = "meshline_reason";
 pub const RULE: &str = "meshline_rule";
 /// What is wrong with a dead letter, for people.
 pub const MESSAGE: &str = "meshline_message";
+/// Reason code of a late event the snapshotter sends to the dead-letter topic (`late: dlq`).
+/// `meshline dlq replay` never re-submits these: the event is in the product topic already.
+pub const LATE_EVENT: &str = "late_event";
 /// Set by `meshline dlq replay`: the dead letter (`<partition>/<offset>` of the DLQ) a record
 /// re-submits. Kept on outputs, so a replayed record that fails again is not replayed again.
 pub const REPLAY_OF: &str = "meshline_replay_of";
