@@ -12,21 +12,18 @@
 //!        └──► SLOs (slo): Prometheus rules + Grafana dashboards; `/metrics` ──► meshline status
 //! ```
 
+pub use meshline_core::{binding, codec, contract, dedup, product};
+pub use meshline_sdk as sdk;
+
 pub mod auth;
-pub mod binding;
 pub mod broker;
 pub mod catalog;
 pub mod cli;
-pub mod codec;
-pub mod contract;
-pub mod dedup;
 pub mod demo;
 pub mod gateway;
 pub mod health;
 pub mod outputs;
-pub mod product;
 pub mod registry;
-pub mod sdk;
 pub mod server;
 pub mod slo;
 pub mod snapshot;

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use meshline::sdk::kafka::RecordExt as _;
 use meshline::{binding::kafka::Record, broker::ensure_topics};
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication},

@@ -20,6 +20,7 @@ use std::{
 };
 
 use common::*;
+use meshline::sdk::kafka::RecordExt as _;
 use meshline::{demo::events::PlayEvent, sdk::Producer};
 use rand::{rngs::StdRng, SeedableRng};
 use rdkafka::{

@@ -7,6 +7,7 @@ mod common;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use common::{catalog, consumer_config, high_watermarks, platform, play, producer, within};
+use meshline::sdk::kafka::RecordExt as _;
 use meshline::{
     auth::Tokens,
     binding::kafka::Record,

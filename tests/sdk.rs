@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use apache_avro::{reader::datum::GenericDatumReader, types::Value, AvroSchema, Schema};
 use common::{platform, play, registry, sqlite_broker};
+use meshline::sdk::kafka::RecordExt as _;
 use meshline::{
     demo::events::PlayEvent,
     registry::api::SchemaRequest,

@@ -13,6 +13,7 @@ use std::{
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use chrono::{DateTime, Utc};
+use meshline::sdk::kafka::RecordExt as _;
 use meshline::{
     demo::events::{Device, PlayEvent},
     product::Catalog,

@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use meshline::sdk::kafka::RecordExt as _;
 use meshline::{
     broker::{
         self,

@@ -1,5 +1,5 @@
-//! The Kafka side: the embedded broker, client settings shared by every component, and the
-//! topics each data product derives from its descriptor.
+//! The Kafka side: the embedded broker and the topics each data product derives from its
+//! descriptor; the client settings every component shares are the SDK's (`meshline_sdk::kafka`).
 
 #[cfg(feature = "embedded-broker")]
 pub mod embedded;
@@ -9,12 +9,14 @@ use std::{net::SocketAddr, time::Duration};
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication},
     client::DefaultClientContext,
-    config::ClientConfig,
     consumer::{BaseConsumer, Consumer},
     error::KafkaError,
-    message::OwnedHeaders,
-    producer::{DeliveryFuture, FutureProducer, FutureRecord},
     types::RDKafkaErrorCode,
+};
+
+pub use meshline_sdk::kafka::{
+    check_reachable, client_config, is_transient, partitions_of, producer_config, retry_transient,
+    send_blocking, send_parts_blocking, ENV_PREFIX, FETCH_QUEUE_BACKOFF_MS,
 };
 
 use crate::product::{Catalog, Product};
@@ -46,16 +48,9 @@ pub enum Error {
     #[cfg(feature = "embedded-broker")]
     #[error("embedded broker failed to start: {0}")]
     Embedded(Box<tansu_broker::Error>),
-    /// No broker answers at the bootstrap address.
-    #[error("cannot reach Kafka at {bootstrap} within {timeout:?}: {source}; check the address and that the cluster is up, or omit `--bootstrap` to start the embedded broker")]
-    Unreachable {
-        /// The bootstrap servers.
-        bootstrap: String,
-        /// How long we waited.
-        timeout: Duration,
-        /// The client's error.
-        source: KafkaError,
-    },
+    /// A client setting, reachability or sending failed.
+    #[error(transparent)]
+    Client(#[from] meshline_sdk::kafka::Error),
     /// A topic exists with a layout the descriptor does not declare.
     #[error("topic `{topic}` has {actual} partitions but its descriptor declares {declared}; a product's topics must keep the declared count (Kafka cannot shrink a topic): fix `partitions` in {descriptor} or recreate the topic")]
     PartitionMismatch {
@@ -81,181 +76,6 @@ pub enum Error {
 
 /// Result of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Environment variables `MESHLINE_KAFKA_<KEY>` set librdkafka property `<key>` (lower case,
-/// `_` for `.`) on every client, e.g. `MESHLINE_KAFKA_SASL_USERNAME=player` sets
-/// `sasl.username`: how a deployment passes security settings.
-pub const ENV_PREFIX: &str = "MESHLINE_KAFKA_";
-
-/// librdkafka's `fetch.queue.backoff.ms` for meshline's consumers. Once a consumer has
-/// prefetched `queued.min.messages` (100,000) records, librdkafka stops fetching for this long;
-/// its default, 1 s, left the gateway idle most of that second after it drained them (gateway
-/// throughput ≈ 115,000 → 158,000–180,000 events/s, `cargo bench --bench gateway`).
-pub const FETCH_QUEUE_BACKOFF_MS: &str = "20";
-
-/// Client settings shared by every meshline component talking to `bootstrap`, then the
-/// `MESHLINE_KAFKA_*` settings of the environment (which win).
-pub fn client_config(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", bootstrap)
-        .set("client.id", "meshline")
-        // loopback brokers come and go in tests and `meshline up`; keep reconnects quick
-        .set("reconnect.backoff.max.ms", "1000")
-        .set("log_level", "3");
-    with_environment(config)
-}
-
-/// Applies the `MESHLINE_KAFKA_*` settings of the environment over `config`.
-fn with_environment(mut config: ClientConfig) -> ClientConfig {
-    for (key, value) in std::env::vars() {
-        if let Some(key) = key.strip_prefix(ENV_PREFIX) {
-            config.set(key.to_ascii_lowercase().replace('_', "."), value);
-        }
-    }
-    config
-}
-
-/// Settings of an idempotent producer: `acks=all`, no duplicates on retry, ordered per
-/// partition, lz4 batches; the environment's settings win (`MESHLINE_KAFKA_COMPRESSION_TYPE=zstd`).
-pub fn producer_config(bootstrap: &str) -> ClientConfig {
-    let mut config = client_config(bootstrap);
-    config
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .set("message.timeout.ms", "30000");
-    with_environment(config)
-}
-
-/// Waits until a broker answers at `bootstrap`, or says clearly that none does.
-pub async fn check_reachable(bootstrap: &str, timeout: Duration) -> Result<()> {
-    let config = client_config(bootstrap);
-    let bootstrap = bootstrap.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = config.create()?;
-        consumer
-            .fetch_metadata(None, timeout)
-            .map(|_| ())
-            .map_err(|source| Error::Unreachable {
-                bootstrap,
-                timeout,
-                source,
-            })
-    })
-    .await
-    .map_err(|e| Error::Storage {
-        message: format!("metadata task failed: {e}"),
-    })?
-}
-
-/// Hands `record` to `producer` for `topic` partition `partition`, waiting (blocking this
-/// thread) while the producer's queue is full: never drops. For loops on threads of their own.
-pub fn send_blocking(
-    producer: &FutureProducer,
-    topic: &str,
-    partition: i32,
-    record: &crate::binding::kafka::Record,
-) -> Result<DeliveryFuture, KafkaError> {
-    send_parts_blocking(
-        producer,
-        topic,
-        partition,
-        record.key.as_deref(),
-        record.payload.as_deref(),
-        record.owned_headers(),
-    )
-}
-
-/// [`send_blocking`] for a record given by its parts.
-pub fn send_parts_blocking(
-    producer: &FutureProducer,
-    topic: &str,
-    partition: i32,
-    key: Option<&[u8]>,
-    payload: Option<&[u8]>,
-    headers: OwnedHeaders,
-) -> Result<DeliveryFuture, KafkaError> {
-    let mut future = FutureRecord::<[u8], [u8]>::to(topic)
-        .partition(partition)
-        .headers(headers);
-    if let Some(key) = key {
-        future = future.key(key);
-    }
-    if let Some(payload) = payload {
-        future = future.payload(payload);
-    }
-    loop {
-        match producer.send_result(future) {
-            Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                future = back;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err((error, _)) => return Err(error),
-        }
-    }
-}
-
-/// Whether a Kafka error is worth trying again: the broker was slow, busy or between leaders,
-/// not wrong.
-pub fn is_transient(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::OperationTimedOut
-                | RDKafkaErrorCode::RequestTimedOut
-                | RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::AllBrokersDown
-                | RDKafkaErrorCode::NetworkException
-                | RDKafkaErrorCode::LeaderNotAvailable
-                | RDKafkaErrorCode::NotLeaderForPartition
-                | RDKafkaErrorCode::NotCoordinator
-                | RDKafkaErrorCode::CoordinatorNotAvailable
-                | RDKafkaErrorCode::CoordinatorLoadInProgress
-                | RDKafkaErrorCode::NotEnoughReplicas
-                | RDKafkaErrorCode::NotEnoughReplicasAfterAppend
-        )
-    )
-}
-
-/// Runs a blocking Kafka call again after transient errors ([`is_transient`]), waiting 100 ms
-/// doubling to 5 s between tries, for up to `patience`: a busy broker slows a component down
-/// rather than restarting it (a restart rejoins its group and adds load). Other errors, and the
-/// last transient one, are returned.
-pub fn retry_transient<T>(
-    what: &str,
-    patience: Duration,
-    mut call: impl FnMut() -> Result<T, KafkaError>,
-) -> Result<T, KafkaError> {
-    let deadline = std::time::Instant::now() + patience;
-    let mut wait = Duration::from_millis(100);
-    loop {
-        match call() {
-            Err(e) if is_transient(&e) && std::time::Instant::now() + wait < deadline => {
-                tracing::warn!(error = %e, retry_in = ?wait, "{what}: the broker is busy; trying again");
-                std::thread::sleep(wait);
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-            result => return result,
-        }
-    }
-}
-
-/// The partitions of `topic` (none if it does not exist).
-pub fn partitions_of<C: rdkafka::consumer::ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    timeout: Duration,
-) -> Result<Vec<i32>, KafkaError> {
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect())
-}
 
 /// Topic-level configuration of a product's three topics.
 pub fn topic_config(product: &Product) -> Vec<(&'static str, String)> {

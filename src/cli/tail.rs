@@ -18,6 +18,7 @@ use crate::{
     codec::{json::avro_to_json, wire},
     registry::client::Client,
 };
+use meshline_sdk::kafka::RecordExt as _;
 
 /// Arguments of `meshline tail`.
 #[derive(Debug, Args)]

@@ -39,6 +39,7 @@ use governor::{
     clock::{Clock as _, DefaultClock},
     DefaultKeyedRateLimiter, Quota, RateLimiter,
 };
+use meshline_sdk::kafka::RecordExt as _;
 use tracing::Instrument as _;
 
 use crate::{

@@ -25,6 +25,7 @@ use rdkafka::{
 use super::{Error, Result};
 use crate::outputs::headers;
 use crate::{binding::kafka::Record, broker, product::Topics};
+use meshline_sdk::kafka::RecordExt as _;
 
 /// Which dead letters to replay.
 #[derive(Debug, Clone, Default)]

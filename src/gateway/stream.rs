@@ -48,7 +48,7 @@ use super::{
     Error, Result,
 };
 use crate::{
-    binding::kafka::{Consumed, Record, RecordView},
+    binding::kafka::{Record, RecordView},
     broker,
     contract::Reason,
     outputs::{
@@ -58,6 +58,7 @@ use crate::{
     product::OnFailure,
     product::Topics,
 };
+use meshline_sdk::kafka::{Consumed, RecordExt as _};
 
 /// What becomes of one ingress record.
 #[derive(Debug, Clone, Copy)]

@@ -9,9 +9,9 @@
 
 use rdkafka::message::{Header, OwnedHeaders};
 
-#[cfg(doc)]
-use crate::binding::kafka::Consumed;
 use crate::{binding::kafka::Record, contract::Rejection};
+#[cfg(doc)]
+use meshline_sdk::kafka::{Consumed, RecordExt as _};
 
 /// Ingress topic of the record an output came from.
 pub const SOURCE_TOPIC: &str = "meshline_source_topic";
@@ -165,6 +165,7 @@ fn push_source(out: &mut Record, source: Source<'_>) {
 mod tests {
     use super::*;
     use crate::{contract::Reason, product::OnFailure};
+    use meshline_sdk::kafka::{Consumed, RecordExt as _};
 
     fn consumed(record: &Record) -> rdkafka::message::OwnedMessage {
         rdkafka::message::OwnedMessage::new(
@@ -194,10 +195,7 @@ mod tests {
                 rdkafka::Timestamp::NotAvailable,
                 0,
                 0,
-                Some(accepted_headers(
-                    crate::binding::kafka::Consumed::new(&message).headers(),
-                    SOURCE,
-                )),
+                Some(accepted_headers(Consumed::new(&message).headers(), SOURCE)),
             ))
             .headers;
             assert_eq!(got, expected);

@@ -21,6 +21,7 @@ use rdkafka::{
 
 use super::{headers, Error, Result};
 use crate::binding::kafka::Record;
+use meshline_sdk::kafka::RecordExt as _;
 
 /// How long a read of a tail is tried again while the broker is busy (the caller restarts
 /// after that).

@@ -32,7 +32,31 @@ use super::{
 
 use crate::auth::Tokens;
 
-impl IntoResponse for ApiError {
+/// A registry error as an HTTP answer: Confluent's status and error body.
+struct Failure(ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+/// What a handler answers.
+type Reply<T> = std::result::Result<T, Failure>;
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let Self(e) = self;
+        e.into_response()
+    }
+}
+
+/// Confluent's status and error body.
+trait IntoAnswer {
+    fn into_response(self) -> Response;
+}
+
+impl IntoAnswer for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
@@ -62,9 +86,9 @@ impl<T: Serialize> IntoResponse for Json<T> {
 struct Query(Params);
 
 impl<S: Send + Sync> FromRequestParts<S> for Query {
-    type Rejection = ApiError;
+    type Rejection = Failure;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Reply<Self> {
         Ok(Self(Params::parse(parts.uri.query())))
     }
 }
@@ -168,7 +192,7 @@ pub fn router(registry: Registry) -> Router {
                 .put(update_associations)
                 .delete(delete_associations),
         )
-        .fallback(|uri: Uri| async move { ApiError::no_such_endpoint(uri.path()) })
+        .fallback(|uri: Uri| async move { Failure(ApiError::no_such_endpoint(uri.path())) })
         .method_not_allowed_fallback(|| async {
             (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -283,7 +307,7 @@ fn options(q: &Params) -> Result<Options> {
     })
 }
 
-async fn schemas(State(r): State<Registry>, Query(q): Query) -> Result<Json<Vec<api::SchemaBody>>> {
+async fn schemas(State(r): State<Registry>, Query(q): Query) -> Reply<Json<Vec<api::SchemaBody>>> {
     let prefix = in_default_context(q.text(&["subjectPrefix"]).unwrap_or(""))?.to_owned();
     let all = r.state().all_versions(
         &prefix,
@@ -298,7 +322,7 @@ async fn schema_by_id(
     State(r): State<Registry>,
     Path(id): Path<String>,
     Query(q): Query,
-) -> Result<Json<api::SchemaBody>> {
+) -> Reply<Json<api::SchemaBody>> {
     let id = parse_id(&id)?;
     // as Confluent's: `subject` names the context to look in, and ids are global in the
     // default context, so any subject of it finds every id
@@ -314,7 +338,7 @@ async fn schema_by_id(
     Ok(Json(body))
 }
 
-async fn schema_text_by_id(State(r): State<Registry>, Path(id): Path<String>) -> Result<Response> {
+async fn schema_text_by_id(State(r): State<Registry>, Path(id): Path<String>) -> Reply<Response> {
     let id = parse_id(&id)?;
     let text = r.state().schema(id).map(|s| s.text.clone());
     let text = text.ok_or_else(|| ApiError::schema_not_found(id))?;
@@ -324,16 +348,17 @@ async fn schema_text_by_id(State(r): State<Registry>, Path(id): Path<String>) ->
 async fn schema_by_guid(
     State(r): State<Registry>,
     Path(guid): Path<String>,
-) -> Result<Json<api::SchemaBody>> {
+) -> Reply<Json<api::SchemaBody>> {
     let body = r.state().schema_by_guid(&guid).map(|s| s.body());
     body.map(Json)
         .ok_or_else(|| ApiError::schema_not_found(format!("with guid {guid}")))
+        .map_err(Failure)
 }
 
 async fn ids_of_guid(
     State(r): State<Registry>,
     Path(guid): Path<String>,
-) -> Result<Json<serde_json::Value>> {
+) -> Reply<Json<serde_json::Value>> {
     let id = r.state().schema_by_guid(&guid).map(|s| s.id);
     let id = id.ok_or_else(|| ApiError::schema_not_found(format!("with guid {guid}")))?;
     Ok(Json(serde_json::json!([{ "context": ".", "id": id }])))
@@ -354,21 +379,21 @@ async fn versions_of_id(
     State(r): State<Registry>,
     Path(id): Path<String>,
     Query(q): Query,
-) -> Result<Json<Vec<api::SubjectVersion>>> {
-    uses(&r, &id, &q).map(Json)
+) -> Reply<Json<Vec<api::SubjectVersion>>> {
+    uses(&r, &id, &q).map(Json).map_err(Failure)
 }
 
 async fn subjects_of_id(
     State(r): State<Registry>,
     Path(id): Path<String>,
     Query(q): Query,
-) -> Result<Json<Vec<String>>> {
+) -> Reply<Json<Vec<String>>> {
     let mut subjects: Vec<String> = uses(&r, &id, &q)?.into_iter().map(|u| u.subject).collect();
     subjects.dedup();
     Ok(Json(subjects))
 }
 
-async fn subjects(State(r): State<Registry>, Query(q): Query) -> Result<Json<Vec<String>>> {
+async fn subjects(State(r): State<Registry>, Query(q): Query) -> Reply<Json<Vec<String>>> {
     let prefix = in_default_context(q.text(&["subjectPrefix"]).unwrap_or(""))?.to_owned();
     let subjects = r.state().subjects(&prefix, which(&q)?);
     Ok(Json(q.page()?.of(subjects)))
@@ -378,7 +403,7 @@ async fn versions(
     State(r): State<Registry>,
     Path(subject): Path<String>,
     Query(q): Query,
-) -> Result<Json<Vec<i64>>> {
+) -> Reply<Json<Vec<i64>>> {
     let state = r.state();
     let subject = subject_of(&state, &subject)?;
     let versions = state.versions(&subject, which(&q)?, q.flag(&["deletedAsNegative"])?)?;
@@ -391,7 +416,7 @@ async fn register(
     Query(q): Query,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<api::SchemaBody>> {
+) -> Reply<Json<api::SchemaBody>> {
     let request: SchemaRequest = read_body(&headers, body).await?;
     let options = options(&q)?;
     let subject = subject_of(&r.state(), &subject)?;
@@ -423,20 +448,21 @@ async fn version(
     State(r): State<Registry>,
     Path((subject, version)): Path<(String, String)>,
     Query(q): Query,
-) -> Result<Json<api::SchemaBody>> {
+) -> Reply<Json<api::SchemaBody>> {
     let version = VersionId::parse(&version)?;
     let state = r.state();
     let subject = subject_of(&state, &subject)?;
     state
         .version_body(&subject, version, deleted(&q)?)
         .map(Json)
+        .map_err(Failure)
 }
 
 async fn version_text(
     State(r): State<Registry>,
     Path((subject, version)): Path<(String, String)>,
     Query(q): Query,
-) -> Result<Response> {
+) -> Reply<Response> {
     let version = VersionId::parse(&version)?;
     let state = r.state();
     let subject = subject_of(&state, &subject)?;
@@ -448,7 +474,7 @@ async fn referenced_by(
     State(r): State<Registry>,
     Path((subject, version)): Path<(String, String)>,
     Query(q): Query,
-) -> Result<Json<Vec<u32>>> {
+) -> Reply<Json<Vec<u32>>> {
     let version = VersionId::parse(&version)?;
     let state = r.state();
     let subject = subject_of(&state, &subject)?;
@@ -462,20 +488,21 @@ async fn lookup(
     Query(q): Query,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<api::SchemaBody>> {
+) -> Reply<Json<api::SchemaBody>> {
     let request: SchemaRequest = read_body(&headers, body).await?;
     let state = r.state();
     let subject = subject_of(&state, &subject)?;
     state
         .lookup(&subject, &request, deleted(&q)?, options(&q)?)
         .map(Json)
+        .map_err(Failure)
 }
 
 async fn latest_with_metadata(
     State(r): State<Registry>,
     Path(subject): Path<String>,
     Query(q): Query,
-) -> Result<Json<api::SchemaBody>> {
+) -> Reply<Json<api::SchemaBody>> {
     let keys = q.all("key");
     let values = q.all("value");
     if keys.len() != values.len() {
@@ -483,7 +510,8 @@ async fn latest_with_metadata(
             "{} key parameter(s) and {} value parameter(s): send one value per key",
             keys.len(),
             values.len()
-        )));
+        ))
+        .into());
     }
     let wanted: Vec<(&str, &str)> = keys.into_iter().zip(values).collect();
     let state = r.state();
@@ -491,31 +519,34 @@ async fn latest_with_metadata(
     state
         .latest_with_metadata(&subject, &wanted, deleted(&q)?)
         .map(Json)
+        .map_err(Failure)
 }
 
 async fn delete_subject(
     State(r): State<Registry>,
     Path(subject): Path<String>,
     Query(q): Query,
-) -> Result<Json<Vec<u32>>> {
+) -> Reply<Json<Vec<u32>>> {
     let permanent = q.flag(&["permanent"])?;
     let subject = subject_of(&r.state(), &subject)?;
     r.write(|s| s.plan_delete_subject(&subject, permanent))
         .await
         .map(Json)
+        .map_err(Failure)
 }
 
 async fn delete_version(
     State(r): State<Registry>,
     Path((subject, version)): Path<(String, String)>,
     Query(q): Query,
-) -> Result<Json<u32>> {
+) -> Reply<Json<u32>> {
     let version = VersionId::parse(&version)?;
     let permanent = q.flag(&["permanent"])?;
     let subject = subject_of(&r.state(), &subject)?;
     r.write(|s| s.plan_delete_version(&subject, version, permanent))
         .await
         .map(Json)
+        .map_err(Failure)
 }
 
 async fn compatibility(
@@ -525,7 +556,7 @@ async fn compatibility(
     q: &Params,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<CompatibilityResponse>> {
+) -> Reply<Json<CompatibilityResponse>> {
     let request: SchemaRequest = read_body(&headers, body).await?;
     let verbose = q.flag(&["verbose"])?;
     // `normalize` changes no answer here: compatibility compares parsed schemas
@@ -545,7 +576,7 @@ async fn compatibility_with_version(
     Query(q): Query,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<CompatibilityResponse>> {
+) -> Reply<Json<CompatibilityResponse>> {
     let version = VersionId::parse(&version)?;
     compatibility(&r, &subject, Some(version), &q, headers, body).await
 }
@@ -556,7 +587,7 @@ async fn compatibility_with_all(
     Query(q): Query,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<CompatibilityResponse>> {
+) -> Reply<Json<CompatibilityResponse>> {
     compatibility(&r, &subject, None, &q, headers, body).await
 }
 
@@ -604,14 +635,14 @@ async fn set_global_config(
     State(r): State<Registry>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<ConfigRequest>> {
+) -> Reply<Json<ConfigRequest>> {
     let request: ConfigRequest = read_body(&headers, body).await?;
     let update = config_update(&request)?;
     let config = r.write(|s| s.plan_set_config(None, &update)).await?;
     Ok(config_request(&config))
 }
 
-async fn delete_global_config(State(r): State<Registry>) -> Result<Json<ConfigBody>> {
+async fn delete_global_config(State(r): State<Registry>) -> Reply<Json<ConfigBody>> {
     let previous = r.write(|s| s.plan_delete_config(None)).await?;
     Ok(Json(global_body(Some(&previous))))
 }
@@ -620,7 +651,7 @@ async fn subject_config(
     State(r): State<Registry>,
     Path(subject): Path<String>,
     Query(q): Query,
-) -> Result<Json<ConfigBody>> {
+) -> Reply<Json<ConfigBody>> {
     let subject = in_default_context(&subject)?;
     let state = r.state();
     match state.subject_config(Some(subject)) {
@@ -631,7 +662,7 @@ async fn subject_config(
         }
         Some(config) => Ok(Json(config.body())),
         None if q.flag(&["defaultToGlobal"])? => Ok(Json(global_body(state.subject_config(None)))),
-        None => Err(ApiError::subject_has_no_config(subject)),
+        None => Err(Failure(ApiError::subject_has_no_config(subject))),
     }
 }
 
@@ -640,7 +671,7 @@ async fn set_subject_config(
     Path(subject): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<ConfigRequest>> {
+) -> Reply<Json<ConfigRequest>> {
     let request: ConfigRequest = read_body(&headers, body).await?;
     let update = config_update(&request)?;
     let subject = in_default_context(&subject)?.to_owned();
@@ -653,7 +684,7 @@ async fn set_subject_config(
 async fn delete_subject_config(
     State(r): State<Registry>,
     Path(subject): Path<String>,
-) -> Result<Json<ConfigBody>> {
+) -> Reply<Json<ConfigBody>> {
     let subject = in_default_context(&subject)?.to_owned();
     let previous = r.write(|s| s.plan_delete_config(Some(&subject))).await?;
     Ok(Json(previous.body()))
@@ -674,26 +705,27 @@ async fn set_global_mode(
     Query(q): Query,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<ModeBody>> {
+) -> Reply<Json<ModeBody>> {
     q.flag(&["force"])?;
     let request: ModeBody = read_body(&headers, body).await?;
     let mode = Mode::from_str(&request.mode)?;
     r.write(|s| s.plan_set_mode(None, mode))
         .await
         .map(mode_body)
+        .map_err(Failure)
 }
 
 async fn subject_mode(
     State(r): State<Registry>,
     Path(subject): Path<String>,
     Query(q): Query,
-) -> Result<Json<ModeBody>> {
+) -> Reply<Json<ModeBody>> {
     let subject = in_default_context(&subject)?;
     let state = r.state();
     match state.mode(Some(subject)) {
         Some(mode) => Ok(mode_body(mode)),
         None if q.flag(&["defaultToGlobal"])? => Ok(mode_body(state.effective_mode(subject))),
-        None => Err(ApiError::subject_has_no_mode(subject)),
+        None => Err(Failure(ApiError::subject_has_no_mode(subject))),
     }
 }
 
@@ -703,7 +735,7 @@ async fn set_subject_mode(
     Query(q): Query,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<ModeBody>> {
+) -> Reply<Json<ModeBody>> {
     q.flag(&["force"])?;
     let request: ModeBody = read_body(&headers, body).await?;
     let mode = Mode::from_str(&request.mode)?;
@@ -711,20 +743,22 @@ async fn set_subject_mode(
     r.write(|s| s.plan_set_mode(Some(&subject), mode))
         .await
         .map(mode_body)
+        .map_err(Failure)
 }
 
 async fn delete_subject_mode(
     State(r): State<Registry>,
     Path(subject): Path<String>,
-) -> Result<Json<ModeBody>> {
+) -> Reply<Json<ModeBody>> {
     let subject = in_default_context(&subject)?.to_owned();
     r.write(|s| s.plan_delete_mode(&subject))
         .await
         .map(mode_body)
+        .map_err(Failure)
 }
 
 /// `GET /contexts`: the default context only.
-async fn contexts(Query(q): Query) -> Result<Json<Vec<&'static str>>> {
+async fn contexts(Query(q): Query) -> Reply<Json<Vec<&'static str>>> {
     Ok(Json(q.page()?.of(["."])))
 }
 
@@ -769,28 +803,28 @@ async fn associations_of_topic(
     State(r): State<Registry>,
     Path((_namespace, name)): Path<(String, String)>,
     Query(q): Query,
-) -> Result<Json<Vec<Association>>> {
+) -> Reply<Json<Vec<Association>>> {
     let found = r.state().associations(Some(&name), None);
-    associations_answer(found, &q)
+    associations_answer(found, &q).map_err(Failure)
 }
 
 async fn associations_of_topic_id(
     State(r): State<Registry>,
     Path(id): Path<String>,
     Query(q): Query,
-) -> Result<Json<Vec<Association>>> {
+) -> Reply<Json<Vec<Association>>> {
     let found = r.state().associations(Some(&id), None);
-    associations_answer(found, &q)
+    associations_answer(found, &q).map_err(Failure)
 }
 
 async fn associations_of_subject(
     State(r): State<Registry>,
     Path(subject): Path<String>,
     Query(q): Query,
-) -> Result<Json<Vec<Association>>> {
+) -> Reply<Json<Vec<Association>>> {
     let subject = in_default_context(&subject)?.to_owned();
     let found = r.state().associations(None, Some(&subject));
-    associations_answer(found, &q)
+    associations_answer(found, &q).map_err(Failure)
 }
 
 /// `key` or `value`, as an association type names them.
@@ -809,12 +843,13 @@ fn association_kind(kind: Option<&str>) -> Result<&'static str> {
 async fn associate(
     r: &Registry,
     mut request: api::AssociationRequest,
-) -> Result<Json<api::AssociationRequest>> {
+) -> Reply<Json<api::AssociationRequest>> {
     if let Some(kind) = request.resource_type.as_deref() {
         if !kind.eq_ignore_ascii_case("topic") {
             return Err(ApiError::bad_request(format!(
                 "resourceType '{kind}' is not served; associations are of topics"
-            )));
+            ))
+            .into());
         }
     }
     let topic = request
@@ -862,7 +897,7 @@ async fn create_associations(
     State(r): State<Registry>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<api::AssociationRequest>> {
+) -> Reply<Json<api::AssociationRequest>> {
     let request = read_body(&headers, body).await?;
     associate(&r, request).await
 }
@@ -872,7 +907,7 @@ async fn update_associations(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<api::AssociationRequest>> {
+) -> Reply<Json<api::AssociationRequest>> {
     let mut request: api::AssociationRequest = read_body(&headers, body).await?;
     request.resource_id = Some(id.clone());
     request.resource_name.get_or_insert(id);
@@ -885,7 +920,7 @@ async fn delete_associations(
     State(r): State<Registry>,
     Path(id): Path<String>,
     Query(q): Query,
-) -> Result<StatusCode> {
+) -> Reply<StatusCode> {
     let mut kinds = q
         .all("associationType")
         .into_iter()
@@ -900,9 +935,9 @@ async fn delete_associations(
         removed |= r.write(|s| Ok(s.plan_remove_alias(&alias))).await?;
     }
     if !removed {
-        return Err(ApiError::association_not_found(format!(
+        return Err(Failure(ApiError::association_not_found(format!(
             "topic '{id}' has none"
-        )));
+        ))));
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,6 +5,7 @@
 //! subject version, a compatibility config, a mode) and the value is its latest state, so
 //! compaction keeps exactly the current state. A null value (tombstone) deletes the key.
 
+pub use super::api::Reference;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -81,17 +82,6 @@ impl Key {
             magic: 0,
         }
     }
-}
-
-/// A reference from a schema to a named type registered under another subject.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Reference {
-    /// The full name of the referenced type.
-    pub name: String,
-    /// The subject it is registered under.
-    pub subject: String,
-    /// The version of that subject.
-    pub version: u32,
 }
 
 /// The value of a [`Key::Schema`] record.

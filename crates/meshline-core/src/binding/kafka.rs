@@ -7,8 +7,8 @@
 //! record key (Kafka binding spec, section 3). Reading, a non-empty key that is valid UTF-8 is
 //! exposed as `partitionkey` when no `ce_partitionkey` header says otherwise.
 //!
-//! This module never touches a socket; [`Record::from_message`] and [`Record::owned_headers`]
-//! are the only bridges to rdkafka.
+//! This module never touches a socket nor a Kafka client: the SDK's `kafka` module bridges a
+//! [`Record`] to rdkafka's messages.
 
 use cloudevents::{
     event::SpecVersion,
@@ -19,7 +19,6 @@ use cloudevents::{
     },
     Event,
 };
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
 /// Header carrying the CloudEvents spec version; its presence marks binary mode.
 pub const SPEC_VERSION_HEADER: &str = "ce_specversion";
@@ -111,72 +110,22 @@ impl Record {
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         RecordView::header(self, name)
     }
-
-    /// Copies a consumed rdkafka message (see [`Consumed`] to read one without copying).
-    pub fn from_message(message: &impl Message) -> Self {
-        let headers = message
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_owned(),
-                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Self {
-            key: message.key().map(<[u8]>::to_vec),
-            headers,
-            payload: message.payload().map(<[u8]>::to_vec),
-        }
-    }
-
-    /// The headers as rdkafka produces them.
-    pub fn owned_headers(&self) -> OwnedHeaders {
-        self.headers.iter().fold(
-            OwnedHeaders::new_with_capacity(self.headers.len()),
-            |hs, (k, v)| {
-                hs.insert(Header {
-                    key: k,
-                    value: Some(v),
-                })
-            },
-        )
-    }
 }
 
-/// A record encoded straight into rdkafka's header list, for producing: the same bytes as
-/// [`Record::from_event`] without its per-header strings, which the producer's hot path would
-/// copy into rdkafka only to drop them.
-#[derive(Default)]
-pub struct Outgoing {
-    /// Record key (the `partitionkey` extension).
-    pub key: Option<Vec<u8>>,
-    /// Headers, in order.
-    pub headers: Option<OwnedHeaders>,
-    /// Record value (the event `data`).
-    pub payload: Option<Vec<u8>>,
-}
-
-impl Outgoing {
-    /// Encodes a CloudEvent 1.0 given as its attributes' canonical texts, in binary content
-    /// mode: the headers, key and value [`Record::from_event`] writes for the same event,
-    /// without the owned attribute values the SDK's visitor takes (the producer's hot path).
-    pub fn from_attributes<'a>(
-        attributes: impl IntoIterator<Item = Attribute<'a>>,
-        data: Vec<u8>,
-    ) -> Self {
-        let mut out = Self::default();
-        out.header(SPEC_VERSION_HEADER, SpecVersion::V10.as_str().as_bytes());
-        for attribute in attributes {
-            put(&mut out, attribute);
-        }
-        out.payload(data);
-        out
+/// Encodes a CloudEvent 1.0 given as its attributes' canonical texts, in binary content mode,
+/// into `S`: the headers, key and value [`Record::from_event`] writes for the same event, without
+/// the owned attribute values `cloudevents-sdk`'s visitor takes (a producer's hot path).
+pub fn from_attributes<'a, S: Sink>(
+    attributes: impl IntoIterator<Item = Attribute<'a>>,
+    data: Vec<u8>,
+) -> S {
+    let mut out = S::default();
+    out.header(SPEC_VERSION_HEADER, SpecVersion::V10.as_str().as_bytes());
+    for attribute in attributes {
+        put(&mut out, attribute);
     }
+    out.payload(data);
+    out
 }
 
 /// A context attribute or extension as the binding writes it.
@@ -198,36 +147,20 @@ fn put<S: Sink>(out: &mut S, attribute: Attribute<'_>) {
     }
 }
 
-/// What the binary serializer writes into.
-trait Sink: Default {
+/// What the binary serializer writes into: an owned [`Record`], or a Kafka client's own
+/// record type.
+pub trait Sink: Default {
+    /// Appends a header.
     fn header(&mut self, name: &str, value: &[u8]);
+    /// Sets the record key.
     fn key(&mut self, key: Vec<u8>);
+    /// Sets the record value.
     fn payload(&mut self, payload: Vec<u8>);
 }
 
 impl Sink for Record {
     fn header(&mut self, name: &str, value: &[u8]) {
         self.headers.push((name.to_owned(), value.to_vec()));
-    }
-    fn key(&mut self, key: Vec<u8>) {
-        self.key = Some(key);
-    }
-    fn payload(&mut self, payload: Vec<u8>) {
-        self.payload = Some(payload);
-    }
-}
-
-impl Sink for Outgoing {
-    fn header(&mut self, name: &str, value: &[u8]) {
-        // an event has ten headers or so: one allocation for the list
-        let headers = self
-            .headers
-            .take()
-            .unwrap_or_else(|| OwnedHeaders::new_with_capacity(12));
-        self.headers = Some(headers.insert(Header {
-            key: name,
-            value: Some(value),
-        }));
     }
     fn key(&mut self, key: Vec<u8>) {
         self.key = Some(key);
@@ -393,6 +326,29 @@ impl MessageDeserializer for RecordDeserializer<'_> {
     }
 }
 
+/// Read access to a Kafka record's headers and payload: an owned [`Record`], or a consumed
+/// message read in place through [`Consumed`].
+pub trait RecordView {
+    /// The value of header `name` (the last one, as Kafka clients read duplicates).
+    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The payload.
+    fn payload(&self) -> Option<&[u8]>;
+}
+
+impl RecordView for Record {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn payload(&self) -> Option<&[u8]> {
+        self.payload.as_deref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,73 +497,5 @@ mod tests {
         let r = Record::from_event(e).unwrap();
         assert_eq!(header(&r, "ce_sequence"), "42");
         assert_eq!(header(&r, "ce_sampled"), "true");
-    }
-}
-
-/// Read access to a Kafka record's headers and payload: an owned [`Record`], or a consumed
-/// message read in place through [`Consumed`].
-pub trait RecordView {
-    /// The value of header `name` (the last one, as Kafka clients read duplicates).
-    fn header(&self, name: &str) -> Option<&[u8]>;
-    /// The payload.
-    fn payload(&self) -> Option<&[u8]>;
-}
-
-impl RecordView for Record {
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
-    }
-
-    fn payload(&self) -> Option<&[u8]> {
-        self.payload.as_deref()
-    }
-}
-
-/// A consumed header: its name and value (`None`: a header without a value).
-type ConsumedHeader<'a> = (&'a str, Option<&'a [u8]>);
-
-/// A consumed rdkafka message read as a record without copying it: its headers are looked up
-/// once (each lookup through librdkafka walks them all).
-#[derive(Debug, Clone)]
-pub struct Consumed<'a> {
-    headers: smallvec::SmallVec<[ConsumedHeader<'a>; 16]>,
-    payload: Option<&'a [u8]>,
-}
-
-impl<'a> Consumed<'a> {
-    /// Reads `message` in place.
-    pub fn new<M: Message>(message: &'a M) -> Self {
-        use rdkafka::message::Headers as _;
-        let headers = message
-            .headers()
-            .map(|hs| hs.iter().map(|h| (h.key, h.value)).collect())
-            .unwrap_or_default();
-        Self {
-            headers,
-            payload: message.payload(),
-        }
-    }
-
-    /// The headers, in order (`None`: a header without a value).
-    pub fn headers(&self) -> &[(&'a str, Option<&'a [u8]>)] {
-        &self.headers
-    }
-}
-
-impl RecordView for Consumed<'_> {
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.unwrap_or_default())
-    }
-
-    fn payload(&self) -> Option<&[u8]> {
-        self.payload
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use apache_avro::AvroSchema;
-//! use meshline::sdk::DomainEvent;
+//! use meshline_sdk::DomainEvent;
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Serialize, Deserialize, AvroSchema)]
@@ -29,7 +29,12 @@
 
 pub mod consumer;
 mod framed;
+pub mod kafka;
 pub mod producer;
+pub mod registry;
+
+pub use meshline_core;
+use meshline_core::{binding, codec, contract, dedup, product};
 
 use apache_avro::AvroSchema;
 use chrono::{DateTime, Utc};

@@ -316,7 +316,8 @@ mod tests {
     #[test]
     fn the_normalized_text_parses_back_to_the_same_schema() {
         let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/player/play-event.avsc"),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../schemas/player/play-event.avsc"),
         )
         .unwrap();
         let once = norm(&text);

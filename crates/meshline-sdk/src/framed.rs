@@ -12,9 +12,10 @@ use cloudevents::{
 use uuid::{fmt::Hyphenated, Uuid};
 
 use crate::binding::{
-    kafka::{Attribute, Outgoing, PARTITION_KEY},
+    kafka::{Attribute, PARTITION_KEY},
     TraceParent, TRACEPARENT,
 };
+use crate::kafka::Outgoing;
 
 /// The `datacontenttype` of every event the SDK sends.
 pub const CONTENT_TYPE: &str = "application/avro";

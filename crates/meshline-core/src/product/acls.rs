@@ -73,7 +73,7 @@ mod tests {
 
     #[test]
     fn a_domain_writes_only_its_own_ingress_topics() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
         let script = kafka_acls_script(&Catalog::load(&dir).unwrap());
         assert!(script.contains(
             "acl --allow-principal User:player --operation Write --operation Describe --topic player.play-events.ingress"

@@ -15,8 +15,10 @@ use std::{
 use apache_avro::Schema;
 use serde::de::DeserializeOwned;
 
-use super::api::{self, ApiError, IdResponse, SchemaBody, SchemaRequest, VersionId};
-use crate::product::Compatibility;
+use meshline_core::{
+    product::Compatibility,
+    registry::api::{self, ApiError, IdResponse, SchemaBody, SchemaRequest, VersionId},
+};
 
 /// Errors of the client.
 #[derive(Debug, thiserror::Error)]
@@ -462,65 +464,6 @@ mod tests {
         assert!(client.cached_schema(1).is_none());
         write(&client.inner.by_id).insert(1, Arc::new(Schema::String));
         assert_eq!(*client.cached_schema(1).unwrap(), Schema::String);
-    }
-
-    /// A CA, and a certificate for 127.0.0.1 it signs: (CA PEM, certificate PEM, key PEM).
-    fn certificates() -> (String, String, String) {
-        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca_pem = ca.clone().self_signed(&ca_key).unwrap().pem();
-        let issuer = rcgen::Issuer::new(ca, &ca_key);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        (ca_pem, cert.pem(), key.serialize_pem())
-    }
-
-    #[tokio::test]
-    async fn reaches_a_registry_over_https_with_its_ca_and_token() {
-        let dir = tempfile::tempdir().unwrap();
-        let (ca, cert, key) = certificates();
-        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        std::fs::write(&cert_path, cert).unwrap();
-        std::fs::write(&key_path, key).unwrap();
-        install_crypto_provider();
-        let tls = crate::server::Tls::load(&cert_path, &key_path).unwrap();
-        let router = axum::Router::new().route(
-            "/schemas/ids/{id}",
-            axum::routing::get(|headers: axum::http::HeaderMap| async move {
-                if headers.get("authorization").and_then(|v| v.to_str().ok())
-                    == Some("Bearer mlt_secret")
-                {
-                    (axum::http::StatusCode::OK, r#"{"schema":"\"string\""}"#)
-                } else {
-                    (
-                        axum::http::StatusCode::UNAUTHORIZED,
-                        r#"{"error_code":40101,"message":"Unauthorized"}"#,
-                    )
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("https://{}", listener.local_addr().unwrap());
-        let stop = tokio_util::sync::CancellationToken::new();
-        crate::server::spawn_with(listener, Some(&tls), router, stop.clone());
-
-        let trusted = Settings::default().trusting(ca.as_bytes()).unwrap();
-        let client = Client::with_settings(&url, &trusted.clone().bearer("mlt_secret"));
-        assert_eq!(*client.schema(1).await.unwrap(), Schema::String);
-        // the registry's answer, not a TLS failure: the connection was made
-        let refused = Client::with_settings(&url, &trusted)
-            .schema(1)
-            .await
-            .unwrap_err();
-        assert_eq!(refused.code(), Some(40101), "{refused}");
-        // a CA the client does not trust: no connection
-        let untrusted = Client::with_settings(&url, &Settings::default().bearer("mlt_secret"));
-        assert_eq!(untrusted.schema(1).await.unwrap_err().code(), None);
-        stop.cancel();
     }
 
     #[test]

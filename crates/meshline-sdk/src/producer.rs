@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! # use apache_avro::AvroSchema;
-//! # use meshline::sdk::{DomainEvent, Producer};
+//! # use meshline_sdk::{DomainEvent, Producer};
 //! # #[derive(serde::Serialize, AvroSchema)]
 //! # #[avro(namespace = "com.example.labels")]
 //! # struct LabelOnboarded { label_id: String }
@@ -19,7 +19,7 @@
 //! #     const PRODUCT: &'static str = "labels.onboarded";
 //! #     const TYPE: &'static str = "com.example.labels.label.onboarded";
 //! # }
-//! # async fn run() -> Result<(), meshline::sdk::producer::Error> {
+//! # async fn run() -> Result<(), meshline_sdk::producer::Error> {
 //! let producer = Producer::builder("127.0.0.1:9092", "http://127.0.0.1:8081")
 //!     .source("/labels/onboarding-service")
 //!     .event::<LabelOnboarded>() // checked against the registered contract in build()
@@ -58,17 +58,18 @@ use super::{
     framed::{Framed, CONTENT_TYPE},
     DomainEvent,
 };
+use meshline_core::registry::{
+    api::{SchemaRequest, VersionId},
+    compat,
+};
+
 use crate::{
     binding::kafka::Record,
-    broker,
     codec::wire,
     contract::{Contract, Violation, WriterSchema},
+    kafka::{self, RecordExt as _},
     product::Topics,
-    registry::{
-        api::{SchemaRequest, VersionId},
-        client::{self, Client},
-        compat,
-    },
+    registry::{self as client, Client},
 };
 
 /// Errors of the producer.
@@ -76,7 +77,7 @@ use crate::{
 pub enum Error {
     /// No broker answers.
     #[error("{0}")]
-    BrokerUnreachable(#[source] Box<broker::Error>),
+    BrokerUnreachable(#[source] Box<kafka::Error>),
     /// The registry failed.
     #[error("{0}")]
     Registry(#[source] Box<client::Error>),
@@ -249,10 +250,10 @@ impl ProducerBuilder {
 
     /// Connects, and checks every type given with [`ProducerBuilder::event`].
     pub async fn build(self) -> Result<Producer> {
-        broker::check_reachable(&self.bootstrap, self.connect_timeout)
+        kafka::check_reachable(&self.bootstrap, self.connect_timeout)
             .await
             .map_err(|e| Error::BrokerUnreachable(Box::new(e)))?;
-        let mut config: ClientConfig = broker::producer_config(&self.bootstrap);
+        let mut config: ClientConfig = kafka::producer_config(&self.bootstrap);
         // linger.ms stays librdkafka's 5 ms: larger batches cost the broker and librdkafka a
         // third less per event than 1 ms did, and p99 send→ack at 10,000 events/s stays
         // under 10 ms (README, "Performance")

@@ -4,8 +4,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::log::Reference;
-
 /// The content type Confluent's registry answers with.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
@@ -577,6 +575,17 @@ impl VersionId {
             _ => Err(ApiError::invalid_version(s)),
         }
     }
+}
+
+/// A reference from a schema to a named type registered under another subject.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Reference {
+    /// The full name of the referenced type.
+    pub name: String,
+    /// The subject it is registered under.
+    pub subject: String,
+    /// The version of that subject.
+    pub version: u32,
 }
 
 #[cfg(test)]

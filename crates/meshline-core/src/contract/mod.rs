@@ -343,7 +343,7 @@ mod tests {
     use crate::product::Catalog;
 
     fn play_events() -> Contract {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
         let catalog = Catalog::load(&dir).unwrap();
         Contract::from_product(catalog.get("player.play-events").unwrap()).unwrap()
     }
@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn the_registered_contract_matches_the_descriptor() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
         let catalog = Catalog::load(&dir).unwrap();
         let product = catalog.get("player.play-events").unwrap();
         let request = crate::registry::contract::registration(product);

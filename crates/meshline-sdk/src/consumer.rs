@@ -16,8 +16,8 @@
 //! # #[derive(serde::Deserialize, AvroSchema)]
 //! # #[avro(namespace = "com.example.labels")]
 //! # struct LabelOnboarded { label_id: String }
-//! # async fn run() -> Result<(), meshline::sdk::consumer::Error> {
-//! use meshline::sdk::Consumer;
+//! # async fn run() -> Result<(), meshline_sdk::consumer::Error> {
+//! use meshline_sdk::Consumer;
 //! let mut consumer = Consumer::<LabelOnboarded>::builder("127.0.0.1:9092", "http://127.0.0.1:8081")
 //!     .group("royalties")
 //!     .product("labels.onboarded")
@@ -42,11 +42,11 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     binding::kafka::Record,
-    broker,
     codec::wire,
     dedup::Dedup,
+    kafka::{self, RecordExt as _},
     product::Topics,
-    registry::client::{self, Client},
+    registry::{self as client, Client},
 };
 
 /// Errors of the consumer.
@@ -150,13 +150,13 @@ impl<T: DeserializeOwned + AvroSchema> ConsumerBuilder<T> {
         if self.products.is_empty() {
             return Err(Error::Config("subscribe to a product with `.product(...)`"));
         }
-        let mut config = broker::client_config(&self.bootstrap);
+        let mut config = kafka::client_config(&self.bootstrap);
         config
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.queue.backoff.ms", broker::FETCH_QUEUE_BACKOFF_MS);
+            .set("fetch.queue.backoff.ms", kafka::FETCH_QUEUE_BACKOFF_MS);
         for (k, v) in &self.config {
             config.set(k, v);
         }

@@ -231,19 +231,52 @@ impl Serializer for Fields<'_> {
 mod tests {
     use std::sync::Arc;
 
-    use chrono::Utc;
-    use rand::{rngs::StdRng, SeedableRng};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
 
     use super::*;
     use crate::{
         contract::{payload::WriterSchema, Contract},
-        demo::events::PlayEvent,
         product::Catalog,
     };
 
+    /// `player.play-events`' record as a producer's serde type would be.
+    #[derive(serde::Serialize)]
+    struct PlayEvent {
+        play_id: String,
+        user_id: String,
+        track_id: String,
+        artist_id: String,
+        device: &'static str,
+        country: &'static str,
+        started_at: i64,
+        duration_ms: i64,
+        completed: bool,
+        context: Option<String>,
+    }
+
+    impl PlayEvent {
+        fn random(rng: &mut StdRng) -> Self {
+            let devices = ["MOBILE", "DESKTOP", "WEB", "SPEAKER", "CAR"];
+            let countries = ["SE", "US", "GB", "DE", "BR", "JP", "FR", "NG", "??"];
+            Self {
+                play_id: format!("p-{}", rng.random::<u32>()),
+                user_id: format!("user-{}", rng.random_range(0..500)),
+                track_id: format!("track-{}", rng.random_range(1..2000)),
+                artist_id: format!("artist-{}", rng.random_range(1..100)),
+                device: devices[rng.random_range(0..devices.len())],
+                country: countries[rng.random_range(0..countries.len())],
+                started_at: rng.random_range(1_700_000_000_000..1_800_000_000_000),
+                duration_ms: rng.random_range(-10..400_000),
+                completed: rng.random_bool(0.7),
+                context: rng.random_bool(0.5).then(|| "playlist-1".to_owned()),
+            }
+        }
+    }
+
     #[test]
     fn the_captured_fields_are_those_the_encoded_payload_decodes_to() {
-        let catalog = Catalog::load(std::path::Path::new("config")).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let catalog = Catalog::load(&dir).unwrap();
         let product = catalog.get("player.play-events").unwrap();
         let contract = Contract::from_product(product).unwrap();
         let schema = WriterSchema::new(Arc::new(product.schema.clone()));
@@ -251,7 +284,7 @@ mod tests {
         assert!(!wanted.is_empty());
         let mut rng = StdRng::seed_from_u64(7);
         for _ in 0..500 {
-            let event = PlayEvent::random(&mut rng, Utc::now());
+            let event = PlayEvent::random(&mut rng);
             let mut body = Vec::new();
             schema.encode(&event, &mut body).unwrap();
             let decoded = contract.rule_input(&schema, &body).unwrap();

@@ -238,7 +238,7 @@ mod tests {
     use crate::product::Catalog;
 
     fn contract() -> (Contract, Arc<WriterSchema>) {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
         let catalog = Catalog::load(&dir).unwrap();
         let product = catalog.get("player.play-events").unwrap();
         (
