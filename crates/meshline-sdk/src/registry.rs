@@ -14,6 +14,7 @@ use std::{
 
 use apache_avro::Schema;
 use serde::de::DeserializeOwned;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use meshline_core::{
     product::Compatibility,
@@ -29,7 +30,7 @@ pub enum Error {
         /// The registry URL.
         url: String,
         /// Why.
-        source: Box<reqwest::Error>,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The registry answered with an error.
     #[error("schema registry at {url}: {source}")]
@@ -82,7 +83,9 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     url: String,
-    http: reqwest::Client,
+    http: ureq::Agent,
+    /// The `Authorization` header's value, if any.
+    authorization: Option<String>,
     by_id: RwLock<HashMap<u32, Arc<Schema>>>,
     latest: RwLock<HashMap<String, (Latest, Instant)>>,
     refreshing: std::sync::Mutex<HashSet<String>>,
@@ -116,26 +119,31 @@ impl Client {
     /// A client of the registry at `url` with `settings`.
     pub fn with_settings(url: &str, settings: &Settings) -> Self {
         install_crypto_provider();
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
-        for certificate in &settings.roots {
-            builder = builder.add_root_certificate(certificate.clone());
-        }
-        if let Some(value) = &settings.authorization {
-            let mut headers = reqwest::header::HeaderMap::new();
-            if let Ok(mut value) = reqwest::header::HeaderValue::from_str(value) {
-                value.set_sensitive(true);
-                headers.insert(reqwest::header::AUTHORIZATION, value);
-            }
-            builder = builder.default_headers(headers);
-        }
-        let http = builder.build().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "building the registry's HTTP client; using defaults");
-            reqwest::Client::default()
-        });
+        let roots = match settings.roots.is_empty() {
+            true => RootCerts::PlatformVerifier,
+            false => RootCerts::Specific(Arc::new(
+                system_roots()
+                    .into_iter()
+                    .chain(settings.roots.clone())
+                    .collect(),
+            )),
+        };
+        let tls = TlsConfig::builder()
+            .root_certs(roots)
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .build();
+        let http = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            // a registry's error answers carry Confluent's error code: read them
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .build()
+            .new_agent();
         Self {
             inner: Arc::new(Inner {
                 url: url.trim_end_matches('/').to_owned(),
                 http,
+                authorization: settings.authorization.clone(),
                 by_id: RwLock::default(),
                 latest: RwLock::default(),
                 refreshing: std::sync::Mutex::default(),
@@ -148,22 +156,23 @@ impl Client {
         &self.inner.url
     }
 
-    async fn call<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T> {
+    /// Sends a request on a blocking thread (the HTTP client is synchronous; answers are small
+    /// and cached) and reads Confluent's answer or error.
+    async fn call<T: DeserializeOwned>(&self, request: Request) -> Result<T> {
         let url = self.inner.url.clone();
-        let response = request
-            .header(reqwest::header::ACCEPT, api::CONTENT_TYPE)
-            .send()
-            .await
-            .map_err(|e| Error::Unreachable {
-                url: url.clone(),
-                source: Box::new(e),
-            })?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| Error::Unreachable {
+        let target = format!("{url}{}", request.path);
+        let (http, authorization) = (self.inner.http.clone(), self.inner.authorization.clone());
+        let unreachable = |source: Box<dyn std::error::Error + Send + Sync>| Error::Unreachable {
             url: url.clone(),
-            source: Box::new(e),
-        })?;
-        if !status.is_success() {
+            source,
+        };
+        let (status, bytes) = tokio::task::spawn_blocking(move || {
+            request.send(&http, &target, authorization.as_deref())
+        })
+        .await
+        .map_err(|e| unreachable(Box::new(e)))?
+        .map_err(|e| unreachable(Box::new(e)))?;
+        if !(200..300).contains(&status) {
             let body: api::ErrorBody =
                 serde_json::from_slice(&bytes).map_err(|_| Error::Unexpected {
                     url: url.clone(),
@@ -172,7 +181,7 @@ impl Client {
             return Err(Error::Api {
                 url,
                 source: ApiError {
-                    status: status.as_u16(),
+                    status,
                     code: body.error_code,
                     message: body.message,
                 },
@@ -184,21 +193,20 @@ impl Client {
         })
     }
 
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.inner.http.get(format!("{}{path}", self.inner.url))
+    fn get(&self, path: &str) -> Request {
+        Request {
+            method: Method::Get,
+            path: path.to_owned(),
+            body: Vec::new(),
+        }
     }
 
-    fn with_body(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Vec<u8>,
-    ) -> reqwest::RequestBuilder {
-        self.inner
-            .http
-            .request(method, format!("{}{path}", self.inner.url))
-            .header(reqwest::header::CONTENT_TYPE, api::CONTENT_TYPE)
-            .body(body)
+    fn with_body(&self, method: Method, path: &str, body: Vec<u8>) -> Request {
+        Request {
+            method,
+            path: path.to_owned(),
+            body,
+        }
     }
 
     /// The schema with id `id`, if this client has fetched it before: no I/O.
@@ -336,7 +344,7 @@ impl Client {
         let body = serde_json::to_vec(request).unwrap_or_default();
         let answer: IdResponse = self
             .call(self.with_body(
-                reqwest::Method::POST,
+                Method::Post,
                 &format!("/subjects/{}/versions", encode(subject)),
                 body,
             ))
@@ -372,11 +380,7 @@ impl Client {
     async fn set_config(&self, subject: &str, request: api::ConfigRequest) -> Result<()> {
         let body = serde_json::to_vec(&request).unwrap_or_default();
         let _: api::ConfigRequest = self
-            .call(self.with_body(
-                reqwest::Method::PUT,
-                &format!("/config/{}", encode(subject)),
-                body,
-            ))
+            .call(self.with_body(Method::Put, &format!("/config/{}", encode(subject)), body))
             .await?;
         Ok(())
     }
@@ -387,7 +391,7 @@ impl Client {
 /// Confluent-compatible registry).
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
-    roots: Vec<reqwest::Certificate>,
+    roots: Vec<Certificate<'static>>,
     authorization: Option<String>,
 }
 
@@ -415,8 +419,13 @@ impl Settings {
 
     /// Trusts the PEM certificates of `pem` too.
     pub fn trusting(mut self, pem: &[u8]) -> std::result::Result<Self, String> {
-        let certificates = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| format!("not PEM certificates: {e}"))?;
+        let mut certificates = Vec::new();
+        for item in ureq::tls::parse_pem(pem) {
+            match item.map_err(|e| format!("not PEM certificates: {e}"))? {
+                PemItem::Certificate(c) => certificates.push(c),
+                _ => continue,
+            }
+        }
         if certificates.is_empty() {
             return Err("no PEM certificate in it".into());
         }
@@ -439,11 +448,76 @@ impl Settings {
     }
 }
 
-/// Chooses rustls' crypto provider for every HTTP client of the process. The dependency tree
-/// compiles two (ring and aws-lc-rs), so rustls cannot choose one itself and reqwest would panic
-/// when building a client. Call before creating any `reqwest::Client`; later calls do nothing.
+/// Chooses rustls' crypto provider (ring) for every HTTP client of the process that uses the
+/// process default: where a dependency tree compiles two (ring and aws-lc-rs), rustls cannot
+/// choose one itself. Call before creating such a client; later calls do nothing.
 pub fn install_crypto_provider() {
     let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The system's trusted certificates, to trust a registry's CA besides them. Unreadable ones
+/// are left out (as the system's own verifier would).
+fn system_roots() -> Vec<Certificate<'static>> {
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::warn!(error = %e, "reading the system's certificates");
+    }
+    found
+        .certs
+        .iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect()
+}
+
+/// What a request writes.
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    Get,
+    Post,
+    Put,
+}
+
+/// One request to the registry.
+#[derive(Debug)]
+struct Request {
+    method: Method,
+    path: String,
+    /// The JSON body (empty for `GET`).
+    body: Vec<u8>,
+}
+
+impl Request {
+    /// Sends it to `url`, blocking: the answer's status and body.
+    fn send(
+        self,
+        http: &ureq::Agent,
+        url: &str,
+        authorization: Option<&str>,
+    ) -> std::result::Result<(u16, Vec<u8>), ureq::Error> {
+        let mut response = match self.method {
+            Method::Get => {
+                let mut request = http.get(url).header("Accept", api::CONTENT_TYPE);
+                if let Some(value) = authorization {
+                    request = request.header("Authorization", value);
+                }
+                request.call()?
+            }
+            Method::Post | Method::Put => {
+                let mut request = match self.method {
+                    Method::Put => http.put(url),
+                    _ => http.post(url),
+                }
+                .header("Accept", api::CONTENT_TYPE)
+                .header("Content-Type", api::CONTENT_TYPE);
+                if let Some(value) = authorization {
+                    request = request.header("Authorization", value);
+                }
+                request.send(&self.body[..])?
+            }
+        };
+        let status = response.status().as_u16();
+        Ok((status, response.body_mut().read_to_vec()?))
+    }
 }
 
 /// Percent-encodes a subject for a path segment.

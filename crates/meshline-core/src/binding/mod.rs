@@ -19,7 +19,7 @@ pub struct TraceParent([u8; 55]);
 impl TraceParent {
     /// Random trace and parent ids, sampled.
     pub fn new() -> Self {
-        use rand::Rng as _;
+        use rand::RngExt as _;
         let mut rng = rand::rng();
         // all-zero ids are invalid; a random u128/u64 is zero with negligible odds, but never
         // send one

@@ -231,7 +231,7 @@ impl Serializer for Fields<'_> {
 mod tests {
     use std::sync::Arc;
 
-    use rand::{rngs::StdRng, Rng, SeedableRng};
+    use rand::{rngs::StdRng, RngExt, SeedableRng};
 
     use super::*;
     use crate::{
