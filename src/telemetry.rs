@@ -133,5 +133,5 @@ impl HttpMetrics {
 /// The `domain` and `product` label values of a product id (`<domain>.<product>`): every
 /// component labels its product metrics so.
 pub fn product_labels(product: &str) -> [&str; 2] {
-    [product.split_once('.').map_or(product, |(d, _)| d), product]
+    [crate::product::ProductId(product).domain(), product]
 }

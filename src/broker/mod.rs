@@ -16,7 +16,8 @@ use rdkafka::{
 
 pub use meshline_sdk::kafka::{
     check_reachable, client_config, is_transient, partitions_of, producer_config, retry_transient,
-    send_blocking, send_parts_blocking, ENV_PREFIX, FETCH_QUEUE_BACKOFF_MS,
+    send_blocking, send_parts_blocking, while_queue_full, while_queue_full_async, ENV_PREFIX,
+    FETCH_QUEUE_BACKOFF_MS,
 };
 
 use crate::product::{Catalog, Product};

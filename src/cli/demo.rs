@@ -23,7 +23,7 @@ pub struct DemoArgs {
 /// Sends the demo's history, then live events, until Ctrl-C or SIGTERM.
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let stop = CancellationToken::new();
-    super::up::spawn_signal_handler(stop.clone())?;
+    super::spawn_signal_handler(stop.clone())?;
     let services = demo::services(&args.bootstrap, &args.registry_url)
         .await
         .context("starting the demo producers")?;

@@ -15,11 +15,14 @@ mod up;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
+    auth::{Tokens, PLATFORM},
     product::{Catalog, Errors},
-    telemetry::LogFormat,
+    telemetry::{HttpMetrics, LogFormat},
 };
 
 /// meshline: the self-serve event-streaming backbone of a data mesh.
@@ -141,6 +144,67 @@ pub fn main() -> ExitCode {
 pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     s.parse()
         .map_err(|e| format!("`{s}` is not an address like 127.0.0.1:9092 ({e})"))
+}
+
+/// The tokens of `--tokens FILE`, or one generated for each domain of `catalog` and one for
+/// the `platform` principal (shown once: the second value).
+fn tokens(
+    file: Option<&std::path::Path>,
+    catalog: &Catalog,
+) -> anyhow::Result<(Tokens, Vec<(String, String)>)> {
+    Ok(match file {
+        Some(path) => (Tokens::load(path)?, Vec::new()),
+        None => {
+            let mut principals: Vec<&str> = catalog
+                .iter()
+                .map(|p| p.descriptor.domain.as_str())
+                .collect();
+            principals.sort_unstable();
+            principals.dedup();
+            principals.push(PLATFORM);
+            Tokens::generate(principals)
+        }
+    })
+}
+
+/// Prints generated tokens and how to use them.
+fn print_tokens(generated: &[(String, String)], http: &str, example_product: Option<&str>) {
+    if generated.is_empty() {
+        return;
+    }
+    println!(
+        "  tokens for the HTTP ingress and schema registry writes (generated for this run; pass --tokens FILE to keep your own):"
+    );
+    for (principal, token) in generated {
+        println!("    {principal:<12} {token}");
+    }
+    if let (Some(product), Some((_, token))) = (example_product, generated.first()) {
+        println!("  Try: curl -i -X POST {http}/v1/products/{product}/events \\");
+        println!("         -H 'Authorization: Bearer {token}' -H 'Content-Type: application/cloudevents+json' -d @event.json");
+    }
+}
+
+/// Adds `/metrics` and request counting to a server's router.
+fn with_metrics(router: axum::Router, server: &str) -> anyhow::Result<axum::Router> {
+    Ok(HttpMetrics::new(server)
+        .context("creating the HTTP metrics")?
+        .instrument(router))
+}
+
+/// Cancels `stop` on Ctrl-C or SIGTERM.
+fn spawn_signal_handler(stop: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        stop.cancel();
+    });
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::{parse_listen, up::with_metrics, DEFAULT_KAFKA};
+use super::{parse_listen, with_metrics, DEFAULT_KAFKA};
 use crate::{
     auth::{Tokens, PLATFORM},
     broker,
@@ -70,7 +70,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let stop = CancellationToken::new();
-    super::up::spawn_signal_handler(stop.clone())?;
+    super::spawn_signal_handler(stop.clone())?;
     broker::check_reachable(&args.bootstrap, Duration::from_secs(10)).await?;
     let listener = server::bind(
         args.registry.registry_listen,

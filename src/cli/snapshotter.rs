@@ -100,7 +100,7 @@ pub async fn run(args: SnapshotterArgs) -> anyhow::Result<ExitCode> {
     broker::check_reachable(&args.bootstrap, Duration::from_secs(10)).await?;
     let store = args.snapshot.store(&args.data_dir)?;
     let stop = CancellationToken::new();
-    super::up::spawn_signal_handler(stop.clone())?;
+    super::spawn_signal_handler(stop.clone())?;
     let http_metrics = HttpMetrics::new("snapshotter").context("creating the HTTP metrics")?;
     let metrics = snapshot::Metrics::new(http_metrics.registry())
         .context("creating the snapshotter's metrics")?;
@@ -111,7 +111,7 @@ pub async fn run(args: SnapshotterArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let readiness = Readiness::default();
-    snapshotter_ready(&readiness, &catalog, &metrics);
+    snapshot::ready(&readiness, &catalog, &metrics);
     let http = server::spawn(
         listener,
         http_metrics.instrument(readiness.routes()),
@@ -124,24 +124,4 @@ pub async fn run(args: SnapshotterArgs) -> anyhow::Result<ExitCode> {
     snapshot::worker::run(config, catalog, metrics, stop).await;
     http.await.ok();
     Ok(ExitCode::SUCCESS)
-}
-
-/// Adds the snapshotter's readiness to `readiness`: every product with views holds its
-/// partitions.
-pub(super) fn snapshotter_ready(
-    readiness: &Readiness,
-    catalog: &crate::product::Catalog,
-    metrics: &snapshot::Metrics,
-) {
-    let products = i64::try_from(
-        catalog
-            .iter()
-            .filter(|p| !p.descriptor.views.is_empty())
-            .count(),
-    )
-    .unwrap_or(i64::MAX);
-    let metrics = metrics.clone();
-    readiness.add("snapshotter consuming every product", move || {
-        metrics.products_consuming() >= products
-    });
 }

@@ -7,18 +7,15 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    gateway::{self, GatewayOptions},
-    parse_listen,
-    registry::RegistryArgs,
-    snapshotter::SnapshotOptions,
-    ConfigArgs, DEFAULT_HTTP, DEFAULT_KAFKA,
+    gateway::GatewayOptions, parse_listen, print_tokens, registry::RegistryArgs,
+    snapshotter::SnapshotOptions, spawn_signal_handler, tokens, with_metrics, ConfigArgs,
+    DEFAULT_HTTP, DEFAULT_KAFKA,
 };
 use crate::{
-    broker, catalog, demo,
+    broker, catalog, demo, gateway,
     health::Readiness,
     registry::{self, client::Client, Registry},
     server, snapshot,
-    telemetry::HttpMetrics,
 };
 
 /// Arguments of `meshline up`.
@@ -103,7 +100,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let http_listener =
         server::bind(args.http_listen, "the gateway HTTP server", "--http-listen").await?;
     // one token per domain (and one for `platform`): ingress events and registry writes
-    let (tokens, generated) = gateway::tokens(&args.gateway, &catalog)?;
+    let (tokens, generated) = tokens(args.gateway.tokens.as_deref(), &catalog)?;
     let mut servers = Vec::new();
     let (registry, registry_url) = match &args.registry_url {
         // a registry the platform team runs: the products must be published there already
@@ -167,11 +164,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         catalog::Service::new(catalog.clone(), Client::new(&registry_url), &public_url)
             .with_snapshots(store.clone());
     let gateway = gateway::start(
-        &args.gateway,
-        tokens,
-        &bootstrap,
-        &registry_url,
+        args.gateway.config(&bootstrap, &registry_url),
         catalog.clone(),
+        tokens,
         catalog::router(catalog_service),
         stop.clone(),
     )
@@ -188,7 +183,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     } else {
         let metrics = snapshot::Metrics::new(&gateway.metrics)
             .context("creating the snapshotter's metrics")?;
-        super::snapshotter::snapshotter_ready(&gateway.readiness, &catalog, &metrics);
+        snapshot::ready(&gateway.readiness, &catalog, &metrics);
         let config = args
             .snapshot
             .config(&bootstrap, &registry_url, store.clone(), &args.data_dir);
@@ -221,7 +216,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.bootstrap.is_none() {
         println!("  data dir:   {}", args.data_dir.display());
     }
-    gateway::print_tokens(
+    print_tokens(
         &generated,
         &public_url,
         catalog.iter().next().map(|p| p.id()),
@@ -293,26 +288,4 @@ fn reachable(mut addr: SocketAddr) -> SocketAddr {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     addr
-}
-
-/// Adds `/metrics` and request counting to a server's router.
-pub(super) fn with_metrics(router: axum::Router, server: &str) -> anyhow::Result<axum::Router> {
-    Ok(HttpMetrics::new(server)
-        .context("creating the HTTP metrics")?
-        .instrument(router))
-}
-
-pub(super) fn spawn_signal_handler(stop: CancellationToken) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?;
-    let mut terminate =
-        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-        stop.cancel();
-    });
-    Ok(())
 }

@@ -27,10 +27,7 @@ use axum::{
     Json, Router,
 };
 use cloudevents::{event::Data, AttributesReader, AttributesWriter, Event};
-use rdkafka::{
-    error::{KafkaError, RDKafkaErrorCode},
-    producer::{FutureProducer, FutureRecord, Producer as _},
-};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use serde_json::{json, Value as JsonValue};
 
 use super::{contracts::Contracts, metrics::Metrics};
@@ -44,6 +41,7 @@ use tracing::Instrument as _;
 
 use crate::{
     binding::{kafka::Record, new_traceparent, TRACEPARENT},
+    broker,
     codec::{json::from_json, strict::check_unique_keys, wire},
     contract::{Reason, Rejection},
     dedup::Dedup,
@@ -521,24 +519,20 @@ impl Ingress {
                 future = future.payload(payload.as_slice());
             }
             // requests racing for the last places wait for room rather than write half a batch
-            loop {
-                match self.inner.producer.send_result(future) {
-                    Ok(delivery) => {
-                        deliveries.push(delivery);
-                        break;
-                    }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                        if tokio::time::Instant::now() < deadline =>
-                    {
-                        future = back;
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                    Err((e, _)) => {
-                        return Err(Refusal::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!("cannot write to {topic}: {e}; retry"),
-                        ))
-                    }
+            match broker::while_queue_full_async(
+                &self.inner.producer,
+                future,
+                Some(deadline),
+                FutureProducer::send_result,
+            )
+            .await
+            {
+                Ok(delivery) => deliveries.push(delivery),
+                Err(e) => {
+                    return Err(Refusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("cannot write to {topic}: {e}; retry"),
+                    ))
                 }
             }
         }

@@ -6,18 +6,21 @@
 //! HTTP POST /v1/products/{id}/events ──► <id>.ingress      └──► <id>.dlq   (reason headers)
 //! ```
 //!
-//! - [`headers`]: what an output record carries (sans-io);
 //! - [`contracts`]: the registered contracts, refreshed on unknown schema ids;
-//! - [`resume`]: where a partition resumes, from the outputs' tails;
 //! - [`stream`]: the consume → check → produce loop and its delivery guarantee;
 //! - [`http`]: the HTTP ingress (tokens per domain, [`crate::auth`]);
 //! - [`replay`]: re-submitting dead letters after a fix;
-//! - [`metrics`]: Prometheus metrics.
+//! - [`metrics`]: Prometheus metrics;
+//! - [`service`]: all of it assembled from its settings ([`start`]).
+//!
+//! What an output record carries and where a partition resumes from the outputs' tails are
+//! shared with the snapshotter: [`crate::outputs`].
 
 pub mod contracts;
 pub mod http;
 pub mod metrics;
 pub mod replay;
+pub mod service;
 pub mod stream;
 
 use std::{sync::Arc, time::Duration};
@@ -27,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use contracts::Contracts;
 pub use metrics::Metrics;
+pub use service::{start, Config, Started};
 pub use stream::{DeliveryMode, StreamConfig};
 
 use crate::registry::client;
@@ -53,6 +57,9 @@ pub enum Error {
         /// The client error.
         source: KafkaError,
     },
+    /// The metrics cannot be registered.
+    #[error("registering the gateway's metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     /// Something that should not happen; the gateway restarts.
     #[error("{0}")]
     Unexpected(String),

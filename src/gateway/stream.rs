@@ -48,7 +48,7 @@ use super::{
     Error, Result,
 };
 use crate::{
-    binding::kafka::{Record, RecordView},
+    binding::kafka::{header_time, Record, RecordView, TIME_HEADER},
     broker,
     contract::Reason,
     outputs::{
@@ -417,11 +417,7 @@ impl Gateway {
         // the check parsed an accepted event's time; a refused one's may be missing or bad
         let time = match &verdict {
             Ok(time) => *time,
-            Err(_) => record
-                .header("ce_time")
-                .and_then(|t| std::str::from_utf8(t).ok())
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.timestamp_millis()),
+            Err(_) => record.header(TIME_HEADER).and_then(header_time),
         };
         let topics = &route.topics;
         let (out_topic, output, outcome) = match &verdict {
@@ -531,16 +527,7 @@ impl Gateway {
             .headers(headers);
         record.key = key;
         record.payload = payload;
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((error, _)) => return Err(error),
-            }
-        }
+        broker::while_queue_full(&self.producer, record, ThreadedProducer::send)
     }
 
     /// The contract's verdict (an accepted event's time, epoch ms); an unknown schema id first refreshes the product's contract

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::product::ViewKind;
+use crate::product::{ProductId, ViewKind};
 
 /// The root of a product's snapshots: `snapshots/<domain>/<product>`.
 pub fn product_root(product_id: &str) -> String {
-    match product_id.split_once('.') {
+    match ProductId(product_id).split() {
         Some((domain, name)) => format!("snapshots/{domain}/{name}"),
         None => format!("snapshots/{product_id}"),
     }

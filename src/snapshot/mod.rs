@@ -110,3 +110,23 @@ impl Error {
         Self::Data(e.to_string())
     }
 }
+
+/// Adds the snapshotter's readiness to `readiness`: every product with views holds its
+/// partitions.
+pub fn ready(
+    readiness: &crate::health::Readiness,
+    catalog: &crate::product::Catalog,
+    metrics: &Metrics,
+) {
+    let products = i64::try_from(
+        catalog
+            .iter()
+            .filter(|p| !p.descriptor.views.is_empty())
+            .count(),
+    )
+    .unwrap_or(i64::MAX);
+    let metrics = metrics.clone();
+    readiness.add("snapshotter consuming every product", move || {
+        metrics.products_consuming() >= products
+    });
+}

@@ -251,14 +251,6 @@ fn meta_fields() -> [Arc<Field>; 4] {
     ]
 }
 
-/// Parses a CloudEvents `time` header (RFC 3339) to epoch milliseconds.
-pub fn parse_time(value: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(value).ok()?;
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.timestamp_millis())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

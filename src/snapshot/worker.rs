@@ -37,19 +37,21 @@ use tokio_util::sync::CancellationToken;
 use super::{
     manifest::{self, Manifest, Progress},
     parquet,
-    rows::{parse_time, Decoding, Rows, Skip},
+    rows::{Decoding, Rows, Skip},
     store::Store,
     view::{Step, ViewRunner},
     Error, Result,
 };
 use crate::{
+    binding::kafka::{header_time, TIME_HEADER},
     broker,
-    outputs::{headers as out_headers, resume},
-    product::{Catalog, LatePolicy, Product},
+    outputs::{
+        headers::{self as out_headers, LATE_EVENT},
+        resume,
+    },
+    product::{Catalog, LatePolicy, Product, ProductId},
     registry::client::Client,
 };
-
-use crate::outputs::headers::LATE_EVENT;
 
 /// Settings of the snapshotter.
 #[derive(Debug, Clone)]
@@ -246,7 +248,7 @@ pub async fn run(
                 if !matches!(result, Ok(Ok(()))) {
                     metrics
                         .restarts
-                        .with_label_values(&[domain_of(product.id()), product.id()])
+                        .with_label_values(&[ProductId(product.id()).domain(), product.id()])
                         .inc();
                 }
                 match result {
@@ -564,7 +566,7 @@ impl Loop<'_> {
         if let Some(headers) = message.headers() {
             for header in headers.iter() {
                 match header.key {
-                    "ce_time" => time = header.value.and_then(parse_time),
+                    TIME_HEADER => time = header.value.and_then(header_time),
                     "ce_id" => event_id = header.value.and_then(|v| std::str::from_utf8(v).ok()),
                     _ => {}
                 }
@@ -621,7 +623,7 @@ impl Loop<'_> {
     fn skip(&self, message: &rdkafka::message::BorrowedMessage<'_>, reason: &str) {
         self.metrics
             .skipped
-            .with_label_values(&[domain_of(self.id()), self.id(), "payload"])
+            .with_label_values(&[ProductId(self.id()).domain(), self.id(), "payload"])
             .inc();
         tracing::warn!(
             product = self.id(),
@@ -695,7 +697,7 @@ impl Loop<'_> {
         let runner = &self.runners[view];
         let counts = runner.counts;
         let id = self.id().to_owned();
-        let labels = [domain_of(&id), id.as_str(), name.as_str()];
+        let labels = [ProductId(&id).domain(), id.as_str(), name.as_str()];
         let m = self.metrics;
         set_counter(&m.rows.with_label_values(&labels), counts.taken);
         let policy = match runner.view().late {
@@ -704,8 +706,12 @@ impl Loop<'_> {
             LatePolicy::Amend => ("amend", counts.late_amended),
         };
         set_counter(
-            &m.late
-                .with_label_values(&[domain_of(&id), id.as_str(), name.as_str(), policy.0]),
+            &m.late.with_label_values(&[
+                ProductId(&id).domain(),
+                id.as_str(),
+                name.as_str(),
+                policy.0,
+            ]),
             policy.1,
         );
         m.held
@@ -863,11 +869,6 @@ fn same_manifest(existing: &[u8], new: &[u8]) -> bool {
         })
     };
     matches!((parse(existing), parse(new)), (Some(a), Some(b)) if a == b)
-}
-
-/// The domain of a product id (`<domain>.<product>`).
-fn domain_of(product: &str) -> &str {
-    crate::telemetry::product_labels(product)[0]
 }
 
 /// Seconds from a window's close to now: its close is its end plus `lateness`, or the arrival of

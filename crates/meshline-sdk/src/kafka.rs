@@ -139,12 +139,48 @@ pub fn send_parts_blocking(
     if let Some(payload) = payload {
         future = future.payload(payload);
     }
+    while_queue_full(producer, future, FutureProducer::send_result)
+}
+
+/// How long a sender waits before offering a record again to a producer whose queue is full.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(1);
+
+/// Offers `record` to `producer` through `send` (e.g. `FutureProducer::send_result` or
+/// `ThreadedProducer::send`) until the producer's queue has room, sleeping this thread between
+/// tries: never drops a record. For loops on threads of their own.
+pub fn while_queue_full<P, R, T>(
+    producer: &P,
+    mut record: R,
+    send: impl Fn(&P, R) -> Result<T, (KafkaError, R)>,
+) -> Result<T, KafkaError> {
     loop {
-        match producer.send_result(future) {
-            Ok(delivery) => return Ok(delivery),
+        match send(producer, record) {
+            Ok(sent) => return Ok(sent),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                future = back;
-                std::thread::sleep(Duration::from_millis(1));
+                record = back;
+                std::thread::sleep(QUEUE_FULL_WAIT);
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
+}
+
+/// [`while_queue_full`] on the async runtime: waits without blocking a thread, and gives up
+/// with the queue-full error at `deadline`, if one is given.
+pub async fn while_queue_full_async<P, R, T>(
+    producer: &P,
+    mut record: R,
+    deadline: Option<tokio::time::Instant>,
+    send: impl Fn(&P, R) -> Result<T, (KafkaError, R)>,
+) -> Result<T, KafkaError> {
+    loop {
+        match send(producer, record) {
+            Ok(sent) => return Ok(sent),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                if deadline.is_none_or(|d| tokio::time::Instant::now() < d) =>
+            {
+                record = back;
+                tokio::time::sleep(QUEUE_FULL_WAIT).await;
             }
             Err((error, _)) => return Err(error),
         }

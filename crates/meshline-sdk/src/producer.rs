@@ -46,7 +46,7 @@ use std::{
 use apache_avro::{types::Value, writer::datum::GenericDatumWriter, Schema};
 use chrono::Utc;
 use rdkafka::{
-    error::{KafkaError, RDKafkaErrorCode},
+    error::KafkaError,
     message::OwnedHeaders,
     producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _},
     ClientConfig,
@@ -792,14 +792,5 @@ async fn send(
     if let Some(payload) = payload {
         record = record.payload(payload);
     }
-    loop {
-        match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            Err((error, _)) => return Err(error),
-        }
-    }
+    kafka::while_queue_full_async(producer, record, None, FutureProducer::send_result).await
 }

@@ -20,6 +20,19 @@ use cloudevents::{
     Event,
 };
 
+/// Header carrying the event's `time` attribute.
+pub const TIME_HEADER: &str = "ce_time";
+
+/// An event's `time` (RFC 3339 text) in Unix milliseconds: how every component reads it.
+pub fn parse_time(text: &str) -> Result<i64, chrono::ParseError> {
+    chrono::DateTime::parse_from_rfc3339(text).map(|t| t.timestamp_millis())
+}
+
+/// The time in a [`TIME_HEADER`] value, if it is valid UTF-8 and RFC 3339.
+pub fn header_time(value: &[u8]) -> Option<i64> {
+    parse_time(std::str::from_utf8(value).ok()?).ok()
+}
+
 /// Header carrying the CloudEvents spec version; its presence marks binary mode.
 pub const SPEC_VERSION_HEADER: &str = "ce_specversion";
 /// Header carrying `datacontenttype`.
@@ -178,7 +191,7 @@ fn header_name(name: &str) -> std::borrow::Cow<'static, str> {
         "source" => "ce_source",
         "type" => "ce_type",
         "subject" => "ce_subject",
-        "time" => "ce_time",
+        "time" => TIME_HEADER,
         "dataschema" => "ce_dataschema",
         PARTITION_KEY => "ce_partitionkey",
         crate::binding::TRACEPARENT => "ce_traceparent",

@@ -8,7 +8,11 @@ use std::sync::Arc;
 use apache_avro::types::Value;
 
 use super::{payload::WriterSchema, Contract, Violation};
-use crate::{binding::kafka::RecordView, codec::wire, product::OnFailure};
+use crate::{
+    binding::kafka::{parse_time, RecordView, TIME_HEADER},
+    codec::wire,
+    product::OnFailure,
+};
 
 /// Why a record is refused, as a stable code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,17 +168,13 @@ impl Contract {
         required(record, "ce_id")?;
         let source = required(record, "ce_source")?;
         let ty = required(record, "ce_type")?;
-        let time = match text(record, "ce_time")? {
-            Some(time) => Some(
-                chrono::DateTime::parse_from_rfc3339(time)
-                    .map_err(|e| {
-                        Rejection::new(
-                            Reason::BadTime,
-                            format!("time `{time}` is not RFC 3339: {e}"),
-                        )
-                    })?
-                    .timestamp_millis(),
-            ),
+        let time = match text(record, TIME_HEADER)? {
+            Some(time) => Some(parse_time(time).map_err(|e| {
+                Rejection::new(
+                    Reason::BadTime,
+                    format!("time `{time}` is not RFC 3339: {e}"),
+                )
+            })?),
             None => None,
         };
         let content_type = text(record, "content-type")?;

@@ -130,6 +130,22 @@ pub struct Product {
     pub path: PathBuf,
 }
 
+/// A product id, `<domain>.<name>`: its parts are read here and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProductId<'a>(pub &'a str);
+
+impl<'a> ProductId<'a> {
+    /// The owning domain (the whole id if it has no `.`, which a valid descriptor never has).
+    pub fn domain(self) -> &'a str {
+        self.split().map_or(self.0, |(domain, _)| domain)
+    }
+
+    /// The domain and the product's name within it, if the id has both.
+    pub fn split(self) -> Option<(&'a str, &'a str)> {
+        self.0.split_once('.')
+    }
+}
+
 impl Product {
     /// `<domain>.<product>`.
     pub fn id(&self) -> &str {
@@ -385,7 +401,7 @@ fn validate(path: &Path, d: &Descriptor) -> Vec<Error> {
             ),
         );
     }
-    match d.id.split_once('.') {
+    match ProductId(&d.id).split() {
         Some((domain, name)) if domain == d.domain && is_name(name) => {}
         _ => invalid(
             "id",
