@@ -27,6 +27,7 @@
 //! # assert_eq!(e.partition_key().as_deref(), Some("l-1"));
 //! ```
 
+
 pub mod consumer;
 mod framed;
 pub mod kafka;
