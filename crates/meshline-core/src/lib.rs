@@ -13,7 +13,6 @@
 //! Nothing here opens a socket, a file handle beyond reading descriptors, or a runtime: every
 //! function is tested on values and bytes.
 
-
 pub mod binding;
 pub mod codec;
 pub mod contract;

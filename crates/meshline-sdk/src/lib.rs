@@ -27,7 +27,6 @@
 //! # assert_eq!(e.partition_key().as_deref(), Some("l-1"));
 //! ```
 
-
 pub mod consumer;
 mod framed;
 pub mod kafka;
