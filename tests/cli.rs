@@ -960,14 +960,7 @@ async fn up_uses_an_existing_registry_once_the_products_are_published_there() {
     // the registry the platform team already runs, its writes needing the platform's token
     let token = "platform-token-of-the-existing-registry";
     let tokens = data.path().join("tokens.yaml");
-    std::fs::write(
-        &tokens,
-        format!(
-            "tokens:\n  - principal: platform\n    sha256: {}\n",
-            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token))
-        ),
-    )
-    .unwrap();
+    common::write_platform_token(&tokens, token);
     let registry = free_port();
     let url = format!("http://{registry}");
     let mut existing = meshline()

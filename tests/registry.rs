@@ -931,14 +931,7 @@ async fn a_registry_killed_at_random_points_keeps_every_acknowledged_id() {
     // writes need a token: the platform's, from a tokens file (digests only)
     let token = "platform-kill-test-token";
     let tokens = dir.path().join("tokens.yaml");
-    std::fs::write(
-        &tokens,
-        format!(
-            "tokens:\n  - principal: platform\n    sha256: {}\n",
-            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token))
-        ),
-    )
-    .unwrap();
+    common::write_platform_token(&tokens, token);
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_meshline"))
             .args(["registry", "--bootstrap", &broker.bootstrap()])

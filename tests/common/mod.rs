@@ -192,3 +192,16 @@ pub fn kill_points(rounds: usize, lo: u64, hi: u64) -> Vec<(u64, std::time::Dura
     points.sort();
     points
 }
+
+/// Writes a tokens file at `path` granting `token` to principal `platform` (the digest only,
+/// as a deployment keeps it).
+pub fn write_platform_token(path: &std::path::Path, token: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "tokens:\n  - principal: platform\n    sha256: {}\n",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token))
+        ),
+    )
+    .unwrap();
+}
