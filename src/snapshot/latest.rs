@@ -15,14 +15,12 @@ use arrow_schema::SchemaRef;
 use arrow_select::interleave::interleave_record_batch;
 
 use super::{
+    kind::Order,
     spill::{Collect, Sorted, Spill, CHUNK},
     window::Window,
     Error, Result,
 };
 use crate::product::View;
-
-/// Which event is newer: event time, then partition, then offset.
-type Order = (i64, i32, i64);
 
 /// A row of one of the retained batches.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,8 @@
 //! - [`window`]: calendar windows in a time zone (pure);
 //! - [`clock`]: per-partition event time, lateness and the view's watermark (pure);
 //! - [`rows`]: records to Arrow rows with `arrow-avro` (sans-io);
-//! - [`events`], [`latest`], [`aggregate`]: what each kind of view keeps and writes;
+//! - [`events`], [`latest`], [`aggregate`]: what each kind of view keeps and writes, behind one
+//!   trait (`kind`);
 //! - [`view`]: one view's windows: what to write, when (sans-io);
 //! - [`manifest`]: manifests, progress and their paths; [`listing`]: what a store holds;
 //! - [`spill`]: view state past its budget, on local disk;
@@ -19,6 +20,7 @@
 pub mod aggregate;
 pub mod clock;
 pub mod events;
+mod kind;
 pub mod latest;
 pub mod listing;
 pub mod manifest;
@@ -26,6 +28,8 @@ pub mod parquet;
 pub mod rows;
 pub mod spill;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod view;
 pub mod window;
 pub mod worker;

@@ -13,10 +13,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
 use super::{
-    aggregate::Aggregate,
     clock::Clocks,
     events::{Events, Part},
-    latest::Latest,
+    kind::{self, Kind},
     manifest::{self, File, Manifest, PartitionProgress, SourceRange, ViewProgress},
     rows::{Rows, EVENT_TIME},
     spill::Spill,
@@ -68,13 +67,6 @@ pub struct Counts {
     pub no_time: u64,
 }
 
-#[derive(Debug)]
-enum State {
-    Events(Events),
-    Latest(Latest),
-    Aggregate(Aggregate),
-}
-
 #[derive(Debug, Default, Clone)]
 struct Open {
     sources: BTreeMap<i32, (SourceRange, Option<i64>)>,
@@ -90,7 +82,8 @@ pub struct ViewRunner {
     calendar: Calendar,
     clocks: Clocks,
     time_column: usize,
-    state: State,
+    /// What the view's kind keeps of its windows.
+    kind: Box<dyn Kind>,
     /// Late rows of closed windows waiting for an amendment.
     amendments: Option<Events>,
     open: BTreeMap<Window, Open>,
@@ -153,17 +146,7 @@ impl ViewRunner {
                 })
             }
         }
-        let state = match view.kind {
-            ViewKind::Events => State::Events(Events::new(schema.clone(), max_rows_per_file)?),
-            ViewKind::Latest => {
-                let mut latest = Latest::new(view, schema.clone(), spill.clone())?;
-                if view.late == LatePolicy::Amend {
-                    latest.amend_late();
-                }
-                State::Latest(latest)
-            }
-            ViewKind::Aggregate => State::Aggregate(Aggregate::new(view, &schema, spill.clone())?),
-        };
+        let kind = kind::of(view, &schema, max_rows_per_file, spill)?;
         let amendments = (view.late == LatePolicy::Amend && view.kind == ViewKind::Events)
             .then(|| Events::new(schema.clone(), max_rows_per_file))
             .transpose()?;
@@ -174,7 +157,7 @@ impl ViewRunner {
             calendar: Calendar::new(view.window, tz),
             clocks: clocks.clone(),
             time_column,
-            state,
+            kind,
             amendments,
             open: BTreeMap::new(),
             closed_through: None,
@@ -219,18 +202,16 @@ impl ViewRunner {
     /// For a `latest` view: the manifest whose rows to [`ViewRunner::restore`] before the first
     /// step.
     pub fn restore_from(&self) -> Option<&str> {
-        match self.state {
-            State::Latest(_) => self.last_manifest.as_deref(),
-            _ => None,
+        if self.kind.restores_from_snapshots() {
+            self.last_manifest.as_deref()
+        } else {
+            None
         }
     }
 
     /// Restores a `latest` view's state from its last snapshot's rows.
     pub fn restore(&mut self, batches: &[RecordBatch]) -> Result<()> {
-        if let State::Latest(latest) = &mut self.state {
-            latest.restore(batches)?;
-        }
-        Ok(())
+        self.kind.restore(batches)
     }
 
     /// Remembers a written manifest of a closed window (an `amend` view needs the newest one of
@@ -250,9 +231,9 @@ impl ViewRunner {
     /// Whether `manifest` is the version 1 of a window this `latest` view may still amend: its
     /// rows are restored with [`ViewRunner::restore_first_version`] after a restart.
     pub fn wants_first_version(&self, manifest: &Manifest) -> bool {
-        let (State::Latest(_), true, 1) = (&self.state, self.amends(), manifest.version) else {
+        if !(self.kind.restores_from_snapshots() && self.amends() && manifest.version == 1) {
             return false;
-        };
+        }
         parse_instant(&manifest.window_end).is_ok_and(|end| {
             self.closed_through
                 .is_some_and(|c| end <= c && end.saturating_add(self.amend_for) > c)
@@ -267,19 +248,16 @@ impl ViewRunner {
     ) -> Result<()> {
         let start = parse_instant(&manifest.window_start)?;
         let window = self.calendar.window_of(start);
-        if let State::Latest(latest) = &mut self.state {
-            latest.restore_first_version(window, batches)?;
-        }
-        Ok(())
+        self.kind.restore_first_version(window, batches)
     }
 
     /// For an amending `latest` view after a restart: the newest manifest of the last closed
     /// window, when newer than the version 1 it restarts from (its late changes are restored
     /// with [`ViewRunner::restore_late`]).
     pub fn newest_to_restore(&self) -> Option<String> {
-        let (State::Latest(_), true) = (&self.state, self.amends()) else {
+        if !(self.kind.restores_from_snapshots() && self.amends()) {
             return None;
-        };
+        }
         let label = self
             .last_manifest
             .as_deref()?
@@ -300,10 +278,7 @@ impl ViewRunner {
 
     /// Restores the late changes the newest version of the last closed window holds.
     pub fn restore_late(&mut self, batches: &[RecordBatch]) -> Result<()> {
-        if let State::Latest(latest) = &mut self.state {
-            latest.restore_late(batches)?;
-        }
-        Ok(())
+        self.kind.restore_late(batches)
     }
 
     /// Whether this view amends closed windows.
@@ -313,7 +288,7 @@ impl ViewRunner {
 
     /// Whether this view keeps closed windows' state to amend them (`aggregate`).
     fn keeps(&self) -> bool {
-        self.amends() && matches!(self.state, State::Aggregate(_) | State::Latest(_))
+        self.amends() && self.kind.keeps_closed()
     }
 
     /// `partition` has delivered everything it holds, as of `now`.
@@ -330,20 +305,12 @@ impl ViewRunner {
 
     /// Memory held, in rows or groups.
     pub fn held(&self) -> usize {
-        match &self.state {
-            State::Events(e) => e.buffered(),
-            State::Latest(l) => l.keys(),
-            State::Aggregate(a) => a.groups(),
-        }
+        self.kind.held()
     }
 
     /// Keys or groups spilled to disk.
     pub fn spilled(&self) -> usize {
-        match &self.state {
-            State::Events(_) => 0,
-            State::Latest(l) => l.spilled(),
-            State::Aggregate(a) => a.spilled(),
-        }
+        self.kind.spilled()
     }
 
     fn times(&self, rows: &Rows) -> Result<Vec<Option<i64>>> {
@@ -466,36 +433,7 @@ impl ViewRunner {
                 }
             }
         }
-        let mut cut = Vec::new();
-        match &mut self.state {
-            State::Events(events) => {
-                for ((window, partition), rows_of) in group(&taken, &rows.partitions) {
-                    let parts = events.add(window, partition, &rows.batch, &rows_of)?;
-                    if !parts.is_empty() {
-                        cut.push((window, parts));
-                    }
-                }
-            }
-            State::Latest(latest) => {
-                let ordered: Vec<_> = taken
-                    .iter()
-                    .map(|&(i, w)| {
-                        let i_ = i as usize;
-                        (
-                            i,
-                            w,
-                            (
-                                times[i_].unwrap_or_default(),
-                                rows.partitions[i_],
-                                rows.offsets[i_],
-                            ),
-                        )
-                    })
-                    .collect();
-                latest.add(&rows.batch, &ordered)?;
-            }
-            State::Aggregate(aggregate) => aggregate.add(&rows.batch, &taken)?,
-        }
+        let cut = self.kind.add(rows, &times, &taken)?;
         for (window, parts) in cut {
             step.extend(self.parts(window, 1, parts));
         }
@@ -555,11 +493,9 @@ impl ViewRunner {
         // version 1 of a `latest` window holds the events on time: the late changes of it and
         // the windows before it, known by now, come in its next version, whether or not
         // another late event comes while it is kept
-        if let State::Latest(latest) = &mut self.state {
-            for window in due.into_iter().chain(only_late) {
-                if latest.needs_amending(window)? {
-                    self.dirty.insert(window);
-                }
+        for window in due.into_iter().chain(only_late) {
+            if self.kind.needs_amending(window)? {
+                self.dirty.insert(window);
             }
         }
         self.forget_kept();
@@ -580,14 +516,8 @@ impl ViewRunner {
         }
         let kept = self.kept.entry(window).or_default();
         kept.take(row.partition, row.offset, row.max_before, row.schema_id);
-        match &mut self.state {
-            State::Aggregate(aggregate) => aggregate.add(&row.batch, &[(0, window)])?,
-            State::Latest(latest) => {
-                let order = (row.time, row.partition, row.offset);
-                latest.add_late(&row.batch, &[(0, window, order)])?;
-            }
-            State::Events(_) => {}
-        }
+        self.kind
+            .add_late(&row.batch, window, (row.time, row.partition, row.offset))?;
         if !row.done {
             self.dirty.insert(window);
             self.counts.late_amended += 1;
@@ -608,11 +538,7 @@ impl ViewRunner {
             .collect();
         for window in past {
             self.kept.remove(&window);
-            match &mut self.state {
-                State::Aggregate(aggregate) => aggregate.remove(window),
-                State::Latest(latest) => latest.forget(window),
-                State::Events(_) => {}
-            }
+            self.kind.forget(window);
         }
     }
 
@@ -620,26 +546,7 @@ impl ViewRunner {
         let keep = self.keeps();
         let label = self.calendar.label(window);
         let mut step = Step::default();
-        let mut single = Single::default();
-        let mut write = |batch| single.write(batch);
-        match &mut self.state {
-            State::Events(_) => {}
-            State::Latest(latest) => _ = latest.close(window, &mut write)?,
-            State::Aggregate(aggregate) if keep => _ = aggregate.snapshot(window, &mut write)?,
-            State::Aggregate(aggregate) => _ = aggregate.close(window, &mut write)?,
-        }
-        let parts = match &mut self.state {
-            State::Events(events) => events.close(window)?,
-            _ => single
-                .finish()?
-                .map(|(bytes, rows)| Part {
-                    name: "part-00000.parquet".into(),
-                    rows,
-                    bytes,
-                })
-                .into_iter()
-                .collect(),
-        };
+        let parts = self.kind.close(window, keep)?;
         step.extend(self.parts(window, 1, parts));
         let Some(mut open) = self.open.remove(&window) else {
             return Ok(step);
@@ -758,22 +665,7 @@ impl ViewRunner {
             return Ok(step);
         }
         let dirty = std::mem::take(&mut self.dirty);
-        let mut files: BTreeMap<Window, Single> = BTreeMap::new();
-        match &self.state {
-            State::Aggregate(aggregate) => {
-                for window in dirty {
-                    let file = files.entry(window).or_default();
-                    aggregate.snapshot(window, &mut |batch| file.write(batch))?;
-                }
-            }
-            // a late change is in its window's newest version and every later one's
-            State::Latest(latest) => {
-                latest.amend(&dirty, &mut |window, batch| {
-                    files.entry(window).or_default().write(batch)
-                })?;
-            }
-            State::Events(_) => {}
-        }
+        let files = self.kind.amend(&dirty)?;
         for (window, file) in files {
             let (Some((bytes, rows)), Some(open)) = (file.finish()?, self.kept.get(&window)) else {
                 continue;
@@ -920,45 +812,6 @@ struct LateRow {
     done: bool,
 }
 
-/// Rows grouped by (window, partition), each group in input order.
-/// The one file of a `latest` or `aggregate` snapshot, written a chunk at a time.
-#[derive(Default)]
-struct Single(Option<super::parquet::Writer>);
-
-impl Single {
-    fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let writer = match &mut self.0 {
-            Some(writer) => writer,
-            None => self.0.insert(super::parquet::Writer::new(batch.schema())?),
-        };
-        writer.write(&batch)
-    }
-
-    /// The file's bytes and rows; `None` without rows.
-    fn finish(self) -> Result<Option<(Vec<u8>, u64)>> {
-        self.0
-            .map(|writer| {
-                let rows = writer.rows();
-                Ok((writer.finish()?, rows))
-            })
-            .transpose()
-    }
-}
-
-fn group(taken: &[(u32, Window)], partitions: &[i32]) -> BTreeMap<(Window, i32), Vec<u32>> {
-    let mut groups: BTreeMap<(Window, i32), Vec<u32>> = BTreeMap::new();
-    for &(row, window) in taken {
-        groups
-            .entry((window, partitions[row as usize]))
-            .or_default()
-            .push(row);
-    }
-    groups
-}
-
 fn file_of(put: &Put, rows: u64) -> File {
     let digest = Sha256::digest(&put.bytes);
     File {
@@ -979,4 +832,129 @@ fn parse_instant(text: &str) -> Result<i64> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
         .map_err(|e| Error::Unexpected(format!("`{text}` in a manifest is not a time: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::testing;
+
+    fn runner(
+        descriptor: &str,
+        progress: Option<&ViewProgress>,
+    ) -> (ViewRunner, tempfile::TempDir) {
+        let view: View = serde_norway::from_str(descriptor).unwrap();
+        let schema = testing::schema();
+        let dir = tempfile::tempdir().unwrap();
+        let spill = Spill::new(dir.path(), 1_000);
+        let runner = ViewRunner::new(
+            "player.play-events",
+            &view,
+            schema,
+            [0],
+            100,
+            &spill,
+            progress,
+        )
+        .unwrap();
+        (runner, dir)
+    }
+
+    fn step(runner: &mut ViewRunner, plays: &[testing::Play<'_>]) -> Step {
+        runner.step(&testing::rows(plays)).unwrap()
+    }
+
+    const EVENTS: &str = "{name: all, kind: events, window: minute}";
+
+    #[test]
+    fn a_window_closes_once_the_watermark_passes_it_files_first_then_its_manifest() {
+        let (mut runner, _dir) = runner(EVENTS, None);
+        let now = Instant::now();
+        let taken = step(&mut runner, &[(0, 0, 1_000, "a"), (0, 1, 2_000, "b")]);
+        assert!(taken.puts.is_empty() && taken.closed.is_empty());
+        assert!(
+            runner.advance(now).unwrap().closed.is_empty(),
+            "the minute is still open"
+        );
+
+        step(&mut runner, &[(0, 2, 61_000, "c")]);
+        let closed = runner.advance(now).unwrap();
+        assert_eq!(closed.closed.len(), 1);
+        let manifest = &closed.closed[0];
+        assert_eq!(
+            (
+                manifest.version,
+                manifest.rows,
+                manifest.window_start.as_str()
+            ),
+            (1, 2, "1970-01-01T00:00:00.000Z")
+        );
+        assert_eq!(manifest.sources[&0].first_offset, 0);
+        assert_eq!(manifest.sources[&0].last_offset, 1);
+        let paths: Vec<&str> = closed.puts.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths.len(), 2);
+        assert!(paths[0].ends_with(".parquet"), "{paths:?}");
+        assert!(
+            paths[1].ends_with("manifest.json"),
+            "the manifest is written last: {paths:?}"
+        );
+        assert_eq!(manifest.files[0].path, paths[0]);
+    }
+
+    #[test]
+    fn late_events_are_dead_lettered_or_dropped_as_the_view_says() {
+        for (late, dead_lettered, dropped) in [("dlq", 1, 0), ("drop", 0, 1)] {
+            let descriptor = format!("{{name: all, kind: events, window: minute, late: {late}}}");
+            let (mut runner, _dir) = runner(&descriptor, None);
+            step(&mut runner, &[(0, 0, 1_000, "a"), (0, 1, 61_000, "b")]);
+            runner.advance(Instant::now()).unwrap();
+            let late_step = step(&mut runner, &[(0, 2, 5_000, "late")]);
+            assert_eq!(late_step.dead_letters.len(), dead_lettered, "{late}");
+            assert_eq!(runner.counts.late_dead_lettered, dead_lettered as u64);
+            assert_eq!(runner.counts.late_dropped, dropped);
+            assert_eq!(runner.counts.taken, 2);
+        }
+    }
+
+    #[test]
+    fn progress_resumes_from_the_oldest_open_window_and_skips_what_is_done() {
+        let (mut runner, _dir) = runner(EVENTS, None);
+        step(
+            &mut runner,
+            &[(0, 0, 1_000, "a"), (0, 1, 61_000, "b"), (0, 2, 62_000, "c")],
+        );
+        runner.advance(Instant::now()).unwrap();
+        let progress = runner.progress();
+        let partition = progress.partitions[&0];
+        // the first minute is written; the second is open from offset 1
+        assert_eq!((partition.resume_from, partition.done_through), (1, 2));
+        // windows are closed through the watermark: the newest event time, no lateness allowed
+        assert_eq!(progress.closed_through, Some(62_000));
+
+        // a restart re-reads from offset 1 and takes nothing twice
+        let (mut restarted, _dir) = runner_from(&progress);
+        step(&mut restarted, &[(0, 1, 61_000, "b"), (0, 2, 62_000, "c")]);
+        step(&mut restarted, &[(0, 3, 121_000, "d")]);
+        let closed = restarted.advance(Instant::now()).unwrap().closed;
+        assert_eq!(closed.len(), 1);
+        assert_eq!(
+            (closed[0].window_start.as_str(), closed[0].rows),
+            ("1970-01-01T00:01:00.000Z", 2)
+        );
+    }
+
+    fn runner_from(progress: &ViewProgress) -> (ViewRunner, tempfile::TempDir) {
+        runner(EVENTS, Some(progress))
+    }
+
+    #[test]
+    fn a_view_over_a_missing_time_field_says_which() {
+        let view: View =
+            serde_norway::from_str("{name: all, kind: events, window: minute, time_field: nope}")
+                .unwrap();
+        let schema = testing::schema();
+        let spill = Spill::new(std::env::temp_dir(), 1);
+        let error = ViewRunner::new("p.q", &view, schema, [0], 1, &spill, None).unwrap_err();
+        assert!(error.to_string().contains("time field `nope`"), "{error}");
+    }
 }
