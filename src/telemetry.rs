@@ -23,6 +23,18 @@ pub fn init(format: LogFormat) {
     };
 }
 
+/// `collector`, registered in `registry`: each metric is made and registered in one step.
+pub(crate) fn registered<C>(
+    registry: &prometheus::Registry,
+    collector: C,
+) -> Result<C, prometheus::Error>
+where
+    C: prometheus::core::Collector + Clone + 'static,
+{
+    registry.register(Box::new(collector.clone()))?;
+    Ok(collector)
+}
+
 /// Request metrics of one HTTP server, exposed on its `/metrics`.
 #[derive(Clone)]
 pub struct HttpMetrics {
@@ -42,25 +54,29 @@ impl HttpMetrics {
     pub fn new(server: &str) -> Result<Self, prometheus::Error> {
         let labels = prometheus::labels! {"server".to_owned() => server.to_owned()};
         let registry = prometheus::Registry::new();
-        let requests = prometheus::IntCounterVec::new(
-            prometheus::Opts::new(
-                "meshline_http_requests_total",
-                "HTTP requests answered, by route and status.",
-            )
-            .const_labels(labels.clone()),
-            &["route", "method", "status"],
+        let requests = registered(
+            &registry,
+            prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "meshline_http_requests_total",
+                    "HTTP requests answered, by route and status.",
+                )
+                .const_labels(labels.clone()),
+                &["route", "method", "status"],
+            )?,
         )?;
-        let seconds = prometheus::HistogramVec::new(
-            prometheus::HistogramOpts::new(
-                "meshline_http_request_duration_seconds",
-                "Time to answer an HTTP request, by route.",
-            )
-            .const_labels(labels)
-            .buckets(vec![0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
-            &["route", "method"],
+        let seconds = registered(
+            &registry,
+            prometheus::HistogramVec::new(
+                prometheus::HistogramOpts::new(
+                    "meshline_http_request_duration_seconds",
+                    "Time to answer an HTTP request, by route.",
+                )
+                .const_labels(labels)
+                .buckets(vec![0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+                &["route", "method"],
+            )?,
         )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(seconds.clone()))?;
         Ok(Self {
             registry,
             requests,

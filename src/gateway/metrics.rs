@@ -44,80 +44,90 @@ pub struct Metrics {
 }
 
 pub use crate::telemetry::product_labels;
+use crate::telemetry::registered;
 
 impl Metrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let events = IntCounterVec::new(
+        let events = registered(registry, IntCounterVec::new(
             Opts::new(
                 "meshline_gateway_events_total",
                 "Events the gateway handled, by product and outcome (accepted, warned, dead_lettered, duplicate).",
             ),
             &["domain", "product", "outcome"],
+        )?)?;
+        let dead_letters = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "meshline_gateway_dead_letters_total",
+                    "Events written to a dead-letter topic, by product and reason code.",
+                ),
+                &["domain", "product", "reason"],
+            )?,
         )?;
-        let dead_letters = IntCounterVec::new(
-            Opts::new(
-                "meshline_gateway_dead_letters_total",
-                "Events written to a dead-letter topic, by product and reason code.",
-            ),
-            &["domain", "product", "reason"],
+        let validation = registered(
+            registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "meshline_gateway_validation_seconds",
+                    "Time to check one event against its product's contract.",
+                )
+                .buckets(vec![
+                    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 1e-3, 1e-2,
+                ]),
+                &["domain", "product"],
+            )?,
         )?;
-        let validation = HistogramVec::new(
-            HistogramOpts::new(
-                "meshline_gateway_validation_seconds",
-                "Time to check one event against its product's contract.",
-            )
-            .buckets(vec![
-                1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 1e-3, 1e-2,
-            ]),
-            &["domain", "product"],
-        )?;
-        let freshness = HistogramVec::new(
+        let freshness = registered(registry, HistogramVec::new(
             HistogramOpts::new(
                 "meshline_gateway_freshness_seconds",
                 "From an event's time (ce_time) to its being available in the product topic (output acknowledged, offset committed).",
             )
             .buckets(crate::slo::FRESHNESS_BUCKETS.to_vec()),
             &["domain", "product"],
+        )?)?;
+        let lag = registered(
+            registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "meshline_gateway_consumer_lag",
+                    "Ingress records not yet handled, by product and partition.",
+                ),
+                &["domain", "product", "partition"],
+            )?,
         )?;
-        let lag = IntGaugeVec::new(
-            Opts::new(
-                "meshline_gateway_consumer_lag",
-                "Ingress records not yet handled, by product and partition.",
-            ),
-            &["domain", "product", "partition"],
+        let ingress = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "meshline_gateway_ingress_requests_total",
+                    "HTTP ingress requests for a known product, by status code.",
+                ),
+                &["domain", "product", "code"],
+            )?,
         )?;
-        let ingress = IntCounterVec::new(
-            Opts::new(
-                "meshline_gateway_ingress_requests_total",
-                "HTTP ingress requests for a known product, by status code.",
-            ),
-            &["domain", "product", "code"],
+        let transactions = registered(
+            registry,
+            IntGauge::new(
+                "meshline_gateway_transactions_in_flight",
+                "Kafka transactions open (transactional delivery only).",
+            )?,
         )?;
-        let transactions = IntGauge::new(
-            "meshline_gateway_transactions_in_flight",
-            "Kafka transactions open (transactional delivery only).",
-        )?;
-        registry.register(Box::new(events.clone()))?;
-        registry.register(Box::new(dead_letters.clone()))?;
-        registry.register(Box::new(validation.clone()))?;
-        registry.register(Box::new(freshness.clone()))?;
-        registry.register(Box::new(lag.clone()))?;
-        registry.register(Box::new(ingress.clone()))?;
-        let rebalances = IntCounterVec::new(
+        let rebalances = registered(registry, IntCounterVec::new(
             Opts::new(
                 "meshline_gateway_rebalances_total",
                 "Consumer-group rebalance steps of this gateway instance, by kind (assigned, revoked).",
             ),
             &["kind"],
+        )?)?;
+        let assigned = registered(
+            registry,
+            IntGauge::new(
+                "meshline_gateway_assigned_partitions",
+                "Ingress partitions this gateway instance holds.",
+            )?,
         )?;
-        let assigned = IntGauge::new(
-            "meshline_gateway_assigned_partitions",
-            "Ingress partitions this gateway instance holds.",
-        )?;
-        registry.register(Box::new(transactions.clone()))?;
-        registry.register(Box::new(rebalances.clone()))?;
-        registry.register(Box::new(assigned.clone()))?;
         Ok(Self {
             events,
             dead_letters,

@@ -14,6 +14,9 @@
 //! them late (by the view's policy), which an uninterrupted run might not have. An amendment
 //! (`late: amend`) always leads to the same newest version of a window, but the number of
 //! versions before it depends on when late events arrive.
+//!
+//! The parts: [`config`] the settings, [`metrics`] what the loop counts, `progress` the
+//! progress files read back; this module the loop.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -21,9 +24,6 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     error::KafkaError,
@@ -34,11 +34,21 @@ use rdkafka::{
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
+mod config;
+mod metrics;
+mod progress;
+
+pub use config::SnapshotterConfig;
+pub use metrics::Metrics;
+pub use progress::load_progress;
+
+use metrics::{delay, set_counter, Consuming};
+use progress::{progress_start, same_manifest};
+
 use super::{
     manifest::{self, Manifest, Progress},
     parquet,
     rows::{Decoding, Rows, Skip},
-    store::Store,
     view::{Step, ViewRunner},
     Error, Result,
 };
@@ -52,174 +62,6 @@ use crate::{
     product::{Catalog, LatePolicy, Product, ProductId},
     registry::client::Client,
 };
-
-/// Settings of the snapshotter.
-#[derive(Debug, Clone)]
-pub struct SnapshotterConfig {
-    /// Kafka bootstrap servers.
-    pub bootstrap: String,
-    /// Schema registry URL.
-    pub registry_url: String,
-    /// Where snapshots go.
-    pub store: Store,
-    /// Rows decoded per batch.
-    pub batch_size: usize,
-    /// Rows per Parquet file of an `events` view: the memory bound of each open window and
-    /// partition.
-    pub max_rows_per_file: usize,
-    /// Where and past how many keys or groups `latest` and `aggregate` views spill.
-    pub spill: super::spill::Spill,
-    /// Progress is written at least this often while records arrive.
-    pub checkpoint_interval: Duration,
-    /// Prefix of the consumer groups (`<prefix>-<product>`, and `<prefix>-<product>-tail`).
-    pub group_prefix: String,
-}
-
-impl SnapshotterConfig {
-    /// Defaults for `bootstrap`, `registry_url` and `store`.
-    pub fn new(bootstrap: &str, registry_url: &str, store: Store) -> Self {
-        Self {
-            bootstrap: bootstrap.to_owned(),
-            registry_url: registry_url.to_owned(),
-            store,
-            batch_size: 8192,
-            max_rows_per_file: 100_000,
-            spill: super::spill::Spill::default(),
-            checkpoint_interval: Duration::from_secs(5),
-            group_prefix: "meshline-snapshotter".to_owned(),
-        }
-    }
-}
-
-/// The snapshotter's Prometheus metrics; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Metrics {
-    rows: IntCounterVec,
-    late: IntCounterVec,
-    skipped: IntCounterVec,
-    snapshots: IntCounterVec,
-    held: IntGaugeVec,
-    spilled: IntGaugeVec,
-    restarts: IntCounterVec,
-    watermark: IntGaugeVec,
-    delay: HistogramVec,
-    consuming: IntGauge,
-}
-
-impl Metrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let rows = IntCounterVec::new(
-            Opts::new(
-                "meshline_snapshot_rows_total",
-                "Events taken into a window, by product and view.",
-            ),
-            &["domain", "product", "view"],
-        )?;
-        let late = IntCounterVec::new(
-            Opts::new(
-                "meshline_snapshot_late_events_total",
-                "Events that arrived after their window closed, by product, view and policy (drop, dlq, amend).",
-            ),
-            &["domain", "product", "view", "policy"],
-        )?;
-        let skipped = IntCounterVec::new(
-            Opts::new(
-                "meshline_snapshot_skipped_total",
-                "Product-topic records left out of every snapshot, by product and reason (payload, no_event_time).",
-            ),
-            &["domain", "product", "reason"],
-        )?;
-        let snapshots = IntCounterVec::new(
-            Opts::new(
-                "meshline_snapshot_snapshots_total",
-                "Snapshot versions written (manifests), by product and view.",
-            ),
-            &["domain", "product", "view"],
-        )?;
-        let held = IntGaugeVec::new(
-            Opts::new(
-                "meshline_snapshot_held",
-                "What a view holds in memory: buffered rows (events), keys (latest) or groups (aggregate).",
-            ),
-            &["domain", "product", "view"],
-        )?;
-        let restarts = IntCounterVec::new(
-            Opts::new(
-                "meshline_snapshot_restarts_total",
-                "Times a product's snapshotter failed (store, Kafka or registry error) and restarted from its progress.",
-            ),
-            &["domain", "product"],
-        )?;
-        let spilled = IntGaugeVec::new(
-            Opts::new(
-                "meshline_snapshot_spilled",
-                "Keys (latest) or groups (aggregate) a view holds spilled to local disk, past its --max-state-rows.",
-            ),
-            &["domain", "product", "view"],
-        )?;
-        let watermark = IntGaugeVec::new(
-            Opts::new(
-                "meshline_snapshot_closed_through_seconds",
-                "Windows ending at or before this Unix time are written, by product and view.",
-            ),
-            &["domain", "product", "view"],
-        )?;
-        let delay = HistogramVec::new(
-            HistogramOpts::new(
-                "meshline_snapshot_delay_seconds",
-                "From a window's close (its end plus the allowed lateness, or the arrival of the records that closed it, whichever is later) to its manifest being written.",
-            )
-            .buckets(crate::slo::DELAY_BUCKETS.to_vec()),
-            &["domain", "product", "view"],
-        )?;
-        let consuming = IntGauge::new(
-            "meshline_snapshot_products_consuming",
-            "Products whose snapshotter holds its partitions and reads them.",
-        )?;
-        registry.register(Box::new(consuming.clone()))?;
-        registry.register(Box::new(delay.clone()))?;
-        for c in [&rows, &late, &skipped, &snapshots, &restarts] {
-            registry.register(Box::new(c.clone()))?;
-        }
-        for g in [&held, &spilled, &watermark] {
-            registry.register(Box::new(g.clone()))?;
-        }
-        Ok(Self {
-            rows,
-            late,
-            skipped,
-            snapshots,
-            held,
-            spilled,
-            restarts,
-            watermark,
-            delay,
-            consuming,
-        })
-    }
-
-    /// How many products' snapshotters hold their partitions and read them.
-    pub fn products_consuming(&self) -> i64 {
-        self.consuming.get()
-    }
-}
-
-/// Counts a product as consuming while it lives.
-struct Consuming(IntGauge);
-
-impl Consuming {
-    fn start(gauge: &IntGauge) -> Self {
-        gauge.inc();
-        Self(gauge.clone())
-    }
-}
-
-impl Drop for Consuming {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
 
 /// Runs the snapshotter for every product of `catalog` with views until `stop`, restarting a
 /// product's loop after an error (backoff 1 s doubling to 30 s); each restart resumes from the
@@ -271,17 +113,6 @@ pub async fn run(
     for task in tasks {
         task.await.ok();
     }
-}
-
-/// The newest progress of `product_id` in `store`, and its path.
-pub async fn load_progress(store: &Store, product_id: &str) -> Result<Option<(Progress, String)>> {
-    let dir = format!("{}/_progress", manifest::product_root(product_id));
-    let Some(path) = store.list(&dir).await?.pop() else {
-        return Ok(None);
-    };
-    let bytes = store.get(&path).await?;
-    let progress = serde_json::from_slice(&bytes).map_err(Error::json)?;
-    Ok(Some((progress, path)))
 }
 
 struct Loop<'a> {
@@ -533,25 +364,6 @@ fn run_product(
     }
     tracing::info!(product = id, "snapshotter stopped at a checkpoint");
     Ok(())
-}
-
-/// Where to start `partition`: the lowest resume offset of any view; the beginning when a view
-/// has no progress there (a new view).
-fn progress_start(
-    progress: &Progress,
-    views: &[crate::product::View],
-    partition: i32,
-) -> Option<i64> {
-    let mut start: Option<i64> = None;
-    for view in views {
-        let resume = progress
-            .views
-            .get(&view.name)
-            .and_then(|v| v.partitions.get(&partition))
-            .map(|p| p.resume_from)?;
-        start = Some(start.map_or(resume, |s| s.min(resume)));
-    }
-    start
 }
 
 impl Loop<'_> {
@@ -859,40 +671,6 @@ impl rdkafka::ClientContext for QuietEof {
 }
 
 impl rdkafka::consumer::ConsumerContext for QuietEof {}
-
-/// Whether two manifests describe the same snapshot (the watermark at closing aside).
-fn same_manifest(existing: &[u8], new: &[u8]) -> bool {
-    let parse = |bytes: &[u8]| {
-        serde_json::from_slice::<Manifest>(bytes).ok().map(|mut m| {
-            m.watermark.clear();
-            m
-        })
-    };
-    matches!((parse(existing), parse(new)), (Some(a), Some(b)) if a == b)
-}
-
-/// Seconds from a window's close to now: its close is its end plus `lateness`, or the arrival of
-/// the records that closed it when that came later (a backfill of old windows).
-fn delay(window_end: &str, lateness: Duration, last_received: SystemTime) -> Option<f64> {
-    let end = chrono::DateTime::parse_from_rfc3339(window_end).ok()?;
-    let end = SystemTime::UNIX_EPOCH
-        + Duration::from_millis(u64::try_from(end.timestamp_millis()).ok()?)
-        + lateness;
-    let closed = end.max(last_received);
-    Some(
-        SystemTime::now()
-            .duration_since(closed)
-            .unwrap_or_default()
-            .as_secs_f64(),
-    )
-}
-
-fn set_counter(counter: &prometheus::IntCounter, total: u64) {
-    let now = counter.get();
-    if total > now {
-        counter.inc_by(total - now);
-    }
-}
 
 fn empty_rows() -> Rows {
     Rows {
