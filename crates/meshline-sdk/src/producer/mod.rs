@@ -31,15 +31,14 @@
 //! # Ok(()) }
 //! ```
 
+mod bound;
+mod builder;
+mod error;
+
 use std::{
     any::TypeId,
     collections::HashMap,
-    future::Future,
-    pin::Pin,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc, RwLock,
-    },
+    sync::{Arc, RwLock},
     time::Duration,
 };
 
@@ -49,10 +48,15 @@ use rdkafka::{
     error::KafkaError,
     message::OwnedHeaders,
     producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _},
-    ClientConfig,
 };
 use rustc_hash::FxHashMap;
 use uuid::Uuid;
+
+pub use builder::{ProducerBuilder, Target};
+pub use error::{Error, Result};
+
+use bound::{Attributes, Bound};
+use error::encode_error;
 
 use super::{
     framed::{Framed, CONTENT_TYPE},
@@ -66,98 +70,10 @@ use meshline_core::registry::{
 use crate::{
     binding::kafka::Record,
     codec::wire,
-    contract::{Contract, Violation, WriterSchema},
+    contract::{Contract, Violation},
     kafka::{self, RecordExt as _},
-    product::Topics,
-    registry::{self as client, Client},
+    registry::Client,
 };
-
-/// Errors of the producer.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// No broker answers.
-    #[error("{0}")]
-    BrokerUnreachable(#[source] Box<kafka::Error>),
-    /// The registry failed.
-    #[error("{0}")]
-    Registry(#[source] Box<client::Error>),
-    /// The product has no registered schema.
-    #[error("unknown data product `{product}`: the registry has no subject `{product}-value`; registered products: {registered}. Declare it under config/ and run `meshline up`, or build the producer with `.dev_mode(true)` to register the event's schema")]
-    UnknownProduct {
-        /// The product.
-        product: String,
-        /// The products the registry knows.
-        registered: String,
-    },
-    /// The event type does not fit the product's registered schema.
-    #[error("`{ty}` does not match the registered schema of {product} (id {schema_id}): {why}; change the type, or evolve the product's schema first (`meshline contract diff`)")]
-    SchemaMismatch {
-        /// The Rust type.
-        ty: &'static str,
-        /// The product.
-        product: String,
-        /// The registered schema id.
-        schema_id: u32,
-        /// Why.
-        why: String,
-    },
-    /// The event breaks the product's contract.
-    #[error("event refused by the contract of {product}: {violation}")]
-    Contract {
-        /// The product.
-        product: String,
-        /// Why.
-        violation: Violation,
-    },
-    /// The encoded event is larger than the producer may send.
-    #[error("event for {product} is {size} bytes, over the {max}-byte limit; send large data by reference (e.g. an object-store URL) or raise `max_event_bytes` together with the topic's max.message.bytes")]
-    TooLarge {
-        /// The product.
-        product: String,
-        /// Encoded size.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The event could not be encoded with the registered schema.
-    #[error("event for {product} does not encode with its registered schema: {message}")]
-    Encode {
-        /// The product.
-        product: String,
-        /// Why.
-        message: String,
-    },
-    /// The broker did not acknowledge the event.
-    #[error("event for {topic} not delivered: {source}")]
-    Delivery {
-        /// The topic.
-        topic: String,
-        /// Why.
-        source: KafkaError,
-    },
-    /// The client could not be created or flushed.
-    #[error("kafka producer: {0}")]
-    Kafka(#[from] KafkaError),
-}
-
-/// Result of this module.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-impl From<client::Error> for Error {
-    fn from(e: client::Error) -> Self {
-        Self::Registry(Box::new(e))
-    }
-}
-
-/// Where events go.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Target {
-    /// `<product>.ingress`: the gateway checks each event and forwards it (the default).
-    #[default]
-    Ingress,
-    /// `<product>` itself, for trusted pipelines that run the same checks.
-    Direct,
-}
 
 /// An acknowledged event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,138 +86,6 @@ pub struct Delivery {
     pub partition: i32,
     /// The offset.
     pub offset: i64,
-}
-
-/// Builds a [`Producer`].
-#[derive(Debug)]
-pub struct ProducerBuilder {
-    bootstrap: String,
-    registry: String,
-    source: Option<String>,
-    target: Target,
-    dev_mode: bool,
-    config: Vec<(String, String)>,
-    delivery_timeout: Duration,
-    connect_timeout: Duration,
-    max_event_bytes: usize,
-    checks: Vec<Check>,
-}
-
-type Check = fn(&Producer) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>;
-
-impl ProducerBuilder {
-    /// The CloudEvents `source` of every event (default: the product's source prefix).
-    pub fn source(mut self, source: impl Into<String>) -> Self {
-        self.source = Some(source.into());
-        self
-    }
-
-    /// Where events go (default [`Target::Ingress`]).
-    pub fn target(mut self, target: Target) -> Self {
-        self.target = target;
-        self
-    }
-
-    /// Development only: register an event's own schema when its product has none.
-    pub fn dev_mode(mut self, on: bool) -> Self {
-        self.dev_mode = on;
-        self
-    }
-
-    /// SASL/PLAIN credentials.
-    pub fn credentials(self, username: &str, password: &str) -> Self {
-        self.set("security.protocol", "SASL_PLAINTEXT")
-            .set("sasl.mechanisms", "PLAIN")
-            .set("sasl.username", username)
-            .set("sasl.password", password)
-    }
-
-    /// Any librdkafka producer setting (e.g. `queue.buffering.max.messages`, or `linger.ms`,
-    /// 5 by default: 1 lowers send→ack latency by about 1.5 ms at some cost in throughput).
-    pub fn set(mut self, key: &str, value: &str) -> Self {
-        self.config.push((key.to_owned(), value.to_owned()));
-        self
-    }
-
-    /// How long a send may wait for its acknowledgement, retries included (default 30 s).
-    pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
-        self.delivery_timeout = timeout;
-        self
-    }
-
-    /// How long `build` waits for the broker to answer (default 10 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Largest encoded event (default 1,000,000 bytes, Kafka's default record limit).
-    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
-        self.max_event_bytes = bytes;
-        self
-    }
-
-    /// Checks `T` against its product's registered contract in [`ProducerBuilder::build`], so
-    /// a mismatch fails at start-up rather than at the first event.
-    pub fn event<T: DomainEvent + 'static>(mut self) -> Self {
-        self.checks.push(|p| Box::pin(p.check::<T>()));
-        self
-    }
-
-    /// Connects, and checks every type given with [`ProducerBuilder::event`].
-    pub async fn build(self) -> Result<Producer> {
-        kafka::check_reachable(&self.bootstrap, self.connect_timeout)
-            .await
-            .map_err(|e| Error::BrokerUnreachable(Box::new(e)))?;
-        let mut config: ClientConfig = kafka::producer_config(&self.bootstrap);
-        // linger.ms stays librdkafka's 5 ms: larger batches cost the broker and librdkafka a
-        // third less per event than 1 ms did, and p99 send→ack at 10,000 events/s stays
-        // under 10 ms (README, "Performance")
-        config
-            .set(
-                "message.timeout.ms",
-                self.delivery_timeout.as_millis().to_string(),
-            )
-            .set(
-                "message.max.bytes",
-                (self.max_event_bytes + 64 * 1024).to_string(),
-            );
-        for (k, v) in &self.config {
-            config.set(k, v);
-        }
-        let producer = Producer {
-            inner: Arc::new(Inner {
-                kafka: config.create()?,
-                registry: Client::new(&self.registry),
-                source: self.source,
-                target: self.target,
-                dev_mode: self.dev_mode,
-                max_event_bytes: self.max_event_bytes,
-                bound: RwLock::default(),
-                by_product: RwLock::default(),
-            }),
-        };
-        for check in &self.checks {
-            check(&producer).await?;
-        }
-        Ok(producer)
-    }
-}
-
-fn encode_error(product: &str, e: apache_avro::Error) -> Error {
-    Error::Encode {
-        product: product.to_owned(),
-        message: e.to_string(),
-    }
-}
-
-/// The CloudEvents attributes of one event, besides those the producer sets.
-struct Attributes<'a> {
-    ty: &'a str,
-    subject: Option<String>,
-    key: Option<String>,
-    time: Option<chrono::DateTime<Utc>>,
-    traceparent: Option<String>,
 }
 
 /// An event without a Rust type: a value of the product's schema and its attributes.
@@ -319,21 +103,6 @@ pub struct ValueEvent {
     pub time: Option<chrono::DateTime<Utc>>,
     /// W3C trace context (default: a new trace).
     pub traceparent: Option<String>,
-}
-
-/// A product's contract bound to one event type.
-#[derive(Debug)]
-struct Bound {
-    contract: Contract,
-    /// The contract's schema, prepared for reading back what the rules check.
-    schema: WriterSchema,
-    schema_id: u32,
-    topic: String,
-    source: String,
-    /// `ce_dataschema`, parsed once rather than per event.
-    dataschema: url::Url,
-    /// The next event's buffer: the last one's size and some room.
-    payload_hint: AtomicUsize,
 }
 
 /// Sends typed domain events; cheap to clone.
@@ -399,18 +168,7 @@ impl Pending {
 impl Producer {
     /// A builder for a producer on `bootstrap` with the registry at `registry_url`.
     pub fn builder(bootstrap: &str, registry_url: &str) -> ProducerBuilder {
-        ProducerBuilder {
-            bootstrap: bootstrap.to_owned(),
-            registry: registry_url.to_owned(),
-            source: None,
-            target: Target::default(),
-            dev_mode: false,
-            config: Vec::new(),
-            delivery_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            max_event_bytes: 1_000_000,
-            checks: Vec::new(),
-        }
+        ProducerBuilder::new(bootstrap, registry_url)
     }
 
     /// Checks `T` against the registered contract of `T::PRODUCT`: the schema resolves, and the
@@ -513,105 +271,13 @@ impl Producer {
                 message: e.to_string(),
             },
         })?;
-        let source = self
-            .inner
-            .source
-            .clone()
-            .unwrap_or_else(|| contract.source.clone());
-        let topics = Topics::of(product);
-        let dataschema = format!("{}/schemas/ids/{schema_id}", registry.url());
-        let dataschema = url::Url::parse(&dataschema).map_err(|e| Error::Encode {
-            product: product.to_owned(),
-            message: format!("the registry URL makes a bad dataschema {dataschema}: {e}"),
-        })?;
-        Ok(Bound {
-            schema: WriterSchema::new(contract.schema.clone()),
+        Bound::new(
             contract,
             schema_id,
-            topic: match self.inner.target {
-                Target::Ingress => topics.ingress,
-                Target::Direct => topics.product,
-            },
-            source,
-            dataschema,
-            payload_hint: AtomicUsize::new(256),
-        })
-    }
-
-    fn encode<'b, T: DomainEvent>(&self, bound: &'b Bound, event: &T) -> Result<Framed<'b>> {
-        let mut payload = Vec::with_capacity(bound.payload_hint.load(Ordering::Relaxed));
-        wire::encode_header(bound.schema_id, &mut payload);
-        bound
-            .schema
-            .encode(event, &mut payload)
-            .map_err(|message| Error::Encode {
-                product: bound.contract.product.clone(),
-                message,
-            })?;
-        // room for a somewhat longer next event: growing the buffer costs a copy
-        bound
-            .payload_hint
-            .store(payload.len() + payload.len() / 4 + 16, Ordering::Relaxed);
-        let value = if bound.contract.rules.is_empty() {
-            None
-        } else {
-            Some(
-                bound
-                    .contract
-                    .rule_input_of(&bound.schema, event, &payload[wire::HEADER_LEN..])
-                    .map_err(|message| Error::Encode {
-                        product: bound.contract.product.clone(),
-                        message,
-                    })?,
-            )
-        };
-        let attributes = Attributes {
-            ty: T::TYPE,
-            subject: event.subject(),
-            key: event.partition_key(),
-            time: event.time(),
-            traceparent: event.traceparent(),
-        };
-        self.frame(bound, attributes, payload, value.as_ref())
-    }
-
-    /// Checks the rules on `value` (the decoded payload) and wraps the framed payload in a
-    /// CloudEvent.
-    fn frame<'b>(
-        &self,
-        bound: &'b Bound,
-        attributes: Attributes<'b>,
-        payload: Vec<u8>,
-        value: Option<&Value>,
-    ) -> Result<Framed<'b>> {
-        let product = &bound.contract.product;
-        if let Some(value) = value {
-            bound
-                .contract
-                .check_rules(value)
-                .map_err(|(violation, _)| Error::Contract {
-                    product: product.clone(),
-                    violation,
-                })?;
-        }
-        if payload.len() > self.inner.max_event_bytes {
-            return Err(Error::TooLarge {
-                product: product.clone(),
-                size: payload.len(),
-                max: self.inner.max_event_bytes,
-            });
-        }
-        Ok(Framed {
-            id: Uuid::new_v4(),
-            source: &bound.source,
-            ty: attributes.ty,
-            dataschema: &bound.dataschema,
-            subject: attributes.subject,
-            time: attributes.time.unwrap_or_else(Utc::now),
-            key: attributes.key,
-            traceparent: attributes.traceparent,
-            data: payload,
-        })
+            registry.url(),
+            self.inner.source.as_deref(),
+            self.inner.target,
+        )
     }
 
     /// Hands `event` to the queue, waiting while it is full.
@@ -691,7 +357,12 @@ impl Producer {
             time: event.time,
             traceparent: event.traceparent,
         };
-        let event = self.frame(&bound, attributes, payload, Some(&value))?;
+        let event = bound.frame(
+            attributes,
+            payload,
+            Some(&value),
+            self.inner.max_event_bytes,
+        )?;
         self.hand_over(&bound, event).await
     }
 
@@ -699,14 +370,14 @@ impl Producer {
     /// is full); the returned [`Pending`] resolves when the broker acknowledges it.
     pub async fn enqueue<T: DomainEvent + 'static>(&self, event: &T) -> Result<Pending> {
         let bound = self.bind::<T>().await?;
-        let event = self.encode(&bound, event)?;
+        let event = bound.encode(event, self.inner.max_event_bytes)?;
         self.hand_over(&bound, event).await
     }
 
     /// The Kafka record `event` would be sent as (checked and encoded, not sent).
     pub async fn record_for<T: DomainEvent + 'static>(&self, event: &T) -> Result<Record> {
         let bound = self.bind::<T>().await?;
-        let event = self.encode(&bound, event)?;
+        let event = bound.encode(event, self.inner.max_event_bytes)?;
         Record::from_event(event).map_err(|e| Error::Encode {
             product: bound.contract.product.clone(),
             message: e.to_string(),
