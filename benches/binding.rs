@@ -1,5 +1,7 @@
 //! CloudEvents Kafka binding and Confluent framing: the per-record work every meshline component
 //! does before any check. Run: `cargo bench --bench binding`.
+// criterion's macros make undocumented public functions
+#![allow(missing_docs)]
 
 use chrono::Utc;
 use cloudevents::{EventBuilder, EventBuilderV10};

@@ -1,6 +1,8 @@
 //! The contract core on one `PlayEvent` record (headers, frame, Avro decode, two rules), and
 //! the payload decoders it could use: `apache-avro` against `serde_avro_fast`.
 //! Run: `cargo bench --bench contract`.
+// criterion's macros make undocumented public functions
+#![allow(missing_docs)]
 
 use std::{hint::black_box, sync::Arc};
 

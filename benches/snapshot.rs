@@ -2,6 +2,8 @@
 //! event-time windows, and write each closed window as Parquet (zstd) bytes, for the
 //! repository's two player views. No broker and no store I/O: what one core does per event.
 //! Run: `cargo bench --bench snapshot`.
+// criterion's macros make undocumented public functions
+#![allow(missing_docs)]
 
 use std::{hint::black_box, time::Instant};
 

@@ -13,7 +13,7 @@ pub enum LogFormat {
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default filter, which keeps the
 /// embedded broker's own logs at `warn`.
-pub fn init(format: LogFormat) {
+pub(crate) fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tansu_broker=warn,tansu_storage=warn,tansu_sans_io=warn,tansu_service=warn,libsql=warn,rdkafka=warn"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -37,7 +37,7 @@ where
 
 /// Request metrics of one HTTP server, exposed on its `/metrics`.
 #[derive(Clone)]
-pub struct HttpMetrics {
+pub(crate) struct HttpMetrics {
     registry: prometheus::Registry,
     requests: prometheus::IntCounterVec,
     seconds: prometheus::HistogramVec,
@@ -51,7 +51,7 @@ impl std::fmt::Debug for HttpMetrics {
 
 impl HttpMetrics {
     /// Metrics of the server `server` (a label value: `registry`, `gateway`).
-    pub fn new(server: &str) -> Result<Self, prometheus::Error> {
+    pub(crate) fn new(server: &str) -> Result<Self, prometheus::Error> {
         let labels = prometheus::labels! {"server".to_owned() => server.to_owned()};
         let registry = prometheus::Registry::new();
         let requests = registered(
@@ -85,12 +85,12 @@ impl HttpMetrics {
     }
 
     /// The registry to add a component's own metrics to.
-    pub fn registry(&self) -> &prometheus::Registry {
+    pub(crate) fn registry(&self) -> &prometheus::Registry {
         &self.registry
     }
 
     /// Adds `/metrics` and request counting to `router`.
-    pub fn instrument(&self, router: axum::Router) -> axum::Router {
+    pub(crate) fn instrument(&self, router: axum::Router) -> axum::Router {
         let metrics = self.clone();
         let scrape = self.clone();
         router

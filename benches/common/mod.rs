@@ -31,22 +31,22 @@ use rdkafka::{
 use tokio_util::sync::CancellationToken;
 
 /// The ingress topic the gateway benches read.
-pub const INGRESS: &str = "player.play-events.ingress";
+pub(crate) const INGRESS: &str = "player.play-events.ingress";
 /// The raw pipe's output topic.
-pub const RAW_OUT: &str = "bench.raw-out";
+pub(crate) const RAW_OUT: &str = "bench.raw-out";
 /// Records each pipe handles before its clock starts: the first outputs of an idempotent
 /// producer wait for its producer id and connections (≈ 0.75 s on the embedded broker, seen as a
 /// stall in some runs and not in others), a one-time cost that is not throughput.
-pub const WARM_UP: usize = 10_000;
+pub(crate) const WARM_UP: usize = 10_000;
 
 /// Creates the products' topics on `bootstrap`, registers their contracts in a registry on the
 /// same broker, serves it until `stop`, and returns its URL.
-pub async fn serve_registry(bootstrap: &str, stop: CancellationToken) -> String {
+pub(crate) async fn serve_registry(bootstrap: &str, stop: CancellationToken) -> String {
     serve_registry_for(bootstrap, stop, &[]).await
 }
 
 /// [`serve_registry`], with the contracts of `extra` products registered too (no topics).
-pub async fn serve_registry_for(
+pub(crate) async fn serve_registry_for(
     bootstrap: &str,
     stop: CancellationToken,
     extra: &[Product],
@@ -74,7 +74,7 @@ pub async fn serve_registry_for(
 
 /// The embedded broker on an ephemeral port: in memory, or with `MESHLINE_BENCH_STORAGE=sqlite`
 /// on the durable storage `meshline up` uses (its file in `dir`).
-pub async fn start_broker(dir: &Path) -> EmbeddedBroker {
+pub(crate) async fn start_broker(dir: &Path) -> EmbeddedBroker {
     let durable = std::env::var("MESHLINE_BENCH_STORAGE").as_deref() == Ok("sqlite");
     println!("storage: {}", if durable { "sqlite" } else { "memory" });
     start_broker_on(dir, durable).await
@@ -82,7 +82,7 @@ pub async fn start_broker(dir: &Path) -> EmbeddedBroker {
 
 /// The embedded broker on an ephemeral port, on the durable storage (`sqlite:`, its file in
 /// `dir`) or in memory.
-pub async fn start_broker_on(dir: &Path, durable: bool) -> EmbeddedBroker {
+pub(crate) async fn start_broker_on(dir: &Path, durable: bool) -> EmbeddedBroker {
     let storage = if durable {
         Storage::in_dir(dir)
     } else {
@@ -95,7 +95,12 @@ pub async fn start_broker_on(dir: &Path, durable: bool) -> EmbeddedBroker {
 
 /// Writes `events` as valid records, as the SDK encodes them, round-robin over the first
 /// `partitions` partitions of the ingress.
-pub async fn fill_ingress(bootstrap: &str, url: &str, events: &[PlayEvent], partitions: i32) {
+pub(crate) async fn fill_ingress(
+    bootstrap: &str,
+    url: &str,
+    events: &[PlayEvent],
+    partitions: i32,
+) {
     let sdk = Producer::builder(bootstrap, url)
         .event::<PlayEvent>()
         .build()
@@ -129,7 +134,7 @@ pub async fn fill_ingress(bootstrap: &str, url: &str, events: &[PlayEvent], part
 }
 
 /// Creates the raw pipe's output topic, 4 partitions as the ingress.
-pub async fn create_raw_out(bootstrap: &str) {
+pub(crate) async fn create_raw_out(bootstrap: &str) {
     let admin: AdminClient<DefaultClientContext> =
         broker::client_config(bootstrap).create().expect("admin");
     admin
@@ -145,7 +150,7 @@ pub async fn create_raw_out(bootstrap: &str) {
 /// [`RAW_OUT`], same partition, acknowledging and committing every 5,000 records; consumer and
 /// producer set as the gateway's. Events/s from the [`WARM_UP`]th record's acknowledgement to
 /// the last one's.
-pub fn raw_pipe(bootstrap: &str, expected: usize, group: &str) -> Pipe {
+pub(crate) fn raw_pipe(bootstrap: &str, expected: usize, group: &str) -> Pipe {
     let cpu = ThreadCpu::now();
     let consumer: BaseConsumer = broker::client_config(bootstrap)
         .set("group.id", group)
@@ -215,7 +220,12 @@ pub fn raw_pipe(bootstrap: &str, expected: usize, group: &str) -> Pipe {
 /// acknowledged (their end-to-end latency observed); events/s from the [`WARM_UP`]th
 /// acknowledgement, or from when every instance holds partitions if that is later (the
 /// group's rebalances are start-up, not steady state), to the last.
-pub async fn gateway_pipe(bootstrap: &str, url: &str, instances: usize, expected: usize) -> Pipe {
+pub(crate) async fn gateway_pipe(
+    bootstrap: &str,
+    url: &str,
+    instances: usize,
+    expected: usize,
+) -> Pipe {
     let cpu = ThreadCpu::now();
     // the one product the raw pipe reads: both consume the same topic
     let contracts = Arc::new(
@@ -299,7 +309,7 @@ pub async fn gateway_pipe(bootstrap: &str, url: &str, instances: usize, expected
 }
 
 /// What a pipe measured.
-pub struct Pipe {
+pub(crate) struct Pipe {
     /// Events/s in steady state, to the last output (see [`raw_pipe`], [`gateway_pipe`]).
     pub rate: f64,
     /// CPU per event by thread ([`ThreadCpu::per_event`]), over the whole run.
@@ -310,7 +320,7 @@ pub struct Pipe {
 /// of 10 ms): where a pipeline's time goes. The bench's own thread (`main`), librdkafka's
 /// (`rdk:broker…`, and FutureProducer's `producer pollin`), and the runtime's workers, where
 /// the embedded broker runs. Threads that ended in between (a client dropped) count as `ended`.
-pub struct ThreadCpu {
+pub(crate) struct ThreadCpu {
     by_name: std::collections::BTreeMap<String, f64>,
     process: f64,
 }
@@ -326,7 +336,7 @@ fn stat_cpu(stat: &str) -> Option<(&str, f64)> {
 
 impl ThreadCpu {
     /// The threads' CPU seconds so far.
-    pub fn now() -> Self {
+    pub(crate) fn now() -> Self {
         let mut by_name = std::collections::BTreeMap::new();
         let me = std::process::id().to_string();
         for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
@@ -348,7 +358,7 @@ impl ThreadCpu {
     }
 
     /// CPU µs per event since `self`, for `events` events: the process's, then each thread's.
-    pub fn per_event(&self, events: usize) -> String {
+    pub(crate) fn per_event(&self, events: usize) -> String {
         let now = Self::now();
         let per = |seconds: f64| seconds * 1e6 / events as f64;
         let mut live = 0.0;

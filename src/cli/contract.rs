@@ -93,7 +93,7 @@ pub(super) async fn publish(catalog: &Catalog, client: &Client) -> anyhow::Resul
 }
 
 /// Runs a contract subcommand.
-pub async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
     match command {
         ContractCommand::Lint { path } => Ok(lint(&path)),
         ContractCommand::Publish { config, registry } => {

@@ -21,7 +21,7 @@ pub struct DemoArgs {
 }
 
 /// Sends the demo's history, then live events, until Ctrl-C or SIGTERM.
-pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let stop = CancellationToken::new();
     super::spawn_signal_handler(stop.clone())?;
     let services = demo::services(&args.bootstrap, &args.registry_url)

@@ -65,7 +65,7 @@ fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// Runs a dead-letter command.
-pub async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
     match command {
         DlqCommand::Replay(args) => {
             let filter = Filter {

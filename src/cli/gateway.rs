@@ -117,7 +117,7 @@ impl GatewayOptions {
 }
 
 /// Runs the gateway until Ctrl-C or SIGTERM.
-pub async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let catalog = Arc::new(args.config.load()?);
     let stop = CancellationToken::new();
     spawn_signal_handler(stop.clone())?;

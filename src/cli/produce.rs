@@ -48,7 +48,7 @@ pub struct ProduceArgs {
 
 /// Sends every line; a line that is not valid JSON or breaks the contract is reported with its
 /// number and not sent, and the exit code is then non-zero.
-pub async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: ProduceArgs) -> anyhow::Result<ExitCode> {
     let input: Box<dyn BufRead> = match &args.file {
         Some(path) => Box::new(BufReader::new(
             std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?,

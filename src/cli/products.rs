@@ -35,7 +35,7 @@ pub struct CatalogArgs {
 }
 
 /// Runs a products subcommand.
-pub async fn run(command: ProductsCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(command: ProductsCommand) -> anyhow::Result<ExitCode> {
     let (path, args) = match &command {
         ProductsCommand::List(args) => ("/products".to_owned(), args),
         ProductsCommand::Show { id, catalog } => (format!("/products/{id}"), catalog),

@@ -64,7 +64,7 @@ pub struct StandaloneArgs {
 }
 
 /// Serves the registry until Ctrl-C or SIGTERM.
-pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(server::Tls::load(cert, key)?),
         _ => None,

@@ -47,7 +47,7 @@ pub struct StatusArgs {
 }
 
 /// Runs a `slo` subcommand.
-pub async fn run(command: SloCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(command: SloCommand) -> anyhow::Result<ExitCode> {
     match command {
         SloCommand::Generate { out, config } => {
             let catalog = config.load()?;
@@ -78,7 +78,7 @@ pub async fn run(command: SloCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs `meshline status`.
-pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let catalog = args.config.load()?;
     let url = format!("{}/metrics", args.url.trim_end_matches('/'));
     let client = reqwest::Client::builder()

@@ -40,7 +40,7 @@ pub enum SnapshotsCommand {
 }
 
 /// Runs a snapshots subcommand.
-pub async fn run(command: SnapshotsCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(command: SnapshotsCommand) -> anyhow::Result<ExitCode> {
     match command {
         SnapshotsCommand::List {
             product,

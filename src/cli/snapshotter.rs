@@ -95,7 +95,7 @@ pub struct SnapshotterArgs {
 }
 
 /// Runs until Ctrl-C or SIGTERM, then writes each product's progress and stops.
-pub async fn run(args: SnapshotterArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: SnapshotterArgs) -> anyhow::Result<ExitCode> {
     let catalog = Arc::new(args.config.load()?);
     broker::check_reachable(&args.bootstrap, Duration::from_secs(10)).await?;
     let store = args.snapshot.store(&args.data_dir)?;

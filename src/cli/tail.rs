@@ -46,7 +46,7 @@ pub struct TailArgs {
 }
 
 /// Prints events until interrupted (or `--max-events`).
-pub async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
     let catalog = args.config.load()?;
     let product = catalog.require(&args.product)?;
     let topic = if args.dlq {
@@ -105,7 +105,7 @@ pub async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
 /// One event as JSON: its CloudEvents attributes, schema id and payload decoded with `schema`
 /// (the registry's schema for that id), or the reason it could not be decoded (the raw headers
 /// are then shown).
-pub fn render(
+pub(super) fn render(
     record: &Record,
     schema: Option<Result<std::sync::Arc<apache_avro::Schema>, String>>,
 ) -> Value {

@@ -67,7 +67,7 @@ pub struct UpArgs {
 
 /// Runs until Ctrl-C (SIGINT) or SIGTERM, then stops the demo, waits for every pending
 /// delivery, stops the gateway at a checkpoint, and stops the broker.
-pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let catalog = args.config.load()?;
     let stop = CancellationToken::new();
     spawn_signal_handler(stop.clone())?;

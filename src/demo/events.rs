@@ -36,6 +36,7 @@ fn at(ms: i64) -> Option<DateTime<Utc>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, AvroSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[avro(namespace = "com.example.player")]
+#[allow(missing_docs)] // each variant is the Avro symbol of its name
 pub enum Device {
     Mobile,
     Desktop,
@@ -156,6 +157,7 @@ impl ArtistProfileChanged {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, AvroSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[avro(namespace = "com.example.labels")]
+#[allow(missing_docs)] // each variant is the Avro symbol of its name
 pub enum Tier {
     Indie,
     Major,

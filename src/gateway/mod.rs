@@ -6,22 +6,22 @@
 //! HTTP POST /v1/products/{id}/events ──► <id>.ingress      └──► <id>.dlq   (reason headers)
 //! ```
 //!
-//! - [`contracts`]: the registered contracts, refreshed on unknown schema ids;
-//! - [`stream`]: the consume → check → produce loop and its delivery guarantee;
+//! - `contracts`: the registered contracts, refreshed on unknown schema ids;
+//! - `stream`: the consume → check → produce loop and its delivery guarantee;
 //! - [`http`]: the HTTP ingress (tokens per domain, [`crate::auth`]);
-//! - [`replay`]: re-submitting dead letters after a fix;
+//! - `replay`: re-submitting dead letters after a fix;
 //! - [`metrics`]: Prometheus metrics;
 //! - [`service`]: all of it assembled from its settings ([`start`]).
 //!
 //! What an output record carries and where a partition resumes from the outputs' tails are
 //! shared with the snapshotter: [`crate::outputs`].
 
-pub mod contracts;
+mod contracts;
 pub mod http;
 pub mod metrics;
-pub mod replay;
+pub(crate) mod replay;
 pub mod service;
-pub mod stream;
+mod stream;
 
 use std::{sync::Arc, time::Duration};
 

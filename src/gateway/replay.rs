@@ -29,7 +29,7 @@ use meshline_sdk::kafka::RecordExt as _;
 
 /// Which dead letters to replay.
 #[derive(Debug, Clone, Default)]
-pub struct Filter {
+pub(crate) struct Filter {
     /// Only those with this reason code.
     pub reason: Option<String>,
     /// Only those dead-lettered at or after this time.
@@ -40,7 +40,7 @@ pub struct Filter {
 
 /// What a replay did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
+pub(crate) struct Report {
     /// Dead letters read.
     pub read: usize,
     /// Re-submitted to the ingress topic.
@@ -86,7 +86,7 @@ fn verdict(record: &Record, timestamp_ms: Option<i64>, filter: &Filter) -> Verdi
 
 /// Replays the dead letters of `product` selected by `filter`. Blocking: run it off the async
 /// runtime.
-pub fn replay(bootstrap: &str, product: &str, filter: &Filter) -> Result<Report> {
+pub(crate) fn replay(bootstrap: &str, product: &str, filter: &Filter) -> Result<Report> {
     let topics = Topics::of(product);
     let kafka = |context: &str| {
         let context = context.to_owned();

@@ -76,7 +76,7 @@ struct Groups {
 
 /// The groups of the open windows.
 #[derive(Debug)]
-pub struct Aggregate {
+pub(super) struct Aggregate {
     keys: Vec<(usize, Field)>,
     key_rows: RowConverter,
     specs: Vec<Spec>,
@@ -95,7 +95,7 @@ fn column(schema: &Schema, view: &View, name: &str) -> Result<usize> {
 
 impl Aggregate {
     /// The aggregations of `view` over rows of `schema`, spilling past `spill`'s budget.
-    pub fn new(view: &View, schema: &Schema, spill: Spill) -> Result<Self> {
+    pub(super) fn new(view: &View, schema: &Schema, spill: Spill) -> Result<Self> {
         let mut keys = Vec::new();
         for key in &view.key {
             let i = column(schema, view, key)?;
@@ -193,12 +193,12 @@ impl Aggregate {
     }
 
     /// Groups held in memory in all open windows.
-    pub fn groups(&self) -> usize {
+    pub(super) fn groups(&self) -> usize {
         self.windows.values().map(|g| g.memory.len()).sum()
     }
 
     /// Groups spilled to disk (a group spilled twice counts twice).
-    pub fn spilled(&self) -> usize {
+    pub(super) fn spilled(&self) -> usize {
         self.windows
             .values()
             .flat_map(|g| &g.runs)
@@ -207,7 +207,7 @@ impl Aggregate {
     }
 
     /// Adds rows of `batch`, each with its window.
-    pub fn add(&mut self, batch: &RecordBatch, rows: &[(u32, Window)]) -> Result<()> {
+    pub(super) fn add(&mut self, batch: &RecordBatch, rows: &[(u32, Window)]) -> Result<()> {
         let key_columns: Vec<ArrayRef> = self
             .keys
             .iter()
@@ -385,7 +385,7 @@ impl Aggregate {
 
     /// Writes the rows of `window`, sorted by key, to `out` in chunks of [`CHUNK`] rows, and
     /// forgets its groups; `false` if it has none.
-    pub fn close(
+    pub(super) fn close(
         &mut self,
         window: Window,
         out: &mut dyn FnMut(RecordBatch) -> Result<()>,
@@ -396,14 +396,14 @@ impl Aggregate {
     }
 
     /// Forgets the groups of `window`.
-    pub fn remove(&mut self, window: Window) {
+    pub(super) fn remove(&mut self, window: Window) {
         self.windows.remove(&window);
     }
 
     /// Writes the rows of `window` as they stand, sorted by key, to `out` in chunks of
     /// [`CHUNK`] rows, keeping its groups (an `amend` view adds late events to them); `false`
     /// if it has none.
-    pub fn snapshot(
+    pub(super) fn snapshot(
         &self,
         window: Window,
         out: &mut dyn FnMut(RecordBatch) -> Result<()>,

@@ -23,7 +23,7 @@ struct Partition {
 
 /// The event-time clocks of one view.
 #[derive(Debug, Clone)]
-pub struct Clocks {
+pub(super) struct Clocks {
     partitions: BTreeMap<i32, Partition>,
     lateness: i64,
     idle_timeout: Duration,
@@ -31,7 +31,7 @@ pub struct Clocks {
 
 impl Clocks {
     /// Clocks for `partitions`, with the view's allowed lateness and idle timeout.
-    pub fn new(
+    pub(super) fn new(
         partitions: impl IntoIterator<Item = i32>,
         lateness: Duration,
         idle: Duration,
@@ -47,37 +47,37 @@ impl Clocks {
     }
 
     /// Restores a partition's highest event time (from a checkpoint).
-    pub fn restore(&mut self, partition: i32, max_event: Option<i64>) {
+    pub(super) fn restore(&mut self, partition: i32, max_event: Option<i64>) {
         self.partitions.entry(partition).or_default().max_event = max_event;
     }
 
     /// The highest event time seen in `partition`.
-    pub fn max_event(&self, partition: i32) -> Option<i64> {
+    pub(super) fn max_event(&self, partition: i32) -> Option<i64> {
         self.partitions.get(&partition).and_then(|p| p.max_event)
     }
 
     /// Whether a record of `partition` for a window ending at `window_end` is late (decided
     /// before [`Clocks::observe`] takes the record in).
-    pub fn is_late(&self, partition: i32, window_end: i64) -> bool {
+    pub(super) fn is_late(&self, partition: i32, window_end: i64) -> bool {
         self.max_event(partition)
             .is_some_and(|max| max.saturating_sub(self.lateness) >= window_end)
     }
 
     /// Takes in a record of `partition` with event time `event`.
-    pub fn observe(&mut self, partition: i32, event: i64) {
+    pub(super) fn observe(&mut self, partition: i32, event: i64) {
         let p = self.partitions.entry(partition).or_default();
         p.max_event = Some(p.max_event.map_or(event, |max| max.max(event)));
         p.at_end_since = None;
     }
 
     /// `partition` has delivered every record it holds, as of `now`.
-    pub fn reached_end(&mut self, partition: i32, now: Instant) {
+    pub(super) fn reached_end(&mut self, partition: i32, now: Instant) {
         let p = self.partitions.entry(partition).or_default();
         p.at_end_since.get_or_insert(now);
     }
 
     /// The view's watermark at `now`: windows ending at or before it are complete.
-    pub fn watermark(&self, now: Instant) -> Option<i64> {
+    pub(super) fn watermark(&self, now: Instant) -> Option<i64> {
         let own = |p: &Partition| p.max_event.map(|max| max.saturating_sub(self.lateness));
         let idle = |p: &Partition| {
             p.at_end_since

@@ -12,7 +12,7 @@ use super::{parquet, window::Window, Error, Result};
 
 /// A finished file: its name in the version directory, contents and row count.
 #[derive(Debug, Clone)]
-pub struct Part {
+pub(super) struct Part {
     /// File name.
     pub name: String,
     /// Parquet bytes.
@@ -29,7 +29,7 @@ struct Buffer {
 
 /// Rows of the open windows, per window and partition.
 #[derive(Debug)]
-pub struct Events {
+pub(super) struct Events {
     schema: SchemaRef,
     max_rows: usize,
     offset_column: usize,
@@ -38,7 +38,7 @@ pub struct Events {
 
 impl Events {
     /// Buffers of at most `max_rows` rows of `schema`.
-    pub fn new(schema: SchemaRef, max_rows: usize) -> Result<Self> {
+    pub(super) fn new(schema: SchemaRef, max_rows: usize) -> Result<Self> {
         let offset_column = schema.index_of(super::rows::OFFSET).map_err(Error::arrow)?;
         Ok(Self {
             schema,
@@ -49,13 +49,13 @@ impl Events {
     }
 
     /// Rows buffered in all windows.
-    pub fn buffered(&self) -> usize {
+    pub(super) fn buffered(&self) -> usize {
         self.buffers.values().map(|b| b.rows).sum()
     }
 
     /// Adds rows `rows` (all of `partition`, in offset order) of `batch` to `window`; returns
     /// the files that filled up.
-    pub fn add(
+    pub(super) fn add(
         &mut self,
         window: Window,
         partition: i32,
@@ -79,7 +79,7 @@ impl Events {
     }
 
     /// The remaining files of `window`.
-    pub fn close(&mut self, window: Window) -> Result<Vec<Part>> {
+    pub(super) fn close(&mut self, window: Window) -> Result<Vec<Part>> {
         let partitions: Vec<i32> = self
             .buffers
             .range((window, i32::MIN)..=(window, i32::MAX))
@@ -130,6 +130,6 @@ impl Events {
 }
 
 /// `part-<partition, 5 digits>-<first offset, 20 digits>-<last offset, 20 digits>.parquet`.
-pub fn part_name(partition: i32, first: i64, last: i64) -> String {
+pub(super) fn part_name(partition: i32, first: i64, last: i64) -> String {
     format!("part-{partition:05}-{first:020}-{last:020}.parquet")
 }

@@ -54,7 +54,7 @@ struct Keyed {
 
 /// The state as of the last closed window, and the changes of the open ones.
 #[derive(Debug)]
-pub struct Latest {
+pub(super) struct Latest {
     keyed: Keyed,
     spill: Spill,
     /// The last snapshot, sorted by key.
@@ -77,7 +77,7 @@ struct Amending {
 
 impl Latest {
     /// The state of `view` over rows of `schema`, spilling past `spill`'s budget.
-    pub fn new(view: &View, schema: SchemaRef, spill: Spill) -> Result<Self> {
+    pub(super) fn new(view: &View, schema: SchemaRef, spill: Spill) -> Result<Self> {
         let mut keys = Vec::new();
         for key in &view.key {
             keys.push(schema.index_of(key).map_err(|_| Error::View {
@@ -112,13 +112,13 @@ impl Latest {
     }
 
     /// Keys held in memory: in the last snapshot unless spilled, and changed in open windows.
-    pub fn keys(&self) -> usize {
+    pub(super) fn keys(&self) -> usize {
         self.base.as_ref().map_or(0, Sorted::in_memory)
             + self.changes.values().map(|c| c.keys.len()).sum::<usize>()
     }
 
     /// Keys of the last snapshot held on disk.
-    pub fn spilled(&self) -> usize {
+    pub(super) fn spilled(&self) -> usize {
         self.base.as_ref().map_or(0, |b| b.rows() - b.in_memory())
     }
 
@@ -132,20 +132,20 @@ impl Latest {
     }
 
     /// Restarts from a written snapshot (the rows of the last closed window).
-    pub fn restore(&mut self, batches: &[RecordBatch]) -> Result<()> {
+    pub(super) fn restore(&mut self, batches: &[RecordBatch]) -> Result<()> {
         self.base = Some(self.sorted(batches)?);
         Ok(())
     }
 
     /// Adds rows of `batch`, each with its window and order.
-    pub fn add(&mut self, batch: &RecordBatch, rows: &[(u32, Window, Order)]) -> Result<()> {
+    pub(super) fn add(&mut self, batch: &RecordBatch, rows: &[(u32, Window, Order)]) -> Result<()> {
         let keys = self.keyed.key_rows(batch)?;
         add_to(&mut self.changes, &self.keyed.schema, batch, &keys, rows)
     }
 
     /// Writes the state as of the end of `window` (every key, sorted) to `out`, a chunk at a
     /// time; `false` if nothing changed in it (nothing written).
-    pub fn close(
+    pub(super) fn close(
         &mut self,
         window: Window,
         out: &mut dyn FnMut(RecordBatch) -> Result<()>,
@@ -176,14 +176,14 @@ impl Latest {
 
 impl Latest {
     /// Keeps what late events need to amend closed windows (`late: amend`).
-    pub fn amend_late(&mut self) {
+    pub(super) fn amend_late(&mut self) {
         self.amending.get_or_insert_with(Amending::default);
     }
 
     /// Whether a late change is newer than its key's row in version 1 of `window` (just
     /// closed): the window then needs a newer version. Late changes of forgotten windows that
     /// this version 1 supersedes are dropped: no later window needs them.
-    pub fn needs_amending(&mut self, window: Window) -> Result<bool> {
+    pub(super) fn needs_amending(&mut self, window: Window) -> Result<bool> {
         let Some(amending) = &mut self.amending else {
             return Ok(false);
         };
@@ -224,7 +224,11 @@ impl Latest {
     }
 
     /// Restores version 1 of a closed window that may still be amended (after a restart).
-    pub fn restore_first_version(&mut self, window: Window, batches: &[RecordBatch]) -> Result<()> {
+    pub(super) fn restore_first_version(
+        &mut self,
+        window: Window,
+        batches: &[RecordBatch],
+    ) -> Result<()> {
         let sorted = self.sorted(batches)?;
         if let Some(amending) = &mut self.amending {
             amending.first_versions.insert(window, sorted);
@@ -234,7 +238,7 @@ impl Latest {
 
     /// Restores, after a restart, the late changes the newest version of the last closed window
     /// holds beyond its version 1 (the base): they count for the windows to come.
-    pub fn restore_late(&mut self, newest: &[RecordBatch]) -> Result<()> {
+    pub(super) fn restore_late(&mut self, newest: &[RecordBatch]) -> Result<()> {
         let batch = arrow_select::concat::concat_batches(&self.keyed.schema, newest)
             .map_err(Error::arrow)?;
         let newest_orders = self.keyed.orders(&batch)?;
@@ -271,7 +275,11 @@ impl Latest {
     }
 
     /// Adds late rows of `batch` to closed windows that may still be amended.
-    pub fn add_late(&mut self, batch: &RecordBatch, rows: &[(u32, Window, Order)]) -> Result<()> {
+    pub(super) fn add_late(
+        &mut self,
+        batch: &RecordBatch,
+        rows: &[(u32, Window, Order)],
+    ) -> Result<()> {
         let keys = self.keyed.key_rows(batch)?;
         let Some(amending) = &mut self.amending else {
             return Err(Error::Unexpected(
@@ -282,7 +290,7 @@ impl Latest {
     }
 
     /// `window` is no longer amended.
-    pub fn forget(&mut self, window: Window) {
+    pub(super) fn forget(&mut self, window: Window) {
         if let Some(amending) = &mut self.amending {
             amending.first_versions.remove(&window);
             if let Some(late) = amending.late.remove(&window) {
@@ -293,7 +301,7 @@ impl Latest {
 
     /// Writes the newest state of every kept window from the oldest of `dirty` on to `out`, a
     /// chunk at a time, window after window.
-    pub fn amend(
+    pub(super) fn amend(
         &self,
         dirty: &std::collections::BTreeSet<Window>,
         out: &mut dyn FnMut(Window, RecordBatch) -> Result<()>,

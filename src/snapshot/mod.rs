@@ -6,10 +6,10 @@
 //!     ──watermark passes a window──► part-….parquet files, then manifest.json, then progress
 //! ```
 //!
-//! - [`window`]: calendar windows in a time zone (pure);
-//! - [`clock`]: per-partition event time, lateness and the view's watermark (pure);
+//! - `window`: calendar windows in a time zone (pure);
+//! - `clock`: per-partition event time, lateness and the view's watermark (pure);
 //! - [`rows`]: records to Arrow rows with `arrow-avro` (sans-io);
-//! - [`events`], [`latest`], [`aggregate`]: what each kind of view keeps and writes, behind one
+//! - `events`, `latest`, `aggregate`: what each kind of view keeps and writes, behind one
 //!   trait (`kind`);
 //! - [`view`]: one view's windows: what to write, when (sans-io);
 //! - [`manifest`]: manifests, progress and their paths; [`listing`]: what a store holds;
@@ -17,11 +17,11 @@
 //! - [`parquet`]: Parquet bytes; [`store`]: create-only files on any `object_store` backend;
 //! - [`worker`]: the Kafka loop, its delivery guarantee, and its metrics.
 
-pub mod aggregate;
-pub mod clock;
-pub mod events;
+mod aggregate;
+mod clock;
+mod events;
 mod kind;
-pub mod latest;
+mod latest;
 pub mod listing;
 pub mod manifest;
 pub mod parquet;
@@ -31,7 +31,7 @@ pub mod store;
 #[cfg(test)]
 mod testing;
 pub mod view;
-pub mod window;
+mod window;
 pub mod worker;
 
 pub use store::Store;

@@ -10,7 +10,7 @@ use crate::product::WindowSize;
 
 /// One window: `[start, end)` in epoch milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Window {
+pub(super) struct Window {
     /// First millisecond of the window.
     pub start: i64,
     /// First millisecond after the window.
@@ -19,19 +19,19 @@ pub struct Window {
 
 /// Calendar windows of one size in one time zone.
 #[derive(Debug, Clone, Copy)]
-pub struct Calendar {
+pub(super) struct Calendar {
     size: WindowSize,
     tz: Tz,
 }
 
 impl Calendar {
     /// Windows of `size` in `tz`.
-    pub fn new(size: WindowSize, tz: Tz) -> Self {
+    pub(super) fn new(size: WindowSize, tz: Tz) -> Self {
         Self { size, tz }
     }
 
     /// The window holding the instant `ms` (epoch milliseconds).
-    pub fn window_of(&self, ms: i64) -> Window {
+    pub(super) fn window_of(&self, ms: i64) -> Window {
         let local = self.local(ms);
         let start = self.floor(local);
         let end = self.next(start);
@@ -44,7 +44,7 @@ impl Calendar {
     /// The label of the window starting at `start`: `2026-11-25T10-31` (minute),
     /// `2026-11-25T10` (hour), `2026-11-25` (day), `2026-W48` (ISO week), `2026-11` (month), in
     /// the calendar's time zone. Labels sort like their windows within a year.
-    pub fn label(&self, window: Window) -> String {
+    pub(super) fn label(&self, window: Window) -> String {
         let local = self.local(window.start);
         match self.size {
             WindowSize::Minute => local.format("%Y-%m-%dT%H-%M").to_string(),

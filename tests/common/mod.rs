@@ -3,9 +3,9 @@
 
 #![allow(dead_code)]
 
-pub mod process;
+pub(crate) mod process;
 #[allow(unused_imports)]
-pub use process::*;
+pub(crate) use process::*;
 
 use std::{
     net::SocketAddr,
@@ -24,36 +24,36 @@ use rdkafka::{
 };
 
 /// Any free loopback port.
-pub fn any_port() -> SocketAddr {
+pub(crate) fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
 /// A broker in memory (fast; gone with the test).
-pub async fn memory_broker() -> EmbeddedBroker {
+pub(crate) async fn memory_broker() -> EmbeddedBroker {
     EmbeddedBroker::start(any_port(), &Storage::Memory)
         .await
         .expect("embedded broker starts")
 }
 
 /// A durable broker whose SQLite file lives in `dir`.
-pub async fn sqlite_broker(dir: &Path) -> EmbeddedBroker {
+pub(crate) async fn sqlite_broker(dir: &Path) -> EmbeddedBroker {
     EmbeddedBroker::start(any_port(), &Storage::in_dir(dir))
         .await
         .expect("embedded broker starts")
 }
 
 /// The repository's own descriptors.
-pub fn repo_config() -> PathBuf {
+pub(crate) fn repo_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
 }
 
 /// The repository's catalog.
-pub fn catalog() -> Catalog {
+pub(crate) fn catalog() -> Catalog {
     Catalog::load(&repo_config()).expect("the committed descriptors are valid")
 }
 
 /// An idempotent producer.
-pub fn producer(bootstrap: &str) -> FutureProducer {
+pub(crate) fn producer(bootstrap: &str) -> FutureProducer {
     meshline::broker::producer_config(bootstrap)
         .set("message.timeout.ms", "300000")
         .create()
@@ -61,7 +61,7 @@ pub fn producer(bootstrap: &str) -> FutureProducer {
 }
 
 /// A consumer in `group`, reading committed data from the beginning, committing by hand.
-pub fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
+pub(crate) fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
     let mut c = meshline::broker::client_config(bootstrap);
     c.set("group.id", group)
         .set("auto.offset.reset", "earliest")
@@ -72,7 +72,7 @@ pub fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
 }
 
 /// Sum over partitions of the high watermark of `topic` (right on SQLite storage only).
-pub fn high_watermarks(bootstrap: &str, topic: &str) -> i64 {
+pub(crate) fn high_watermarks(bootstrap: &str, topic: &str) -> i64 {
     let consumer: BaseConsumer = meshline::broker::client_config(bootstrap).create().unwrap();
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(30))
@@ -89,7 +89,7 @@ pub fn high_watermarks(bootstrap: &str, topic: &str) -> i64 {
 }
 
 /// Runs `f` with a deadline so no test can hang CI.
-pub async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output = T>) -> T {
+pub(crate) async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), f)
         .await
         .unwrap_or_else(|_| panic!("{what}: timed out after {secs}s"))
@@ -97,7 +97,7 @@ pub async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output
 
 /// A schema registry on `bootstrap`, serving the REST API on an ephemeral port; stops with
 /// the returned token.
-pub async fn registry(
+pub(crate) async fn registry(
     bootstrap: &str,
 ) -> (
     meshline::registry::Registry,
@@ -121,14 +121,14 @@ pub async fn registry(
 
 /// A durable broker in `dir` with the repository's products' topics, and a registry holding
 /// their contracts (it runs until the test ends).
-pub async fn platform(dir: &Path) -> (EmbeddedBroker, meshline::registry::Registry, String) {
+pub(crate) async fn platform(dir: &Path) -> (EmbeddedBroker, meshline::registry::Registry, String) {
     let broker = sqlite_broker(dir).await;
     let (registry, url) = products_on(&broker.bootstrap(), &broker.bootstrap()).await;
     (broker, registry, url)
 }
 
 /// Like [`platform`] on an in-memory broker.
-pub async fn platform_in_memory() -> (EmbeddedBroker, meshline::registry::Registry, String) {
+pub(crate) async fn platform_in_memory() -> (EmbeddedBroker, meshline::registry::Registry, String) {
     let broker = memory_broker().await;
     let (registry, url) = products_on(&broker.bootstrap(), &broker.bootstrap()).await;
     (broker, registry, url)
@@ -150,7 +150,7 @@ async fn products_on(data: &str, schemas: &str) -> (meshline::registry::Registry
 }
 
 /// A valid `PlayEvent` lasting `duration_ms`.
-pub fn play(duration_ms: i64) -> meshline::demo::events::PlayEvent {
+pub(crate) fn play(duration_ms: i64) -> meshline::demo::events::PlayEvent {
     meshline::demo::events::PlayEvent {
         play_id: "play-1".into(),
         user_id: "user-7".into(),
@@ -169,7 +169,7 @@ pub fn play(duration_ms: i64) -> meshline::demo::events::PlayEvent {
 /// and `hi`, sorted, each with a delay of up to 300 ms after it is reached (so a kill lands at
 /// any moment of a batch), from `MESHLINE_KILL_SEED` or a random seed. The seed is printed: run
 /// again with it to replay a failure.
-pub fn kill_points(rounds: usize, lo: u64, hi: u64) -> Vec<(u64, std::time::Duration)> {
+pub(crate) fn kill_points(rounds: usize, lo: u64, hi: u64) -> Vec<(u64, std::time::Duration)> {
     use rand::{Rng as _, SeedableRng as _};
     let seed: u64 = std::env::var("MESHLINE_KILL_SEED")
         .ok()
@@ -195,7 +195,7 @@ pub fn kill_points(rounds: usize, lo: u64, hi: u64) -> Vec<(u64, std::time::Dura
 
 /// Writes a tokens file at `path` granting `token` to principal `platform` (the digest only,
 /// as a deployment keeps it).
-pub fn write_platform_token(path: &std::path::Path, token: &str) {
+pub(crate) fn write_platform_token(path: &std::path::Path, token: &str) {
     std::fs::write(
         path,
         format!(

@@ -8,7 +8,7 @@ use std::{
 };
 
 /// The `meshline` binary, with none of the environment that would change what it reads.
-pub fn meshline() -> Command {
+pub(crate) fn meshline() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_meshline"));
     c.env_remove("RUST_LOG")
         .env_remove("MESHLINE_CONFIG")
@@ -20,7 +20,7 @@ pub fn meshline() -> Command {
 }
 
 /// Lines printed on stdout by a child, read on a thread.
-pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+pub(crate) fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     let out = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -34,7 +34,7 @@ pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
 }
 
 /// Waits until a line containing `needle` is printed; answers every line up to it.
-pub fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, secs: u64) -> Vec<String> {
+pub(crate) fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, secs: u64) -> Vec<String> {
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
@@ -53,13 +53,13 @@ pub fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, secs: u64) -> Vec<Str
 }
 
 /// A free loopback address.
-pub fn free_port() -> String {
+pub(crate) fn free_port() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().to_string()
 }
 
 /// Ctrl-C.
-pub fn interrupt(child: &Child) {
+pub(crate) fn interrupt(child: &Child) {
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -68,7 +68,7 @@ pub fn interrupt(child: &Child) {
 }
 
 /// Waits for a child to exit; kills it and fails after `secs`.
-pub fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
+pub(crate) fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -83,7 +83,7 @@ pub fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
 }
 
 /// Kills the process when a failing test unwinds, so no server outlives it.
-pub struct KillOnDrop(pub u32);
+pub(crate) struct KillOnDrop(pub u32);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

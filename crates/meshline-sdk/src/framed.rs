@@ -18,12 +18,12 @@ use crate::binding::{
 use crate::kafka::Outgoing;
 
 /// The `datacontenttype` of every event the SDK sends.
-pub const CONTENT_TYPE: &str = "application/avro";
+pub(crate) const CONTENT_TYPE: &str = "application/avro";
 
 /// A CloudEvent (spec version 1.0) the producer sends: its context attributes and its data, a
 /// Confluent-framed Avro payload.
 #[derive(Debug)]
-pub struct Framed<'a> {
+pub(crate) struct Framed<'a> {
     /// `id`.
     pub id: Uuid,
     /// `source`.
@@ -46,7 +46,7 @@ pub struct Framed<'a> {
 
 impl Framed<'_> {
     /// The record rdkafka sends.
-    pub fn outgoing(mut self) -> Outgoing {
+    pub(crate) fn outgoing(mut self) -> Outgoing {
         let data = std::mem::take(&mut self.data);
         let texts = self.texts();
         Outgoing::from_attributes(self.attributes(&texts), data)

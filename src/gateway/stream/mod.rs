@@ -30,7 +30,7 @@
 //! [`resume`]: crate::outputs::resume
 
 mod checkpoint;
-pub mod config;
+pub(super) mod config;
 mod delivery;
 mod rebalance;
 
@@ -336,7 +336,7 @@ fn batch_span(batch: u64) -> tracing::span::EnteredSpan {
 /// Runs the stream gateway on this thread until `stop` is cancelled or an error occurs (then the
 /// caller restarts it: every restart resumes exactly where outputs end). Blocking: run it on a
 /// thread of its own, with `runtime` a handle to the runtime the registry client uses.
-pub fn run(
+pub(super) fn run(
     config: StreamConfig,
     contracts: Arc<Contracts>,
     metrics: Metrics,

@@ -15,7 +15,7 @@
 //! (`late: amend`) always leads to the same newest version of a window, but the number of
 //! versions before it depends on when late events arrive.
 //!
-//! The parts: [`config`] the settings, [`metrics`] what the loop counts, `progress` the
+//! The parts: `config` the settings, `metrics` what the loop counts, `progress` the
 //! progress files read back; this module the loop.
 
 use std::{

@@ -340,7 +340,7 @@ impl MessageDeserializer for RecordDeserializer<'_> {
 }
 
 /// Read access to a Kafka record's headers and payload: an owned [`Record`], or a consumed
-/// message read in place through [`Consumed`].
+/// message read in place through `Consumed`.
 pub trait RecordView {
     /// The value of header `name` (the last one, as Kafka clients read duplicates).
     fn header(&self, name: &str) -> Option<&[u8]>;

@@ -14,7 +14,7 @@ use super::payload::typed_by;
 /// [`super::Contract::check_rules`] needs. `None` when this cannot be done (the event does not
 /// serialize as a struct, lacks a wanted field, or a value does not fit its field's type): the
 /// caller decodes the encoded payload instead, which says why.
-pub fn fields<T: Serialize + ?Sized>(
+pub(super) fn fields<T: Serialize + ?Sized>(
     event: &T,
     fields: &[String],
     schema: &Schema,

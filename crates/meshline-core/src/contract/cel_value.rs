@@ -89,7 +89,7 @@ pub fn to_cel(value: &Value) -> Box<dyn Val + '_> {
 
 /// Like [`to_cel`] for a record, converting only the top-level `fields` (all when `None`):
 /// rules read a few fields of a wide event.
-pub fn record_to_cel<'a>(value: &'a Value, fields: Option<&[String]>) -> Box<dyn Val + 'a> {
+pub(super) fn record_to_cel<'a>(value: &'a Value, fields: Option<&[String]>) -> Box<dyn Val + 'a> {
     match (value, fields) {
         (Value::Record(all), Some(fields)) => map(all
             .iter()
@@ -101,7 +101,9 @@ pub fn record_to_cel<'a>(value: &'a Value, fields: Option<&[String]>) -> Box<dyn
 
 /// The top-level fields of `message` that `expressions` read (`message.<field>`), or `None`
 /// when one uses `message` in another way (then every field is needed).
-pub fn fields_read<'a>(expressions: impl IntoIterator<Item = &'a str>) -> Option<Vec<String>> {
+pub(super) fn fields_read<'a>(
+    expressions: impl IntoIterator<Item = &'a str>,
+) -> Option<Vec<String>> {
     let mut fields = Vec::new();
     for expression in expressions {
         let mut rest = expression;
@@ -142,13 +144,13 @@ fn child<'p, 'v>(parent: &'p Context<'p, 'v>) -> Context<'p, 'v> {
 
 /// The outcome of one rule: `Ok(true)` passes, `Ok(false)` fails, `Err` says why it could not
 /// be evaluated (or did not give a boolean).
-pub type Outcome = Result<bool, String>;
+pub(super) type Outcome = Result<bool, String>;
 
 /// Evaluates rules in order on a decoded event until `stop` says an outcome ends the check,
 /// and returns the index and outcome that stopped it. A rule with a native form
 /// ([`super::fast`]) runs natively when that can tell; the others run in the interpreter, in
 /// one scope per event where `message` is the event (only `fields`, when given).
-pub fn evaluate<'r>(
+pub(super) fn evaluate<'r>(
     rules: impl IntoIterator<Item = (&'r Program, Option<&'r Expr>)>,
     message: &Value,
     fields: Option<&[String]>,
