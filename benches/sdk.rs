@@ -4,6 +4,10 @@
 //! partitions), and send→ack latency at a steady 10,000 events/s.
 //! Run: `cargo bench --bench sdk` (in-memory broker storage), or with
 //! `MESHLINE_BENCH_STORAGE=sqlite` on the durable storage `meshline up` uses.
+//!
+//! The broker and the registry run in a child process, as they do for a service: the bench's
+//! own process holds what a producing service holds (its runtime and its producers), with no
+//! allocator setting.
 
 use std::{
     sync::Arc,
@@ -28,8 +32,15 @@ use common::{serve_registry, start_broker, ThreadCpu};
 const EVENTS: usize = 100_000;
 const ROUNDS: usize = 5;
 
+/// Set in the child process that serves the broker and the registry.
+const SERVE: &str = "MESHLINE_BENCH_SERVE";
+
 fn main() {
-    one_malloc_arena_per_thread();
+    if std::env::var_os(SERVE).is_some() {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(serve());
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -37,28 +48,49 @@ fn main() {
     runtime.block_on(run());
 }
 
-/// glibc gives threads their own malloc arena only up to 8 per core, and this process has
-/// about 26 threads on 2 cores: past that, threads share arenas, at random. When the sending
-/// thread shares one with a librdkafka thread, the SDK (about a dozen more allocations per event
-/// than raw) runs at 0.63–0.76× raw rdkafka, which is unaffected (`MALLOC_ARENA_MAX=1 cargo
-/// bench --bench sdk` shows it). A service sets `MALLOC_ARENA_MAX=64`; the bench does the same
-/// with `mallopt` unless the variable is set.
-fn one_malloc_arena_per_thread() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: called first thing in main, before any other thread exists
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, 64) };
-        println!("malloc arenas: up to 64 (as MALLOC_ARENA_MAX=64)");
-    }
-}
-
-async fn run() {
-    // MESHLINE_BENCH_STORAGE=sqlite runs on the durable storage `meshline up` uses
+/// The child: the embedded broker and the registry, their addresses on one line of stdout,
+/// until stdin closes (the bench ended or died).
+async fn serve() {
     let dir = tempfile::tempdir().expect("temp dir");
     let broker = start_broker(dir.path()).await;
     let bootstrap = broker.bootstrap();
     let stop = CancellationToken::new();
     let url = serve_registry(&bootstrap, stop.clone()).await;
+    println!("{bootstrap} {url}");
+    tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
+        .await
+        .ok();
+    stop.cancel();
+    broker.stop().await;
+}
+
+/// The broker and registry in a child process: it, and their addresses.
+fn spawn_servers() -> (std::process::Child, String, String) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(std::env::current_exe().expect("bench path"))
+        .env(SERVE, "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the servers' process");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let addresses = loop {
+        let line = lines.next().expect("the servers' addresses").expect("line");
+        println!("{line}");
+        if let Some((bootstrap, url)) = line.split_once(' ') {
+            if url.starts_with("http") {
+                break (bootstrap.to_owned(), url.to_owned());
+            }
+        }
+    };
+    // the child's later output goes on to ours
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| println!("{l}")));
+    (child, addresses.0, addresses.1)
+}
+
+async fn run() {
+    let (mut servers, bootstrap, url) = spawn_servers();
     let sdk = Producer::builder(&bootstrap, &url)
         .source("/player/web-player")
         .target(Target::Direct)
@@ -119,13 +151,29 @@ async fn run() {
     }
     ratios.sort_by(f64::total_cmp);
     println!(
-        "sdk_vs_raw/throughput: sdk {best_sdk:.0} events/s, raw {best_raw:.0} events/s, ratio {:.2} (best of {ROUNDS}); median of the rounds' ratios {:.2}",
-        best_sdk / best_raw,
-        ratios[ratios.len() / 2]
+        "sdk_vs_raw/throughput: ratio median {:.2}×, range {:.2}–{:.2}× over {ROUNDS} paired rounds (sdk round i ÷ raw round i); best rounds sdk {best_sdk:.0}, raw {best_raw:.0} events/s; {} threads in this process (the broker and registry in another)",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+        threads(),
     );
 
-    stop.cancel();
-    broker.stop().await;
+    drop(servers.stdin.take());
+    servers.wait().expect("the servers' process ends");
+}
+
+/// Threads of this process (Linux; 0 elsewhere): glibc gives threads their own malloc arena up
+/// to 8 per core, so the count says whether the sending thread may have shared one.
+fn threads() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Raw rdkafka sends `records` and waits for every acknowledgement; returns events/s.
