@@ -53,6 +53,15 @@ fn with(record: &Record, name: &str, value: Option<&str>) -> Record {
 /// `record` with an Avro body (the product's latest schema) that breaks rule
 /// `non_negative_duration`.
 async fn negative_duration(record: &Record, url: &str) -> Record {
+    with_event(record, url, &play(-5)).await
+}
+
+/// `record` with `event` for its Avro body, written with the product's latest schema.
+async fn with_event(
+    record: &Record,
+    url: &str,
+    event: &meshline::demo::events::PlayEvent,
+) -> Record {
     let schema = Client::new(url)
         .latest("player.play-events-value")
         .await
@@ -62,7 +71,7 @@ async fn negative_duration(record: &Record, url: &str) -> Record {
     let body = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
         .build()
         .unwrap()
-        .write_ser_to_vec(&play(-5))
+        .write_ser_to_vec(event)
         .unwrap();
     let mut out = record.clone();
     out.payload = Some(wire::encode(id, &body));
@@ -442,6 +451,104 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
     assert!(
         second.contains("1 dead letter(s) read, 0 replayed, 1 skipped as replays already"),
         "{second}"
+    );
+    stop.cancel();
+    drop(registry);
+}
+
+/// A rule marked `on_failure: none` is evaluated: an event that fails it goes to the product
+/// topic with a header naming the rule and is counted as `warned`; a rule that blocks still
+/// dead-letters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_rule_marked_none_warns_and_the_event_is_forwarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, registry, url) = platform(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let ok = valid(&bootstrap, &url).await;
+    // a new version of the contract: the same schema, `known_country` only warns
+    let client = Client::new(&url);
+    let subject = "player.play-events-value";
+    let latest = client
+        .version(subject, meshline::registry::api::VersionId::Latest)
+        .await
+        .unwrap();
+    let mut rule_set = latest.rule_set.clone().expect("the product's rules");
+    for rule in rule_set["domainRules"].as_array_mut().unwrap() {
+        if rule["name"] == "known_country" {
+            rule["onFailure"] = "NONE".into();
+        }
+    }
+    let request = meshline::registry::api::SchemaRequest {
+        schema: Some(latest.schema.clone()),
+        metadata: latest.metadata.clone(),
+        rule_set: Some(rule_set),
+        ..Default::default()
+    };
+    client.register(subject, &request).await.unwrap();
+
+    let mut abroad = play(1_000);
+    abroad.country = "SWE".into();
+    let records = vec![
+        (
+            0,
+            with(
+                &with_event(&ok, &url, &abroad).await,
+                "ce_id",
+                Some("warned"),
+            ),
+        ),
+        (
+            0,
+            with(
+                &negative_duration(&ok, &url).await,
+                "ce_id",
+                Some("blocked"),
+            ),
+        ),
+        (0, with(&ok, "ce_id", Some("valid"))),
+    ];
+    send(&bootstrap, &records).await;
+    let stop = CancellationToken::new();
+    let (_running, metrics) = gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    wait_for_outputs(&bootstrap, 3, 60).await;
+
+    let products = read_all(&bootstrap, PRODUCT);
+    let warned: Vec<_> = products
+        .iter()
+        .map(|(_, h, _)| (h["ce_id"].as_str(), h.get("meshline_warned").cloned()))
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            ("warned", Some("known_country".to_owned())),
+            ("valid", None)
+        ],
+        "the warned event is forwarded, naming the rule; the valid one carries no warning"
+    );
+    let letters = read_all(&bootstrap, DLQ);
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].1["meshline_rule"], "non_negative_duration");
+    let outcome = |name: &str| {
+        metrics
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "meshline_gateway_events_total")
+            .flat_map(|f| f.get_metric().iter())
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "outcome" && l.value() == name)
+            })
+            .map(|m| m.get_counter().value())
+            .sum::<f64>()
+    };
+    assert_eq!(
+        (
+            outcome("warned"),
+            outcome("accepted"),
+            outcome("dead_lettered")
+        ),
+        (1.0, 1.0, 1.0)
     );
     stop.cancel();
     drop(registry);
@@ -1263,6 +1370,66 @@ async fn http_ingress_drops_retried_events_and_refuses_what_it_cannot_queue() {
 /// protocol (the embedded broker does not): init → begin → send → send_offsets_to_transaction →
 /// commit per checkpoint, and a restart writes nothing twice. The registry runs on the embedded
 /// broker.
+/// A client that gives up on its request (its own timeout, or the gateway's 503 after the
+/// acknowledgement wait) and retries gets its event written once: the gateway claims each event
+/// before writing it, and the late acknowledgement still confirms it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_retries_after_timeouts_write_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, _registry, url) = platform(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let config = IngressConfig {
+        dedupe_window: Some(Duration::from_secs(60)),
+        // shorter than any acknowledgement: every write answers 503 although it lands
+        ack_timeout: Duration::from_micros(1),
+        ..IngressConfig::default()
+    };
+    let (base, tokens) = http_ingress(&bootstrap, &url, config).await;
+    let post = |client: reqwest::Client, id: &str| {
+        client
+            .post(format!("{base}/v1/products/{PRODUCT}/events"))
+            .header("authorization", format!("Bearer {}", tokens["player"]))
+            .header("content-type", "application/cloudevents+json")
+            .body(play_json(id, "/player/web", "SE").to_string())
+            .send()
+    };
+    let answers = |client: reqwest::Client, id: &'static str| async move {
+        let mut statuses = Vec::new();
+        for _ in 0..200 {
+            match post(client.clone(), id).await {
+                Ok(response) if response.status() == 202 => {
+                    let body: serde_json::Value = response.json().await.unwrap();
+                    return (statuses, body);
+                }
+                Ok(response) => statuses.push(response.status().as_u16()),
+                Err(e) => panic!("{e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no 202 for {id} in 200 tries: {statuses:?}");
+    };
+    // the gateway gives up waiting: 503, then the retries find the event written
+    let (statuses, body) = answers(reqwest::Client::new(), "gateway-timeout").await;
+    assert_eq!(statuses.first(), Some(&503), "{statuses:?}");
+    assert_eq!(body, serde_json::json!({"accepted": 0, "duplicates": 1}));
+    // the client gives up first (it hangs up mid-request), then retries
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(2))
+        .build()
+        .unwrap();
+    match post(impatient, "client-timeout").await {
+        Ok(response) => assert_eq!(response.status(), 503),
+        Err(e) => assert!(e.is_timeout(), "{e}"),
+    }
+    let (_, body) = answers(reqwest::Client::new(), "client-timeout").await;
+    assert_eq!(body["accepted"], 0, "{body}");
+    let b = bootstrap.clone();
+    let written = tokio::task::spawn_blocking(move || high_watermarks(&b, INGRESS))
+        .await
+        .unwrap();
+    assert_eq!(written, 2, "each event once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn transactional_delivery_writes_every_event_once_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -44,7 +44,7 @@ use crate::{
     broker,
     codec::{json::from_json, strict::check_unique_keys, wire},
     contract::{Reason, Rejection},
-    dedup::Dedup,
+    dedup::{Claim, Dedup},
     product::{Catalog, OnFailure, Product},
 };
 
@@ -234,7 +234,17 @@ async fn accept(
     );
     let written = async {
         let records = ingress.check(product, events)?;
-        ingress.write(product, records).await
+        // on a task of its own: a client that hangs up does not cut a write short, so every
+        // claim it made is confirmed or released
+        let (writer, topic) = (ingress.clone(), product.topics().ingress);
+        tokio::spawn(async move { writer.write(topic, records).await }.in_current_span())
+            .await
+            .map_err(|e| {
+                Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the write stopped: {e}; retry"),
+                )
+            })?
     }
     .instrument(span)
     .await?;
@@ -373,14 +383,11 @@ impl Ingress {
                     message: e.to_string(),
                     on_failure: OnFailure::Dlq,
                 })?;
-                match registered
+                // a rule marked `none` passes here: the gateway's check warns on the way out
+                registered
                     .contract
                     .check_record(&record, |id| registered.schema(id))
-                {
-                    Ok(_) => Ok(record),
-                    Err(r) if r.on_failure == OnFailure::None => Ok(record),
-                    Err(r) => Err(r),
-                }
+                    .map(|_| record)
             });
             match checked {
                 Ok(record) => records.push((event, record)),
@@ -475,31 +482,48 @@ impl Ingress {
         }
     }
 
-    /// Writes the records to the product's ingress topic and waits for the broker.
+    /// Writes `records` to the product's ingress topic and waits for the broker's
+    /// acknowledgements. With dedupe on, each event's (`source`, `id`) is claimed before it is
+    /// produced: a repeat of a written event is counted as a duplicate, one of an event still
+    /// being written is refused (503, retry), and an event that could not be written is released
+    /// for a retry. Acknowledgements that come after the request gave up (503) still confirm or
+    /// release their events.
     async fn write(
         &self,
-        product: &Product,
+        topic: String,
         records: Vec<(Event, Record)>,
     ) -> Result<Written, Refusal> {
-        let topic = product.topics().ingress;
         let mut fresh = Vec::with_capacity(records.len());
         let mut duplicates = 0;
         if let Some(dedupe) = &self.inner.dedupe {
-            let mut dedupe = dedupe
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut dedupe = lock(dedupe);
+            let mut in_flight = None;
             for (event, record) in records {
-                if dedupe.seen(event.source().as_str(), event.id()) {
-                    duplicates += 1;
-                } else {
-                    fresh.push((event, record));
+                match dedupe.claim(event.source().as_str(), event.id()) {
+                    Claim::New => fresh.push((event, record)),
+                    Claim::Written => duplicates += 1,
+                    Claim::InFlight => in_flight = Some(event.id().to_owned()),
                 }
+            }
+            if let Some(id) = in_flight {
+                for (event, _) in &fresh {
+                    dedupe.release(event.source().as_str(), event.id());
+                }
+                return Err(Refusal::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("event `{id}` is still being written by an earlier request; retry after a moment"),
+                ));
             }
         } else {
             fresh = records;
         }
+        let claims: Vec<(String, String)> = fresh
+            .iter()
+            .map(|(event, _)| (event.source().to_string(), event.id().to_owned()))
+            .collect();
         let queued = usize::try_from(self.inner.producer.in_flight_count()).unwrap_or(0);
         if queued + fresh.len() > self.inner.config.max_queued {
+            self.release(&claims);
             return Err(Refusal::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
@@ -529,57 +553,84 @@ impl Ingress {
             {
                 Ok(delivery) => deliveries.push(delivery),
                 Err(e) => {
+                    // those handed over settle on their own; the others were never produced
+                    let (sent, unsent) = claims.split_at(deliveries.len());
+                    self.release(unsent);
+                    tokio::spawn(settle(self.inner.clone(), sent.to_vec(), deliveries));
                     return Err(Refusal::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         format!("cannot write to {topic}: {e}; retry"),
-                    ))
+                    ));
                 }
             }
         }
-        let acked = tokio::time::timeout(
-            self.inner.config.ack_timeout,
-            futures::future::join_all(deliveries),
-        )
-        .await
-        .map_err(|_| {
-            Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the broker did not acknowledge within {:?}; retry",
-                    self.inner.config.ack_timeout
-                ),
-            )
-        })?;
-        for delivery in acked {
-            match delivery {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => {
-                    return Err(Refusal::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("the broker did not take an event: {e}; retry"),
-                    ))
-                }
-                Err(_) => {
-                    return Err(Refusal::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the producer stopped; retry",
-                    ))
-                }
-            }
-        }
-        if let Some(dedupe) = &self.inner.dedupe {
-            let mut dedupe = dedupe
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (event, _) in &fresh {
-                dedupe.insert(event.source().as_str(), event.id());
-            }
+        let settled = tokio::spawn(settle(self.inner.clone(), claims, deliveries));
+        let refusal = match tokio::time::timeout_at(deadline, settled).await {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(message))) => Some(message),
+            Ok(Err(_)) => Some("the producer stopped; retry".to_owned()),
+            Err(_) => Some(format!(
+                "the broker did not acknowledge within {:?}; retry",
+                self.inner.config.ack_timeout
+            )),
+        };
+        if let Some(message) = refusal {
+            return Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, message));
         }
         Ok(Written {
             accepted: fresh.len(),
             duplicates,
         })
     }
+
+    /// Releases the claims of events that were not produced.
+    fn release(&self, claims: &[(String, String)]) {
+        if let Some(dedupe) = &self.inner.dedupe {
+            let mut dedupe = lock(dedupe);
+            for (source, id) in claims {
+                dedupe.release(source, id);
+            }
+        }
+    }
+}
+
+/// Waits for each delivery and confirms its event's claim (written) or releases it (not
+/// written); the first failure, for the answer.
+async fn settle(
+    inner: Arc<Inner>,
+    claims: Vec<(String, String)>,
+    deliveries: Vec<rdkafka::producer::DeliveryFuture>,
+) -> Result<(), String> {
+    let mut failure = None;
+    for ((source, id), delivery) in claims.iter().zip(deliveries) {
+        let written = match delivery.await {
+            Ok(Ok(_)) => true,
+            Ok(Err((e, _))) => {
+                failure
+                    .get_or_insert_with(|| format!("the broker did not take an event: {e}; retry"));
+                false
+            }
+            Err(_) => {
+                failure.get_or_insert_with(|| "the producer stopped; retry".to_owned());
+                false
+            }
+        };
+        if let Some(dedupe) = &inner.dedupe {
+            let mut dedupe = lock(dedupe);
+            if written {
+                dedupe.confirm(source, id);
+            } else {
+                dedupe.release(source, id);
+            }
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+fn lock(dedupe: &Mutex<Dedup>) -> std::sync::MutexGuard<'_, Dedup> {
+    dedupe
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for Ingress {

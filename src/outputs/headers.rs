@@ -32,14 +32,18 @@ pub const LATE_EVENT: &str = "late_event";
 /// re-submits. Kept on outputs, so a replayed record that fails again is not replayed again.
 pub const REPLAY_OF: &str = "meshline_replay_of";
 
+/// On a forwarded event: the rules marked `on_failure: none` it failed, comma-separated.
+pub const WARNED: &str = "meshline_warned";
+
 /// Headers the gateway owns: never copied from an ingress record.
-pub const OWNED: [&str; 6] = [
+pub const OWNED: [&str; 7] = [
     SOURCE_TOPIC,
     SOURCE_PARTITION,
     SOURCE_OFFSET,
     REASON,
     RULE,
     MESSAGE,
+    WARNED,
 ];
 
 /// Whether `name` is a header the gateway owns (the prefix first: most are `ce_` ones).
@@ -66,14 +70,19 @@ pub fn accepted(record: Record, source: Source<'_>) -> Record {
 }
 
 /// The headers of [`accepted`] for a consumed ingress message, read once into `carried`
-/// ([`Consumed::headers`]), written straight into librdkafka's form.
-pub fn accepted_headers(carried: &[(&str, Option<&[u8]>)], source: Source<'_>) -> OwnedHeaders {
+/// ([`Consumed::headers`]), written straight into librdkafka's form; with [`WARNED`] naming the
+/// rules of `warned`, when there are any.
+pub fn accepted_headers(
+    carried: &[(&str, Option<&[u8]>)],
+    source: Source<'_>,
+    warned: &[String],
+) -> OwnedHeaders {
     let headers = carried.iter().filter(|(key, _)| !owned(key)).fold(
-        OwnedHeaders::new_with_capacity(carried.len() + 3),
+        OwnedHeaders::new_with_capacity(carried.len() + 4),
         |out, (key, value)| out.insert(Header { key, value: *value }),
     );
     let (mut partition, mut offset) = (itoa::Buffer::new(), itoa::Buffer::new());
-    headers
+    let headers = headers
         .insert(Header {
             key: SOURCE_TOPIC,
             value: Some(source.topic),
@@ -85,7 +94,14 @@ pub fn accepted_headers(carried: &[(&str, Option<&[u8]>)], source: Source<'_>) -
         .insert(Header {
             key: SOURCE_OFFSET,
             value: Some(offset.format(source.offset)),
-        })
+        });
+    if warned.is_empty() {
+        return headers;
+    }
+    headers.insert(Header {
+        key: WARNED,
+        value: Some(&warned.join(",")),
+    })
 }
 
 /// The record to write to the dead-letter topic for a refused ingress record.
@@ -195,7 +211,11 @@ mod tests {
                 rdkafka::Timestamp::NotAvailable,
                 0,
                 0,
-                Some(accepted_headers(Consumed::new(&message).headers(), SOURCE)),
+                Some(accepted_headers(
+                    Consumed::new(&message).headers(),
+                    SOURCE,
+                    &[],
+                )),
             ))
             .headers;
             assert_eq!(got, expected);

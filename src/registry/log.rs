@@ -118,20 +118,8 @@ fn avro() -> String {
 }
 
 /// The value of a [`Key::Config`] record: the settings of a subject (or the global ones), each
-/// optional, as Confluent keeps them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConfigValue {
-    /// The compatibility level, e.g. `BACKWARD`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compatibility_level: Option<String>,
-    /// The subject this one stands for: requests to `/subjects/{alias}/…` act on it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alias: Option<String>,
-    /// Whether schemas registered under the subject are normalized first.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub normalize: Option<bool>,
-}
+/// optional, as Confluent keeps them; the same JSON as `GET /config` answers.
+pub type ConfigValue = meshline_core::registry::api::ConfigBody;
 
 /// The value of a [`Key::Mode`] record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

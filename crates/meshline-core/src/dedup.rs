@@ -2,9 +2,21 @@
 //! retried send or request produces.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     time::{Duration, Instant},
 };
+
+/// What [`Dedup::claim`] found for a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Neither written nor being written: claimed now, until [`Dedup::confirm`] or
+    /// [`Dedup::release`].
+    New,
+    /// Written within the window: a repeat.
+    Written,
+    /// Claimed by an earlier request whose write has not ended yet.
+    InFlight,
+}
 
 /// (`source`, `id`) pairs seen within a window.
 #[derive(Debug)]
@@ -12,6 +24,8 @@ pub struct Dedup {
     window: Duration,
     seen: HashMap<(String, String), Instant>,
     order: VecDeque<((String, String), Instant)>,
+    /// Claimed, not yet confirmed or released.
+    claimed: HashSet<(String, String)>,
 }
 
 impl Dedup {
@@ -21,7 +35,31 @@ impl Dedup {
             window,
             seen: HashMap::new(),
             order: VecDeque::new(),
+            claimed: HashSet::new(),
         }
+    }
+
+    /// Claims a pair before it is written, so that a repeat arriving meanwhile is told apart
+    /// from a new event.
+    pub fn claim(&mut self, source: &str, id: &str) -> Claim {
+        if self.seen(source, id) {
+            return Claim::Written;
+        }
+        if !self.claimed.insert((source.to_owned(), id.to_owned())) {
+            return Claim::InFlight;
+        }
+        Claim::New
+    }
+
+    /// A claimed pair was written: a repeat for the window from now.
+    pub fn confirm(&mut self, source: &str, id: &str) {
+        self.claimed.remove(&(source.to_owned(), id.to_owned()));
+        self.insert(source, id);
+    }
+
+    /// A claimed pair was not written: it may be sent again.
+    pub fn release(&mut self, source: &str, id: &str) {
+        self.claimed.remove(&(source.to_owned(), id.to_owned()));
     }
 
     /// Whether the pair was seen within the window.
@@ -72,5 +110,21 @@ mod tests {
         assert!(d.first("/labels", "1"), "ids are per source");
         std::thread::sleep(Duration::from_millis(60));
         assert!(d.first("/player", "1"), "the window has passed");
+    }
+
+    #[test]
+    fn a_claim_holds_until_confirmed_or_released() {
+        let mut d = Dedup::new(Duration::from_secs(60));
+        assert_eq!(d.claim("/player", "1"), Claim::New);
+        assert_eq!(d.claim("/player", "1"), Claim::InFlight);
+        d.release("/player", "1");
+        assert_eq!(
+            d.claim("/player", "1"),
+            Claim::New,
+            "released: may be sent again"
+        );
+        d.confirm("/player", "1");
+        assert_eq!(d.claim("/player", "1"), Claim::Written);
+        assert_eq!(d.claim("/labels", "1"), Claim::New, "ids are per source");
     }
 }

@@ -63,7 +63,6 @@ use crate::{
     broker,
     contract::Reason,
     outputs::headers::{self, Source},
-    product::OnFailure,
     product::Topics,
 };
 use meshline_sdk::kafka::{Consumed, RecordExt as _};
@@ -105,6 +104,23 @@ struct Gateway {
     pending: Mutex<Pending>,
 }
 
+/// What the handling of an accepted record needs of its check.
+struct Passed {
+    /// The event's time (epoch ms).
+    time: Option<i64>,
+    /// The rules marked `none` it failed.
+    warned: Vec<String>,
+}
+
+impl From<crate::contract::Accepted> for Passed {
+    fn from(accepted: crate::contract::Accepted) -> Self {
+        Self {
+            time: accepted.time,
+            warned: accepted.warned,
+        }
+    }
+}
+
 impl Gateway {
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending
@@ -144,20 +160,19 @@ impl Gateway {
         };
         // the check parsed an accepted event's time; a refused one's may be missing or bad
         let time = match &verdict {
-            Ok(time) => *time,
+            Ok(passed) => passed.time,
             Err(_) => record.header(TIME_HEADER).and_then(header_time),
         };
         let topics = &route.topics;
         let (out_topic, output, outcome) = match &verdict {
-            Ok(_) => (
+            Ok(passed) => (
                 &topics.product,
-                headers::accepted_headers(record.headers(), source),
-                Fate::Output(Outcome::Accepted),
-            ),
-            Err(rejection) if rejection.on_failure == OnFailure::None => (
-                &topics.product,
-                headers::accepted_headers(record.headers(), source),
-                Fate::Output(Outcome::Warned),
+                headers::accepted_headers(record.headers(), source, &passed.warned),
+                Fate::Output(if passed.warned.is_empty() {
+                    Outcome::Accepted
+                } else {
+                    Outcome::Warned
+                }),
             ),
             Err(rejection) => {
                 tracing::debug!(
@@ -263,7 +278,7 @@ impl Gateway {
         &self,
         product: &str,
         record: &impl RecordView,
-    ) -> Result<std::result::Result<Option<i64>, crate::contract::Rejection>> {
+    ) -> Result<std::result::Result<Passed, crate::contract::Rejection>> {
         let registered = self
             .contracts
             .get(product)
@@ -294,11 +309,11 @@ impl Gateway {
                     Some(fresh) => fresh
                         .contract
                         .check_record(record, |id| fresh.schema(id))
-                        .map(|accepted| accepted.time),
+                        .map(Passed::from),
                     None => Err(rejection),
                 })
             }
-            other => Ok(other.map(|accepted| accepted.time)),
+            other => Ok(other.map(Passed::from)),
         }
     }
 

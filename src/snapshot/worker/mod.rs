@@ -49,6 +49,7 @@ use super::{
     manifest::{self, Manifest, Progress},
     parquet,
     rows::{Decoding, Rows, Skip},
+    store::Store,
     view::{Step, ViewRunner},
     Error, Result,
 };
@@ -201,44 +202,23 @@ fn run_product(
             &config.spill,
             progress.views.get(&view.name),
         )?;
+        let store = &config.store;
         if let Some(path) = runner.restore_from().map(str::to_owned) {
-            let manifest: Manifest =
-                serde_json::from_slice(&handle.block_on(config.store.get(&path))?)
-                    .map_err(Error::json)?;
-            let mut batches = Vec::new();
-            for file in &manifest.files {
-                batches.extend(parquet::decode(
-                    handle.block_on(config.store.get(&file.path))?,
-                )?);
-            }
-            runner.restore(&batches)?;
+            let manifest = read_manifest(handle, store, &path)?;
+            runner.restore(&read_rows(handle, store, &manifest)?)?;
         }
         if runner.amends() {
-            for path in handle.block_on(super::listing::manifests(&config.store, id, &view.name))? {
-                let manifest: Manifest =
-                    serde_json::from_slice(&handle.block_on(config.store.get(&path))?)
-                        .map_err(Error::json)?;
+            for path in handle.block_on(super::listing::manifests(store, id, &view.name))? {
+                let manifest = read_manifest(handle, store, &path)?;
                 if runner.wants_first_version(&manifest) {
-                    let mut batches = Vec::new();
-                    for file in &manifest.files {
-                        let bytes = handle.block_on(config.store.get(&file.path))?;
-                        batches.extend(parquet::decode(bytes)?);
-                    }
+                    let batches = read_rows(handle, store, &manifest)?;
                     runner.restore_first_version(&manifest, &batches)?;
                 }
                 runner.remember(manifest)?;
             }
             if let Some(path) = runner.newest_to_restore() {
-                let manifest: Manifest =
-                    serde_json::from_slice(&handle.block_on(config.store.get(&path))?)
-                        .map_err(Error::json)?;
-                let mut batches = Vec::new();
-                for file in &manifest.files {
-                    batches.extend(parquet::decode(
-                        handle.block_on(config.store.get(&file.path))?,
-                    )?);
-                }
-                runner.restore_late(&batches)?;
+                let manifest = read_manifest(handle, store, &path)?;
+                runner.restore_late(&read_rows(handle, store, &manifest)?)?;
             }
         }
         runners.push(runner);
@@ -651,6 +631,24 @@ impl Loop<'_> {
         self.dirty = false;
         Ok(())
     }
+}
+
+/// The manifest at `path` in `store`.
+fn read_manifest(handle: &Handle, store: &Store, path: &str) -> Result<Manifest> {
+    serde_json::from_slice(&handle.block_on(store.get(path))?).map_err(Error::json)
+}
+
+/// The rows of every file of a snapshot.
+fn read_rows(
+    handle: &Handle,
+    store: &Store,
+    manifest: &Manifest,
+) -> Result<Vec<arrow_array::RecordBatch>> {
+    let mut batches = Vec::new();
+    for file in &manifest.files {
+        batches.extend(parquet::decode(handle.block_on(store.get(&file.path))?)?);
+    }
+    Ok(batches)
 }
 
 /// Reports client errors, but not "end of partition": with `enable.partition.eof` it is how the

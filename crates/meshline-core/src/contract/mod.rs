@@ -297,16 +297,26 @@ impl Contract {
     }
 
     /// Runs every rule on a decoded event. Returns the first failure of a rule whose
-    /// `on_failure` is not `none` (rules with `none` are only counted by the caller).
-    pub fn check_rules(&self, message: &Value) -> Result<(), (Violation, OnFailure)> {
+    /// `on_failure` is `error` or `dlq`; otherwise the names of the rules marked `none` that
+    /// failed (or could not be evaluated): the event passes, with a warning.
+    pub fn check_rules(&self, message: &Value) -> Result<Vec<&str>, (Violation, OnFailure)> {
+        let mut warned = Vec::new();
         if self.rules.is_empty() {
-            return Ok(());
+            return Ok(warned);
         }
         let stopped = cel_value::evaluate(
             self.rules.iter().map(|r| (&r.program, r.native.as_ref())),
             message,
             self.fields_read.as_deref(),
-            |i, outcome| outcome != &Ok(true) && self.rules[i].on_failure != OnFailure::None,
+            |i, outcome| {
+                let rule = &self.rules[i];
+                let failed = outcome != &Ok(true);
+                if failed && rule.on_failure == OnFailure::None {
+                    warned.push(rule.name.as_str());
+                    return false;
+                }
+                failed
+            },
         );
         if let Some((i, outcome)) = stopped {
             let rule = &self.rules[i];
@@ -323,7 +333,7 @@ impl Contract {
             };
             return Err((violation, rule.on_failure));
         }
-        Ok(())
+        Ok(warned)
     }
 }
 
@@ -399,7 +409,7 @@ mod tests {
     fn rules_pass_and_fail_on_decoded_events() {
         let c = play_events();
         assert!(c.rules.iter().all(Rule::is_native), "{:?}", c.rules);
-        assert_eq!(c.check_rules(&play(1000, "SE")), Ok(()));
+        assert_eq!(c.check_rules(&play(1000, "SE")), Ok(Vec::new()));
         let (violation, on_failure) = c.check_rules(&play(-1, "SE")).unwrap_err();
         assert_eq!(on_failure, OnFailure::Dlq);
         assert!(
@@ -409,6 +419,25 @@ mod tests {
         let (violation, _) = c.check_rules(&play(1, "SWE")).unwrap_err();
         assert!(
             violation.to_string().contains("known_country"),
+            "{violation}"
+        );
+    }
+
+    #[test]
+    fn a_failed_rule_marked_none_warns_and_lets_the_event_pass() {
+        let mut c = play_events();
+        for rule in &mut c.rules {
+            if rule.name == "known_country" {
+                rule.on_failure = OnFailure::None;
+            }
+        }
+        assert_eq!(c.check_rules(&play(1, "SWE")), Ok(vec!["known_country"]));
+        assert_eq!(c.check_rules(&play(1, "SE")), Ok(Vec::new()));
+        // a rule that blocks still blocks, whatever warned before it
+        let (violation, on_failure) = c.check_rules(&play(-1, "SWE")).unwrap_err();
+        assert_eq!(on_failure, OnFailure::Dlq);
+        assert!(
+            violation.to_string().contains("non_negative_duration"),
             "{violation}"
         );
     }

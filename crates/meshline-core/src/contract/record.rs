@@ -122,6 +122,8 @@ pub struct Accepted {
     /// The decoded payload: the record with the fields the rules read (all of them when a rule
     /// reads `message` as a whole).
     pub value: Value,
+    /// The rules marked `on_failure: none` that the event failed: it passes, with a warning.
+    pub warned: Vec<String>,
 }
 
 fn text<'a>(
@@ -209,7 +211,8 @@ impl Contract {
                     format!("payload does not decode with schema {schema_id}: {e}"),
                 )
             })?;
-        self.check_rules(&value)
+        let warned = self
+            .check_rules(&value)
             .map_err(|(violation, on_failure)| {
                 let (reason, rule) = match &violation {
                     Violation::RuleError { rule, .. } => (Reason::RuleError, rule.clone()),
@@ -223,10 +226,12 @@ impl Contract {
                     on_failure,
                 }
             })?;
+        let warned = warned.into_iter().map(str::to_owned).collect();
         Ok(Accepted {
             schema_id,
             time,
             value,
+            warned,
         })
     }
 }

@@ -123,12 +123,17 @@ impl Bound {
     ) -> Result<Framed<'b>> {
         let product = &self.contract.product;
         if let Some(value) = value {
-            self.contract
-                .check_rules(value)
-                .map_err(|(violation, _)| Error::Contract {
-                    product: product.clone(),
-                    violation,
-                })?;
+            let warned =
+                self.contract
+                    .check_rules(value)
+                    .map_err(|(violation, _)| Error::Contract {
+                        product: product.clone(),
+                        violation,
+                    })?;
+            // rules marked `on_failure: none` warn and let the event go, as in the gateway
+            if !warned.is_empty() {
+                tracing::warn!(product = %product, rules = ?warned, "event failed rules marked `none`; sending it all the same");
+            }
         }
         if payload.len() > max_event_bytes {
             return Err(Error::TooLarge {
