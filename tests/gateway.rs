@@ -409,17 +409,10 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
     assert_eq!(error.1["meshline_rule"], "known_country");
 
     // replay: the rule still fails, so the letter comes back marked, and is not replayed again
-    let replay = |bootstrap: &str| {
+    let replay = |bootstrap: &str, filter: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshline"))
-            .args([
-                "dlq",
-                "replay",
-                PRODUCT,
-                "--reason",
-                "rule_failed",
-                "--bootstrap",
-                bootstrap,
-            ])
+            .args(["dlq", "replay", PRODUCT, "--bootstrap", bootstrap])
+            .args(filter)
             .output()
             .unwrap();
         assert!(
@@ -429,7 +422,7 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
         );
         String::from_utf8(out.stdout).unwrap()
     };
-    let first = replay(&bootstrap);
+    let first = replay(&bootstrap, &["--reason", "rule_failed"]);
     assert!(
         first.contains("11 dead letter(s) read, 1 replayed"),
         "{first}"
@@ -447,26 +440,45 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
         replay_of.starts_with("1/") && replay_of[2..].parse::<i64>().is_ok(),
         "names the dead letter it replays (DLQ partition/offset): {replay_of}"
     );
-    let second = replay(&bootstrap);
+    let second = replay(&bootstrap, &["--reason", "rule_failed"]);
     assert!(
-        second.contains("1 dead letter(s) read, 0 replayed, 1 skipped as replays already"),
-        "{second}"
+        second.contains(
+            "12 dead letter(s) read, 0 replayed, 1 replayed before, 1 skipped as replays already, 10 filtered out"
+        ),
+        "a second replay re-submits nothing: {second}"
     );
+    // the letters of other reasons were left replayable
+    let dry = replay(&bootstrap, &["--reason", "bad_frame", "--dry-run"]);
+    assert!(dry.contains("\tbad_frame\tbad_frame\n"), "{dry}");
+    assert!(dry.contains(", 1 would be replayed,"), "{dry}");
+
+    // the fix: `known_country` only warns from a new contract version on; a gateway that
+    // loaded it replays the letter into the product topic, once however often replay runs
+    stop.cancel();
+    drop(_running);
+    relax_known_country(&url).await;
+    let stop = CancellationToken::new();
+    let (_running, _) = gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    for _ in 0..2 {
+        replay(&bootstrap, &["--reason", "rule_error"]);
+    }
+    wait_for_outputs(&bootstrap, records.len() as i64 + 2, 60).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fixed: Vec<_> = read_all(&bootstrap, PRODUCT)
+        .into_iter()
+        .filter(|(_, h, _)| h["ce_id"] == "rule_error")
+        .collect();
+    assert_eq!(fixed.len(), 1, "replayed once");
+    assert_eq!(fixed[0].1["meshline_warned"], "known_country");
+    assert!(fixed[0].1["meshline_replay_of"].starts_with("1/"));
     stop.cancel();
     drop(registry);
 }
 
-/// A rule marked `on_failure: none` is evaluated: an event that fails it goes to the product
-/// topic with a header naming the rule and is counted as `warned`; a rule that blocks still
-/// dead-letters.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_failed_rule_marked_none_warns_and_the_event_is_forwarded() {
-    let dir = tempfile::tempdir().unwrap();
-    let (broker, registry, url) = platform(dir.path()).await;
-    let bootstrap = broker.bootstrap();
-    let ok = valid(&bootstrap, &url).await;
-    // a new version of the contract: the same schema, `known_country` only warns
-    let client = Client::new(&url);
+/// Registers a new version of the play events' contract: the same schema, `known_country`
+/// only warns.
+async fn relax_known_country(url: &str) {
+    let client = Client::new(url);
     let subject = "player.play-events-value";
     let latest = client
         .version(subject, meshline::registry::api::VersionId::Latest)
@@ -485,6 +497,18 @@ async fn a_failed_rule_marked_none_warns_and_the_event_is_forwarded() {
         ..Default::default()
     };
     client.register(subject, &request).await.unwrap();
+}
+
+/// A rule marked `on_failure: none` is evaluated: an event that fails it goes to the product
+/// topic with a header naming the rule and is counted as `warned`; a rule that blocks still
+/// dead-letters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_rule_marked_none_warns_and_the_event_is_forwarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, registry, url) = platform(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let ok = valid(&bootstrap, &url).await;
+    relax_known_country(&url).await;
 
     let mut abroad = play(1_000);
     abroad.country = "SWE".into();

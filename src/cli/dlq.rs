@@ -35,6 +35,9 @@ pub struct ReplayArgs {
     /// Also replay dead letters that are themselves replays.
     #[arg(long)]
     pub include_replayed: bool,
+    /// List the dead letters that would be replayed; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Kafka bootstrap servers.
     #[arg(long, default_value = DEFAULT_KAFKA, env = "MESHLINE_BOOTSTRAP")]
     pub bootstrap: String,
@@ -73,16 +76,24 @@ pub(super) async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
                 since: args.since,
                 include_replayed: args.include_replayed,
             };
-            let product = args.product.clone();
+            let (product, dry_run) = (args.product.clone(), args.dry_run);
             let report = tokio::task::spawn_blocking(move || {
-                replay::replay(&args.bootstrap, &args.product, &filter)
+                replay::replay(&args.bootstrap, &args.product, &filter, args.dry_run)
             })
             .await
             .context("replay task")?
             .with_context(|| format!("replaying the dead letters of {product}"))?;
+            for (letter, reason, id) in &report.letters {
+                println!("{letter}\t{reason}\t{id}");
+            }
+            let verb = if dry_run {
+                "would be replayed"
+            } else {
+                "replayed"
+            };
             println!(
-                "{product}: {} dead letter(s) read, {} replayed, {} skipped as replays already, {} filtered out",
-                report.read, report.replayed, report.already_replayed, report.filtered
+                "{product}: {} dead letter(s) read, {} {verb}, {} replayed before, {} skipped as replays already, {} filtered out",
+                report.read, report.replayed, report.replayed_before, report.already_replayed, report.filtered
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -2,22 +2,28 @@
 //! relaxed rule, a registered schema), where the gateway checks them again.
 //!
 //! Each re-submitted record is the original ingress record (the gateway's verdict headers
-//! removed) marked with `meshline_replay_of: <dlq partition>/<offset>`. A replayed record that
-//! fails again lands in the DLQ still marked, and later replays skip marked records unless asked
-//! (`include_replayed`), so a rule that still fails cannot loop.
+//! removed) marked with `meshline_replay_of: <dlq partition>/<offset>`, written to the ingress
+//! partition of the letter's DLQ partition. A replayed record that fails again lands in the DLQ
+//! still marked, and later replays skip marked records unless asked (`include_replayed`), so a
+//! rule that still fails cannot loop.
 //!
-//! Delivery: the replay reads the DLQ as consumer group `meshline-dlq-replay.<product>` up to the
-//! end it saw when it started, and commits its position after every batch is acknowledged. A
-//! replay interrupted between a batch's writes and its commit re-submits that batch when run
-//! again (at least once).
+//! Delivery: **each selected letter re-submitted once**. The replay reads the DLQ by offsets,
+//! from its start to the end it saw when it started, and keeps no position: letters it does not
+//! select stay replayable by a later replay with another filter. It finds the letters replayed
+//! before by the marks in the ingress partitions they went to, and re-submits only the others;
+//! the mark is in the re-submitted record itself, so an interrupted replay leaves nothing half
+//! done. Limits: a re-submitted record that has left the ingress topic (retention) no longer
+//! counts as a replay; a replay reads the ingress partitions of the letters it selects, so its
+//! cost grows with the ingress topic's retained size; two replays of one product run at the same
+//! time can both re-submit a letter.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rdkafka::{
-    consumer::{BaseConsumer, CommitMode, Consumer},
+    consumer::{BaseConsumer, Consumer},
     error::KafkaError,
-    message::Message,
+    message::{Headers as _, Message},
     producer::FutureProducer,
     Offset, TopicPartitionList,
 };
@@ -43,12 +49,16 @@ pub(crate) struct Filter {
 pub(crate) struct Report {
     /// Dead letters read.
     pub read: usize,
-    /// Re-submitted to the ingress topic.
+    /// Re-submitted to the ingress topic (with `dry_run`, those that would be).
     pub replayed: usize,
     /// Skipped: already a replay.
     pub already_replayed: usize,
+    /// Skipped: re-submitted by an earlier replay.
+    pub replayed_before: usize,
     /// Skipped: another reason or older.
     pub filtered: usize,
+    /// The letters re-submitted (or that would be): `<dlq partition>/<offset>`, reason, `ce_id`.
+    pub letters: Vec<(String, String, String)>,
 }
 
 /// What to do with one dead letter.
@@ -84,28 +94,30 @@ fn verdict(record: &Record, timestamp_ms: Option<i64>, filter: &Filter) -> Verdi
     }
 }
 
-/// Replays the dead letters of `product` selected by `filter`. Blocking: run it off the async
-/// runtime.
-pub(crate) fn replay(bootstrap: &str, product: &str, filter: &Filter) -> Result<Report> {
+/// Replays the dead letters of `product` selected by `filter`; with `dry_run`, only says which
+/// it would. Blocking: run it off the async runtime.
+pub(crate) fn replay(
+    bootstrap: &str,
+    product: &str,
+    filter: &Filter,
+    dry_run: bool,
+) -> Result<Report> {
     let topics = Topics::of(product);
     let kafka = |context: &str| {
         let context = context.to_owned();
         move |source: KafkaError| Error::Kafka { context, source }
     };
-    let mut consumer_config = broker::client_config(bootstrap);
-    consumer_config
+    // a reader by offsets: no group position is read or committed
+    let consumer: BaseConsumer = broker::client_config(bootstrap)
         .set("group.id", format!("meshline-dlq-replay.{product}"))
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed");
-    let consumer: BaseConsumer = consumer_config
+        .set("isolation.level", "read_committed")
         .create()
         .map_err(kafka("creating the DLQ reader"))?;
     let producer: FutureProducer = broker::producer_config(bootstrap)
         .create()
         .map_err(kafka("creating the replay producer"))?;
-    let timeout = Duration::from_secs(30);
-    let partitions = crate::broker::partitions_of(&consumer, &topics.dlq, timeout)
+    let partitions = crate::broker::partitions_of(&consumer, &topics.dlq, TIMEOUT)
         .map_err(kafka(&format!("reading the metadata of {}", topics.dlq)))?;
     if partitions.is_empty() {
         return Err(Error::Unexpected(format!(
@@ -113,83 +125,108 @@ pub(crate) fn replay(bootstrap: &str, product: &str, filter: &Filter) -> Result<
             topics.dlq
         )));
     }
-    let mut list = TopicPartitionList::new();
-    for p in &partitions {
-        list.add_partition(&topics.dlq, *p);
-    }
-    let committed = consumer
-        .committed_offsets(list, timeout)
-        .map_err(kafka("reading the replay's committed position"))?;
     let mut report = Report::default();
     for partition in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(&topics.dlq, partition, timeout)
-            .map_err(kafka("reading the DLQ's end"))?;
-        let start = committed
-            .find_partition(&topics.dlq, partition)
-            .and_then(|e| match e.offset() {
-                Offset::Offset(n) => Some(n.max(low)),
-                _ => None,
-            })
-            .unwrap_or(low);
-        if start >= high {
-            continue;
-        }
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(&topics.dlq, partition, Offset::Offset(start))
-            .map_err(kafka("assigning a DLQ partition"))?;
-        consumer
-            .assign(&assignment)
-            .map_err(kafka("assigning a DLQ partition"))?;
-        let mut next = start;
-        let mut batch = Vec::new();
-        while next < high {
-            let message = match consumer.poll(timeout) {
-                Some(Ok(m)) => m,
-                Some(Err(e)) => return Err(kafka("reading the DLQ")(e)),
-                None => {
-                    return Err(Error::Unexpected(format!(
-                    "no record from {} partition {partition} at offset {next} within {timeout:?}",
-                    topics.dlq
-                )))
-                }
-            };
-            next = message.offset() + 1;
+        let mut selected = Vec::new();
+        read_partition(&consumer, &topics.dlq, partition, |message| {
             report.read += 1;
-            let record = Record::from_message(&message);
+            let record = Record::from_message(message);
             match verdict(&record, message.timestamp().to_millis(), filter) {
                 Verdict::AlreadyReplayed => report.already_replayed += 1,
                 Verdict::Filtered => report.filtered += 1,
-                Verdict::Replay => {
-                    let mut original = headers::original(&record);
-                    original.headers.retain(|(n, _)| n != headers::REPLAY_OF);
-                    original.headers.push((
-                        headers::REPLAY_OF.to_owned(),
-                        format!("{partition}/{}", message.offset()).into_bytes(),
-                    ));
-                    batch.push(original);
-                }
+                Verdict::Replay => selected.push((message.offset(), record)),
             }
-            if batch.len() >= 1_000 || next >= high {
-                report.replayed += batch.len();
-                submit(
-                    &producer,
-                    &topics.ingress,
-                    partition,
-                    std::mem::take(&mut batch),
-                )?;
-                let mut position = TopicPartitionList::new();
-                position
-                    .add_partition_offset(&topics.dlq, partition, Offset::Offset(next))
-                    .map_err(kafka("committing the replay's position"))?;
-                consumer
-                    .commit(&position, CommitMode::Sync)
-                    .map_err(kafka("committing the replay's position"))?;
+        })?;
+        if selected.is_empty() {
+            continue;
+        }
+        let mut before = std::collections::HashSet::new();
+        read_partition(&consumer, &topics.ingress, partition, |message| {
+            let marked = message
+                .headers()
+                .and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == headers::REPLAY_OF)
+                        .and_then(|h| h.value)
+                })
+                .map(<[u8]>::to_vec);
+            before.extend(marked);
+        })?;
+        let mut batch = Vec::new();
+        for (offset, record) in selected {
+            let mark = format!("{partition}/{offset}");
+            if before.contains(mark.as_bytes()) {
+                report.replayed_before += 1;
+                continue;
+            }
+            let text = |name| {
+                record
+                    .header(name)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default()
+            };
+            report
+                .letters
+                .push((mark.clone(), text(headers::REASON), text("ce_id")));
+            let mut original = headers::original(&record);
+            original.headers.retain(|(n, _)| n != headers::REPLAY_OF);
+            original
+                .headers
+                .push((headers::REPLAY_OF.to_owned(), mark.into_bytes()));
+            batch.push(original);
+        }
+        report.replayed += batch.len();
+        if !dry_run {
+            for chunk in batch.chunks(1_000) {
+                submit(&producer, &topics.ingress, partition, chunk)?;
             }
         }
     }
     Ok(report)
+}
+
+/// How long a read or metadata request may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads `topic` partition `partition` from its start to the end it has now, handing each
+/// record to `each`.
+fn read_partition(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) -> Result<()> {
+    let kafka = |context: &str| {
+        let context = format!("{context} ({topic} partition {partition})");
+        move |source: KafkaError| Error::Kafka { context, source }
+    };
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, TIMEOUT)
+        .map_err(kafka("reading the partition's ends"))?;
+    if low >= high {
+        return Ok(());
+    }
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, Offset::Offset(low))
+        .map_err(kafka("assigning the partition"))?;
+    consumer
+        .assign(&assignment)
+        .map_err(kafka("assigning the partition"))?;
+    let mut next = low;
+    while next < high {
+        match consumer.poll(TIMEOUT) {
+            Some(Ok(message)) => {
+                next = message.offset() + 1;
+                each(&message);
+            }
+            Some(Err(e)) => return Err(kafka("reading")(e)),
+            None => return Err(Error::Unexpected(format!(
+                "no record from {topic} partition {partition} at offset {next} within {TIMEOUT:?}"
+            ))),
+        }
+    }
+    Ok(())
 }
 
 /// Writes `records` to `topic` partition `partition` and waits for every acknowledgement.
@@ -197,10 +234,10 @@ fn submit(
     producer: &FutureProducer,
     topic: &str,
     partition: i32,
-    records: Vec<Record>,
+    records: &[Record],
 ) -> Result<()> {
     let mut deliveries = Vec::with_capacity(records.len());
-    for record in &records {
+    for record in records {
         let delivery =
             broker::send_blocking(producer, topic, partition, record).map_err(|source| {
                 Error::Kafka {
