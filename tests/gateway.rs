@@ -78,42 +78,48 @@ async fn with_event(
     out
 }
 
-/// `record` written with a compatible later version of the schema that dropped `country` (a
-/// field the `known_country` rule reads): the rule cannot be evaluated on it.
-async fn without_country(record: &Record, url: &str) -> Record {
-    let registry = Client::new(url);
+/// `record` without a `context` (a nullable field), after a new version of the contract added
+/// rule `has_context` (`size(message.context) > 0`): the rule cannot be evaluated on it.
+async fn without_context(record: &Record, url: &str) -> Record {
+    edit_rules(url, |rules| {
+        rules.push(
+            serde_json::json!({"name": "has_context", "kind": "CONDITION", "type": "CEL",
+            "mode": "WRITE", "expr": "size(message.context) > 0", "onFailure": "DLQ"}),
+        );
+    })
+    .await;
+    let mut event = play(1_000);
+    event.context = None;
+    with_event(record, url, &event).await
+}
+
+/// Registers a new version of the play events' contract: the same schema, its rules edited.
+async fn edit_rules(url: &str, edit: impl FnOnce(&mut Vec<serde_json::Value>)) {
+    let client = Client::new(url);
     let subject = "player.play-events-value";
-    let v1 = registry.latest(subject).await.unwrap().schema;
-    let mut json = serde_json::to_value(v1.as_ref()).unwrap();
-    json["fields"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|f| f["name"] != "country");
+    let latest = client
+        .version(subject, meshline::registry::api::VersionId::Latest)
+        .await
+        .unwrap();
+    let mut rule_set = latest.rule_set.clone().expect("the product's rules");
+    edit(rule_set["domainRules"].as_array_mut().unwrap());
     let request = meshline::registry::api::SchemaRequest {
-        schema: Some(json.to_string()),
+        schema: Some(latest.schema.clone()),
+        metadata: latest.metadata.clone(),
+        rule_set: Some(rule_set),
         ..Default::default()
     };
-    let id = registry.register(subject, &request).await.unwrap();
-    let v2 = apache_avro::Schema::parse(&json).unwrap();
-    let (_, body) = wire::decode(record.payload.as_deref().unwrap()).unwrap();
-    let apache_avro::types::Value::Record(mut fields) =
-        apache_avro::reader::datum::GenericDatumReader::builder(&v1)
-            .build()
-            .unwrap()
-            .read_value(&mut &body[..])
-            .unwrap()
-    else {
-        panic!("a record")
-    };
-    fields.retain(|(name, _)| name != "country");
-    let body = apache_avro::writer::datum::GenericDatumWriter::builder(&v2)
-        .build()
-        .unwrap()
-        .write_value_to_vec(apache_avro::types::Value::Record(fields))
-        .unwrap();
-    let mut out = record.clone();
-    out.payload = Some(wire::encode(id, &body));
-    out
+    client.register(subject, &request).await.unwrap();
+}
+
+/// Registers a new version of the play events' contract in which rule `name` only warns.
+async fn relax(url: &str, name: &str) {
+    edit_rules(url, |rules| {
+        for rule in rules.iter_mut().filter(|r| r["name"] == name) {
+            rule["onFailure"] = "NONE".into();
+        }
+    })
+    .await;
 }
 
 async fn send(bootstrap: &str, records: &[(i32, Record)]) {
@@ -312,7 +318,7 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
             with(&ok, "content-type", Some("application/json")),
         ),
         (Reason::RuleFailed, negative_duration(&ok, &url).await),
-        (Reason::RuleError, without_country(&ok, &url).await),
+        (Reason::RuleError, without_context(&ok, &url).await),
     ];
     let mut bad_frame = ok.clone();
     bad_frame.payload = Some(br#"{"play_id":"p"}"#.to_vec());
@@ -406,7 +412,7 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
         .iter()
         .find(|(_, h, _)| h["ce_id"] == "rule_error")
         .unwrap();
-    assert_eq!(error.1["meshline_rule"], "known_country");
+    assert_eq!(error.1["meshline_rule"], "has_context");
 
     // replay: the rule still fails, so the letter comes back marked, and is not replayed again
     let replay = |bootstrap: &str, filter: &[&str]| {
@@ -452,11 +458,11 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
     assert!(dry.contains("\tbad_frame\tbad_frame\n"), "{dry}");
     assert!(dry.contains(", 1 would be replayed,"), "{dry}");
 
-    // the fix: `known_country` only warns from a new contract version on; a gateway that
+    // the fix: `has_context` only warns from a new contract version on; a gateway that
     // loaded it replays the letter into the product topic, once however often replay runs
     stop.cancel();
     drop(_running);
-    relax_known_country(&url).await;
+    relax(&url, "has_context").await;
     let stop = CancellationToken::new();
     let (_running, _) = gateway_in_process(&bootstrap, &url, stop.clone()).await;
     for _ in 0..2 {
@@ -469,34 +475,10 @@ async fn every_reason_code_lands_in_the_dead_letter_topic_with_its_headers() {
         .filter(|(_, h, _)| h["ce_id"] == "rule_error")
         .collect();
     assert_eq!(fixed.len(), 1, "replayed once");
-    assert_eq!(fixed[0].1["meshline_warned"], "known_country");
+    assert_eq!(fixed[0].1["meshline_warned"], "has_context");
     assert!(fixed[0].1["meshline_replay_of"].starts_with("1/"));
     stop.cancel();
     drop(registry);
-}
-
-/// Registers a new version of the play events' contract: the same schema, `known_country`
-/// only warns.
-async fn relax_known_country(url: &str) {
-    let client = Client::new(url);
-    let subject = "player.play-events-value";
-    let latest = client
-        .version(subject, meshline::registry::api::VersionId::Latest)
-        .await
-        .unwrap();
-    let mut rule_set = latest.rule_set.clone().expect("the product's rules");
-    for rule in rule_set["domainRules"].as_array_mut().unwrap() {
-        if rule["name"] == "known_country" {
-            rule["onFailure"] = "NONE".into();
-        }
-    }
-    let request = meshline::registry::api::SchemaRequest {
-        schema: Some(latest.schema.clone()),
-        metadata: latest.metadata.clone(),
-        rule_set: Some(rule_set),
-        ..Default::default()
-    };
-    client.register(subject, &request).await.unwrap();
 }
 
 /// A rule marked `on_failure: none` is evaluated: an event that fails it goes to the product
@@ -508,7 +490,7 @@ async fn a_failed_rule_marked_none_warns_and_the_event_is_forwarded() {
     let (broker, registry, url) = platform(dir.path()).await;
     let bootstrap = broker.bootstrap();
     let ok = valid(&bootstrap, &url).await;
-    relax_known_country(&url).await;
+    relax(&url, "known_country").await;
 
     let mut abroad = play(1_000);
     abroad.country = "SWE".into();

@@ -221,9 +221,11 @@ fn read_partition(
                 each(&message);
             }
             Some(Err(e)) => return Err(kafka("reading")(e)),
-            None => return Err(Error::Unexpected(format!(
+            None => {
+                return Err(Error::Unexpected(format!(
                 "no record from {topic} partition {partition} at offset {next} within {TIMEOUT:?}"
-            ))),
+            )))
+            }
         }
     }
     Ok(())

@@ -1005,6 +1005,12 @@ impl State {
                 return Ok(Plan::read_only(id));
             }
         }
+        if mode != Mode::Import {
+            if let Some(rule_set) = &candidate.rule_set {
+                crate::contract::Contract::check_rule_set(&candidate.parsed, rule_set)
+                    .map_err(|why| ApiError::invalid_schema(format!("ruleSet: {why}")))?;
+            }
+        }
         if mode != Mode::Import && !options.force {
             let previous = self.live_schemas(subject);
             let previous: Vec<&Schema> = previous.iter().map(Arc::as_ref).collect();
@@ -1374,6 +1380,36 @@ mod tests {
         }
         assert_eq!(register(&mut s, "a-value", V1).unwrap(), 1);
         assert!(s.schema(1).unwrap().rule_set.is_some());
+    }
+
+    #[test]
+    fn a_rule_set_that_does_not_compile_or_reads_a_missing_field_is_refused() {
+        let mut s = State::default();
+        let with_rule = |schema: &str, expr: &str| SchemaRequest {
+            rule_set: Some(serde_json::json!({"domainRules":[{"name":"long_enough",
+                "kind":"CONDITION","type":"CEL","mode":"WRITE","expr":expr}]})),
+            ..request(schema)
+        };
+        let missing = s
+            .plan_register("a-value", &with_rule(V1, "message.ms > 0"))
+            .unwrap_err();
+        assert_eq!(missing.code, 42201);
+        assert!(
+            missing.message.contains("long_enough") && missing.message.contains("`ms`"),
+            "{}",
+            missing.message
+        );
+        let broken = s
+            .plan_register("a-value", &with_rule(V2, "message.ms >"))
+            .unwrap_err();
+        assert_eq!(broken.code, 42201);
+        assert!(broken.message.contains("long_enough"), "{}", broken.message);
+        apply(&mut s, |s| {
+            s.plan_register("a-value", &with_rule(V2, "message.ms > 0"))
+        });
+        // a schema change that removes a field the inherited rule reads is refused too
+        let removed = s.plan_register("a-value", &request(V1)).unwrap_err();
+        assert_eq!(removed.code, 42201, "{}", removed.message);
     }
 
     /// Plans a write on `state` and applies it.

@@ -242,6 +242,38 @@ impl Contract {
         Ok(Self::new(product.to_owned(), types, source, schema, rules))
     }
 
+    /// Checks a `ruleSet` against the schema it is registered with: every CEL condition
+    /// compiles, and every field it reads (`message.<field>`) is a field of the schema. The
+    /// error names the rule, and the field or the compiler's message.
+    pub fn check_rule_set(schema: &Schema, rule_set: &Json) -> std::result::Result<(), String> {
+        let fields: Vec<&str> = match schema {
+            Schema::Record(record) => record.fields.iter().map(|f| f.name.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        for rule in rule_set
+            .get("domainRules")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let field = |k: &str| rule.get(k).and_then(Json::as_str).unwrap_or_default();
+            if field("type") != "CEL" || field("kind") != "CONDITION" {
+                continue;
+            }
+            let (name, expression) = (field("name"), field("expr"));
+            Rule::new(name, expression, "", OnFailure::Dlq).map_err(|e| e.to_string())?;
+            for read in cel_value::fields_read([expression]).unwrap_or_default() {
+                if !fields.contains(&read.as_str()) {
+                    return Err(format!(
+                        "rule `{name}` ({expression}) reads field `{read}`, which the schema does not have (its fields: {})",
+                        fields.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Decodes an Avro body written with `schema` into what [`Contract::check_rules`] needs:
     /// the record with the fields the rules read.
     pub fn rule_input(&self, schema: &WriterSchema, body: &[u8]) -> Result<Value, String> {
@@ -440,6 +472,27 @@ mod tests {
             violation.to_string().contains("non_negative_duration"),
             "{violation}"
         );
+    }
+
+    #[test]
+    fn a_rule_set_must_compile_and_read_only_fields_of_its_schema() {
+        let c = play_events();
+        let rules = |expr: &str| {
+            serde_json::json!({"domainRules": [{"name": "r", "kind": "CONDITION", "type": "CEL",
+                "mode": "WRITE", "expr": expr}]})
+        };
+        assert_eq!(
+            Contract::check_rule_set(&c.schema, &rules("size(message.country) == 2")),
+            Ok(())
+        );
+        let missing =
+            Contract::check_rule_set(&c.schema, &rules("message.region == 'EU'")).unwrap_err();
+        assert!(
+            missing.contains("rule `r`") && missing.contains("field `region`"),
+            "{missing}"
+        );
+        let broken = Contract::check_rule_set(&c.schema, &rules("message.country ==")).unwrap_err();
+        assert!(broken.contains("`r`"), "{broken}");
     }
 
     #[test]
