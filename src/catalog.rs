@@ -90,19 +90,46 @@ impl Service {
         format!("{}/products/{id}", self.base_url)
     }
 
-    async fn schema(&self, product: &Product) -> SchemaRef {
+    /// The product's schema as registered, and the rules of its registered contract (what the
+    /// gateway enforces: a new version registered since `up` shows here), when the registry
+    /// answered.
+    async fn registered(&self, product: &Product) -> (SchemaRef, Option<Value>) {
         let subject = product.subject();
-        let latest = self.registry.latest(&subject).await;
+        let latest = self
+            .registry
+            .version(&subject, crate::registry::api::VersionId::Latest)
+            .await;
         if let Err(e) = &latest {
-            tracing::warn!(product = product.id(), error = %e, "catalog: no schema id");
+            tracing::warn!(product = product.id(), error = %e, "catalog: no registered version");
         }
         let latest = latest.ok();
-        SchemaRef {
+        let rules = latest
+            .as_ref()
+            .and_then(|l| l.rule_set.as_ref())
+            .and_then(|r| r.get("domainRules"))
+            .and_then(Value::as_array)
+            .map(|rules| {
+                rules
+                    .iter()
+                    .map(|r| {
+                        let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
+                        json!({
+                            "name": text("name"),
+                            "expression": text("expr"),
+                            "description": text("doc"),
+                            "on_failure": text("onFailure").to_ascii_lowercase(),
+                        })
+                    })
+                    .collect::<Vec<_>>()
+                    .into()
+            });
+        let schema = SchemaRef {
             url: format!("{}/subjects/{subject}/versions/latest", self.registry.url()),
             subject,
-            id: latest.as_ref().map(|l| l.id),
-            version: latest.map(|l| l.version),
-        }
+            id: latest.as_ref().and_then(|l| l.id),
+            version: latest.and_then(|l| l.version),
+        };
+        (schema, rules)
     }
 
     /// The catalog document of one product.
@@ -116,6 +143,7 @@ impl Service {
             view["snapshots"] = self.snapshots(product.id(), &v.name).await;
             views.push(view);
         }
+        let (schema, registered_rules) = self.registered(product).await;
         json!({
             "id": d.id,
             "address": address,
@@ -123,10 +151,10 @@ impl Service {
             "owner": d.owner,
             "description": d.description,
             "topics": product.topics(),
-            "schema": self.schema(product).await,
+            "schema": schema,
             "compatibility": d.compatibility,
             "cloudevents": d.cloudevents,
-            "rules": d.rules,
+            "rules": registered_rules.unwrap_or_else(|| json!(d.rules)),
             "slos": d.slos,
             "views": views,
             "retention": d.retention,

@@ -758,6 +758,37 @@ async fn contract_diff_of_a_product_checks_every_version_the_registry_holds() {
     .await
     .unwrap();
     assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("no rule or metadata changes against the registered contract"),
+        "{out}"
+    );
+
+    // someone registered a relaxed rule: the descriptor would change it back
+    let mut relaxed = request.clone();
+    for rule in relaxed.rule_set.as_mut().unwrap()["domainRules"]
+        .as_array_mut()
+        .unwrap()
+    {
+        if rule["name"] == "known_country" {
+            rule["onFailure"] = "NONE".into();
+        }
+    }
+    registry
+        .write(|s| s.plan_register(&subject, &relaxed))
+        .await
+        .unwrap();
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let url = url.clone();
+        let fine = fine.clone();
+        move || diff("player.play-events", &fine, &["--registry", &url])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("contract  rule `known_country` onFailure: NONE -> DLQ"),
+        "{out}"
+    );
 
     // no registry: the error says how to compare offline
     let (ok, _, err) = tokio::task::spawn_blocking(move || {

@@ -560,6 +560,130 @@ async fn a_failed_rule_marked_none_warns_and_the_event_is_forwarded() {
     drop(registry);
 }
 
+/// A contract changes while the gateway runs: a tightened rule takes effect without a restart
+/// (dead letters name the new contract version, and so does the metric), and a product whose new
+/// contract cannot be loaded dead-letters its events as `contract_unavailable` while the other
+/// products go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contract_changes_take_effect_while_the_gateway_runs_and_a_broken_one_stops_only_its_product(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, registry, url) = platform(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let ok = valid(&bootstrap, &url).await;
+    let stop = CancellationToken::new();
+    let (_running, metrics) = gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    let version = |name: &str| {
+        metrics
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "meshline_gateway_contract_version")
+            .flat_map(|f| f.get_metric().iter())
+            .filter(|m| m.get_label().iter().any(|l| l.value() == name))
+            .map(|m| m.get_gauge().value())
+            .sum::<f64>()
+    };
+    for _ in 0..100 {
+        if version(PRODUCT) > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(version(PRODUCT), 1.0);
+    let batch = |prefix: &str| -> Vec<(i32, Record)> {
+        (0..5)
+            .map(|i| (i % 4, with(&ok, "ce_id", Some(&format!("{prefix}-{i}")))))
+            .collect()
+    };
+    send(&bootstrap, &batch("before")).await;
+    wait_for_outputs(&bootstrap, 5, 60).await;
+
+    // tightened: plays of a second or more are refused from version 2 on
+    edit_rules(&url, |rules| {
+        rules.push(
+            serde_json::json!({"name": "short_plays", "kind": "CONDITION", "type": "CEL",
+            "mode": "WRITE", "expr": "message.duration_ms < 1000", "onFailure": "DLQ"}),
+        );
+    })
+    .await;
+    // and the labels' new contract lacks the CloudEvents attributes it must name
+    let client = Client::new(&url);
+    let labels = client
+        .version(
+            "labels.onboarded-value",
+            meshline::registry::api::VersionId::Latest,
+        )
+        .await
+        .unwrap();
+    client
+        .register(
+            "labels.onboarded-value",
+            &meshline::registry::api::SchemaRequest {
+                schema: Some(labels.schema.clone()),
+                metadata: Some(serde_json::json!({"properties": {}})),
+                rule_set: labels.rule_set.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // the gateway asks the registry every 2 s
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(version(PRODUCT), 2.0);
+    assert_eq!(version("labels.onboarded"), 0.0, "no contract loaded");
+    send(&bootstrap, &batch("after")).await;
+    send_to(
+        &bootstrap,
+        "labels.onboarded.ingress",
+        &[(0, with(&ok, "ce_id", Some("label")))],
+    )
+    .await;
+    wait_for_outputs(&bootstrap, 10, 60).await;
+
+    let products = read_all(&bootstrap, PRODUCT);
+    let letters = read_all(&bootstrap, DLQ);
+    let mut forwarded: Vec<String> = products
+        .iter()
+        .map(|(_, h, _)| h["ce_id"].clone())
+        .collect();
+    forwarded.sort();
+    assert_eq!(
+        forwarded,
+        ["before-0", "before-1", "before-2", "before-3", "before-4"]
+    );
+    assert_eq!(letters.len(), 5);
+    for (_, headers, _) in &letters {
+        assert!(headers["ce_id"].starts_with("after-"), "{headers:?}");
+        assert_eq!(headers["meshline_rule"], "short_plays");
+        assert_eq!(headers["meshline_contract_version"], "2");
+    }
+    let label_letters = within(60, "the labels' dead letter", async {
+        loop {
+            let b = bootstrap.clone();
+            let letters = tokio::task::spawn_blocking(move || read_all(&b, "labels.onboarded.dlq"))
+                .await
+                .unwrap();
+            if !letters.is_empty() {
+                return letters;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert_eq!(label_letters.len(), 1);
+    assert_eq!(
+        label_letters[0].1["meshline_reason"],
+        "contract_unavailable"
+    );
+    assert!(
+        label_letters[0].1["meshline_message"].contains("cloudevents.types"),
+        "{:?}",
+        label_letters[0].1
+    );
+    stop.cancel();
+    drop(registry);
+}
+
 /// A gateway that died after writing outputs for ingress offsets 0..13 but committing only
 /// offset 5: its successor starts at 5 and skips what it finds at the outputs' tails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -841,6 +965,10 @@ async fn a_gateway_killed_at_random_points_mid_stream_writes_every_event_exactly
         })
         .sum();
     eprintln!("outputs written after the last commit and skipped at restarts: {skipped}");
+    assert!(
+        skipped > 0,
+        "no restart found outputs written after the last commit: the resume path was not exercised"
+    );
     let duplicated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert!(duplicated.is_empty(), "duplicated: {duplicated:?}");
     assert_eq!(seen.len(), events, "every event written once");

@@ -24,8 +24,9 @@ pub enum ContractCommand {
         #[arg(default_value = "config")]
         path: PathBuf,
     },
-    /// List each change from OLD to NEW field by field, and which break the compatibility mode;
-    /// exit non-zero when one does.
+    /// List each change from OLD to NEW field by field, and which break the compatibility mode
+    /// (exit non-zero when one does); for a registered product, also the rule and metadata
+    /// changes of its descriptor against the registered contract.
     Diff {
         /// The old schema: an `.avsc` file, or a product id (the versions the registry holds for
         /// it, under the product's mode).
@@ -124,6 +125,9 @@ pub(super) async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
 struct Old {
     versions: Vec<Schema>,
     mode: Option<Compatibility>,
+    /// The rule and metadata changes from the registered contract to the descriptor's, when
+    /// OLD names a registered product.
+    contract: Option<Vec<String>>,
 }
 
 async fn resolve_old(old: &str, config: &Path, registry: Option<&String>) -> anyhow::Result<Old> {
@@ -131,6 +135,7 @@ async fn resolve_old(old: &str, config: &Path, registry: Option<&String>) -> any
         return Ok(Old {
             versions: vec![read_schema(Path::new(old))?],
             mode: None,
+            contract: None,
         });
     }
     let catalog = Catalog::load(config)?;
@@ -142,6 +147,7 @@ async fn resolve_old(old: &str, config: &Path, registry: Option<&String>) -> any
         return Ok(Old {
             versions: vec![product.schema.clone()],
             mode,
+            contract: None,
         });
     };
     let client = Client::new(url);
@@ -150,14 +156,28 @@ async fn resolve_old(old: &str, config: &Path, registry: Option<&String>) -> any
         format!("reading the registered versions of {old}; pass `--committed` to compare with the schema committed next to its descriptor instead")
     })?;
     let mut versions = Vec::with_capacity(numbers.len());
+    let mut latest = None;
     for n in numbers {
         let body = client.version(&subject, VersionId::Number(n)).await?;
         versions.push(
             Schema::parse_str(&body.schema)
                 .with_context(|| format!("version {n} of {subject} in the registry"))?,
         );
+        latest = Some(body);
     }
-    Ok(Old { versions, mode })
+    // the rules and metadata `contract publish` would register, against the registered ones
+    let ours = crate::registry::contract::registration(product);
+    let contract = latest.map(|body| {
+        crate::registry::contract::diff(
+            (body.metadata.as_ref(), body.rule_set.as_ref()),
+            (ours.metadata.as_ref(), ours.rule_set.as_ref()),
+        )
+    });
+    Ok(Old {
+        versions,
+        mode,
+        contract,
+    })
 }
 
 fn lint(path: &Path) -> ExitCode {
@@ -203,6 +223,17 @@ fn diff(old: Old, new: &Path, mode: Option<Compatibility>) -> anyhow::Result<Exi
             "ok      "
         };
         println!("{verdict}  {change}");
+    }
+    match &old.contract {
+        Some(changes) if changes.is_empty() => {
+            println!("no rule or metadata changes against the registered contract");
+        }
+        Some(changes) => {
+            for change in changes {
+                println!("contract  {change}");
+            }
+        }
+        None => {}
     }
     let previous: Vec<&Schema> = old.versions.iter().collect();
     let problems = compat::check(mode, &new_schema, &previous);

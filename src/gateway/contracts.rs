@@ -21,6 +21,8 @@ pub struct Registered {
     pub contract: Contract,
     /// The latest schema id (what JSON data sent over HTTP is encoded with).
     pub latest_id: u32,
+    /// The version of the product's subject whose contract this is.
+    pub version: u32,
     /// Writer schemas by id: every version registered under the product's subject.
     pub schemas: HashMap<u32, Arc<WriterSchema>>,
     fetched: Instant,
@@ -43,6 +45,7 @@ impl Registered {
             .await
             .map_err(wrap)?;
         let latest_id = latest.id.unwrap_or_default();
+        let version = latest.version.unwrap_or_default();
         let mut schemas = HashMap::new();
         for version in registry.versions(&subject).await.map_err(wrap)? {
             let body = registry
@@ -67,6 +70,7 @@ impl Registered {
         Ok(Self {
             contract,
             latest_id,
+            version,
             schemas,
             fetched: Instant::now(),
         })
@@ -74,11 +78,15 @@ impl Registered {
 }
 
 /// The registered contracts of the gateway's products, refreshed from the registry when an
-/// event names a schema id the gateway has not seen (at most once per [`Contracts::REFRESH`]).
+/// event names a schema id the gateway has not seen (at most once per [`Contracts::REFRESH`]),
+/// and when a new version of a product's contract is registered ([`Contracts::watch`]).
 #[derive(Debug)]
 pub struct Contracts {
     registry: Client,
     by_product: RwLock<HashMap<String, Arc<Registered>>>,
+    /// Products whose registered contract cannot be loaded, and why: their events are
+    /// dead-lettered as `contract_unavailable` until a valid one is registered.
+    broken: RwLock<HashMap<String, String>>,
     by_ingress: HashMap<String, String>,
     /// How long an event with an uncached schema id waits for an unreachable registry.
     schema_wait: Duration,
@@ -89,28 +97,120 @@ pub struct Contracts {
 impl Contracts {
     /// The shortest time between two refreshes of one product.
     pub const REFRESH: Duration = Duration::from_secs(2);
-    /// How long events with an uncached schema id wait for an unreachable registry by default.
+    /// How long events with an uncached schema id waits for an unreachable registry by default.
     pub const SCHEMA_WAIT: Duration = Duration::from_secs(120);
+    /// How often [`Contracts::watch`] asks the registry for each product's latest version.
+    pub const WATCH: Duration = Duration::from_secs(2);
 
-    /// Loads the registered contract of every product in `products`.
+    /// Loads the registered contract of every product in `products`. An unreachable registry
+    /// or an unregistered product is an error; a registered contract that is not valid affects
+    /// only its product.
     pub async fn load(
         registry: Client,
         products: impl IntoIterator<Item = String>,
     ) -> Result<Self> {
         let mut by_product = HashMap::new();
+        let mut broken = HashMap::new();
         let mut by_ingress = HashMap::new();
         for product in products {
-            let registered = Registered::fetch(&registry, &product).await?;
             by_ingress.insert(Topics::of(&product).ingress, product.clone());
-            by_product.insert(product, Arc::new(registered));
+            match Registered::fetch(&registry, &product).await {
+                Ok(registered) => {
+                    by_product.insert(product, Arc::new(registered));
+                }
+                Err(Error::Contract(e)) => {
+                    tracing::error!(product, error = %e, "the registered contract cannot be loaded; the product's events go to its dead-letter topic as contract_unavailable");
+                    broken.insert(product, e.to_string());
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(Self {
             registry,
             by_product: RwLock::new(by_product),
+            broken: RwLock::new(broken),
             by_ingress,
             schema_wait: Self::SCHEMA_WAIT,
             unavailable_since: std::sync::Mutex::default(),
         })
+    }
+
+    /// Why the contract of `product` cannot be loaded, if it cannot.
+    pub fn unavailable(&self, product: &str) -> Option<String> {
+        self.broken
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(product)
+            .cloned()
+    }
+
+    /// Asks the registry for the latest version of every product's subject and loads the
+    /// contracts that changed (or that could not be loaded before); returns the products
+    /// whose contract changed. An unreachable registry leaves every contract as it is.
+    pub async fn poll(&self) -> Vec<String> {
+        let mut changed = Vec::new();
+        for product in self.by_ingress.values() {
+            let subject = format!("{product}-value");
+            let Ok(latest) = self.registry.version(&subject, VersionId::Latest).await else {
+                continue;
+            };
+            let current = self.get(product);
+            if current.as_ref().is_some_and(|c| {
+                Some(c.version) == latest.version && Some(c.latest_id) == latest.id
+            }) {
+                continue;
+            }
+            match Registered::fetch(&self.registry, product).await {
+                Ok(fresh) => {
+                    tracing::info!(product, version = fresh.version, "contract loaded");
+                    self.broken
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(product);
+                    self.by_product
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(product.clone(), Arc::new(fresh));
+                    changed.push(product.clone());
+                }
+                Err(Error::Contract(e)) => {
+                    let why = e.to_string();
+                    let mut broken = self
+                        .broken
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if broken.get(product) != Some(&why) {
+                        tracing::error!(product, error = %why, "the registered contract cannot be loaded; the product's events go to its dead-letter topic as contract_unavailable");
+                        broken.insert(product.clone(), why);
+                        self.by_product
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .remove(product);
+                        changed.push(product.clone());
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        changed
+    }
+
+    /// Polls the registry every [`Contracts::WATCH`] until `stop`, calling `changed` with each
+    /// product whose contract changed.
+    pub async fn watch(
+        self: Arc<Self>,
+        stop: tokio_util::sync::CancellationToken,
+        mut changed: impl FnMut(&Self, &str) + Send,
+    ) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Self::WATCH) => {}
+            }
+            for product in self.poll().await {
+                changed(&self, &product);
+            }
+        }
     }
 
     /// Sets how long an event with an uncached schema id waits for an unreachable registry

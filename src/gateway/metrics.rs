@@ -41,6 +41,7 @@ pub struct Metrics {
     transactions: IntGauge,
     rebalances: IntCounterVec,
     assigned: IntGauge,
+    contract_version: IntGaugeVec,
 }
 
 pub use crate::telemetry::product_labels;
@@ -128,7 +129,15 @@ impl Metrics {
                 "Ingress partitions this gateway instance holds.",
             )?,
         )?;
+        let contract_version = registered(registry, IntGaugeVec::new(
+            Opts::new(
+                "meshline_gateway_contract_version",
+                "The version of the product's subject whose contract the gateway enforces (0: none can be loaded).",
+            ),
+            &["domain", "product"],
+        )?)?;
         Ok(Self {
+            contract_version,
             events,
             dead_letters,
             validation,
@@ -178,6 +187,14 @@ impl Metrics {
         let _ = self
             .lag
             .remove_label_values(&[domain, product, &partition.to_string()]);
+    }
+
+    /// Sets the contract version enforced for `product` (0: none can be loaded).
+    pub fn contract_version(&self, product: &str, version: u32) {
+        let [domain, product] = product_labels(product);
+        self.contract_version
+            .with_label_values(&[domain, product])
+            .set(i64::from(version));
     }
 
     /// Counts an HTTP ingress request for `product` answered with `status`.

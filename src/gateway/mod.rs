@@ -84,6 +84,20 @@ pub async fn run_stream(
     metrics: Metrics,
     stop: CancellationToken,
 ) {
+    // new versions of the contracts take effect while the stream runs
+    let report = metrics.clone();
+    for product in contracts.ingress_topics() {
+        if let Some(product) = contracts.product_of_ingress(product) {
+            report.contract_version(product, contracts.get(product).map_or(0, |c| c.version));
+        }
+    }
+    tokio::spawn(
+        contracts
+            .clone()
+            .watch(stop.clone(), move |contracts, product| {
+                report.contract_version(product, contracts.get(product).map_or(0, |c| c.version));
+            }),
+    );
     let mut backoff = Duration::from_secs(1);
     loop {
         let (config, contracts, metrics, handle, token) = (

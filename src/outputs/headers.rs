@@ -34,9 +34,11 @@ pub const REPLAY_OF: &str = "meshline_replay_of";
 
 /// On a forwarded event: the rules marked `on_failure: none` it failed, comma-separated.
 pub const WARNED: &str = "meshline_warned";
+/// On a dead letter: the version of the product's subject whose contract refused it.
+pub const CONTRACT_VERSION: &str = "meshline_contract_version";
 
 /// Headers the gateway owns: never copied from an ingress record.
-pub const OWNED: [&str; 7] = [
+pub const OWNED: [&str; 8] = [
     SOURCE_TOPIC,
     SOURCE_PARTITION,
     SOURCE_OFFSET,
@@ -44,6 +46,7 @@ pub const OWNED: [&str; 7] = [
     RULE,
     MESSAGE,
     WARNED,
+    CONTRACT_VERSION,
 ];
 
 /// Whether `name` is a header the gateway owns (the prefix first: most are `ce_` ones).
@@ -104,9 +107,15 @@ pub fn accepted_headers(
     })
 }
 
-/// The record to write to the dead-letter topic for a refused ingress record.
-pub fn dead_letter(record: Record, source: Source<'_>, rejection: &Rejection) -> Record {
-    let mut out = carry_owned(record, 6);
+/// The record to write to the dead-letter topic for a refused ingress record, refused by the
+/// contract of `contract_version` (when one was loaded).
+pub fn dead_letter(
+    record: Record,
+    source: Source<'_>,
+    rejection: &Rejection,
+    contract_version: Option<u32>,
+) -> Record {
+    let mut out = carry_owned(record, 7);
     push_source(&mut out, source);
     out.headers.push((
         REASON.to_owned(),
@@ -118,6 +127,12 @@ pub fn dead_letter(record: Record, source: Source<'_>, rejection: &Rejection) ->
     }
     out.headers
         .push((MESSAGE.to_owned(), rejection.message.as_bytes().to_vec()));
+    if let Some(version) = contract_version {
+        out.headers.push((
+            CONTRACT_VERSION.to_owned(),
+            version.to_string().into_bytes(),
+        ));
+    }
     out
 }
 
@@ -265,13 +280,15 @@ mod tests {
             message: "rule failed".into(),
             on_failure: OnFailure::Dlq,
         };
-        let out = dead_letter(ingress(), SOURCE, &rejection);
+        let out = dead_letter(ingress(), SOURCE, &rejection, Some(3));
         assert_eq!(out.header(REASON), Some(&b"rule_failed"[..]));
+        assert_eq!(out.header(CONTRACT_VERSION), Some(&b"3"[..]));
         assert_eq!(out.header(RULE), Some(&b"positive_duration"[..]));
         assert_eq!(out.header(MESSAGE), Some(&b"rule failed"[..]));
         let back = original(&out);
         assert_eq!(back.header(REASON), None);
         assert_eq!(back.header(SOURCE_OFFSET), None);
+        assert_eq!(back.header(CONTRACT_VERSION), None);
         assert_eq!(back.header("ce_id"), Some(&b"42"[..]));
         assert_eq!(back.payload, ingress().payload);
     }

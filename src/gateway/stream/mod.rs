@@ -185,7 +185,9 @@ impl Gateway {
                         .and_then(|t| std::str::from_utf8(t).ok()),
                     "dead-lettered"
                 );
-                let dead = headers::dead_letter(Record::from_message(message), source, rejection);
+                let version = self.contracts.get(&route.product).map(|c| c.version);
+                let dead =
+                    headers::dead_letter(Record::from_message(message), source, rejection, version);
                 (
                     &topics.dlq,
                     dead.owned_headers(),
@@ -216,7 +218,8 @@ impl Gateway {
                         message.topic()
                     ),
                 );
-                let dead = headers::dead_letter(Record::from_message(message), source, &rejection);
+                let dead =
+                    headers::dead_letter(Record::from_message(message), source, &rejection, None);
                 let sent = self.send(
                     &topics.dlq,
                     partition,
@@ -279,10 +282,16 @@ impl Gateway {
         product: &str,
         record: &impl RecordView,
     ) -> Result<std::result::Result<Passed, crate::contract::Rejection>> {
-        let registered = self
-            .contracts
-            .get(product)
-            .ok_or_else(|| Error::Unexpected(format!("no contract loaded for {product}")))?;
+        let Some(registered) = self.contracts.get(product) else {
+            let why = self
+                .contracts
+                .unavailable(product)
+                .ok_or_else(|| Error::Unexpected(format!("no contract loaded for {product}")))?;
+            return Ok(Err(crate::contract::Rejection::new(
+                crate::contract::Reason::ContractUnavailable,
+                format!("the registered contract of {product} cannot be loaded: {why}"),
+            )));
+        };
         let verdict = registered
             .contract
             .check_record(record, |id| registered.schema(id));

@@ -46,11 +46,14 @@ pub enum Reason {
     /// dead letter carries the headers without the payload, which stays in the ingress topic at
     /// the offset the letter names.
     TooLarge,
+    /// The product's registered contract cannot be loaded (its rules or metadata are not
+    /// valid); replay the dead letter once a valid contract is registered.
+    ContractUnavailable,
 }
 
 impl Reason {
     /// Every reason.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Self::MissingAttribute,
         Self::SpecVersion,
         Self::UnknownType,
@@ -64,6 +67,7 @@ impl Reason {
         Self::RuleError,
         Self::SchemaUnavailable,
         Self::TooLarge,
+        Self::ContractUnavailable,
     ];
 
     /// The code in dead-letter headers and metrics labels.
@@ -82,6 +86,7 @@ impl Reason {
             Self::RuleError => "rule_error",
             Self::SchemaUnavailable => "schema_unavailable",
             Self::TooLarge => "too_large",
+            Self::ContractUnavailable => "contract_unavailable",
         }
     }
 }

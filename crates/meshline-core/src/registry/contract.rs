@@ -103,6 +103,80 @@ pub fn metadata(product: &Product) -> Value {
     json!({ "properties": properties })
 }
 
+/// The changes from one registered contract (`metadata`, `ruleSet`) to another, one line each:
+/// rules added, removed or changed (expression, `onFailure`, description, disabled) and
+/// `metadata.properties` added, removed or changed. Empty when they are the same.
+pub fn diff(
+    old: (Option<&Value>, Option<&Value>),
+    new: (Option<&Value>, Option<&Value>),
+) -> Vec<String> {
+    let rules = |rule_set: Option<&Value>| -> BTreeMap<String, Value> {
+        rule_set
+            .and_then(|r| r.get("domainRules"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some((r.get("name")?.as_str()?.to_owned(), r.clone())))
+            .collect()
+    };
+    let properties = |metadata: Option<&Value>| -> BTreeMap<String, Value> {
+        metadata
+            .and_then(|m| m.get("properties"))
+            .and_then(Value::as_object)
+            .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    };
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "(none)".to_owned(),
+    };
+    let mut changes = Vec::new();
+    let (old_rules, new_rules) = (rules(old.1), rules(new.1));
+    for (name, rule) in &new_rules {
+        match old_rules.get(name) {
+            None => changes.push(format!(
+                "rule `{name}` added: {} (on failure {})",
+                text(rule.get("expr")),
+                text(rule.get("onFailure"))
+            )),
+            Some(before) => {
+                for key in ["expr", "onFailure", "doc", "disabled"] {
+                    if before.get(key) != rule.get(key) {
+                        changes.push(format!(
+                            "rule `{name}` {key}: {} -> {}",
+                            text(before.get(key)),
+                            text(rule.get(key))
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for (name, rule) in &old_rules {
+        if !new_rules.contains_key(name) {
+            changes.push(format!(
+                "rule `{name}` removed (was {})",
+                text(rule.get("expr"))
+            ));
+        }
+    }
+    let (old_properties, new_properties) = (properties(old.0), properties(new.0));
+    let keys: std::collections::BTreeSet<&String> =
+        old_properties.keys().chain(new_properties.keys()).collect();
+    for key in keys {
+        let (before, after) = (old_properties.get(key), new_properties.get(key));
+        if before != after {
+            changes.push(format!(
+                "metadata `{key}`: {} -> {}",
+                text(before),
+                text(after)
+            ));
+        }
+    }
+    changes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +208,41 @@ mod tests {
         assert_eq!(properties["owner"], "player-squad");
         assert_eq!(properties["slo.availability.objective"], "99.9");
         assert_eq!(properties["slo.freshness.threshold"], "5s");
+    }
+
+    #[test]
+    fn a_contract_diff_names_each_rule_and_property_change() {
+        let rules = |on_failure: &str, extra: bool| {
+            let mut rules = vec![
+                json!({"name": "known_country", "expr": "size(message.country) == 2",
+                "onFailure": on_failure, "doc": "ISO code", "disabled": false}),
+            ];
+            if extra {
+                rules.push(
+                    json!({"name": "short", "expr": "message.duration_ms < 1000",
+                    "onFailure": "DLQ"}),
+                );
+            }
+            json!({ "domainRules": rules })
+        };
+        let meta = |owner: &str| json!({"properties": {"owner": owner, "domain": "player"}});
+        let (m1, r1) = (meta("team-a"), rules("DLQ", false));
+        assert!(diff((Some(&m1), Some(&r1)), (Some(&m1), Some(&r1))).is_empty());
+        let (m2, r2) = (meta("team-b"), rules("NONE", true));
+        assert_eq!(
+            diff((Some(&m1), Some(&r1)), (Some(&m2), Some(&r2))),
+            [
+                "rule `known_country` onFailure: DLQ -> NONE",
+                "rule `short` added: message.duration_ms < 1000 (on failure DLQ)",
+                "metadata `owner`: team-a -> team-b",
+            ]
+        );
+        assert_eq!(
+            diff((Some(&m2), Some(&r2)), (Some(&m2), Some(&r1))),
+            [
+                "rule `known_country` onFailure: NONE -> DLQ",
+                "rule `short` removed (was message.duration_ms < 1000)",
+            ]
+        );
     }
 }
