@@ -355,3 +355,58 @@ async fn each_failure_has_its_typed_error() {
     assert!(matches!(err, Error::BrokerUnreachable(_)), "{err}");
     assert!(err.to_string().contains(&down_addr), "{err}");
 }
+
+/// A rule registered while a producer runs takes effect in the producer's own checks within a
+/// few seconds, without a restart; events go on meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rule_registered_while_a_producer_runs_takes_effect_in_its_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, _registry, url) = platform(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let producer = Producer::builder(&bootstrap, &url)
+        .source("/player/web-player")
+        .event::<PlayEvent>()
+        .build()
+        .await
+        .unwrap();
+    producer.send(&play(5_000)).await.unwrap();
+
+    // a new version of the contract: the same schema, plays under a second only
+    let client = meshline::registry::client::Client::new(&url);
+    let subject = "player.play-events-value";
+    let latest = client
+        .version(subject, meshline::registry::api::VersionId::Latest)
+        .await
+        .unwrap();
+    let mut rule_set = latest.rule_set.clone().unwrap();
+    rule_set["domainRules"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+        "name": "short_plays", "kind": "CONDITION", "type": "CEL", "mode": "WRITE",
+        "expr": "message.duration_ms < 1000", "onFailure": "DLQ"}));
+    let request = SchemaRequest {
+        schema: Some(latest.schema.clone()),
+        metadata: latest.metadata.clone(),
+        rule_set: Some(rule_set),
+        ..Default::default()
+    };
+    client.register(subject, &request).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let refused = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the producer still checks the old contract"
+        );
+        match producer.send(&play(5_000)).await {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(refused, Error::Contract { .. }) && refused.to_string().contains("short_plays"),
+        "{refused}"
+    );
+    producer.send(&play(500)).await.unwrap();
+}

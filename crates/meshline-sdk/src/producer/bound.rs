@@ -1,7 +1,10 @@
 //! A product's registered contract bound to the events a producer sends: where they go, and
 //! how each is encoded, checked and framed as a CloudEvent (no I/O).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::{
+    sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    time::{Duration, Instant},
+};
 
 use apache_avro::types::Value;
 use chrono::Utc;
@@ -38,7 +41,17 @@ pub(super) struct Bound {
     pub(super) dataschema: url::Url,
     /// The next event's buffer: the last one's size and some room.
     pub(super) payload_hint: AtomicUsize,
+    /// When the contract was read from the registry.
+    fetched: Instant,
+    /// How long after `fetched` (ns) the registry is asked again for the latest contract.
+    refresh_after: AtomicU64,
+    /// Whether a newer contract is being read.
+    refreshing: AtomicBool,
 }
+
+/// How often a producer reads its products' contracts again: a new version (a tightened or
+/// relaxed rule) takes effect in the producer's own checks within this time.
+pub(super) const REFRESH: Duration = Duration::from_secs(5);
 
 impl Bound {
     /// `contract`, registered as `schema_id` in the registry at `registry_url`, bound for
@@ -69,7 +82,25 @@ impl Bound {
             source,
             dataschema,
             payload_hint: AtomicUsize::new(256),
+            fetched: Instant::now(),
+            refresh_after: AtomicU64::new(nanos(REFRESH)),
+            refreshing: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the contract is due to be read again and no one is reading it: the caller
+    /// then reads it (and calls [`Bound::refresh_failed`] if that fails).
+    pub(super) fn claim_refresh(&self) -> bool {
+        nanos(self.fetched.elapsed()) >= self.refresh_after.load(Ordering::Relaxed)
+            && !self.refreshing.swap(true, Ordering::AcqRel)
+    }
+
+    /// Reading the contract again failed: the current one stays, and the next try is a
+    /// [`REFRESH`] later.
+    pub(super) fn refresh_failed(&self) {
+        self.refresh_after
+            .store(nanos(self.fetched.elapsed() + REFRESH), Ordering::Relaxed);
+        self.refreshing.store(false, Ordering::Release);
     }
 
     /// Encodes `event` with the contract's schema and frames it: Confluent's header, the rules
@@ -154,6 +185,10 @@ impl Bound {
             data: payload,
         })
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

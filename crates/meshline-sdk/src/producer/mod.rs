@@ -179,14 +179,18 @@ impl Producer {
 
     async fn bind<T: DomainEvent + 'static>(&self) -> Result<Arc<Bound>> {
         let key = TypeId::of::<T>();
-        if let Some(bound) = self
+        let cached = self
             .inner
             .bound
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&key)
-        {
-            return Ok(bound.clone());
+            .cloned();
+        if let Some(bound) = cached {
+            if bound.claim_refresh() {
+                self.refresh_in_background::<T>(bound.clone());
+            }
+            return Ok(bound);
         }
         let bound = Arc::new(self.resolve::<T>().await?);
         self.inner
@@ -195,6 +199,33 @@ impl Producer {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(key, bound.clone());
         Ok(bound)
+    }
+
+    /// Reads the latest contract of `T`'s product again, off the sending path: events go on
+    /// with `current` until the new one replaces it; if it cannot be read (or `T` no longer
+    /// fits it), `current` stays and the next try is later.
+    fn refresh_in_background<T: DomainEvent + 'static>(&self, current: Arc<Bound>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            current.refresh_failed();
+            return;
+        };
+        let producer = self.clone();
+        runtime.spawn(async move {
+            match producer.resolve::<T>().await {
+                Ok(fresh) => {
+                    producer
+                        .inner
+                        .bound
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(TypeId::of::<T>(), Arc::new(fresh));
+                }
+                Err(error) => {
+                    tracing::warn!(product = T::PRODUCT, %error, "cannot read the product's latest contract; going on with the one read before");
+                    current.refresh_failed();
+                }
+            }
+        });
     }
 
     async fn resolve<T: DomainEvent>(&self) -> Result<Bound> {
