@@ -11,6 +11,7 @@ use std::{
 };
 
 use common::*;
+use meshline::sdk::kafka::RecordExt as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
@@ -386,8 +387,15 @@ fn contract_lint_accepts_the_committed_descriptors() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 data product(s), no errors"));
 }
 
-/// Copies the committed config and schemas into a temp dir, applying `edit` to one descriptor.
+/// Copies the committed config and schemas into a temp dir, applying `edit` to the labels'
+/// descriptor.
 fn broken_config(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
+    edited_config("labels/onboarded.yaml", edit)
+}
+
+/// Copies the committed config and schemas into a temp dir, applying `edit` to the descriptor
+/// `products/<descriptor>`.
+fn edited_config(descriptor: &str, edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let copy = |from: &Path, to: &Path| {
@@ -401,7 +409,7 @@ fn broken_config(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
     };
     copy(&root.join("config"), dir.path());
     copy(&root.join("schemas"), dir.path());
-    let file = dir.path().join("config/products/labels/onboarded.yaml");
+    let file = dir.path().join("config/products").join(descriptor);
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, edit(text)).unwrap();
     dir
@@ -1098,6 +1106,71 @@ async fn up_uses_an_existing_registry_once_the_products_are_published_there() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // a rule added to the descriptor and published while everything runs: the catalog lists it
+    // and the gateway enforces it, with no restart
+    let long_play = sdk
+        .record_for(&meshline::demo::events::PlayEvent {
+            duration_ms: 5_000,
+            ..meshline::demo::events::PlayEvent::random(&mut rng, chrono::Utc::now())
+        })
+        .await
+        .unwrap();
+    let edited = edited_config("player/play-events.yaml", |text| {
+        text.replacen(
+            "rules:\n",
+            "rules:\n  - name: short_plays\n    expression: message.duration_ms < 1000\n    description: Plays under a second only.\n    on_failure: dlq\n",
+            1,
+        )
+    });
+    let published = meshline()
+        .args(["contract", "publish", "--registry", &url])
+        .arg("--config")
+        .arg(edited.path().join("config"))
+        .env("MESHLINE_REGISTRY_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, show, err) = run_products(&["show", "player.play-events"], &http);
+        assert!(ok, "{err}");
+        if show.contains("short_plays: message.duration_ms < 1000") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{show}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // the gateway asks the registry every 2 s
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let producer = common::producer(&bootstrap);
+    let mut record =
+        rdkafka::producer::FutureRecord::<[u8], [u8]>::to("player.play-events.ingress")
+            .headers(long_play.owned_headers());
+    if let Some(key) = &long_play.key {
+        record = record.key(key.as_slice());
+    }
+    if let Some(payload) = &long_play.payload {
+        record = record.payload(payload.as_slice());
+    }
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while high_watermarks(&bootstrap, "player.play-events.dlq") < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new rule dead-lettered nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(high_watermarks(&bootstrap, "player.play-events"), 5);
+
     interrupt(&up);
     assert!(wait_exit(&mut up, 60).success());
     existing.kill().ok();
