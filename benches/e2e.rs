@@ -255,6 +255,7 @@ async fn run() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     print_table(&obs);
+    print_targets(&obs);
 
     println!("\n## Scaling: gateway events/s by partitions holding the records (PlayEvent, {} events, {rounds} rounds)\n", events / 2);
     println!("| storage | partitions | raw pipe (median) | 1 gateway (median) | ratio median | ratio range |");
@@ -393,6 +394,75 @@ fn print_table(obs: &[Obs]) {
             of.len(),
             of.iter().map(|o| o.peak_rss_mib).max().unwrap_or(0)
         );
+    }
+}
+
+/// The targets, met or not by the rounds above (`PlayEvent`, each storage): a ratio target by
+/// the median of the paired ratios, a rate target by the median rate.
+fn print_targets(obs: &[Obs]) {
+    enum Target {
+        Ratio(f64),
+        Rate(f64),
+    }
+    let targets = [
+        (
+            "SDK produce",
+            "SDK ≥ 0.9× a raw producer",
+            Target::Ratio(0.9),
+        ),
+        (
+            "gateway validate + route",
+            "gateway ≥ 0.8× a raw consume → produce pipe",
+            Target::Ratio(0.8),
+        ),
+        (
+            "snapshotter core alone (records in memory, one core)",
+            "snapshotter core ≥ 500,000 events/s on one core",
+            Target::Rate(500_000.0),
+        ),
+        (
+            "HTTP ingress, batch mode (100 a request; latency per request)",
+            "HTTP ingress ≥ 50,000 events/s in batch mode",
+            Target::Rate(50_000.0),
+        ),
+    ];
+    let mut storages: Vec<&str> = Vec::new();
+    for o in obs {
+        if !storages.contains(&o.storage) {
+            storages.push(o.storage);
+        }
+    }
+    println!("\n## Targets (PlayEvent, from the rounds above)\n");
+    println!("| target | storage | measured | met |");
+    println!("| --- | --- | ---: | --- |");
+    for (stage, text, target) in &targets {
+        for storage in &storages {
+            let of: Vec<&Obs> = obs
+                .iter()
+                .filter(|o| o.storage == *storage && o.stage == *stage && o.size == "PlayEvent")
+                .collect();
+            if of.is_empty() {
+                continue;
+            }
+            let (measured, met) = match target {
+                Target::Ratio(at_least) => {
+                    let ratios = Paired::of(of.iter().map(|o| (o.rate, o.baseline)));
+                    if ratios.0.is_empty() {
+                        continue;
+                    }
+                    let m = median(ratios.0.iter().copied());
+                    (ratios.median(), m >= *at_least)
+                }
+                Target::Rate(at_least) => {
+                    let m = median(of.iter().map(|o| o.rate));
+                    (format!("{m:.0} events/s"), m >= *at_least)
+                }
+            };
+            println!(
+                "| {text} | {storage} | {measured} | {} |",
+                if met { "met" } else { "not met" }
+            );
+        }
     }
 }
 

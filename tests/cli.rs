@@ -1176,3 +1176,25 @@ async fn up_uses_an_existing_registry_once_the_products_are_published_there() {
     existing.kill().ok();
     existing.wait().ok();
 }
+
+/// A command whose output pipe closes (`meshline … | head`) ends as other tools do: by the
+/// signal, with nothing on stderr, not with a panic.
+#[test]
+fn a_closed_output_pipe_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let mut child = meshline()
+        .args(["contract", "acls"])
+        .arg(repo_config())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(13), "{:?}", out.status);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -19,7 +19,7 @@ fn catalog() -> Catalog {
     Catalog::load(&root().join("config")).unwrap()
 }
 
-/// Runs promtool; CI installs it (Debian's `prometheus` package).
+/// Runs promtool; the test command (`scripts/test.sh`) installs it (Debian's `prometheus` package).
 fn promtool(args: &[&str]) -> String {
     let output = Command::new("promtool")
         .args(args)

@@ -102,6 +102,9 @@ pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !cli.command.serves() {
+        ends_quietly_on_a_closed_pipe();
+    }
     crate::telemetry::init(cli.log_format);
     crate::registry::client::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -137,6 +140,31 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+impl Command {
+    /// Whether the command runs servers (which must outlive a closed pipe of theirs).
+    fn serves(&self) -> bool {
+        matches!(
+            self,
+            Command::Up(_)
+                | Command::Gateway(_)
+                | Command::Registry(_)
+                | Command::Snapshotter(_)
+                | Command::Demo(_)
+        )
+    }
+}
+
+/// A command whose output goes into a pipe that closes (`meshline snapshots list … | head`)
+/// ends as other command-line tools do, without an error: the default action of `SIGPIPE`,
+/// which Rust programs otherwise ignore (and then fail on the next write).
+fn ends_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called before any other thread exists; restores the signal's default action
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

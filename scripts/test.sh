@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test of meshline: installs what the tests need and is missing, then
+# `cargo test --locked` (extra arguments go to it, e.g. `bash scripts/test.sh --test gateway`).
+#
+# The tests need, besides the Rust toolchain and gcc:
+# - promtool, to validate and unit-test the generated Prometheus rules (Debian's `prometheus`
+#   package ships it);
+# - Python 3 with venv, for the clients users run (Confluent's, cloudevents, DuckDB), installed
+#   into a virtual environment outside the clone (tests/interop/venv.sh);
+# - root or passwordless sudo, for the test that fills a small tmpfs to run out of disk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/meshline-target}"
+
+sudo_=""
+[ "$(id -u)" -eq 0 ] || sudo_="sudo"
+
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "== installing promtool (Debian's prometheus package)"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_ apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+    || { $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
+    || { echo "cannot install promtool: apt-get install prometheus failed" >&2; exit 1; }
+fi
+
+# the Python clients users run, in a virtual environment outside the clone
+bash tests/interop/venv.sh >/dev/null
+
+exec cargo test --locked "$@"
