@@ -23,7 +23,9 @@
 //! Peak RSS is the whole process's (broker included), reset before each stage; the table shows
 //! the highest of the rounds. The output is the Markdown of `docs/performance.md`.
 //! Run: `cargo bench --bench e2e`; `MESHLINE_BENCH_EVENTS=N` sets the events per stage and round
-//! (default 100,000; a third of it for the 2 KB event).
+//! (default 100,000; a third of it for the 2 KB event). Its standard output from `# Performance`
+//! on is `docs/performance.md`, once the embedded broker's own `ready in …` lines are left out:
+//! `cargo bench --bench e2e | sed -n '/^# Performance/,$p' | grep -v '^ready in' > docs/performance.md`.
 
 use std::{
     sync::Arc,

@@ -5,7 +5,7 @@
 # The tests need, besides the Rust toolchain and gcc:
 # - promtool, to validate and unit-test the generated Prometheus rules (Debian's `prometheus`
 #   package ships it);
-# - Python 3 with venv, for the clients users run (Confluent's, cloudevents, DuckDB), installed
+# - Python 3 with venv, for the clients users run (Confluent's, cloudevents, an OpenAPI validator), installed
 #   into a virtual environment outside the clone (tests/interop/venv.sh);
 # - root or passwordless sudo, for the test that fills a small tmpfs to run out of disk.
 set -euo pipefail

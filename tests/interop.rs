@@ -75,6 +75,7 @@ fn confluents_python_client_with_default_settings_works_against_meshline_up() {
         .arg(&suite)
         .env("MESHLINE_BOOTSTRAP", &kafka)
         .env("MESHLINE_REGISTRY_URL", format!("http://{registry}"))
+        .env("MESHLINE_INGRESS_URL", format!("http://{http}"))
         .env(
             "MESHLINE_TOKENS_JSON",
             serde_json::Value::Object(tokens).to_string(),
