@@ -658,6 +658,14 @@ fn diff(old: &str, new: &Path, extra: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `contract diff player.play-events NEW --registry URL`, off the async runtime.
+async fn diff_registered(new: &Path, url: &str) -> (bool, String, String) {
+    let (new, url) = (new.to_owned(), url.to_owned());
+    tokio::task::spawn_blocking(move || diff("player.play-events", &new, &["--registry", &url]))
+        .await
+        .unwrap()
+}
+
 const WITH_DEFAULTED_FIELD: &str = r#"{"name": "shuffle", "type": "boolean", "default": false},
     {"name": "play_id""#;
 const WITH_REQUIRED_FIELD: &str = r#"{"name": "shuffle", "type": "boolean"},
@@ -749,22 +757,11 @@ async fn contract_diff_of_a_product_checks_every_version_the_registry_holds() {
         play_event_variant(|t| t.replacen(r#"{"name": "play_id""#, WITH_REQUIRED_FIELD, 1));
     let (_e, fine) =
         play_event_variant(|t| t.replacen(r#"{"name": "play_id""#, WITH_DEFAULTED_FIELD, 1));
-    let (ok, out, err) = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || diff("player.play-events", &breaking, &["--registry", &url])
-    })
-    .await
-    .unwrap();
+    let (ok, out, err) = diff_registered(&breaking, &url).await;
     assert!(!ok, "{out}");
     assert!(out.contains("BREAKING  shuffle"), "{out}");
     assert!(err.contains("version 1"), "{err}");
-    let (ok, out, err) = tokio::task::spawn_blocking({
-        let url = url.clone();
-        let fine = fine.clone();
-        move || diff("player.play-events", &fine, &["--registry", &url])
-    })
-    .await
-    .unwrap();
+    let (ok, out, err) = diff_registered(&fine, &url).await;
     assert!(ok, "{out}{err}");
     assert!(
         out.contains("no rule or metadata changes against the registered contract"),
@@ -785,13 +782,7 @@ async fn contract_diff_of_a_product_checks_every_version_the_registry_holds() {
         .write(|s| s.plan_register(&subject, &relaxed))
         .await
         .unwrap();
-    let (ok, out, err) = tokio::task::spawn_blocking({
-        let url = url.clone();
-        let fine = fine.clone();
-        move || diff("player.play-events", &fine, &["--registry", &url])
-    })
-    .await
-    .unwrap();
+    let (ok, out, err) = diff_registered(&fine, &url).await;
     assert!(ok, "{out}{err}");
     assert!(
         out.contains("contract  rule `known_country` onFailure: NONE -> DLQ"),

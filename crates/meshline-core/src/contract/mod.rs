@@ -214,19 +214,11 @@ impl Contract {
             .ok_or_else(|| incomplete("metadata.properties.cloudevents.source"))?
             .to_owned();
         let mut rules = Vec::new();
-        for rule in rule_set
-            .and_then(|r| r.get("domainRules"))
-            .and_then(Json::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let field = |k: &str| rule.get(k).and_then(Json::as_str).unwrap_or_default();
-            if field("type") != "CEL" || field("kind") != "CONDITION" {
-                continue;
-            }
+        for rule in cel_conditions(rule_set) {
             if rule.get("disabled").and_then(Json::as_bool) == Some(true) {
                 continue;
             }
+            let field = |k: &str| rule.get(k).and_then(Json::as_str).unwrap_or_default();
             let on_failure = match field("onFailure") {
                 "ERROR" => OnFailure::Error,
                 "NONE" => OnFailure::None,
@@ -250,16 +242,8 @@ impl Contract {
             Schema::Record(record) => record.fields.iter().map(|f| f.name.as_str()).collect(),
             _ => Vec::new(),
         };
-        for rule in rule_set
-            .get("domainRules")
-            .and_then(Json::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for rule in cel_conditions(Some(rule_set)) {
             let field = |k: &str| rule.get(k).and_then(Json::as_str).unwrap_or_default();
-            if field("type") != "CEL" || field("kind") != "CONDITION" {
-                continue;
-            }
             let (name, expression) = (field("name"), field("expr"));
             Rule::new(name, expression, "", OnFailure::Dlq).map_err(|e| e.to_string())?;
             for read in cel_value::fields_read([expression]).unwrap_or_default() {
@@ -367,6 +351,20 @@ impl Contract {
         }
         Ok(warned)
     }
+}
+
+/// The CEL conditions of a registered `ruleSet` (`domainRules` of kind `CONDITION`, type `CEL`):
+/// the rules a contract checks; others (transforms, other languages) are not meshline's.
+fn cel_conditions(rule_set: Option<&Json>) -> impl Iterator<Item = &Json> {
+    rule_set
+        .and_then(|r| r.get("domainRules"))
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|rule| {
+            let field = |k: &str| rule.get(k).and_then(Json::as_str).unwrap_or_default();
+            field("type") == "CEL" && field("kind") == "CONDITION"
+        })
 }
 
 /// `source` is the prefix itself or a path below it (`/player` owns `/player/web`, not
