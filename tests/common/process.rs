@@ -16,6 +16,10 @@ pub(crate) fn meshline() -> Command {
         .env_remove("MESHLINE_DATA_DIR")
         .env_remove("MESHLINE_REGISTRY")
         .env_remove("MESHLINE_URL");
+    // to see what a test's meshline logs: MESHLINE_TEST_LOG=info,tansu_broker=debug cargo test …
+    if let Ok(filter) = std::env::var("MESHLINE_TEST_LOG") {
+        c.env("RUST_LOG", filter);
+    }
     c
 }
 
