@@ -1362,6 +1362,20 @@ impl<O> Inner<O, Formed>
 where
     O: Storage,
 {
+    /// meshline patch: whether a member's heartbeats stopped (or it never made contact), as
+    /// `missed_heartbeat` decides it, without removing the member.
+    fn misses_heartbeat(&self, now: SystemTime) -> bool {
+        let timeout = u128::try_from(self.session_timeout_ms).unwrap_or(45_000);
+        self.members.values().any(|member| {
+            member.last_contact.is_none_or(|last_contact| {
+                now.duration_since(last_contact)
+                    .unwrap_or_default()
+                    .as_millis()
+                    > timeout
+            })
+        })
+    }
+
     fn missed_heartbeat(&mut self, group_id: &str, now: SystemTime) -> bool {
         debug!(?group_id, ?now);
 
@@ -2690,7 +2704,11 @@ where
             );
         }
 
-        if self.missed_heartbeat(group_id, now) || (generation_id < self.generation_id) {
+        // meshline patch: only look here; the removal of the silent member happens after, in
+        // `Wrapper::missed_heartbeat`, which starts a rebalance. Removing it here left the group
+        // formed (the wrapper then found no member to remove), so the members that rejoined got
+        // their old assignments back and the silent member's partitions stayed unassigned.
+        if self.misses_heartbeat(now) || (generation_id < self.generation_id) {
             return (
                 self,
                 HeartbeatResponse::default()
