@@ -77,6 +77,14 @@ impl Registered {
     }
 }
 
+/// A product's registered contract that cannot be loaded.
+#[derive(Debug)]
+struct Broken {
+    why: String,
+    /// The version and schema id of the subject's latest version that was read, when known.
+    at: Option<(Option<u32>, Option<u32>)>,
+}
+
 /// The registered contracts of the gateway's products, refreshed from the registry when an
 /// event names a schema id the gateway has not seen (at most once per [`Contracts::REFRESH`]),
 /// and when a new version of a product's contract is registered ([`Contracts::watch`]).
@@ -84,9 +92,10 @@ impl Registered {
 pub struct Contracts {
     registry: Client,
     by_product: RwLock<HashMap<String, Arc<Registered>>>,
-    /// Products whose registered contract cannot be loaded, and why: their events are
-    /// dead-lettered as `contract_unavailable` until a valid one is registered.
-    broken: RwLock<HashMap<String, String>>,
+    /// Products whose registered contract cannot be loaded: why, and the latest version and id
+    /// it was read at (unknown when it failed at start). Their events are dead-lettered as
+    /// `contract_unavailable` until another version is registered.
+    broken: RwLock<HashMap<String, Broken>>,
     by_ingress: HashMap<String, String>,
     /// How long an event with an uncached schema id waits for an unreachable registry.
     schema_wait: Duration,
@@ -97,7 +106,7 @@ pub struct Contracts {
 impl Contracts {
     /// The shortest time between two refreshes of one product.
     pub const REFRESH: Duration = Duration::from_secs(2);
-    /// How long events with an uncached schema id waits for an unreachable registry by default.
+    /// How long events with an uncached schema id wait for an unreachable registry by default.
     pub const SCHEMA_WAIT: Duration = Duration::from_secs(120);
     /// How often [`Contracts::watch`] asks the registry for each product's latest version.
     pub const WATCH: Duration = Duration::from_secs(2);
@@ -109,30 +118,82 @@ impl Contracts {
         registry: Client,
         products: impl IntoIterator<Item = String>,
     ) -> Result<Self> {
-        let mut by_product = HashMap::new();
-        let mut broken = HashMap::new();
         let mut by_ingress = HashMap::new();
+        let mut loaded = Vec::new();
         for product in products {
             by_ingress.insert(Topics::of(&product).ingress, product.clone());
-            match Registered::fetch(&registry, &product).await {
-                Ok(registered) => {
-                    by_product.insert(product, Arc::new(registered));
-                }
-                Err(Error::Contract(e)) => {
-                    tracing::error!(product, error = %e, "the registered contract cannot be loaded; the product's events go to its dead-letter topic as contract_unavailable");
-                    broken.insert(product, e.to_string());
-                }
-                Err(e) => return Err(e),
-            }
+            loaded.push((
+                product.clone(),
+                Registered::fetch(&registry, &product).await,
+            ));
         }
-        Ok(Self {
+        let contracts = Self {
             registry,
-            by_product: RwLock::new(by_product),
-            broken: RwLock::new(broken),
+            by_product: RwLock::default(),
+            broken: RwLock::default(),
             by_ingress,
             schema_wait: Self::SCHEMA_WAIT,
             unavailable_since: std::sync::Mutex::default(),
-        })
+        };
+        for (product, registered) in loaded {
+            match registered {
+                Ok(registered) => contracts.install(&product, Arc::new(registered)),
+                Err(Error::Contract(e)) => _ = contracts.mark_broken(&product, e, None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(contracts)
+    }
+
+    /// The products the gateway serves.
+    pub fn products(&self) -> impl Iterator<Item = &str> {
+        self.by_ingress.values().map(String::as_str)
+    }
+
+    /// The version of `product`'s subject whose contract is enforced; 0 when none is loaded.
+    pub fn version(&self, product: &str) -> u32 {
+        self.get(product).map_or(0, |c| c.version)
+    }
+
+    /// Enforces `registered` for `product` from now on.
+    fn install(&self, product: &str, registered: Arc<Registered>) {
+        self.unavailable_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(product);
+        self.broken
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(product);
+        self.by_product
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(product.to_owned(), registered);
+    }
+
+    /// `product`'s contract, read at `at` (version and id), cannot be loaded: its events are
+    /// dead-lettered until another version is registered. Whether that is news.
+    fn mark_broken(
+        &self,
+        product: &str,
+        error: crate::contract::Error,
+        at: Option<(Option<u32>, Option<u32>)>,
+    ) -> bool {
+        let why = error.to_string();
+        let mut broken = self
+            .broken
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let news = broken.get(product).is_none_or(|b| b.why != why);
+        if news {
+            tracing::error!(product, error = %why, "the registered contract cannot be loaded; the product's events go to its dead-letter topic as contract_unavailable");
+            self.by_product
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(product);
+        }
+        broken.insert(product.to_owned(), Broken { why, at });
+        news
     }
 
     /// Why the contract of `product` cannot be loaded, if it cannot.
@@ -141,7 +202,7 @@ impl Contracts {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(product)
-            .cloned()
+            .map(|b| b.why.clone())
     }
 
     /// Asks the registry for the latest version of every product's subject and loads the
@@ -149,44 +210,33 @@ impl Contracts {
     /// whose contract changed. An unreachable registry leaves every contract as it is.
     pub async fn poll(&self) -> Vec<String> {
         let mut changed = Vec::new();
-        for product in self.by_ingress.values() {
+        for product in self.products() {
             let subject = format!("{product}-value");
             let Ok(latest) = self.registry.version(&subject, VersionId::Latest).await else {
                 continue;
             };
-            let current = self.get(product);
-            if current.as_ref().is_some_and(|c| {
-                Some(c.version) == latest.version && Some(c.latest_id) == latest.id
-            }) {
+            let at = (latest.version, latest.id);
+            let unchanged = match self.get(product) {
+                Some(current) => (Some(current.version), Some(current.latest_id)) == at,
+                None => self
+                    .broken
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(product)
+                    .is_some_and(|b| b.at == Some(at)),
+            };
+            if unchanged {
                 continue;
             }
             match Registered::fetch(&self.registry, product).await {
                 Ok(fresh) => {
                     tracing::info!(product, version = fresh.version, "contract loaded");
-                    self.broken
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .remove(product);
-                    self.by_product
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(product.clone(), Arc::new(fresh));
-                    changed.push(product.clone());
+                    self.install(product, Arc::new(fresh));
+                    changed.push(product.to_owned());
                 }
                 Err(Error::Contract(e)) => {
-                    let why = e.to_string();
-                    let mut broken = self
-                        .broken
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if broken.get(product) != Some(&why) {
-                        tracing::error!(product, error = %why, "the registered contract cannot be loaded; the product's events go to its dead-letter topic as contract_unavailable");
-                        broken.insert(product.clone(), why);
-                        self.by_product
-                            .write()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .remove(product);
-                        changed.push(product.clone());
+                    if self.mark_broken(product, e, Some(at)) {
+                        changed.push(product.to_owned());
                     }
                 }
                 Err(_) => {}
@@ -263,14 +313,7 @@ impl Contracts {
             Some(_) => {}
         }
         let fresh = Arc::new(Registered::fetch(&self.registry, product).await?);
-        self.unavailable_since
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(product);
-        self.by_product
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(product.to_owned(), fresh.clone());
+        self.install(product, fresh.clone());
         Ok(Some(fresh))
     }
 }

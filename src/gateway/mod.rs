@@ -85,17 +85,15 @@ pub async fn run_stream(
     stop: CancellationToken,
 ) {
     // new versions of the contracts take effect while the stream runs
-    let report = metrics.clone();
-    for product in contracts.ingress_topics() {
-        if let Some(product) = contracts.product_of_ingress(product) {
-            report.contract_version(product, contracts.get(product).map_or(0, |c| c.version));
-        }
+    for product in contracts.products() {
+        metrics.contract_version(product, contracts.version(product));
     }
+    let report = metrics.clone();
     tokio::spawn(
         contracts
             .clone()
             .watch(stop.clone(), move |contracts, product| {
-                report.contract_version(product, contracts.get(product).map_or(0, |c| c.version));
+                report.contract_version(product, contracts.version(product));
             }),
     );
     let mut backoff = Duration::from_secs(1);

@@ -104,23 +104,6 @@ struct Gateway {
     pending: Mutex<Pending>,
 }
 
-/// What the handling of an accepted record needs of its check.
-struct Passed {
-    /// The event's time (epoch ms).
-    time: Option<i64>,
-    /// The rules marked `none` it failed.
-    warned: Vec<String>,
-}
-
-impl From<crate::contract::Accepted> for Passed {
-    fn from(accepted: crate::contract::Accepted) -> Self {
-        Self {
-            time: accepted.time,
-            warned: accepted.warned,
-        }
-    }
-}
-
 impl Gateway {
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending
@@ -160,15 +143,15 @@ impl Gateway {
         };
         // the check parsed an accepted event's time; a refused one's may be missing or bad
         let time = match &verdict {
-            Ok(passed) => passed.time,
+            Ok(accepted) => accepted.time,
             Err(_) => record.header(TIME_HEADER).and_then(header_time),
         };
         let topics = &route.topics;
         let (out_topic, output, outcome) = match &verdict {
-            Ok(passed) => (
+            Ok(accepted) => (
                 &topics.product,
-                headers::accepted_headers(record.headers(), source, &passed.warned),
-                Fate::Output(if passed.warned.is_empty() {
+                headers::accepted_headers(record.headers(), source, &accepted.warned),
+                Fate::Output(if accepted.warned.is_empty() {
                     Outcome::Accepted
                 } else {
                     Outcome::Warned
@@ -281,7 +264,7 @@ impl Gateway {
         &self,
         product: &str,
         record: &impl RecordView,
-    ) -> Result<std::result::Result<Passed, crate::contract::Rejection>> {
+    ) -> Result<std::result::Result<crate::contract::Accepted, crate::contract::Rejection>> {
         let Some(registered) = self.contracts.get(product) else {
             let why = self
                 .contracts
@@ -315,14 +298,11 @@ impl Gateway {
                     }
                 };
                 Ok(match refreshed {
-                    Some(fresh) => fresh
-                        .contract
-                        .check_record(record, |id| fresh.schema(id))
-                        .map(Passed::from),
+                    Some(fresh) => fresh.contract.check_record(record, |id| fresh.schema(id)),
                     None => Err(rejection),
                 })
             }
-            other => Ok(other.map(Passed::from)),
+            other => Ok(other),
         }
     }
 
