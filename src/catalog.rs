@@ -103,26 +103,13 @@ impl Service {
             tracing::warn!(product = product.id(), error = %e, "catalog: no registered version");
         }
         let latest = latest.ok();
-        let rules = latest
-            .as_ref()
-            .and_then(|l| l.rule_set.as_ref())
-            .and_then(|r| r.get("domainRules"))
-            .and_then(Value::as_array)
-            .map(|rules| {
-                rules
-                    .iter()
-                    .map(|r| {
-                        let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
-                        json!({
-                            "name": text("name"),
-                            "expression": text("expr"),
-                            "description": text("doc"),
-                            "on_failure": text("onFailure").to_ascii_lowercase(),
-                        })
-                    })
-                    .collect::<Vec<_>>()
-                    .into()
-            });
+        let rules = latest.as_ref().and_then(|l| l.rule_set.as_ref()).map(|r| {
+            let enforced: Vec<_> = crate::registry::contract::rules_of(Some(r))
+                .filter(|(_, disabled)| !disabled)
+                .map(|(rule, _)| rule)
+                .collect();
+            json!(enforced)
+        });
         let schema = SchemaRef {
             url: format!("{}/subjects/{subject}/versions/latest", self.registry.url()),
             subject,

@@ -13,7 +13,10 @@ use std::sync::Arc;
 use apache_avro::{types::Value, Schema};
 use serde_json::Value as Json;
 
-use crate::product::{OnFailure, Product};
+use crate::{
+    product::{OnFailure, Product},
+    registry::contract as registered,
+};
 
 pub use cel_value::to_cel;
 pub use payload::WriterSchema;
@@ -62,19 +65,20 @@ pub struct Rule {
 }
 
 impl Rule {
-    fn new(name: &str, expression: &str, description: &str, on_failure: OnFailure) -> Result<Self> {
-        let program = cel::Program::compile(expression).map_err(|e| Error::Rule {
-            name: name.to_owned(),
-            expression: expression.to_owned(),
+    /// A descriptor's rule, compiled.
+    fn of(rule: &crate::product::Rule) -> Result<Self> {
+        let program = cel::Program::compile(&rule.expression).map_err(|e| Error::Rule {
+            name: rule.name.clone(),
+            expression: rule.expression.clone(),
             message: e.to_string().trim().to_owned(),
         })?;
         Ok(Self {
             native: fast::Expr::compile(&program.expression().expr),
             program,
-            name: name.to_owned(),
-            expression: expression.to_owned(),
-            description: description.to_owned(),
-            on_failure,
+            name: rule.name.clone(),
+            expression: rule.expression.clone(),
+            description: rule.description.clone(),
+            on_failure: rule.on_failure,
         })
     }
 
@@ -174,11 +178,7 @@ impl Contract {
     /// The contract a descriptor declares.
     pub fn from_product(product: &Product) -> Result<Self> {
         let d = &product.descriptor;
-        let rules = d
-            .rules
-            .iter()
-            .map(|r| Rule::new(&r.name, &r.expression, &r.description, r.on_failure))
-            .collect::<Result<_>>()?;
+        let rules = d.rules.iter().map(Rule::of).collect::<Result<_>>()?;
         Ok(Self::new(
             d.id.clone(),
             d.cloudevents.types.clone(),
@@ -213,24 +213,10 @@ impl Contract {
         let source = text("cloudevents.source")
             .ok_or_else(|| incomplete("metadata.properties.cloudevents.source"))?
             .to_owned();
-        let mut rules = Vec::new();
-        for rule in cel_conditions(rule_set) {
-            if rule.get("disabled").and_then(Json::as_bool) == Some(true) {
-                continue;
-            }
-            let field = |k: &str| rule.get(k).and_then(Json::as_str).unwrap_or_default();
-            let on_failure = match field("onFailure") {
-                "ERROR" => OnFailure::Error,
-                "NONE" => OnFailure::None,
-                _ => OnFailure::Dlq,
-            };
-            rules.push(Rule::new(
-                field("name"),
-                field("expr"),
-                field("doc"),
-                on_failure,
-            )?);
-        }
+        let rules = registered::rules_of(rule_set)
+            .filter(|(_, disabled)| !disabled)
+            .map(|(rule, _)| Rule::of(&rule))
+            .collect::<Result<_>>()?;
         Ok(Self::new(product.to_owned(), types, source, schema, rules))
     }
 
@@ -242,10 +228,9 @@ impl Contract {
             Schema::Record(record) => record.fields.iter().map(|f| f.name.as_str()).collect(),
             _ => Vec::new(),
         };
-        for rule in cel_conditions(Some(rule_set)) {
-            let field = |k: &str| rule.get(k).and_then(Json::as_str).unwrap_or_default();
-            let (name, expression) = (field("name"), field("expr"));
-            Rule::new(name, expression, "", OnFailure::Dlq).map_err(|e| e.to_string())?;
+        for (rule, _) in registered::rules_of(Some(rule_set)) {
+            let (name, expression) = (&rule.name, rule.expression.as_str());
+            Rule::of(&rule).map_err(|e| e.to_string())?;
             for read in cel_value::fields_read([expression]).unwrap_or_default() {
                 if !fields.contains(&read.as_str()) {
                     return Err(format!(
@@ -351,20 +336,6 @@ impl Contract {
         }
         Ok(warned)
     }
-}
-
-/// The CEL conditions of a registered `ruleSet` (`domainRules` of kind `CONDITION`, type `CEL`):
-/// the rules a contract checks; others (transforms, other languages) are not meshline's.
-fn cel_conditions(rule_set: Option<&Json>) -> impl Iterator<Item = &Json> {
-    rule_set
-        .and_then(|r| r.get("domainRules"))
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|rule| {
-            let field = |k: &str| rule.get(k).and_then(Json::as_str).unwrap_or_default();
-            field("type") == "CEL" && field("kind") == "CONDITION"
-        })
 }
 
 /// `source` is the prefix itself or a path below it (`/player` owns `/player/web`, not

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::api::SchemaRequest;
-use crate::product::{OnFailure, Product};
+use crate::product::{OnFailure, Product, Rule};
 
 /// The registration request of a product's schema, with its contract.
 pub fn registration(product: &Product) -> SchemaRequest {
@@ -67,6 +67,38 @@ pub fn rule_set(product: &Product) -> Value {
         })
         .collect();
     json!({ "domainRules": rules, "enableAt": "GATEWAY" })
+}
+
+/// The rules of a registered `ruleSet` as a descriptor declares them, the inverse of
+/// [`rule_set`]: its CEL conditions (`domainRules` of kind `CONDITION`, type `CEL`; others, such
+/// as transforms or other languages, are not meshline's), each with whether it is disabled.
+pub fn rules_of(rule_set: Option<&Value>) -> impl Iterator<Item = (Rule, bool)> + '_ {
+    rule_set
+        .and_then(|r| r.get("domainRules"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|rule| {
+            let field = |k: &str| rule.get(k).and_then(Value::as_str).unwrap_or_default();
+            if field("type") != "CEL" || field("kind") != "CONDITION" {
+                return None;
+            }
+            let on_failure = match field("onFailure") {
+                "ERROR" => OnFailure::Error,
+                "NONE" => OnFailure::None,
+                _ => OnFailure::Dlq,
+            };
+            let disabled = rule.get("disabled").and_then(Value::as_bool) == Some(true);
+            Some((
+                Rule {
+                    name: field("name").to_owned(),
+                    expression: field("expr").to_owned(),
+                    description: field("doc").to_owned(),
+                    on_failure,
+                },
+                disabled,
+            ))
+        })
 }
 
 /// `metadata.properties`: who owns the product and what it promises. Property values are
