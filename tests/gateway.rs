@@ -6,7 +6,9 @@ mod common;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use common::{catalog, consumer_config, high_watermarks, platform, play, producer, within};
+use common::{
+    catalog, consumer_config, edit_rules, high_watermarks, platform, play, producer, within,
+};
 use meshline::sdk::kafka::RecordExt as _;
 use meshline::{
     auth::Tokens,
@@ -91,25 +93,6 @@ async fn without_context(record: &Record, url: &str) -> Record {
     let mut event = play(1_000);
     event.context = None;
     with_event(record, url, &event).await
-}
-
-/// Registers a new version of the play events' contract: the same schema, its rules edited.
-async fn edit_rules(url: &str, edit: impl FnOnce(&mut Vec<serde_json::Value>)) {
-    let client = Client::new(url);
-    let subject = "player.play-events-value";
-    let latest = client
-        .version(subject, meshline::registry::api::VersionId::Latest)
-        .await
-        .unwrap();
-    let mut rule_set = latest.rule_set.clone().expect("the product's rules");
-    edit(rule_set["domainRules"].as_array_mut().unwrap());
-    let request = meshline::registry::api::SchemaRequest {
-        schema: Some(latest.schema.clone()),
-        metadata: latest.metadata.clone(),
-        rule_set: Some(rule_set),
-        ..Default::default()
-    };
-    client.register(subject, &request).await.unwrap();
 }
 
 /// Registers a new version of the play events' contract in which rule `name` only warns.

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use apache_avro::{reader::datum::GenericDatumReader, types::Value, AvroSchema, Schema};
-use common::{platform, play, registry, sqlite_broker};
+use common::{edit_rules, platform, play, registry, sqlite_broker};
 use meshline::sdk::kafka::RecordExt as _;
 use meshline::{
     demo::events::PlayEvent,
@@ -29,17 +29,22 @@ fn header<'a>(m: &'a rdkafka::message::BorrowedMessage<'_>, name: &str) -> Optio
         .and_then(|h| std::str::from_utf8(h.value?).ok())
 }
 
+/// A producer of plays for the player's web player, checked against the registered contract.
+async fn player_producer(bootstrap: &str, url: &str) -> Producer {
+    Producer::builder(bootstrap, url)
+        .source("/player/web-player")
+        .event::<PlayEvent>()
+        .build()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn what_the_sdk_sends_reads_back_with_plain_rdkafka_avro_and_cloudevents() {
     let dir = tempfile::tempdir().unwrap();
     let (broker, _registry, url) = platform(dir.path()).await;
     let bootstrap = broker.bootstrap();
-    let producer = Producer::builder(&bootstrap, &url)
-        .source("/player/web-player")
-        .event::<PlayEvent>()
-        .build()
-        .await
-        .unwrap();
+    let producer = player_producer(&bootstrap, &url).await;
     let event = play(183_000);
     let delivery = producer.send(&event).await.unwrap();
     assert_eq!(
@@ -363,35 +368,17 @@ async fn a_rule_registered_while_a_producer_runs_takes_effect_in_its_checks() {
     let dir = tempfile::tempdir().unwrap();
     let (broker, _registry, url) = platform(dir.path()).await;
     let bootstrap = broker.bootstrap();
-    let producer = Producer::builder(&bootstrap, &url)
-        .source("/player/web-player")
-        .event::<PlayEvent>()
-        .build()
-        .await
-        .unwrap();
+    let producer = player_producer(&bootstrap, &url).await;
     producer.send(&play(5_000)).await.unwrap();
 
     // a new version of the contract: the same schema, plays under a second only
-    let client = meshline::registry::client::Client::new(&url);
-    let subject = "player.play-events-value";
-    let latest = client
-        .version(subject, meshline::registry::api::VersionId::Latest)
-        .await
-        .unwrap();
-    let mut rule_set = latest.rule_set.clone().unwrap();
-    rule_set["domainRules"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-        "name": "short_plays", "kind": "CONDITION", "type": "CEL", "mode": "WRITE",
-        "expr": "message.duration_ms < 1000", "onFailure": "DLQ"}));
-    let request = SchemaRequest {
-        schema: Some(latest.schema.clone()),
-        metadata: latest.metadata.clone(),
-        rule_set: Some(rule_set),
-        ..Default::default()
-    };
-    client.register(subject, &request).await.unwrap();
+    edit_rules(&url, |rules| {
+        rules.push(
+            serde_json::json!({"name": "short_plays", "kind": "CONDITION", "type": "CEL",
+            "mode": "WRITE", "expr": "message.duration_ms < 1000", "onFailure": "DLQ"}),
+        );
+    })
+    .await;
 
     let started = std::time::Instant::now();
     let refused = loop {

@@ -149,6 +149,25 @@ async fn products_on(data: &str, schemas: &str) -> (meshline::registry::Registry
     (registry, url)
 }
 
+/// Registers a new version of the play events' contract: the same schema, its rules edited.
+pub(crate) async fn edit_rules(url: &str, edit: impl FnOnce(&mut Vec<serde_json::Value>)) {
+    let client = meshline::registry::client::Client::new(url);
+    let subject = "player.play-events-value";
+    let latest = client
+        .version(subject, meshline::registry::api::VersionId::Latest)
+        .await
+        .unwrap();
+    let mut rule_set = latest.rule_set.clone().expect("the product's rules");
+    edit(rule_set["domainRules"].as_array_mut().unwrap());
+    let request = meshline::registry::api::SchemaRequest {
+        schema: Some(latest.schema.clone()),
+        metadata: latest.metadata.clone(),
+        rule_set: Some(rule_set),
+        ..Default::default()
+    };
+    client.register(subject, &request).await.unwrap();
+}
+
 /// A valid `PlayEvent` lasting `duration_ms`.
 pub(crate) fn play(duration_ms: i64) -> meshline::demo::events::PlayEvent {
     meshline::demo::events::PlayEvent {
