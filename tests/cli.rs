@@ -974,7 +974,7 @@ async fn readyz_turns_200_only_once_every_products_subject_is_registered() {
         "{ready}"
     );
     assert!(
-        ready.contains("snapshotter consuming every product"),
+        ready.contains("snapshotter settled for every product"),
         "{ready}"
     );
     interrupt(&up);

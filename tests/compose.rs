@@ -63,7 +63,10 @@ fn every_meshline_command_parses() {
         );
         commands += 1;
     }
-    assert_eq!(commands, 4, "meshline, registry-2, gateway-2 and demo");
+    assert_eq!(
+        commands, 5,
+        "meshline, registry-2, gateway-2, snapshotter-2 and demo"
+    );
 }
 
 #[test]
@@ -106,11 +109,21 @@ fn the_stack_has_kafka_meshline_prometheus_and_grafana_with_the_generated_files(
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config = std::fs::read_to_string(root.join("deploy/prometheus/prometheus.yml")).unwrap();
     assert!(config.contains("rules/*.yaml"));
-    for target in ["meshline:8080", "meshline:8081", "gateway-2:8080"] {
+    for target in [
+        "meshline:8080",
+        "meshline:8081",
+        "gateway-2:8080",
+        "snapshotter-2:8080",
+    ] {
         assert!(config.contains(target), "Prometheus scrapes {target}");
     }
-    // two gateways, a demo producer, a snapshotter writing to MinIO
+    // two gateways, a demo producer, two snapshotter workers writing to MinIO
     assert_eq!(services["gateway-2"]["command"][0], "gateway");
+    assert_eq!(services["snapshotter-2"]["command"][0], "snapshotter");
+    assert!(services["snapshotter-2"]["command"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("--snapshots=s3://snapshots")));
     assert_eq!(services["demo"]["command"][0], "demo");
     let up: Vec<&str> = services["meshline"]["command"]
         .as_array()

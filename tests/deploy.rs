@@ -86,7 +86,7 @@ fn every_kubernetes_manifest_parses_runs_a_valid_command_and_probes_readiness() 
     // each gateway pod keeps its own transactional id: a StatefulSet, the id from the pod name
     assert_eq!(find("gateway").0, "StatefulSet");
     assert!(text.contains("--transactional-id=$(POD_NAME)"));
-    // the snapshotter does not scale out yet
-    assert_eq!(find("snapshotter").2, 1);
+    // snapshotter replicas elect one worker per product; a second stands by
+    assert_eq!(find("snapshotter").2, 2);
     assert_eq!(find("registry").0, "Deployment");
 }

@@ -28,8 +28,14 @@ const TOPIC: &str = "player.play-events";
 const T0: i64 = 1_795_600_800_000;
 const MIN: i64 = 60_000;
 
-/// The player product with the test's views, in a configuration directory of its own.
+/// The player product with the test's views on 4 partitions, in a configuration directory of
+/// its own.
 fn test_catalog(dir: &Path, views: &str) -> Catalog {
+    catalog_with_partitions(dir, views, 4)
+}
+
+/// [`test_catalog`] with `partitions` partitions.
+fn catalog_with_partitions(dir: &Path, views: &str, partitions: u32) -> Catalog {
     let schemas = dir.join("schemas");
     std::fs::create_dir_all(&schemas).unwrap();
     std::fs::copy(
@@ -48,7 +54,7 @@ owner: {{team: player-squad, email: player-squad@example.com}}
 description: Plays, for the snapshotter's tests.
 schema: ../schemas/play-event.avsc
 cloudevents: {{types: [com.example.player.track.played], source: /player}}
-partitions: 4
+partitions: {partitions}
 views:
 {views}"
         ),
@@ -840,6 +846,180 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
     let mut expected_late = late.clone();
     expected_late.sort();
     assert_eq!(dlq, expected_late);
+}
+
+/// The views of the workers' test: every kind, late events left out.
+const WORKER_VIEWS: &str = "  - {name: plays, kind: events, window: minute, allowed_lateness: 30s}
+  - name: per-track
+    kind: aggregate
+    window: minute
+    key: [track_id]
+    allowed_lateness: 30s
+    aggregations:
+      - {name: plays, function: count}
+      - {name: listeners, function: distinct_count, field: user_id}
+  - {name: last-play, kind: latest, window: minute, key: [user_id], allowed_lateness: 30s}
+";
+
+/// A worker process of the workers' test: its log (stderr) goes to `log`.
+fn worker(bootstrap: &str, url: &str, dir: &Path, log: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_meshline"))
+        .args([
+            "snapshotter",
+            "--bootstrap",
+            bootstrap,
+            "--registry-url",
+            url,
+        ])
+        .args(["--snapshots", dir.join("store").to_str().unwrap()])
+        .args(["--config", dir.join("config").to_str().unwrap()])
+        .args(["--http-listen", "127.0.0.1:0", "--max-rows-per-file", "50"])
+        .args(["--spill-dir", log.with_extension("spill").to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Times `log` says its worker took the product on.
+fn took_over(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches("this worker runs the product's snapshots")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_workers_one_killed_and_one_added_write_what_one_worker_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference_dir = dir.path().join("reference");
+    let shared_dir = dir.path().join("workers");
+    let reference = catalog_with_partitions(&reference_dir, WORKER_VIEWS, 8);
+    catalog_with_partitions(&shared_dir, WORKER_VIEWS, 8);
+    let (broker, url) = platform(&reference).await;
+    let bootstrap = broker.bootstrap();
+
+    // 16,000 plays over 60 minutes on 8 partitions, a little out of order, then one per
+    // partition 10 minutes later, which closes every window
+    let minutes = 60;
+    let total = 16_000;
+    let mut events: Vec<(i32, PlayEvent)> = (0..total)
+        .map(|n| {
+            let at = T0 + (n as i64 * minutes * MIN) / total as i64 - ((n * 7919) % 10_000) as i64;
+            let user = format!("user-{}", (n * 31) % 500);
+            let track = format!("track-{}", (n * 17) % 100);
+            (
+                (n % 8) as i32,
+                play(n, at.max(T0), &user, &track, (n % 1000) as i64),
+            )
+        })
+        .collect();
+    for partition in 0..8 {
+        let n = total + partition as usize;
+        events.push((partition, play(n, T0 + (minutes + 10) * MIN, "x", "x", 0)));
+    }
+    write(&bootstrap, &url, &events).await;
+    let per_partition = (total / 8 + 1) as i64;
+    let taken_in = |progress: &snapshot::manifest::Progress| {
+        progress.views.len() == 3
+            && progress.views.values().all(|v| {
+                v.closed_through.is_some_and(|c| c >= T0 + minutes * MIN)
+                    && (0..8).all(|p| {
+                        v.partitions
+                            .get(&p)
+                            .is_some_and(|p| p.done_through == per_partition - 1)
+                    })
+            })
+    };
+
+    let reference_store = Store::open(reference_dir.join("store").to_str().unwrap()).unwrap();
+    let mut config = config(&bootstrap, &url, &reference_store);
+    config.max_rows_per_file = 50;
+    snapshot_until(config, reference, |_, progress| {
+        progress.is_some_and(taken_in)
+    })
+    .await;
+
+    // three workers; the one running the product is killed mid-stream, and a fourth joins
+    let store = Store::open(shared_dir.join("store").to_str().unwrap()).unwrap();
+    let logs: Vec<_> = (0..4)
+        .map(|i| shared_dir.join(format!("worker-{i}.log")))
+        .collect();
+    let mut workers: Vec<_> = logs[..3]
+        .iter()
+        .map(|log| worker(&bootstrap, &url, &shared_dir, log))
+        .collect();
+    let running = common::within(60, "one worker runs the product", async {
+        loop {
+            if let Some(i) = (0..3).find(|&i| took_over(&logs[i]) > 0) {
+                return i;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    common::within(60, "snapshots before the kill", async {
+        while listing::list(&store, TOPIC, "plays").await.unwrap().len() < 5 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    workers[running].kill().unwrap(); // SIGKILL
+    workers[running].wait().unwrap();
+    let at_kill = listing::list(&store, TOPIC, "plays").await.unwrap().len();
+    let killed_at = std::time::Instant::now();
+    workers.push(worker(&bootstrap, &url, &shared_dir, &logs[3]));
+    common::within(90, "every record taken in after the kill", async {
+        loop {
+            if let Some((progress, _)) = snapshot::worker::load_progress(&store, TOPIC)
+                .await
+                .unwrap()
+            {
+                if taken_in(&progress) {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    for worker in &mut workers {
+        worker.kill().ok();
+        worker.wait().unwrap();
+    }
+    let successors: Vec<usize> = (0..4)
+        .filter(|&i| i != running && took_over(&logs[i]) > 0)
+        .collect();
+    assert!(
+        !successors.is_empty(),
+        "another worker took the product over after the kill"
+    );
+    eprintln!(
+        "worker {running} killed with {at_kill} of {minutes} windows written; workers {successors:?} took over; done {:?} after the kill",
+        killed_at.elapsed()
+    );
+
+    let expected = snapshot_files(&reference_dir.join("store"));
+    let got = snapshot_files(&shared_dir.join("store"));
+    assert!(
+        expected.len() > 3 * minutes as usize,
+        "{} files",
+        expected.len()
+    );
+    let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
+    let extra: Vec<_> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    for (name, bytes) in &expected {
+        assert!(
+            &got[name] == bytes,
+            "{name} differs from the one-worker run"
+        );
+    }
 }
 
 /// An `events` and an `aggregate` view by the minute.

@@ -115,8 +115,8 @@ impl Error {
     }
 }
 
-/// Adds the snapshotter's readiness to `readiness`: every product with views holds its
-/// partitions.
+/// Adds the snapshotter's readiness to `readiness`: this worker runs, or stands by for, every
+/// product with views (with one worker: it runs them all).
 pub fn ready(
     readiness: &crate::health::Readiness,
     catalog: &crate::product::Catalog,
@@ -130,7 +130,7 @@ pub fn ready(
     )
     .unwrap_or(i64::MAX);
     let metrics = metrics.clone();
-    readiness.add("snapshotter consuming every product", move || {
-        metrics.products_consuming() >= products
+    readiness.add("snapshotter settled for every product", move || {
+        metrics.products_settled() >= products
     });
 }

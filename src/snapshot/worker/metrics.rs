@@ -21,6 +21,7 @@ pub struct Metrics {
     pub(super) watermark: IntGaugeVec,
     pub(super) delay: HistogramVec,
     pub(super) consuming: IntGauge,
+    pub(super) settled: IntGauge,
 }
 
 impl Metrics {
@@ -103,7 +104,14 @@ impl Metrics {
             registry,
             IntGauge::new(
                 "meshline_snapshot_products_consuming",
-                "Products whose snapshotter holds its partitions and reads them.",
+                "Products this worker runs: it holds their partitions and reads them.",
+            )?,
+        )?;
+        let settled = registered(
+            registry,
+            IntGauge::new(
+                "meshline_snapshot_products_settled",
+                "Products this worker runs or stands by for: it joined their snapshotter group and was given its share.",
             )?,
         )?;
         Ok(Self {
@@ -117,12 +125,34 @@ impl Metrics {
             watermark,
             delay,
             consuming,
+            settled,
         })
     }
 
     /// How many products' snapshotters hold their partitions and read them.
     pub fn products_consuming(&self) -> i64 {
         self.consuming.get()
+    }
+
+    /// How many products this worker runs or stands by for.
+    pub fn products_settled(&self) -> i64 {
+        self.settled.get()
+    }
+}
+
+/// Counts a product as settled (this worker runs it or stands by) while it lives.
+pub(super) struct Settled(IntGauge);
+
+impl Settled {
+    pub(super) fn start(metrics: &Metrics) -> Self {
+        metrics.settled.inc();
+        Self(metrics.settled.clone())
+    }
+}
+
+impl Drop for Settled {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

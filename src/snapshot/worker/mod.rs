@@ -1,4 +1,5 @@
-//! The snapshotter's Kafka loop, one thread per product with views.
+//! The snapshotter's Kafka loop, one thread per product with views that this worker runs
+//! (`lease`: which of several workers runs a product).
 //!
 //! Delivery guarantee: **exactly once** into the snapshot store, on any Kafka-API broker.
 //! Progress (per view and partition: where to resume, the event-time clock there, and which
@@ -35,6 +36,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 mod config;
+mod lease;
 mod metrics;
 mod progress;
 
@@ -64,9 +66,9 @@ use crate::{
     registry::client::Client,
 };
 
-/// Runs the snapshotter for every product of `catalog` with views until `stop`, restarting a
-/// product's loop after an error (backoff 1 s doubling to 30 s); each restart resumes from the
-/// progress in the store.
+/// Runs the snapshotter for every product of `catalog` with views until `stop`: this worker
+/// joins each product's election (`lease`) and runs the products it is given, restarting a
+/// product's loop after an error from the progress in the store.
 pub async fn run(
     config: SnapshotterConfig,
     catalog: Arc<Catalog>,
@@ -87,20 +89,15 @@ pub async fn run(
                 let handle = Handle::current();
                 let (c, p, m, s) = (config.clone(), product.clone(), metrics.clone(), stop.clone());
                 let result =
-                    tokio::task::spawn_blocking(move || run_product(&handle, &c, &p, &m, &s)).await;
-                if !matches!(result, Ok(Ok(()))) {
-                    metrics
-                        .restarts
-                        .with_label_values(&[ProductId(product.id()).domain(), product.id()])
-                        .inc();
-                }
+                    tokio::task::spawn_blocking(move || lease::elect(&handle, &c, &p, &m, &s))
+                        .await;
                 match result {
                     Ok(Ok(())) => break,
                     Ok(Err(error)) => {
-                        tracing::error!(product = product.id(), %error, "snapshotter failed; restarting from its progress");
+                        tracing::error!(product = product.id(), %error, "snapshotter election failed; joining again");
                     }
                     Err(error) => {
-                        tracing::error!(product = product.id(), %error, "snapshotter thread failed; restarting");
+                        tracing::error!(product = product.id(), %error, "snapshotter election thread failed; joining again");
                     }
                 }
                 tokio::select! {
@@ -169,7 +166,8 @@ fn run_product(
     };
     let mut consumer_config = broker::client_config(&config.bootstrap);
     consumer_config
-        .set("group.id", format!("{}-{id}", config.group_prefix))
+        // it assigns itself every partition: the group id only names the reader
+        .set("group.id", format!("{}-{id}-reader", config.group_prefix))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
