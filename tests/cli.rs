@@ -468,7 +468,21 @@ fn an_invalid_id_and_partition_count_are_both_reported() {
 
 #[test]
 fn every_other_lint_error_class_names_its_field_and_what_to_do() {
-    let cases: [(&str, &str, &[&str]); 15] = [
+    let cases: [(&str, &str, &[&str]); 17] = [
+        (
+            "allowed_lateness: 1h",
+            "allowed_lateness: 1h\n    late: amend\n    amend_for: 7d\n    keep: 1d",
+            &[
+                "field `views.keep`",
+                "amends windows for 7d",
+                "at least `amend_for`",
+            ],
+        ),
+        (
+            "allowed_lateness: 1h",
+            "allowed_lateness: 1h\n    keep: 0s",
+            &["field `views.keep`", "keeps nothing", "`90d`"],
+        ),
         (
             "allowed_lateness: 1h",
             "allowed_lateness: 1h\n    time_zone: Mars/Olympus",

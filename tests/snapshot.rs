@@ -1022,6 +1022,63 @@ async fn several_workers_one_killed_and_one_added_write_what_one_worker_writes()
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_past_a_views_keep_are_deleted_and_the_newer_ones_stay_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let views = VIEWS.replace("idle_timeout: 1s}", "idle_timeout: 1s, keep: 10m}");
+    let catalog = test_catalog(dir.path(), &views);
+    let (broker, url) = platform(&catalog).await;
+    let bootstrap = broker.bootstrap();
+    let minutes = 30;
+    write(&bootstrap, &url, &minutes_of_plays(minutes)).await;
+    let store = Store::open(dir.path().join("store").to_str().unwrap()).unwrap();
+    let closed = |progress: &snapshot::manifest::Progress| {
+        progress.views["plays"]
+            .closed_through
+            .filter(|c| *c >= T0 + minutes * MIN)
+    };
+    // done once the progress closed every window and the expiry after it ran
+    let listed = snapshot_until(
+        config(&bootstrap, &url, &store),
+        catalog,
+        |listed, progress| progress.and_then(closed).is_some() && listed["plays"].len() <= 12,
+    )
+    .await;
+    let (progress, _) = snapshot::worker::load_progress(&store, TOPIC)
+        .await
+        .unwrap()
+        .unwrap();
+    let closed_through = closed(&progress).unwrap();
+    // `plays` keeps the windows (those with events) that ended within 10 minutes of the newest
+    // closed one
+    let kept: Vec<String> = (0..minutes)
+        .filter(|m| {
+            let end = T0 + (m + 1) * MIN;
+            end <= closed_through && end > closed_through - 10 * MIN
+        })
+        .map(label)
+        .collect();
+    let plays: Vec<String> = listed["plays"].iter().map(|l| l.window.clone()).collect();
+    assert_eq!(plays, kept);
+    let files = store
+        .list("snapshots/player/play-events/plays")
+        .await
+        .unwrap();
+    assert!(
+        files
+            .iter()
+            .all(|f| kept.iter().any(|k| f.contains(&format!("window={k}/")))
+                || f.contains(&format!("window={}", label(minutes + 2)))),
+        "no file of an expired window is left: {files:?}"
+    );
+    // the kept windows are whole; `per-track` has no `keep` and keeps every window
+    for window in &kept {
+        let manifest = manifest_of(&store, "plays", window).await;
+        assert_eq!(manifest.rows, 100, "{window}");
+    }
+    assert_eq!(listed["per-track"].len(), minutes as usize);
+}
+
 /// An `events` and an `aggregate` view by the minute.
 const VIEWS: &str =
     "  - {name: plays, kind: events, window: minute, allowed_lateness: 30s, idle_timeout: 1s}

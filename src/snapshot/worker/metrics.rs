@@ -22,6 +22,7 @@ pub struct Metrics {
     pub(super) delay: HistogramVec,
     pub(super) consuming: IntGauge,
     pub(super) settled: IntGauge,
+    pub(super) expired: IntCounterVec,
 }
 
 impl Metrics {
@@ -114,6 +115,16 @@ impl Metrics {
                 "Products this worker runs or stands by for: it joined their snapshotter group and was given its share.",
             )?,
         )?;
+        let expired = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "meshline_snapshot_expired_windows_total",
+                    "Windows deleted, every version, past their view's `keep`, by product and view.",
+                ),
+                &["domain", "product", "view"],
+            )?,
+        )?;
         Ok(Self {
             rows,
             late,
@@ -126,6 +137,7 @@ impl Metrics {
             delay,
             consuming,
             settled,
+            expired,
         })
     }
 

@@ -39,6 +39,7 @@ mod config;
 mod lease;
 mod metrics;
 mod progress;
+mod retention;
 
 pub use config::SnapshotterConfig;
 pub use metrics::Metrics;
@@ -627,6 +628,25 @@ impl Loop<'_> {
             self.handle.block_on(self.config.store.delete(&old)).ok();
         }
         self.dirty = false;
+        // what the progress no longer needs: windows past their view's keep
+        for (view, progress) in &progress.views {
+            let Some(runner) = self.runners.iter().find(|r| &r.view().name == view) else {
+                continue;
+            };
+            let expired = self.handle.block_on(retention::expire(
+                &self.config.store,
+                self.product.id(),
+                runner.view(),
+                progress.closed_through,
+                progress.last_manifest.as_deref(),
+            ))?;
+            if expired > 0 {
+                self.metrics
+                    .expired
+                    .with_label_values(&[ProductId(self.id()).domain(), self.id(), view])
+                    .inc_by(expired);
+            }
+        }
         Ok(())
     }
 }

@@ -253,6 +253,11 @@ pub struct View {
     /// holding the view's watermark back, so windows close on quiet topics too.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: HumanDuration,
+    /// How long windows are kept, counted back from the end of the view's newest closed window
+    /// in event time (e.g. `90d`): the snapshotter deletes older windows, every version. Default:
+    /// kept for ever. An amending view keeps at least `amend_for`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<HumanDuration>,
 }
 
 fn default_time_zone() -> String {

@@ -509,6 +509,23 @@ fn validate(path: &Path, d: &Descriptor) -> Vec<Error> {
                 ),
             );
         }
+        match view.keep {
+            Some(keep) if keep.0.is_zero() => invalid(
+                "views.keep",
+                format!(
+                    "view `{}` keeps nothing with `keep: 0s`; give a duration (e.g. `90d`) or leave it out to keep every window",
+                    view.name
+                ),
+            ),
+            Some(keep) if view.late == LatePolicy::Amend && keep.0 < view.amend_for.0 => invalid(
+                "views.keep",
+                format!(
+                    "view `{}` amends windows for {} but keeps them only {}: make `keep` at least `amend_for`",
+                    view.name, view.amend_for, keep
+                ),
+            ),
+            _ => {}
+        }
     }
     for sli in sli::Sli::ALL {
         let Some(o) = sli.objective(&d.slos) else {
