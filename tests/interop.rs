@@ -10,28 +10,9 @@ use std::{path::Path, process::Stdio};
 
 use common::*;
 
-/// The virtual environment's python, installed or updated first.
-fn python() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/venv.sh");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "{} failed: the interop suite needs Python 3 with venv and the Python package index",
-        script.display()
-    );
-    String::from_utf8(out.stdout)
-        .expect("a path")
-        .trim()
-        .to_owned()
-}
-
 #[test]
 fn confluents_python_client_with_default_settings_works_against_meshline_up() {
-    let python = python();
+    let python = interop_python();
     let data = tempfile::tempdir().unwrap();
     let kafka = free_port();
     let registry = free_port();

@@ -1064,6 +1064,8 @@ async fn windows_past_a_views_keep_are_deleted_and_the_newer_ones_stay_whole() {
         .list("snapshots/player/play-events/plays")
         .await
         .unwrap();
+    let (log, files): (Vec<_>, Vec<_>) =
+        files.into_iter().partition(|f| f.contains("/_delta_log/"));
     assert!(
         files
             .iter()
@@ -1071,12 +1073,147 @@ async fn windows_past_a_views_keep_are_deleted_and_the_newer_ones_stay_whole() {
                 || f.contains(&format!("window={}", label(minutes + 2)))),
         "no file of an expired window is left: {files:?}"
     );
+    // the view's Delta table committed the removal of each expired window before its files went
+    let mut deletes = Vec::new();
+    for commit in &log {
+        let text = String::from_utf8(store.get(commit).await.unwrap()).unwrap();
+        if text.contains(r#""operation":"DELETE""#) {
+            deletes.push(text);
+        }
+    }
+    assert_eq!(deletes.len(), minutes as usize - kept.len());
+    assert!(
+        deletes[0].contains(&format!("window={}/v1/", label(0))),
+        "{}",
+        deletes[0]
+    );
     // the kept windows are whole; `per-track` has no `keep` and keeps every window
     for window in &kept {
         let manifest = manifest_of(&store, "plays", window).await;
         assert_eq!(manifest.rows, 100, "{window}");
     }
     assert_eq!(listed["per-track"].len(), minutes as usize);
+}
+
+/// Every view kind, amending where the kind can.
+const TABLE_VIEWS: &str = "  - {name: plays, kind: events, window: minute, allowed_lateness: 30s, idle_timeout: 1s, late: amend}
+  - name: per-track
+    kind: aggregate
+    window: minute
+    key: [track_id]
+    allowed_lateness: 30s
+    idle_timeout: 1s
+    late: amend
+    aggregations:
+      - {name: plays, function: count}
+  - {name: last-play, kind: latest, window: minute, key: [user_id], allowed_lateness: 30s, idle_timeout: 1s}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_readers_and_duckdb_read_the_newest_version_of_every_window() {
+    let python = common::interop_python();
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = test_catalog(dir.path(), TABLE_VIEWS);
+    let (broker, url) = platform(&catalog).await;
+    let bootstrap = broker.bootstrap();
+    let minutes = 10;
+    let mut events = minutes_of_plays(minutes);
+    // after every window closed: 20 plays of minute 3, late, which amend it
+    events.extend((0..20).map(|n| {
+        let at = T0 + 3 * MIN + n as i64 * 1000;
+        (
+            n % 4,
+            play(200_000 + n as usize, at, "late-user", "late-track", 5),
+        )
+    }));
+    write(&bootstrap, &url, &events).await;
+    let store = Store::open(dir.path().join("store").to_str().unwrap()).unwrap();
+    let amended = label(3);
+    let listed = snapshot_until(config(&bootstrap, &url, &store), catalog, |listed, _| {
+        ["plays", "per-track"].iter().all(|view| {
+            listed[*view]
+                .iter()
+                .any(|l| l.window == amended && l.version >= 2)
+        }) && listed["last-play"].len() == minutes as usize
+    })
+    .await;
+
+    for (view, columns) in [
+        ("plays", vec!["_event_id"]),
+        ("per-track", vec!["track_id", "plays"]),
+        ("last-play", vec!["user_id", "play_id"]),
+    ] {
+        // what the newest manifest of each window holds
+        let mut expected = Vec::new();
+        for l in &listed[view] {
+            let batches = rows_of(&store, &manifest_of(&store, view, &l.window).await).await;
+            for batch in &batches {
+                for row in 0..batch.num_rows() {
+                    let mut values = vec![serde_json::json!(l.window)];
+                    for column in &columns {
+                        let array = batch.column_by_name(column).unwrap();
+                        let value = arrow_cast::display::ArrayFormatter::try_new(
+                            array.as_ref(),
+                            &Default::default(),
+                        )
+                        .unwrap()
+                        .value(row)
+                        .to_string();
+                        values.push(match array.data_type() {
+                            arrow_schema::DataType::Int64 => {
+                                serde_json::json!(value.parse::<i64>().unwrap())
+                            }
+                            _ => serde_json::json!(value),
+                        });
+                    }
+                    expected.push(values);
+                }
+            }
+        }
+        let sort = |rows: &mut Vec<Vec<serde_json::Value>>| {
+            rows.sort_by_key(|r| serde_json::to_string(r).unwrap())
+        };
+        sort(&mut expected);
+        let root = dir
+            .path()
+            .join("store/snapshots/player/play-events")
+            .join(view);
+        let out = std::process::Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/read_tables.py"))
+            .arg(&root)
+            .args(&columns)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{view}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let read: HashMap<String, Vec<Vec<serde_json::Value>>> =
+            serde_json::from_slice(&out.stdout).unwrap();
+        eprintln!(
+            "{view}: {} rows in {} windows, read by {:?}",
+            expected.len(),
+            listed[view].len(),
+            read.keys().collect::<Vec<_>>()
+        );
+        for (reader, mut rows) in read {
+            sort(&mut rows);
+            assert_eq!(
+                rows.len(),
+                expected.len(),
+                "{view} read by {reader}: row count"
+            );
+            assert!(rows == expected, "{view} read by {reader} differs");
+        }
+    }
+    // the amended window's late plays are in the tables, counted once
+    let per_track = rows_of(&store, &manifest_of(&store, "per-track", &amended).await).await;
+    let tracks = strings(&per_track, "track_id");
+    let plays = longs(&per_track, "plays");
+    let late = tracks.iter().position(|t| t == "late-track").unwrap();
+    assert_eq!(plays[late], 20);
 }
 
 /// An `events` and an `aggregate` view by the minute.

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! <domain>.<product> ──read_committed──► rows (Avro → Arrow) ──► view: event-time windows
-//!     ──watermark passes a window──► part-….parquet files, then manifest.json, then progress
+//!     ──watermark passes a window──► part-….parquet files, then manifest.json, then the Delta
+//!     commit, then progress
 //! ```
 //!
 //! - `window`: calendar windows in a time zone (pure);
@@ -15,10 +16,12 @@
 //! - [`manifest`]: manifests, progress and their paths; [`listing`]: what a store holds;
 //! - [`spill`]: view state past its budget, on local disk;
 //! - [`parquet`]: Parquet bytes; [`store`]: create-only files on any `object_store` backend;
+//! - `delta`: a view's files as a Delta Lake table (its transaction log);
 //! - [`worker`]: the Kafka loop, its delivery guarantee, and its metrics.
 
 mod aggregate;
 mod clock;
+mod delta;
 mod events;
 mod kind;
 mod latest;

@@ -224,3 +224,22 @@ pub(crate) fn write_platform_token(path: &std::path::Path, token: &str) {
     )
     .unwrap();
 }
+
+/// The virtual environment's python, installed or updated first.
+pub(crate) fn interop_python() -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/venv.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{} failed: the interop suite needs Python 3 with venv and the Python package index",
+        script.display()
+    );
+    String::from_utf8(out.stdout)
+        .expect("a path")
+        .trim()
+        .to_owned()
+}

@@ -3,10 +3,12 @@
 //!
 //! Delivery guarantee: **exactly once** into the snapshot store, on any Kafka-API broker.
 //! Progress (per view and partition: where to resume, the event-time clock there, and which
-//! offsets are done) is written to the store *after* the files and manifests it accounts for, and
-//! the loop resumes from it, not from group offsets. Window contents and file cuts depend only on
-//! each partition's record order, so a replay after a crash rewrites the same files, byte for
-//! byte; the store refuses to overwrite, and a file found already there must hold the same bytes.
+//! offsets are done) is written to the store *after* the files, manifests and Delta commits it
+//! accounts for (a Delta commit names its window version, and one already in the log is not
+//! made again), and the loop resumes from it, not from group offsets. Window contents and file
+//! cuts depend only on each partition's record order, so a replay after a crash rewrites the
+//! same files, byte for byte; the store refuses to overwrite, and a file found already there
+//! must hold the same bytes.
 //!
 //! Limits: late events sent to the dead-letter topic (`late: dlq`) go through an idempotent
 //! producer, flushed before each progress write; after a crash, records found at the tail of the
@@ -49,6 +51,7 @@ use metrics::{delay, set_counter, Consuming};
 use progress::{progress_start, same_manifest};
 
 use super::{
+    delta::Table,
     manifest::{self, Manifest, Progress},
     parquet,
     rows::{Decoding, Rows, Skip},
@@ -63,7 +66,7 @@ use crate::{
         headers::{self as out_headers, LATE_EVENT},
         resume,
     },
-    product::{Catalog, LatePolicy, Product, ProductId},
+    product::{Catalog, LatePolicy, Product, ProductId, TableFormat},
     registry::client::Client,
 };
 
@@ -120,6 +123,8 @@ struct Loop<'a> {
     product: &'a Product,
     metrics: &'a Metrics,
     runners: Vec<ViewRunner>,
+    /// The Delta table of each view (beside `runners`) that has one.
+    tables: Vec<Option<Table>>,
     decoding: Decoding,
     client: Client,
     /// Records of the batch in progress, kept when a view sends late events to the DLQ.
@@ -222,6 +227,15 @@ fn run_product(
         }
         runners.push(runner);
     }
+    let mut tables = Vec::new();
+    for view in &product.descriptor.views {
+        tables.push(match view.format {
+            TableFormat::Delta => {
+                Some(handle.block_on(Table::open(&config.store, id, &view.name))?)
+            }
+            TableFormat::Parquet => None,
+        });
+    }
 
     let keep = product
         .descriptor
@@ -288,6 +302,7 @@ fn run_product(
         product,
         metrics,
         runners,
+        tables,
         decoding,
         client,
         kept: Vec::new(),
@@ -469,6 +484,12 @@ impl Loop<'_> {
                 self.handle.block_on(store.put_new(&put.path, put.bytes))?;
             }
         }
+        if let Some(table) = self.tables[view].as_mut() {
+            for manifest in &step.closed {
+                self.handle
+                    .block_on(table.commit(&self.config.store, manifest))?;
+            }
+        }
         let name = self.runners[view].view().name.clone();
         for row in step.dead_letters {
             let (partition, offset) = (rows.partitions[row], rows.offsets[row]);
@@ -630,15 +651,16 @@ impl Loop<'_> {
         self.dirty = false;
         // what the progress no longer needs: windows past their view's keep
         for (view, progress) in &progress.views {
-            let Some(runner) = self.runners.iter().find(|r| &r.view().name == view) else {
+            let Some(i) = self.runners.iter().position(|r| &r.view().name == view) else {
                 continue;
             };
             let expired = self.handle.block_on(retention::expire(
                 &self.config.store,
                 self.product.id(),
-                runner.view(),
+                self.runners[i].view(),
                 progress.closed_through,
                 progress.last_manifest.as_deref(),
+                self.tables[i].as_mut(),
             ))?;
             if expired > 0 {
                 self.metrics

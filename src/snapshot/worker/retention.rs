@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::super::{
+    delta::Table,
     manifest::{product_root, Manifest},
     Error, Result, Store,
 };
@@ -18,13 +19,15 @@ use crate::product::{LatePolicy, View};
 
 /// Deletes the windows of `view` of `product` past its `keep`, given the end of its newest
 /// closed window (`closed_through`, epoch ms) and the manifest its state restarts from
-/// (`restart_from`); returns how many windows went.
+/// (`restart_from`), from its Delta `table` first when it has one; returns how many windows
+/// went.
 pub(super) async fn expire(
     store: &Store,
     product: &str,
     view: &View,
     closed_through: Option<i64>,
     restart_from: Option<&str>,
+    mut table: Option<&mut Table>,
 ) -> Result<u64> {
     let (Some(keep), Some(closed)) = (view.keep, closed_through) else {
         return Ok(0);
@@ -66,6 +69,9 @@ pub(super) async fn expire(
             .timestamp_millis();
         if end > cutoff {
             break;
+        }
+        if let Some(table) = table.as_mut() {
+            table.expire(store, &label, closed).await?;
         }
         for (_, path) in &manifests {
             store.delete(path).await?;
@@ -155,14 +161,14 @@ mod tests {
         let closed = Some(T0 + 18 * MIN);
         let none = view(None, LatePolicy::Drop);
         assert_eq!(
-            expire(&store, "player.play-events", &none, closed, None)
+            expire(&store, "player.play-events", &none, closed, None, None)
                 .await
                 .unwrap(),
             0
         );
         let keep = view(Some("5m"), LatePolicy::Drop);
         assert_eq!(
-            expire(&store, "player.play-events", &keep, closed, None)
+            expire(&store, "player.play-events", &keep, closed, None, None)
                 .await
                 .unwrap(),
             13
@@ -182,7 +188,7 @@ mod tests {
         }
         let amending = view(Some("5m"), LatePolicy::Amend);
         assert_eq!(
-            expire(&store, "player.play-events", &amending, closed, None)
+            expire(&store, "player.play-events", &amending, closed, None, None)
                 .await
                 .unwrap(),
             8
@@ -197,9 +203,16 @@ mod tests {
             window(&store, m, m < 18).await;
         }
         assert_eq!(
-            expire(&store, "player.play-events", &keep, closed, Some(&restart))
-                .await
-                .unwrap(),
+            expire(
+                &store,
+                "player.play-events",
+                &keep,
+                closed,
+                Some(&restart),
+                None
+            )
+            .await
+            .unwrap(),
             9
         );
     }
@@ -217,7 +230,7 @@ mod tests {
         // proves it is not an open window, so it stays
         let closed = Some(T0 + 2 * MIN);
         assert_eq!(
-            expire(&store, "player.play-events", &keep, closed, None)
+            expire(&store, "player.play-events", &keep, closed, None, None)
                 .await
                 .unwrap(),
             0
@@ -226,7 +239,7 @@ mod tests {
         // closed through minute 4: minutes 1 and 2 expire, and minute 0's file goes with them
         let closed = Some(T0 + 4 * MIN);
         assert_eq!(
-            expire(&store, "player.play-events", &keep, closed, None)
+            expire(&store, "player.play-events", &keep, closed, None, None)
                 .await
                 .unwrap(),
             2

@@ -258,6 +258,22 @@ pub struct View {
     /// kept for ever. An amending view keeps at least `amend_for`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep: Option<HumanDuration>,
+    /// How the view's snapshots are published: `delta` (the default) writes a Delta Lake
+    /// transaction log beside the Parquet files, so any Delta reader gets the newest version of
+    /// every window; `parquet` writes the files and manifests only.
+    #[serde(default)]
+    pub format: TableFormat,
+}
+
+/// How a view's snapshots are published besides their Parquet files and manifests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    /// A Delta Lake table over the view's files: `_delta_log/` in the view's directory.
+    #[default]
+    Delta,
+    /// The files and manifests only.
+    Parquet,
 }
 
 fn default_time_zone() -> String {
