@@ -1095,6 +1095,85 @@ async fn windows_past_a_views_keep_are_deleted_and_the_newer_ones_stay_whole() {
     assert_eq!(listed["per-track"].len(), minutes as usize);
 }
 
+/// Reads each of `listed`'s views (the test's `TABLE_VIEWS`) under `product_root` (a directory
+/// or an `s3://` URI, with `env` for the readers) with the Python readers, and checks they get
+/// the rows of the newest manifest of every window in `store`.
+async fn read_back_as_tables(
+    python: &str,
+    store: &Store,
+    listed: &BTreeMap<String, Vec<listing::Listed>>,
+    product_root: &str,
+    env: &[(&str, &str)],
+) {
+    for (view, columns) in [
+        ("plays", vec!["_event_id"]),
+        ("per-track", vec!["track_id", "plays"]),
+        ("last-play", vec!["user_id", "play_id"]),
+    ] {
+        // what the newest manifest of each window holds
+        let mut expected = Vec::new();
+        for l in &listed[view] {
+            let batches = rows_of(store, &manifest_of(store, view, &l.window).await).await;
+            for batch in &batches {
+                for row in 0..batch.num_rows() {
+                    let mut values = vec![serde_json::json!(l.window)];
+                    for column in &columns {
+                        let array = batch.column_by_name(column).unwrap();
+                        let value = arrow_cast::display::ArrayFormatter::try_new(
+                            array.as_ref(),
+                            &Default::default(),
+                        )
+                        .unwrap()
+                        .value(row)
+                        .to_string();
+                        values.push(match array.data_type() {
+                            arrow_schema::DataType::Int64 => {
+                                serde_json::json!(value.parse::<i64>().unwrap())
+                            }
+                            _ => serde_json::json!(value),
+                        });
+                    }
+                    expected.push(values);
+                }
+            }
+        }
+        let sort = |rows: &mut Vec<Vec<serde_json::Value>>| {
+            rows.sort_by_key(|r| serde_json::to_string(r).unwrap())
+        };
+        sort(&mut expected);
+        let out = std::process::Command::new(python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/read_tables.py"))
+            .arg(format!("{product_root}/{view}"))
+            .envs(env.iter().copied())
+            .args(&columns)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{view}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let read: HashMap<String, Vec<Vec<serde_json::Value>>> =
+            serde_json::from_slice(&out.stdout).unwrap();
+        eprintln!(
+            "{view}: {} rows in {} windows, read by {:?}",
+            expected.len(),
+            listed[view].len(),
+            read.keys().collect::<Vec<_>>()
+        );
+        for (reader, mut rows) in read {
+            sort(&mut rows);
+            assert_eq!(
+                rows.len(),
+                expected.len(),
+                "{view} read by {reader}: row count"
+            );
+            assert!(rows == expected, "{view} read by {reader} differs");
+        }
+    }
+}
+
 /// Every view kind, amending where the kind can.
 const TABLE_VIEWS: &str = "  - {name: plays, kind: events, window: minute, allowed_lateness: 30s, idle_timeout: 1s, late: amend}
   - name: per-track
@@ -1138,82 +1217,132 @@ async fn delta_readers_and_duckdb_read_the_newest_version_of_every_window() {
     })
     .await;
 
-    for (view, columns) in [
-        ("plays", vec!["_event_id"]),
-        ("per-track", vec!["track_id", "plays"]),
-        ("last-play", vec!["user_id", "play_id"]),
-    ] {
-        // what the newest manifest of each window holds
-        let mut expected = Vec::new();
-        for l in &listed[view] {
-            let batches = rows_of(&store, &manifest_of(&store, view, &l.window).await).await;
-            for batch in &batches {
-                for row in 0..batch.num_rows() {
-                    let mut values = vec![serde_json::json!(l.window)];
-                    for column in &columns {
-                        let array = batch.column_by_name(column).unwrap();
-                        let value = arrow_cast::display::ArrayFormatter::try_new(
-                            array.as_ref(),
-                            &Default::default(),
-                        )
-                        .unwrap()
-                        .value(row)
-                        .to_string();
-                        values.push(match array.data_type() {
-                            arrow_schema::DataType::Int64 => {
-                                serde_json::json!(value.parse::<i64>().unwrap())
-                            }
-                            _ => serde_json::json!(value),
-                        });
-                    }
-                    expected.push(values);
-                }
-            }
-        }
-        let sort = |rows: &mut Vec<Vec<serde_json::Value>>| {
-            rows.sort_by_key(|r| serde_json::to_string(r).unwrap())
-        };
-        sort(&mut expected);
-        let root = dir
-            .path()
-            .join("store/snapshots/player/play-events")
-            .join(view);
-        let out = std::process::Command::new(&python)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/read_tables.py"))
-            .arg(&root)
-            .args(&columns)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{view}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let read: HashMap<String, Vec<Vec<serde_json::Value>>> =
-            serde_json::from_slice(&out.stdout).unwrap();
-        eprintln!(
-            "{view}: {} rows in {} windows, read by {:?}",
-            expected.len(),
-            listed[view].len(),
-            read.keys().collect::<Vec<_>>()
-        );
-        for (reader, mut rows) in read {
-            sort(&mut rows);
-            assert_eq!(
-                rows.len(),
-                expected.len(),
-                "{view} read by {reader}: row count"
-            );
-            assert!(rows == expected, "{view} read by {reader} differs");
-        }
-    }
+    let root = dir.path().join("store/snapshots/player/play-events");
+    read_back_as_tables(&python, &store, &listed, root.to_str().unwrap(), &[]).await;
     // the amended window's late plays are in the tables, counted once
     let per_track = rows_of(&store, &manifest_of(&store, "per-track", &amended).await).await;
     let tracks = strings(&per_track, "track_id");
     let plays = longs(&per_track, "plays");
     let late = tracks.iter().position(|t| t == "late-track").unwrap();
     assert_eq!(plays[late], 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_written_through_the_s3_api_read_back_as_tables() {
+    let python = common::interop_python();
+    // an S3-compatible server (moto's) on loopback, with a bucket
+    let address = common::free_port();
+    let (host, port) = address.split_once(':').unwrap();
+    let mut server = std::process::Command::new(&python)
+        .args(["-m", "moto.server", "-H", host, "-p", port])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = common::KillOnDrop(server.id());
+    let endpoint = format!("http://{address}");
+    let aws = [
+        ("AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "meshline"),
+        ("AWS_SECRET_ACCESS_KEY", "meshline-secret"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let create_bucket = "import boto3, sys; boto3.client('s3', endpoint_url=sys.argv[1]).create_bucket(Bucket='snapshots')";
+    common::within(30, "the S3 server answers", async {
+        loop {
+            let made = std::process::Command::new(&python)
+                .args(["-c", create_bucket, &endpoint])
+                .envs(aws)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            if made.success() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = test_catalog(dir.path(), TABLE_VIEWS);
+    let (broker, url) = platform(&catalog).await;
+    let bootstrap = broker.bootstrap();
+    let minutes = 6;
+    let mut events = minutes_of_plays(minutes);
+    events.extend((0..8).map(|n| {
+        let at = T0 + 2 * MIN + n as i64 * 1000;
+        (
+            n % 4,
+            play(200_000 + n as usize, at, "late-user", "late-track", 5),
+        )
+    }));
+    write(&bootstrap, &url, &events).await;
+
+    // a snapshotter process writing to s3://snapshots/mesh
+    let mut snapshotter = common::meshline()
+        .args([
+            "snapshotter",
+            "--bootstrap",
+            &bootstrap,
+            "--registry-url",
+            &url,
+        ])
+        .args([
+            "--snapshots",
+            "s3://snapshots/mesh",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--config")
+        .arg(dir.path().join("config"))
+        .envs(aws)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _snapshotter_guard = common::KillOnDrop(snapshotter.id());
+    let store = Store::open_with(
+        "s3://snapshots/mesh",
+        aws.iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned())),
+    )
+    .unwrap();
+    let amended = label(2);
+    let listed = common::within(90, "snapshots in the S3 store", async {
+        loop {
+            let mut listed = BTreeMap::new();
+            for view in ["plays", "per-track", "last-play"] {
+                listed.insert(
+                    view.to_owned(),
+                    listing::list(&store, TOPIC, view).await.unwrap(),
+                );
+            }
+            let amended_everywhere = ["plays", "per-track"].iter().all(|view| {
+                listed[*view]
+                    .iter()
+                    .any(|l| l.window == amended && l.version >= 2)
+            });
+            if amended_everywhere && listed["last-play"].len() == minutes as usize {
+                return listed;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    snapshotter.kill().unwrap();
+    snapshotter.wait().unwrap();
+    read_back_as_tables(
+        &python,
+        &store,
+        &listed,
+        "s3://snapshots/mesh/snapshots/player/play-events",
+        &aws,
+    )
+    .await;
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
 
 /// An `events` and an `aggregate` view by the minute.

@@ -22,6 +22,18 @@ impl Store {
     /// The store at `location`: a URL (`file:///dir`, `memory://`, `s3://bucket/prefix`; S3
     /// credentials from the usual `AWS_*` variables) or a directory path (created if missing).
     pub fn open(location: &str) -> Result<Self> {
+        let options = std::env::vars()
+            .filter(|(k, _)| k.starts_with("AWS_"))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v));
+        Self::open_with(location, options)
+    }
+
+    /// [`Store::open`] with the backend's options given (`aws_endpoint`, `aws_access_key_id`, …:
+    /// `object_store`'s keys) rather than read from the environment.
+    pub fn open_with(
+        location: &str,
+        options: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
         let url = match Url::parse(location) {
             Ok(url) if url.scheme().len() > 1 => url,
             _ => {
@@ -47,9 +59,6 @@ impl Store {
                 })?;
             }
         }
-        let options = std::env::vars()
-            .filter(|(k, _)| k.starts_with("AWS_"))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v));
         let (inner, prefix) = object_store::parse_url_opts(&url, options).map_err(|e| Error::Store {
             what: format!("opening the snapshot store {url}; use a directory, file:///dir, memory:// or s3://bucket/prefix"),
             source: Box::new(e),
