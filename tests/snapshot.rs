@@ -1096,10 +1096,11 @@ async fn windows_past_a_views_keep_are_deleted_and_the_newer_ones_stay_whole() {
 }
 
 /// Reads each of `listed`'s views (the test's `TABLE_VIEWS`) under `product_root` (a directory
-/// or an `s3://` URI, with `env` for the readers) with the Python readers, and checks they get
-/// the rows of the newest manifest of every window in `store`.
+/// or an `s3://` URI, with `env` for the readers) as `format` tables with the Python readers,
+/// and checks they get the rows of the newest manifest of every window in `store`.
 async fn read_back_as_tables(
     python: &str,
+    format: &str,
     store: &Store,
     listed: &BTreeMap<String, Vec<listing::Listed>>,
     product_root: &str,
@@ -1143,6 +1144,7 @@ async fn read_back_as_tables(
         sort(&mut expected);
         let out = std::process::Command::new(python)
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/read_tables.py"))
+            .arg(format)
             .arg(format!("{product_root}/{view}"))
             .envs(env.iter().copied())
             .args(&columns)
@@ -1174,8 +1176,8 @@ async fn read_back_as_tables(
     }
 }
 
-/// Every view kind, amending where the kind can.
-const TABLE_VIEWS: &str = "  - {name: plays, kind: events, window: minute, allowed_lateness: 30s, idle_timeout: 1s, late: amend}
+/// Every view kind, amending where the kind can, published as `FORMAT` tables.
+const TABLE_VIEWS: &str = "  - {name: plays, kind: events, window: minute, allowed_lateness: 30s, idle_timeout: 1s, late: amend, format: FORMAT}
   - name: per-track
     kind: aggregate
     window: minute
@@ -1183,48 +1185,58 @@ const TABLE_VIEWS: &str = "  - {name: plays, kind: events, window: minute, allow
     allowed_lateness: 30s
     idle_timeout: 1s
     late: amend
+    format: FORMAT
     aggregations:
       - {name: plays, function: count}
-  - {name: last-play, kind: latest, window: minute, key: [user_id], allowed_lateness: 30s, idle_timeout: 1s}
+  - {name: last-play, kind: latest, window: minute, key: [user_id], allowed_lateness: 30s, idle_timeout: 1s, format: FORMAT}
 ";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delta_readers_and_duckdb_read_the_newest_version_of_every_window() {
+async fn delta_and_iceberg_readers_and_duckdb_read_the_newest_version_of_every_window() {
     let python = common::interop_python();
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = test_catalog(dir.path(), TABLE_VIEWS);
-    let (broker, url) = platform(&catalog).await;
-    let bootstrap = broker.bootstrap();
-    let minutes = 10;
-    let mut events = minutes_of_plays(minutes);
-    // after every window closed: 20 plays of minute 3, late, which amend it
-    events.extend((0..20).map(|n| {
-        let at = T0 + 3 * MIN + n as i64 * 1000;
-        (
-            n % 4,
-            play(200_000 + n as usize, at, "late-user", "late-track", 5),
+    for format in ["delta", "iceberg"] {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = test_catalog(dir.path(), &TABLE_VIEWS.replace("FORMAT", format));
+        let (broker, url) = platform(&catalog).await;
+        let bootstrap = broker.bootstrap();
+        let minutes = 10;
+        let mut events = minutes_of_plays(minutes);
+        // after every window closed: 20 plays of minute 3, late, which amend it
+        events.extend((0..20).map(|n| {
+            let at = T0 + 3 * MIN + n as i64 * 1000;
+            (
+                n % 4,
+                play(200_000 + n as usize, at, "late-user", "late-track", 5),
+            )
+        }));
+        write(&bootstrap, &url, &events).await;
+        let store = Store::open(dir.path().join("store").to_str().unwrap()).unwrap();
+        let amended = label(3);
+        let listed = snapshot_until(config(&bootstrap, &url, &store), catalog, |listed, _| {
+            ["plays", "per-track"].iter().all(|view| {
+                listed[*view]
+                    .iter()
+                    .any(|l| l.window == amended && l.version >= 2)
+            }) && listed["last-play"].len() == minutes as usize
+        })
+        .await;
+        let root = dir.path().join("store/snapshots/player/play-events");
+        read_back_as_tables(
+            &python,
+            format,
+            &store,
+            &listed,
+            root.to_str().unwrap(),
+            &[],
         )
-    }));
-    write(&bootstrap, &url, &events).await;
-    let store = Store::open(dir.path().join("store").to_str().unwrap()).unwrap();
-    let amended = label(3);
-    let listed = snapshot_until(config(&bootstrap, &url, &store), catalog, |listed, _| {
-        ["plays", "per-track"].iter().all(|view| {
-            listed[*view]
-                .iter()
-                .any(|l| l.window == amended && l.version >= 2)
-        }) && listed["last-play"].len() == minutes as usize
-    })
-    .await;
-
-    let root = dir.path().join("store/snapshots/player/play-events");
-    read_back_as_tables(&python, &store, &listed, root.to_str().unwrap(), &[]).await;
-    // the amended window's late plays are in the tables, counted once
-    let per_track = rows_of(&store, &manifest_of(&store, "per-track", &amended).await).await;
-    let tracks = strings(&per_track, "track_id");
-    let plays = longs(&per_track, "plays");
-    let late = tracks.iter().position(|t| t == "late-track").unwrap();
-    assert_eq!(plays[late], 20);
+        .await;
+        // the amended window's late plays are in the tables, counted once
+        let per_track = rows_of(&store, &manifest_of(&store, "per-track", &amended).await).await;
+        let tracks = strings(&per_track, "track_id");
+        let plays = longs(&per_track, "plays");
+        let late = tracks.iter().position(|t| t == "late-track").unwrap();
+        assert_eq!(plays[late], 20);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1266,81 +1278,85 @@ async fn views_written_through_the_s3_api_read_back_as_tables() {
     })
     .await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = test_catalog(dir.path(), TABLE_VIEWS);
-    let (broker, url) = platform(&catalog).await;
-    let bootstrap = broker.bootstrap();
-    let minutes = 6;
-    let mut events = minutes_of_plays(minutes);
-    events.extend((0..8).map(|n| {
-        let at = T0 + 2 * MIN + n as i64 * 1000;
-        (
-            n % 4,
-            play(200_000 + n as usize, at, "late-user", "late-track", 5),
-        )
-    }));
-    write(&bootstrap, &url, &events).await;
+    for format in ["delta", "iceberg"] {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = test_catalog(dir.path(), &TABLE_VIEWS.replace("FORMAT", format));
+        let (broker, url) = platform(&catalog).await;
+        let bootstrap = broker.bootstrap();
+        let minutes = 6;
+        let mut events = minutes_of_plays(minutes);
+        events.extend((0..8).map(|n| {
+            let at = T0 + 2 * MIN + n as i64 * 1000;
+            (
+                n % 4,
+                play(200_000 + n as usize, at, "late-user", "late-track", 5),
+            )
+        }));
+        write(&bootstrap, &url, &events).await;
 
-    // a snapshotter process writing to s3://snapshots/mesh
-    let mut snapshotter = common::meshline()
-        .args([
-            "snapshotter",
-            "--bootstrap",
-            &bootstrap,
-            "--registry-url",
-            &url,
-        ])
-        .args([
-            "--snapshots",
-            "s3://snapshots/mesh",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--config")
-        .arg(dir.path().join("config"))
-        .envs(aws)
-        .stdout(std::process::Stdio::null())
-        .spawn()
+        // a snapshotter process writing to s3://snapshots/mesh
+        let mut snapshotter = common::meshline()
+            .args([
+                "snapshotter",
+                "--bootstrap",
+                &bootstrap,
+                "--registry-url",
+                &url,
+            ])
+            .args([
+                "--snapshots",
+                &format!("s3://snapshots/{format}"),
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--config")
+            .arg(dir.path().join("config"))
+            .envs(aws)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let _snapshotter_guard = common::KillOnDrop(snapshotter.id());
+        let store = Store::open_with(
+            &format!("s3://snapshots/{format}"),
+            aws.iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned())),
+        )
         .unwrap();
-    let _snapshotter_guard = common::KillOnDrop(snapshotter.id());
-    let store = Store::open_with(
-        "s3://snapshots/mesh",
-        aws.iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned())),
-    )
-    .unwrap();
-    let amended = label(2);
-    let listed = common::within(90, "snapshots in the S3 store", async {
-        loop {
-            let mut listed = BTreeMap::new();
-            for view in ["plays", "per-track", "last-play"] {
-                listed.insert(
-                    view.to_owned(),
-                    listing::list(&store, TOPIC, view).await.unwrap(),
-                );
+        let amended = label(2);
+        let listed = common::within(90, "snapshots in the S3 store", async {
+            loop {
+                let mut listed = BTreeMap::new();
+                for view in ["plays", "per-track", "last-play"] {
+                    listed.insert(
+                        view.to_owned(),
+                        listing::list(&store, TOPIC, view).await.unwrap(),
+                    );
+                }
+                let amended_everywhere = ["plays", "per-track"].iter().all(|view| {
+                    listed[*view]
+                        .iter()
+                        .any(|l| l.window == amended && l.version >= 2)
+                });
+                if amended_everywhere && listed["last-play"].len() == minutes as usize {
+                    return listed;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            let amended_everywhere = ["plays", "per-track"].iter().all(|view| {
-                listed[*view]
-                    .iter()
-                    .any(|l| l.window == amended && l.version >= 2)
-            });
-            if amended_everywhere && listed["last-play"].len() == minutes as usize {
-                return listed;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
-    snapshotter.kill().unwrap();
-    snapshotter.wait().unwrap();
-    read_back_as_tables(
-        &python,
-        &store,
-        &listed,
-        "s3://snapshots/mesh/snapshots/player/play-events",
-        &aws,
-    )
-    .await;
+        })
+        .await;
+        snapshotter.kill().unwrap();
+        snapshotter.wait().unwrap();
+        read_back_as_tables(
+            &python,
+            format,
+            &store,
+            &listed,
+            &format!("s3://snapshots/{format}/snapshots/player/play-events"),
+            &aws,
+        )
+        .await;
+    }
     server.kill().unwrap();
     server.wait().unwrap();
 }

@@ -16,13 +16,15 @@
 //! - [`manifest`]: manifests, progress and their paths; [`listing`]: what a store holds;
 //! - [`spill`]: view state past its budget, on local disk;
 //! - [`parquet`]: Parquet bytes; [`store`]: create-only files on any `object_store` backend;
-//! - `delta`: a view's files as a Delta Lake table (its transaction log);
+//! - `table`: a view's files as a table: `delta` (a Delta Lake log) or `iceberg` (Iceberg
+//!   metadata);
 //! - [`worker`]: the Kafka loop, its delivery guarantee, and its metrics.
 
 mod aggregate;
 mod clock;
 mod delta;
 mod events;
+mod iceberg;
 mod kind;
 mod latest;
 pub mod listing;
@@ -31,6 +33,7 @@ pub mod parquet;
 pub mod rows;
 pub mod spill;
 pub mod store;
+mod table;
 #[cfg(test)]
 mod testing;
 pub mod view;

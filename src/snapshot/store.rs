@@ -164,6 +164,19 @@ impl Store {
         }
     }
 
+    /// Writes `bytes` at `relative`, replacing what is there: only for pointers to create-only
+    /// files (a table's `version-hint.text`), which a reader may find behind.
+    pub async fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<()> {
+        self.inner
+            .put(&self.path(relative), PutPayload::from(bytes))
+            .await
+            .map(drop)
+            .map_err(|e| Error::Store {
+                what: format!("writing {}", self.uri(relative)),
+                source: Box::new(e),
+            })
+    }
+
     /// Paths (relative) of every file under `relative`, sorted.
     pub async fn list(&self, relative: &str) -> Result<Vec<String>> {
         let prefix = self.path(relative);

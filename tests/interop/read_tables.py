@@ -1,17 +1,18 @@
 """Reads snapshot views as an analyst does and prints their rows as JSON, for tests/snapshot.rs.
 
-Usage: read_tables.py VIEW_ROOT COLUMN... : the view's Delta table (a directory, or an s3://
-URI with the AWS_* variables set) read by the `deltalake` package and by DuckDB (locally over
-the files the table's log lists; on S3 over the table `deltalake` read, as DuckDB's own S3
-support is an extension it downloads); prints {"deltalake": [[window, COLUMN...], ...],
-"duckdb": [...]}, each sorted.
+Usage: read_tables.py FORMAT VIEW_ROOT COLUMN... : the view's table (FORMAT `delta` or
+`iceberg`; VIEW_ROOT a directory, or an s3:// URI with the AWS_* variables set) read by the
+format's Python package (`deltalake`, `pyiceberg`) and by DuckDB (for a local Delta table over
+the files its log lists; otherwise over the table the package read, as DuckDB's own S3 and
+Iceberg support are extensions it downloads); prints
+{"<package>": [[window, COLUMN...], ...], "duckdb": [...]}, each sorted.
 """
 
 import json
+import os
 import sys
 
 import duckdb
-from deltalake import DeltaTable
 
 
 def rows(table, columns):
@@ -19,22 +20,41 @@ def rows(table, columns):
     return sorted([[row["window"], *[row[c] for c in columns]] for row in data], key=json.dumps)
 
 
-def main():
-    root, columns = sys.argv[1], sys.argv[2:]
+def read_delta(root):
+    from deltalake import DeltaTable
+
     table = DeltaTable(root)
-    arrow = table.to_pyarrow_table()
-    by_deltalake = rows(arrow, columns)
-    selected = ", ".join(f'"{c}"' for c in ["window", *columns])
+    return "deltalake", table.to_pyarrow_table(), None if root.startswith("s3://") else table.file_uris()
+
+
+def read_iceberg(root):
+    from pyiceberg.table import StaticTable
+
+    properties = {}
     if root.startswith("s3://"):
+        properties = {
+            "s3.endpoint": os.environ["AWS_ENDPOINT_URL"],
+            "s3.access-key-id": os.environ["AWS_ACCESS_KEY_ID"],
+            "s3.secret-access-key": os.environ["AWS_SECRET_ACCESS_KEY"],
+            "s3.region": os.environ["AWS_REGION"],
+        }
+    table = StaticTable.from_metadata(root, properties=properties)
+    return "pyiceberg", table.scan().to_arrow(), None
+
+
+def main():
+    format, root, columns = sys.argv[1], sys.argv[2], sys.argv[3:]
+    package, arrow, files = {"delta": read_delta, "iceberg": read_iceberg}[format](root)
+    selected = ", ".join(f'"{c}"' for c in ["window", *columns])
+    if files is None:
         by_duckdb = duckdb.sql(f"select {selected} from arrow").fetch_arrow_table()
     else:
         # the files the table's log says are current, the window from their path
-        files = table.file_uris()
         by_duckdb = duckdb.sql(
             f"select {selected} from read_parquet({files!r}, hive_partitioning = true,"
             " hive_types_autocast = false)"
         ).fetch_arrow_table()
-    print(json.dumps({"deltalake": by_deltalake, "duckdb": rows(by_duckdb, columns)}))
+    print(json.dumps({package: rows(arrow, columns), "duckdb": rows(by_duckdb, columns)}))
 
 
 if __name__ == "__main__":

@@ -51,11 +51,11 @@ use metrics::{delay, set_counter, Consuming};
 use progress::{progress_start, same_manifest};
 
 use super::{
-    delta::Table,
     manifest::{self, Manifest, Progress},
     parquet,
     rows::{Decoding, Rows, Skip},
     store::Store,
+    table::Table,
     view::{Step, ViewRunner},
     Error, Result,
 };
@@ -66,7 +66,7 @@ use crate::{
         headers::{self as out_headers, LATE_EVENT},
         resume,
     },
-    product::{Catalog, LatePolicy, Product, ProductId, TableFormat},
+    product::{Catalog, LatePolicy, Product, ProductId},
     registry::client::Client,
 };
 
@@ -123,7 +123,7 @@ struct Loop<'a> {
     product: &'a Product,
     metrics: &'a Metrics,
     runners: Vec<ViewRunner>,
-    /// The Delta table of each view (beside `runners`) that has one.
+    /// The table of each view (beside `runners`) that has one.
     tables: Vec<Option<Table>>,
     decoding: Decoding,
     client: Client,
@@ -229,12 +229,7 @@ fn run_product(
     }
     let mut tables = Vec::new();
     for view in &product.descriptor.views {
-        tables.push(match view.format {
-            TableFormat::Delta => {
-                Some(handle.block_on(Table::open(&config.store, id, &view.name))?)
-            }
-            TableFormat::Parquet => None,
-        });
+        tables.push(handle.block_on(Table::open(&config.store, id, view))?);
     }
 
     let keep = product

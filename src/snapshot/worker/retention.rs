@@ -11,15 +11,15 @@
 use std::collections::BTreeMap;
 
 use super::super::{
-    delta::Table,
     manifest::{product_root, Manifest},
+    table::Table,
     Error, Result, Store,
 };
 use crate::product::{LatePolicy, View};
 
 /// Deletes the windows of `view` of `product` past its `keep`, given the end of its newest
 /// closed window (`closed_through`, epoch ms) and the manifest its state restarts from
-/// (`restart_from`), from its Delta `table` first when it has one; returns how many windows
+/// (`restart_from`), from its `table` first when it has one; returns how many windows
 /// went.
 pub(super) async fn expire(
     store: &Store,

@@ -260,7 +260,8 @@ pub struct View {
     pub keep: Option<HumanDuration>,
     /// How the view's snapshots are published: `delta` (the default) writes a Delta Lake
     /// transaction log beside the Parquet files, so any Delta reader gets the newest version of
-    /// every window; `parquet` writes the files and manifests only.
+    /// every window; `iceberg` writes Apache Iceberg metadata instead; `parquet` writes the
+    /// files and manifests only.
     #[serde(default)]
     pub format: TableFormat,
 }
@@ -272,6 +273,8 @@ pub enum TableFormat {
     /// A Delta Lake table over the view's files: `_delta_log/` in the view's directory.
     #[default]
     Delta,
+    /// An Apache Iceberg table over the view's files: `metadata/` in the view's directory.
+    Iceberg,
     /// The files and manifests only.
     Parquet,
 }
