@@ -4,7 +4,9 @@
 //! rounds (5 by default, `MESHLINE_BENCH_ROUNDS`), each round on a fresh broker with meshline
 //! and raw in turn (which goes first alternates); a ratio is meshline round *i* ÷ raw round *i*,
 //! reported as the median and the range over the rounds. Then how throughput scales with
-//! partitions, and how the cost per event grows with the number of products and of rules.
+//! partitions; the snapshotter worker (store and table included) per table format and with 1, 2
+//! and 4 workers, as ratios per round to Parquet alone and to one worker; and how the cost per
+//! event grows with the number of products and of rules.
 //!
 //! - **SDK produce**: `Producer::enqueue` of typed events into the ingress topic, against a raw
 //!   `FutureProducer` sending the records the SDK makes of the same events (built before its clock
@@ -48,7 +50,7 @@ use meshline::{
     product::{Catalog, Product, Rule},
     registry::client::Client,
     sdk::{producer::produce, Producer},
-    snapshot::{rows::Decoding, spill::Spill, view::ViewRunner},
+    snapshot::{self, rows::Decoding, spill::Spill, view::ViewRunner, SnapshotterConfig, Store},
 };
 use rand::{distr::Alphanumeric, rngs::StdRng, Rng, SeedableRng};
 use rdkafka::{
@@ -60,8 +62,8 @@ use tokio_util::sync::CancellationToken;
 
 mod common;
 use common::{
-    create_raw_out, fill_ingress, gateway_pipe, raw_pipe, serve_registry, serve_registry_for,
-    start_broker_on, INGRESS,
+    create_raw_out, fill_ingress, fill_topic, gateway_pipe, raw_pipe, serve_registry,
+    serve_registry_for, start_broker_on, INGRESS,
 };
 
 const PRODUCT: &str = "player.play-events";
@@ -300,8 +302,150 @@ async fn run() {
         }
     }
 
+    formats(events / 2, rounds).await;
+    workers(events / 2, rounds).await;
     products_scaling().await;
     rules_scaling();
+}
+
+/// The snapshotter worker (consume, window, Parquet into a directory, and the view's table)
+/// over the same records per table format, the formats in turn within each round (the order
+/// rotates), each round on a fresh broker; ratios to `parquet` (files and manifests only) per
+/// round.
+async fn formats(events: usize, rounds: usize) {
+    use meshline::product::TableFormat;
+    println!("\n## Snapshot table formats: snapshotter worker events/s by view format (PlayEvent over 24 hours of event time, both player views, {events} events, {rounds} rounds)\n");
+    println!("| storage | format | events/s (median) | ratio to parquet, median | ratio range |");
+    println!("| --- | --- | ---: | ---: | ---: |");
+    let formats = [
+        ("parquet", TableFormat::Parquet),
+        ("delta", TableFormat::Delta),
+        ("iceberg", TableFormat::Iceberg),
+    ];
+    let records = Size::Play.events(events);
+    for (storage, durable) in STORAGES {
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); formats.len()];
+        for round in 0..rounds {
+            let platform = Platform::start(durable, &[]).await;
+            fill_topic(&platform.bootstrap, &platform.url, PRODUCT, &records, 4).await;
+            for k in 0..formats.len() {
+                let i = (k + round) % formats.len();
+                let rate = snapshot_workers(&platform, formats[i].1, 1, events).await;
+                rates[i].push(rate);
+            }
+            platform.stop().await;
+        }
+        for (i, (name, _)) in formats.iter().enumerate() {
+            let ratios = Paired::of(rates[i].iter().zip(&rates[0]).map(|(m, r)| (*m, Some(*r))));
+            println!(
+                "| {storage} | {name} | {:.0} | {} | {} |",
+                median(rates[i].iter().copied()),
+                ratios.median(),
+                ratios.range()
+            );
+        }
+    }
+}
+
+/// The same with 1, 2 and 4 snapshotter workers on the one product (each its own member of the
+/// product's snapshotter group, all in this process); ratios to one worker per round.
+async fn workers(events: usize, rounds: usize) {
+    use meshline::product::TableFormat;
+    println!("\n## Snapshotter workers on one product: events/s by workers (PlayEvent over 24 hours of event time, both player views as Delta tables, {events} events, {rounds} rounds)\n");
+    println!("One product runs on one worker at a time (the others stand by, to take it over): more workers spread more products, not one product's partitions.\n");
+    println!("| storage | workers | events/s (median) | ratio to 1 worker, median | ratio range |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let counts = [1, 2, 4];
+    let records = Size::Play.events(events);
+    for (storage, durable) in STORAGES {
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+        for round in 0..rounds {
+            let platform = Platform::start(durable, &[]).await;
+            fill_topic(&platform.bootstrap, &platform.url, PRODUCT, &records, 4).await;
+            for k in 0..counts.len() {
+                let i = (k + round) % counts.len();
+                let rate = snapshot_workers(&platform, TableFormat::Delta, counts[i], events).await;
+                rates[i].push(rate);
+            }
+            platform.stop().await;
+        }
+        for (i, workers) in counts.iter().enumerate() {
+            let ratios = Paired::of(rates[i].iter().zip(&rates[0]).map(|(m, r)| (*m, Some(*r))));
+            println!(
+                "| {storage} | {workers} | {:.0} | {} | {} |",
+                median(rates[i].iter().copied()),
+                ratios.median(),
+                ratios.range()
+            );
+        }
+    }
+}
+
+/// Runs `workers` snapshotter workers on the player product, its views published as `format`,
+/// into a fresh directory until the progress has taken in all `records`; returns events/s from
+/// their start.
+async fn snapshot_workers(
+    platform: &Platform,
+    format: meshline::product::TableFormat,
+    workers: usize,
+    records: usize,
+) -> f64 {
+    let mut product = Catalog::load(std::path::Path::new("config"))
+        .expect("catalog")
+        .get(PRODUCT)
+        .expect("product")
+        .clone();
+    for view in &mut product.descriptor.views {
+        view.format = format;
+    }
+    let mut catalog = Catalog::default();
+    catalog.insert(product);
+    let dir = tempfile::tempdir().expect("snapshot dir");
+    let store = Store::open(dir.path().to_str().expect("path")).expect("store");
+    let mut config = SnapshotterConfig::new(&platform.bootstrap, &platform.url, store.clone());
+    config.checkpoint_interval = Duration::from_millis(100);
+    // a group of its own: no other run's members to elect among
+    config.group_prefix = format!("bench-{}", uuid::Uuid::new_v4());
+    let catalog = Arc::new(catalog);
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let running: Vec<_> = (0..workers)
+        .map(|_| {
+            let metrics = snapshot::Metrics::new(&prometheus::Registry::new()).expect("metrics");
+            tokio::spawn(snapshot::worker::run(
+                config.clone(),
+                catalog.clone(),
+                metrics,
+                stop.clone(),
+            ))
+        })
+        .collect();
+    loop {
+        let taken: i64 = match snapshot::worker::load_progress(&store, PRODUCT).await {
+            Ok(Some((progress, _))) => progress
+                .views
+                .values()
+                .map(|v| {
+                    v.partitions
+                        .values()
+                        .map(|p| p.done_through + 1)
+                        .sum::<i64>()
+                })
+                .min()
+                .unwrap_or(0),
+            _ => 0,
+        };
+        if taken >= records as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rate = records as f64 / started.elapsed().as_secs_f64();
+    stop.cancel();
+    for worker in running {
+        worker.await.expect("worker");
+    }
+    rate
 }
 
 /// The median of some values (0 for none).

@@ -101,6 +101,17 @@ pub(crate) async fn fill_ingress(
     events: &[PlayEvent],
     partitions: i32,
 ) {
+    fill_topic(bootstrap, url, INGRESS, events, partitions).await;
+}
+
+/// [`fill_ingress`] for any topic.
+pub(crate) async fn fill_topic(
+    bootstrap: &str,
+    url: &str,
+    topic: &str,
+    events: &[PlayEvent],
+    partitions: i32,
+) {
     let sdk = Producer::builder(bootstrap, url)
         .event::<PlayEvent>()
         .build()
@@ -112,7 +123,7 @@ pub(crate) async fn fill_ingress(
     let mut deliveries = Vec::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {
         let record = sdk.record_for(event).await.expect("record");
-        let mut future = FutureRecord::<[u8], [u8]>::to(INGRESS)
+        let mut future = FutureRecord::<[u8], [u8]>::to(topic)
             .partition(i as i32 % partitions)
             .headers(record.owned_headers());
         if let Some(payload) = &record.payload {
