@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::{
-    product::{Catalog, Product},
+    product::{Catalog, Product, TableFormat, View},
     registry::client::Client,
     snapshot::{self, Store},
 };
@@ -58,6 +58,26 @@ impl Service {
     pub fn with_snapshots(mut self, store: Store) -> Self {
         self.snapshots = Some(store);
         self
+    }
+
+    /// A view as the catalog shows it: its descriptor, its address, its snapshots, and where its
+    /// table is (`table`: format and location, for `deltalake`, pyiceberg, Spark or Trino).
+    async fn view(&self, id: &str, view: &View) -> Value {
+        let mut shown = json!(view);
+        shown["address"] = json!(format!("{}/views/{}", self.address(id), view.name));
+        shown["snapshots"] = self.snapshots(id, &view.name).await;
+        shown["table"] = match (&self.snapshots, view.format) {
+            (Some(store), TableFormat::Delta | TableFormat::Iceberg) => json!({
+                "format": view.format,
+                "location": store.uri(&format!(
+                    "{}/{}",
+                    snapshot::manifest::product_root(id),
+                    view.name
+                )),
+            }),
+            _ => Value::Null,
+        };
+        shown
     }
 
     /// The snapshots of a view, newest version of each window, with their catalog addresses.
@@ -125,10 +145,7 @@ impl Service {
         let address = self.address(product.id());
         let mut views: Vec<Value> = Vec::new();
         for v in &d.views {
-            let mut view = json!(v);
-            view["address"] = json!(format!("{address}/views/{}", v.name));
-            view["snapshots"] = self.snapshots(product.id(), &v.name).await;
-            views.push(view);
+            views.push(self.view(product.id(), v).await);
         }
         let (schema, registered_rules) = self.registered(product).await;
         json!({
@@ -204,10 +221,8 @@ async fn view(State(s): State<Service>, Path((id, name)): Path<(String, String)>
         .and_then(|p| p.descriptor.views.iter().find(|v| v.name == name));
     match found {
         Some(v) => {
-            let mut view = json!(v);
+            let mut view = s.view(&id, v).await;
             view["product"] = json!(s.address(&id));
-            view["address"] = json!(format!("{}/views/{name}", s.address(&id)));
-            view["snapshots"] = s.snapshots(&id, &name).await;
             Json(view).into_response()
         }
         None => unknown(&s.catalog, &id),

@@ -141,6 +141,15 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     .await
     .unwrap();
     assert_eq!(view["window"], "day", "a view address resolves: {view}");
+    // where an engine reads the view as a table
+    assert_eq!(view["table"]["format"], "delta", "{view}");
+    assert!(
+        view["table"]["location"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("file:///")
+                && l.ends_with("/snapshots/player/play-events/daily-plays")),
+        "{view}"
+    );
     let metrics = text_of(&format!("http://{registry}/metrics")).await;
     assert!(
         metrics.contains("meshline_http_requests_total"),

@@ -15,8 +15,9 @@
 //! (`Conflict`), and the worker that gets it restarts from the progress.
 //!
 //! Limits: one worker reads all partitions of a product; a product does not yet spread over
-//! several workers. A rebalance (a worker joining or leaving) restarts the running products'
-//! loops, which restore their state from the store.
+//! several workers. The group rebalances incrementally (`cooperative-sticky`): a worker joining
+//! or leaving moves a product only when partition 0 moves, and a moved product restores its
+//! state from the store.
 
 use std::{
     sync::{
@@ -58,6 +59,8 @@ struct Running {
 /// what the group assigns.
 struct Elector {
     product: String,
+    /// The product's topic.
+    topic: String,
     running: Mutex<Option<Running>>,
     /// Whether the group assigned this worker its share at least once.
     joined: AtomicBool,
@@ -89,9 +92,18 @@ impl ClientContext for Elector {
 
 impl ConsumerContext for Elector {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        // eager rebalancing revokes everything before assigning again: give the product up
-        // before this worker rejoins, so no other worker is handed it while it still runs here
-        if matches!(rebalance, Rebalance::Revoke(_) | Rebalance::Error(_)) {
+        // give the product up before this worker rejoins, so no other worker is handed it while
+        // it still runs here; the group rebalances incrementally (cooperative), so a worker
+        // joining or leaving revokes partition 0 only when it moves
+        let revoked = match rebalance {
+            Rebalance::Revoke(partitions) => partitions
+                .elements()
+                .iter()
+                .any(|p| p.topic() == self.topic && p.partition() == 0),
+            Rebalance::Error(_) => true,
+            Rebalance::Assign(_) => false,
+        };
+        if revoked {
             self.give_up();
         }
     }
@@ -128,8 +140,10 @@ pub(super) fn elect(
         .set("enable.auto.commit", "false")
         .set("session.timeout.ms", &timeout)
         .set("heartbeat.interval.ms", "1000")
+        .set("partition.assignment.strategy", "cooperative-sticky")
         .create_with_context(Elector {
             product: id.to_owned(),
+            topic: topic.clone(),
             running: Mutex::new(None),
             joined: AtomicBool::new(false),
         })
