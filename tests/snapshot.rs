@@ -561,6 +561,26 @@ const KILL_VIEWS: &str = "  - {name: plays, kind: events, window: minute, allowe
     aggregations: [{name: plays, function: count}]
 ";
 
+/// Whether `progress` has its `views` views, each with every window closed through `through`
+/// (epoch ms) and all `per_partition` records of each of `partitions` partitions taken in.
+fn took_in_all(
+    progress: &snapshot::manifest::Progress,
+    views: usize,
+    partitions: i32,
+    per_partition: i64,
+    through: i64,
+) -> bool {
+    progress.views.len() == views
+        && progress.views.values().all(|v| {
+            v.closed_through.is_some_and(|c| c >= through)
+                && (0..partitions).all(|p| {
+                    v.partitions
+                        .get(&p)
+                        .is_some_and(|p| p.done_through == per_partition - 1)
+                })
+        })
+}
+
 /// Every file of the snapshots (not the progress), with manifests' `watermark` left out: it
 /// says when a window closed, which depends on how partitions interleave (a replay keeps the
 /// manifest it finds, but one written by the reference run has its own).
@@ -650,17 +670,8 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
     // done when its progress (written after every snapshot and amendment it accounts for) has
     // taken in every record and closed every window: the last windows' amendments come after
     // their version 1
-    let per_partition = (total / 4 + 1) as i64;
     let taken_in = |progress: &snapshot::manifest::Progress| {
-        progress.views.len() == 5
-            && progress.views.values().all(|v| {
-                v.closed_through.is_some_and(|c| c >= T0 + minutes * MIN)
-                    && (0..4).all(|p| {
-                        v.partitions
-                            .get(&p)
-                            .is_some_and(|p| p.done_through == per_partition - 1)
-                    })
-            })
+        took_in_all(progress, 5, 4, (total / 4 + 1) as i64, T0 + minutes * MIN)
     };
 
     // the reference: one uninterrupted run
@@ -921,17 +932,8 @@ async fn several_workers_one_killed_and_one_added_write_what_one_worker_writes()
         events.push((partition, play(n, T0 + (minutes + 10) * MIN, "x", "x", 0)));
     }
     write(&bootstrap, &url, &events).await;
-    let per_partition = (total / 8 + 1) as i64;
     let taken_in = |progress: &snapshot::manifest::Progress| {
-        progress.views.len() == 3
-            && progress.views.values().all(|v| {
-                v.closed_through.is_some_and(|c| c >= T0 + minutes * MIN)
-                    && (0..8).all(|p| {
-                        v.partitions
-                            .get(&p)
-                            .is_some_and(|p| p.done_through == per_partition - 1)
-                    })
-            })
+        took_in_all(progress, 3, 8, (total / 8 + 1) as i64, T0 + minutes * MIN)
     };
 
     let reference_store = Store::open(reference_dir.join("store").to_str().unwrap()).unwrap();
@@ -1176,6 +1178,18 @@ async fn read_back_as_tables(
     }
 }
 
+/// [`minutes_of_plays`], then, after every window closed, `late` plays of minute `late_minute`
+/// (user `late-user`, track `late-track`), late, which amend it.
+fn plays_then_late(minutes: i64, late_minute: i64, late: usize) -> Vec<(i32, PlayEvent)> {
+    let mut events = minutes_of_plays(minutes);
+    events.extend((0..late).map(|n| {
+        let at = T0 + late_minute * MIN + n as i64 * 1000;
+        let play = play(200_000 + n, at, "late-user", "late-track", 5);
+        ((n % 4) as i32, play)
+    }));
+    events
+}
+
 /// Every view kind, amending where the kind can, published as `FORMAT` tables.
 const TABLE_VIEWS: &str = "  - {name: plays, kind: events, window: minute, allowed_lateness: 30s, idle_timeout: 1s, late: amend, format: FORMAT}
   - name: per-track
@@ -1200,16 +1214,7 @@ async fn delta_and_iceberg_readers_and_duckdb_read_the_newest_version_of_every_w
         let (broker, url) = platform(&catalog).await;
         let bootstrap = broker.bootstrap();
         let minutes = 10;
-        let mut events = minutes_of_plays(minutes);
-        // after every window closed: 20 plays of minute 3, late, which amend it
-        events.extend((0..20).map(|n| {
-            let at = T0 + 3 * MIN + n as i64 * 1000;
-            (
-                n % 4,
-                play(200_000 + n as usize, at, "late-user", "late-track", 5),
-            )
-        }));
-        write(&bootstrap, &url, &events).await;
+        write(&bootstrap, &url, &plays_then_late(minutes, 3, 20)).await;
         let store = Store::open(dir.path().join("store").to_str().unwrap()).unwrap();
         let amended = label(3);
         let listed = snapshot_until(config(&bootstrap, &url, &store), catalog, |listed, _| {
@@ -1284,17 +1289,9 @@ async fn views_written_through_the_s3_api_read_back_as_tables() {
         let (broker, url) = platform(&catalog).await;
         let bootstrap = broker.bootstrap();
         let minutes = 6;
-        let mut events = minutes_of_plays(minutes);
-        events.extend((0..8).map(|n| {
-            let at = T0 + 2 * MIN + n as i64 * 1000;
-            (
-                n % 4,
-                play(200_000 + n as usize, at, "late-user", "late-track", 5),
-            )
-        }));
-        write(&bootstrap, &url, &events).await;
+        write(&bootstrap, &url, &plays_then_late(minutes, 2, 8)).await;
 
-        // a snapshotter process writing to s3://snapshots/mesh
+        // a snapshotter process writing to s3://snapshots/<format>
         let mut snapshotter = common::meshline()
             .args([
                 "snapshotter",

@@ -347,47 +347,18 @@ fn data_type(arrow: &DataType) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::manifest::File;
-    use arrow_array::{Int64Array, RecordBatch, StringArray};
+    use crate::snapshot::testing::{per_track_files, per_track_manifest as manifest};
     use std::sync::Arc;
-
-    fn parquet() -> Vec<u8> {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("track_id", DataType::Utf8, false),
-            Field::new("plays", DataType::Int64, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(StringArray::from(vec!["t"])),
-                Arc::new(Int64Array::from(vec![1])),
-            ],
-        )
-        .unwrap();
-        crate::snapshot::parquet::encode(schema, &[batch]).unwrap()
-    }
-
-    fn manifest(window: &str, version: u32, files: &[&str]) -> Manifest {
-        serde_json::from_value(json!({
-            "product": "player.play-events", "view": "per-track", "kind": "aggregate",
-            "window": window, "window_start": "2026-11-25T10:00:00+00:00",
-            "window_end": "2026-11-25T10:01:00+00:00", "time_zone": "UTC", "version": version,
-            "files": files.iter().map(|f| File {
-                path: format!("snapshots/player/play-events/per-track/window={window}/{f}"),
-                rows: 1, bytes: 10, sha256: String::new() }).collect::<Vec<_>>(),
-            "rows": 1, "sources": {}, "schema_ids": [], "watermark": "2026-11-25T10:01:00+00:00"
-        }))
-        .unwrap()
-    }
 
     #[tokio::test]
     async fn each_window_version_is_committed_once_and_replaces_the_one_before() {
         let store = Store::open("memory://").unwrap();
-        let bytes = parquet();
-        for f in ["v1/a.parquet", "v1/b.parquet", "v2/c.parquet"] {
-            let path = format!("snapshots/player/play-events/per-track/window=w1/{f}");
-            store.put_new(&path, bytes.clone()).await.unwrap();
-        }
+        per_track_files(
+            &store,
+            "w1",
+            &["v1/a.parquet", "v1/b.parquet", "v2/c.parquet"],
+        )
+        .await;
         let mut table = Table::open(&store, "player.play-events", "per-track")
             .await
             .unwrap();

@@ -701,36 +701,10 @@ mod tests {
 
     #[tokio::test]
     async fn each_window_version_is_one_snapshot_and_a_restart_finds_where_the_table_ends() {
-        use arrow_array::{Int64Array, RecordBatch, StringArray};
+        use crate::snapshot::testing::{per_track_files, per_track_manifest};
         let store = Store::open("memory://").unwrap();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("track_id", DataType::Utf8, false),
-            Field::new("plays", DataType::Int64, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(StringArray::from(vec!["t"])),
-                Arc::new(Int64Array::from(vec![1])),
-            ],
-        )
-        .unwrap();
-        let bytes = crate::snapshot::parquet::encode(schema, &[batch]).unwrap();
-        let manifest = |version: u32, file: &str| -> Manifest {
-            let path = format!("snapshots/player/play-events/per-track/window=w1/{file}");
-            serde_json::from_value(json!({
-                "product": "player.play-events", "view": "per-track", "kind": "aggregate",
-                "window": "w1", "window_start": "2026-11-25T10:00:00+00:00",
-                "window_end": "2026-11-25T10:01:00+00:00", "time_zone": "UTC",
-                "version": version, "files": [{"path": path, "rows": 1, "bytes": 10, "sha256": ""}],
-                "rows": 1, "sources": {}, "schema_ids": [],
-                "watermark": "2026-11-25T10:01:00+00:00"}))
-            .unwrap()
-        };
-        for file in ["v1/a.parquet", "v2/a.parquet"] {
-            let path = format!("snapshots/player/play-events/per-track/window=w1/{file}");
-            store.put_new(&path, bytes.clone()).await.unwrap();
-        }
+        per_track_files(&store, "w1", &["v1/a.parquet", "v2/a.parquet"]).await;
+        let manifest = |version, file| per_track_manifest("w1", version, &[file]);
         let mut table = Table::open(&store, "player.play-events", "per-track")
             .await
             .unwrap();

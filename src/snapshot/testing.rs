@@ -2,7 +2,11 @@
 
 use apache_avro::{writer::datum::GenericDatumWriter, AvroSchema as _};
 
-use super::rows::{Decoding, Rows};
+use super::{
+    manifest::Manifest,
+    rows::{Decoding, Rows},
+    store::Store,
+};
 use crate::{
     codec::wire,
     demo::events::{Device, PlayEvent},
@@ -41,4 +45,44 @@ pub(crate) fn rows(plays: &[Play<'_>]) -> Rows {
 /// The columns of the plays' rows.
 pub(crate) fn schema() -> arrow_schema::SchemaRef {
     rows(&[(0, 0, 0, "")]).batch.schema()
+}
+
+/// Writes a one-row Parquet file of a `per-track` aggregate at each of `files` (paths under
+/// window `window` of the player product's `per-track` view), for tests of the view's tables.
+pub(crate) async fn per_track_files(store: &Store, window: &str, files: &[&str]) {
+    use arrow_array::{Int64Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("track_id", DataType::Utf8, false),
+        Field::new("plays", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["t"])),
+            Arc::new(Int64Array::from(vec![1])),
+        ],
+    )
+    .unwrap();
+    let bytes = super::parquet::encode(schema, &[batch]).unwrap();
+    for file in files {
+        let path = format!("snapshots/player/play-events/per-track/window={window}/{file}");
+        store.put_new(&path, bytes.clone()).await.unwrap();
+    }
+}
+
+/// The manifest of version `version` of `window` of the `per-track` view, listing `files`
+/// (paths under the window) of one row each.
+pub(crate) fn per_track_manifest(window: &str, version: u32, files: &[&str]) -> Manifest {
+    serde_json::from_value(serde_json::json!({
+        "product": "player.play-events", "view": "per-track", "kind": "aggregate",
+        "window": window, "window_start": "2026-11-25T10:00:00+00:00",
+        "window_end": "2026-11-25T10:01:00+00:00", "time_zone": "UTC", "version": version,
+        "files": files.iter().map(|f| serde_json::json!({
+            "path": format!("snapshots/player/play-events/per-track/window={window}/{f}"),
+            "rows": 1, "bytes": 10, "sha256": ""})).collect::<Vec<_>>(),
+        "rows": 1, "sources": {}, "schema_ids": [], "watermark": "2026-11-25T10:01:00+00:00"
+    }))
+    .unwrap()
 }
