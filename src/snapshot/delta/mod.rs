@@ -14,8 +14,11 @@
 //! snapshots/<domain>/<product>/<view>/_delta_log/00000000000000000000.json
 //! ```
 //!
-//! Limits: no checkpoints (a reader replays the JSON log: one commit per window version); a
-//! column type Delta lacks (an Avro union of several types) fails the view's first commit.
+//! Every [`CHECKPOINT_EVERY`] commits the log gets a checkpoint (`<n>.checkpoint.parquet` and
+//! `_last_checkpoint`), so a reader does not replay every commit. Limits: checkpoints hold no
+//! `remove` tombstones (they serve only a concurrent `VACUUM`, which the snapshotter never
+//! runs), and old commits stay; a column type Delta lacks (an Avro union of several types)
+//! fails the view's first commit.
 
 use std::collections::BTreeMap;
 
@@ -30,8 +33,13 @@ use super::{
     Error, Result,
 };
 
+mod checkpoint;
+
 /// The partition column: the window's label.
 const WINDOW: &str = "window";
+
+/// Every this many commits the log gets a checkpoint (readers start from the newest one).
+const CHECKPOINT_EVERY: u64 = 10;
 
 /// A view's Delta table as its log says: what each window holds now.
 #[derive(Debug)]
@@ -43,6 +51,11 @@ pub(crate) struct Table {
     current: BTreeMap<String, Vec<String>>,
     /// The version of each window committed last.
     committed: BTreeMap<String, u64>,
+    /// The live actions a checkpoint holds: each current file's `add`, each window's `txn`, the
+    /// table's `metaData`.
+    adds: BTreeMap<String, Value>,
+    txns: BTreeMap<String, Value>,
+    metadata: Option<Value>,
     /// The table's schema (Delta's JSON), once the first commit gave it one.
     schema: Option<String>,
     /// The schema of this run's files, once read from one (a run decodes every record with one
@@ -62,6 +75,9 @@ impl Table {
             root: root.clone(),
             current: BTreeMap::new(),
             committed: BTreeMap::new(),
+            adds: BTreeMap::new(),
+            txns: BTreeMap::new(),
+            metadata: None,
             schema: None,
             run_schema: None,
             next: 0,
@@ -89,6 +105,8 @@ impl Table {
             }
             table.next = number + 1;
         }
+        // a checkpoint a crash kept from being written after its commit
+        table.checkpoint_if_due(store).await?;
         Ok(table)
     }
 
@@ -106,6 +124,7 @@ impl Table {
                     .entry(window_of(add))
                     .or_default()
                     .push(path.to_owned());
+                self.adds.insert(path.to_owned(), add.clone());
             }
         } else if let Some(remove) = action.get("remove") {
             if let Some(path) = remove["path"].as_str() {
@@ -113,15 +132,18 @@ impl Table {
                     files.retain(|f| f != path);
                 }
                 self.current.retain(|_, files| !files.is_empty());
+                self.adds.remove(path);
             }
         } else if let Some(txn) = action.get("txn") {
             if let (Some(app), Some(version)) = (txn["appId"].as_str(), txn["version"].as_u64()) {
                 if let Some(window) = app.strip_prefix("window=") {
                     self.committed.insert(window.to_owned(), version);
                 }
+                self.txns.insert(app.to_owned(), txn.clone());
             }
         } else if let Some(metadata) = action.get("metaData") {
             self.schema = metadata["schemaString"].as_str().map(str::to_owned);
+            self.metadata = Some(metadata.clone());
         }
     }
 
@@ -235,7 +257,30 @@ impl Table {
             self.apply(action);
         }
         self.next += 1;
-        Ok(())
+        self.checkpoint_if_due(store).await
+    }
+
+    /// Writes the checkpoint of the last commit when its number is due ([`CHECKPOINT_EVERY`])
+    /// and points `_last_checkpoint` at it; the same bytes again if it exists.
+    async fn checkpoint_if_due(&self, store: &Store) -> Result<()> {
+        let Some(version) = self.next.checked_sub(1) else {
+            return Ok(());
+        };
+        if !self.next.is_multiple_of(CHECKPOINT_EVERY) {
+            return Ok(());
+        }
+        let Some(metadata) = &self.metadata else {
+            return Ok(());
+        };
+        let (bytes, rows) = checkpoint::encode(metadata, &self.txns, &self.adds)?;
+        let log = format!("{}/_delta_log", self.root);
+        store
+            .put_new(&format!("{log}/{version:020}.checkpoint.parquet"), bytes)
+            .await?;
+        let last = json!({"version": version, "size": rows}).to_string();
+        store
+            .put(&format!("{log}/_last_checkpoint"), last.into_bytes())
+            .await
     }
 
     /// `path` (from the store's root) relative to the table's root.
@@ -403,6 +448,41 @@ mod tests {
             first.contains(r#"\"name\":\"window\",\"nullable\":true,\"type\":\"string\""#),
             "{first}"
         );
+    }
+
+    #[tokio::test]
+    async fn every_tenth_commit_gets_a_checkpoint_that_holds_the_live_files() {
+        let store = Store::open("memory://").unwrap();
+        let mut table = Table::open(&store, "player.play-events", "per-track")
+            .await
+            .unwrap();
+        for w in 0..11 {
+            let window = format!("w{w}");
+            per_track_files(&store, &window, &["v1/a.parquet"]).await;
+            table
+                .commit(&store, &manifest(&window, 1, &["v1/a.parquet"]))
+                .await
+                .unwrap();
+        }
+        let log = "snapshots/player/play-events/per-track/_delta_log";
+        let last = store.get(&format!("{log}/_last_checkpoint")).await.unwrap();
+        // protocol, metadata, and a transaction identifier and a file for each of 10 windows
+        assert_eq!(
+            serde_json::from_slice::<Value>(&last).unwrap(),
+            json!({"version": 9, "size": 22})
+        );
+        let checkpoint = store
+            .get(&format!("{log}/00000000000000000009.checkpoint.parquet"))
+            .await
+            .unwrap();
+        let batches = crate::snapshot::parquet::decode(checkpoint).unwrap();
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 22);
+        // a restart writes no other checkpoint: the same bytes are there
+        Table::open(&store, "player.play-events", "per-track")
+            .await
+            .unwrap();
+        assert_eq!(store.list(log).await.unwrap().len(), 13);
     }
 
     #[test]
