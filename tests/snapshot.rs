@@ -561,6 +561,21 @@ const KILL_VIEWS: &str = "  - {name: plays, kind: events, window: minute, allowe
     aggregations: [{name: plays, function: count}]
 ";
 
+/// Asserts the snapshot files under `root` are `expected`'s, byte for byte (see
+/// [`snapshot_files`]), naming what `expected` came from.
+fn assert_same_files(expected: &BTreeMap<String, Vec<u8>>, root: &Path, reference: &str) {
+    let got = snapshot_files(root);
+    let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
+    let extra: Vec<_> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    for (name, bytes) in expected {
+        assert!(&got[name] == bytes, "{name} differs from {reference}");
+    }
+}
+
 /// Whether `progress` has its `views` views, each with every window closed through `through`
 /// (epoch ms) and all `per_partition` records of each of `partitions` partitions taken in.
 fn took_in_all(
@@ -750,24 +765,12 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
     child.wait().unwrap();
 
     let expected = snapshot_files(&reference_dir.join("store"));
-    let got = snapshot_files(&store_dir);
     assert!(
         expected.len() > 3 * minutes as usize,
         "{} files",
         expected.len()
     );
-    let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
-    let extra: Vec<_> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "missing {missing:?}, extra {extra:?}"
-    );
-    for (name, bytes) in &expected {
-        assert!(
-            &got[name] == bytes,
-            "{name} differs from the uninterrupted run"
-        );
-    }
+    assert_same_files(&expected, &store_dir, "the uninterrupted run");
 
     // amendments: how many versions depends on when late events came, the newest is the same
     let newest = |store: Store| async move {
@@ -1004,24 +1007,12 @@ async fn several_workers_one_killed_and_one_added_write_what_one_worker_writes()
     );
 
     let expected = snapshot_files(&reference_dir.join("store"));
-    let got = snapshot_files(&shared_dir.join("store"));
     assert!(
         expected.len() > 3 * minutes as usize,
         "{} files",
         expected.len()
     );
-    let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
-    let extra: Vec<_> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "missing {missing:?}, extra {extra:?}"
-    );
-    for (name, bytes) in &expected {
-        assert!(
-            &got[name] == bytes,
-            "{name} differs from the one-worker run"
-        );
-    }
+    assert_same_files(&expected, &shared_dir.join("store"), "the one-worker run");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
