@@ -21,7 +21,6 @@
 use std::collections::BTreeMap;
 
 use arrow_schema::{DataType, Field, Schema};
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -29,7 +28,7 @@ use sha2::{Digest, Sha256};
 use super::{
     manifest::{product_root, Manifest},
     store::Store,
-    Error, Result,
+    table, Error, Result,
 };
 
 /// Snapshots the metadata keeps (older ones expire; their windows' current files stay).
@@ -119,8 +118,8 @@ impl Table {
             return Ok(());
         }
         if self.run_schema.is_none() {
-            if let Some(first) = manifest.files.first() {
-                self.run_schema = Some(schema_of(&store.get(&first.path).await?)?);
+            if let Some(columns) = table::columns_of(store, manifest).await? {
+                self.run_schema = Some(schema_of(&columns)?);
             }
         }
         let Some((schema, mapping)) = self.run_schema.clone().or_else(|| self.current_schema())
@@ -128,10 +127,7 @@ impl Table {
             // an empty window before the table has a schema: nothing to read yet
             return Ok(());
         };
-        let at = chrono::DateTime::parse_from_rfc3339(&manifest.window_end)
-            .map_err(Error::json)?
-            .timestamp_millis()
-            + i64::from(manifest.version);
+        let at = table::commit_time(manifest)?;
         let snapshot = snapshot_id(&self.product, &self.view, &window, manifest.version);
         let sequence = self.last_sequence() + 1;
 
@@ -151,8 +147,7 @@ impl Table {
             e.long(i64::try_from(file.bytes).unwrap_or(i64::MAX));
             entries.push(e.0);
         }
-        let partition_spec = json!([{"name": "window", "transform": "identity",
-            "source-id": window_column_id(&schema), "field-id": PARTITION_FIELD_ID}]);
+        let partition_spec = partition_spec(&schema);
         let manifest_bytes = container(
             &manifest_entry_schema(),
             &[
@@ -219,8 +214,7 @@ impl Table {
         let Some((schema, mapping)) = self.current_schema() else {
             return Ok(());
         };
-        let partition_spec = json!([{"name": "window", "transform": "identity",
-            "source-id": window_column_id(&schema), "field-id": PARTITION_FIELD_ID}]);
+        let partition_spec = partition_spec(&schema);
         let snapshot = snapshot_id(&self.product, &self.view, window, u32::MAX);
         let sequence = self.last_sequence() + 1;
         let summary = json!({
@@ -308,7 +302,7 @@ impl Table {
         let windows = serde_json::to_string(&self.windows).map_err(Error::json)?;
         let metadata = json!({
             "format-version": 2,
-            "table-uuid": table_uuid(&self.product, &self.view),
+            "table-uuid": table::stable_uuid(&format!("iceberg/{}/{}", self.product, self.view)),
             "location": store.uri(&self.root),
             "last-sequence-number": sequence,
             "last-updated-ms": at,
@@ -375,20 +369,15 @@ fn snapshot_id(product: &str, view: &str, window: &str, version: u32) -> i64 {
     i64::from_be_bytes(id) & i64::MAX
 }
 
-fn table_uuid(product: &str, view: &str) -> String {
-    let digest = Sha256::digest(format!("iceberg/{product}/{view}").as_bytes());
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(id).into_uuid().to_string()
-}
-
-/// The `window` column's id: the schema's last top-level field.
-fn window_column_id(schema: &Value) -> i64 {
-    schema["fields"]
+/// The table's partition spec: identity on `window`, the schema's last top-level field.
+fn partition_spec(schema: &Value) -> Value {
+    let window = schema["fields"]
         .as_array()
         .and_then(|f| f.last())
         .and_then(|f| f["id"].as_i64())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    json!([{"name": "window", "transform": "identity", "source-id": window,
+        "field-id": PARTITION_FIELD_ID}])
 }
 
 fn last_column_id(schema: &Value) -> i64 {
@@ -414,14 +403,9 @@ fn last_column_id(schema: &Value) -> i64 {
     max_id(schema)
 }
 
-/// The table schema (Iceberg JSON, ids from 1) and its name mapping, from a Parquet file of
-/// the view: its columns, then `window`.
-fn schema_of(parquet: &[u8]) -> Result<(Value, Value)> {
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        Bytes::copy_from_slice(parquet),
-    )
-    .map_err(Error::parquet)?;
-    let arrow: &Schema = reader.schema();
+/// The table schema (Iceberg JSON, ids from 1) and its name mapping, from the view's columns,
+/// then `window`.
+fn schema_of(arrow: &Schema) -> Result<(Value, Value)> {
     let mut ids = Ids(0);
     let mut fields = Vec::new();
     let mut mapping = Vec::new();

@@ -63,6 +63,13 @@ impl Writer {
     }
 }
 
+/// The columns of a Parquet file (its footer only is decoded).
+pub fn schema(bytes: impl Into<Bytes>) -> Result<SchemaRef> {
+    ParquetRecordBatchReaderBuilder::try_new(bytes.into())
+        .map(|b| b.schema().clone())
+        .map_err(Error::parquet)
+}
+
 /// The batches of a Parquet file.
 pub fn decode(bytes: impl Into<Bytes>) -> Result<Vec<RecordBatch>> {
     ParquetRecordBatchReaderBuilder::try_new(bytes.into())

@@ -2,7 +2,10 @@
 //! view's `format`): a Delta Lake or an Apache Iceberg table over the same files, committed
 //! once per window version.
 
-use super::{delta, iceberg, manifest::Manifest, store::Store, Result};
+use arrow_schema::SchemaRef;
+use sha2::{Digest, Sha256};
+
+use super::{delta, iceberg, manifest::Manifest, parquet, store::Store, Error, Result};
 use crate::product::{TableFormat, View};
 
 /// A view's table.
@@ -43,4 +46,30 @@ impl Table {
             Self::Iceberg(t) => t.expire(store, window, at).await,
         }
     }
+}
+
+/// The columns of the first file of `manifest` (none for a window without files): every file a
+/// run writes has the columns of the one reader schema it decodes with.
+pub(super) async fn columns_of(store: &Store, manifest: &Manifest) -> Result<Option<SchemaRef>> {
+    match manifest.files.first() {
+        Some(first) => Ok(Some(parquet::schema(store.get(&first.path).await?)?)),
+        None => Ok(None),
+    }
+}
+
+/// When a table commits `manifest`: its window's end (epoch ms) plus its version, the same in
+/// every run, and later for each amendment of a window.
+pub(super) fn commit_time(manifest: &Manifest) -> Result<i64> {
+    Ok(chrono::DateTime::parse_from_rfc3339(&manifest.window_end)
+        .map_err(Error::json)?
+        .timestamp_millis()
+        + i64::from(manifest.version))
+}
+
+/// A UUID made of a hash of `text`: the same in every run.
+pub(super) fn stable_uuid(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(id).into_uuid().to_string()
 }

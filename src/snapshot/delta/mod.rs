@@ -23,14 +23,12 @@
 use std::collections::BTreeMap;
 
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
-use bytes::Bytes;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use super::{
     manifest::{product_root, Manifest},
     store::Store,
-    Error, Result,
+    table, Error, Result,
 };
 
 mod checkpoint;
@@ -47,17 +45,11 @@ pub(crate) struct Table {
     product: String,
     view: String,
     root: String,
-    /// The files of each window, relative to the root.
-    current: BTreeMap<String, Vec<String>>,
-    /// The version of each window committed last.
-    committed: BTreeMap<String, u64>,
-    /// The live actions a checkpoint holds: each current file's `add`, each window's `txn`, the
-    /// table's `metaData`.
+    /// The live actions, which a checkpoint holds: each current file's `add` (by path, relative
+    /// to the root), each window's `txn` (by `appId`), the table's `metaData`.
     adds: BTreeMap<String, Value>,
     txns: BTreeMap<String, Value>,
     metadata: Option<Value>,
-    /// The table's schema (Delta's JSON), once the first commit gave it one.
-    schema: Option<String>,
     /// The schema of this run's files, once read from one (a run decodes every record with one
     /// reader schema, so its files share one).
     run_schema: Option<String>,
@@ -73,12 +65,9 @@ impl Table {
             product: product.to_owned(),
             view: view.to_owned(),
             root: root.clone(),
-            current: BTreeMap::new(),
-            committed: BTreeMap::new(),
             adds: BTreeMap::new(),
             txns: BTreeMap::new(),
             metadata: None,
-            schema: None,
             run_schema: None,
             next: 0,
         };
@@ -112,39 +101,42 @@ impl Table {
 
     /// Takes one action of the log into the table's state.
     fn apply(&mut self, action: &Value) {
-        let window_of = |a: &Value| {
-            a["partitionValues"][WINDOW]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_default()
-        };
         if let Some(add) = action.get("add") {
             if let Some(path) = add["path"].as_str() {
-                self.current
-                    .entry(window_of(add))
-                    .or_default()
-                    .push(path.to_owned());
                 self.adds.insert(path.to_owned(), add.clone());
             }
         } else if let Some(remove) = action.get("remove") {
             if let Some(path) = remove["path"].as_str() {
-                for files in self.current.values_mut() {
-                    files.retain(|f| f != path);
-                }
-                self.current.retain(|_, files| !files.is_empty());
                 self.adds.remove(path);
             }
         } else if let Some(txn) = action.get("txn") {
-            if let (Some(app), Some(version)) = (txn["appId"].as_str(), txn["version"].as_u64()) {
-                if let Some(window) = app.strip_prefix("window=") {
-                    self.committed.insert(window.to_owned(), version);
-                }
+            if let Some(app) = txn["appId"].as_str() {
                 self.txns.insert(app.to_owned(), txn.clone());
             }
         } else if let Some(metadata) = action.get("metaData") {
-            self.schema = metadata["schemaString"].as_str().map(str::to_owned);
             self.metadata = Some(metadata.clone());
         }
+    }
+
+    /// The current files of `window`, relative to the root, in path order.
+    fn files_of(&self, window: &str) -> Vec<String> {
+        self.adds
+            .iter()
+            .filter(|(_, add)| add["partitionValues"][WINDOW].as_str() == Some(window))
+            .map(|(path, _)| path.clone())
+            .collect()
+    }
+
+    /// The version of `window` committed last.
+    fn committed(&self, window: &str) -> Option<u64> {
+        self.txns
+            .get(&format!("window={window}"))
+            .and_then(|txn| txn["version"].as_u64())
+    }
+
+    /// The table's schema (Delta's JSON), once a commit gave it one.
+    fn schema(&self) -> Option<&str> {
+        self.metadata.as_ref()?["schemaString"].as_str()
     }
 
     /// Commits `manifest`, a window version just written, unless the log has it already. The
@@ -152,9 +144,8 @@ impl Table {
     pub(crate) async fn commit(&mut self, store: &Store, manifest: &Manifest) -> Result<()> {
         let window = &manifest.window;
         if self
-            .committed
-            .get(window)
-            .is_some_and(|v| *v >= u64::from(manifest.version))
+            .committed(window)
+            .is_some_and(|v| v >= u64::from(manifest.version))
         {
             return Ok(());
         }
@@ -164,25 +155,26 @@ impl Table {
             .filter_map(|f| Some((self.relative(&f.path)?, f)))
             .collect();
         if self.run_schema.is_none() {
-            if let Some(first) = manifest.files.first() {
-                self.run_schema = Some(schema_of(&store.get(&first.path).await?)?);
+            if let Some(columns) = table::columns_of(store, manifest).await? {
+                self.run_schema = Some(schema_of(&columns)?);
             }
         }
-        let Some(schema) = self.run_schema.clone().or_else(|| self.schema.clone()) else {
+        let Some(schema) = self
+            .run_schema
+            .clone()
+            .or_else(|| self.schema().map(str::to_owned))
+        else {
             // an empty window before the table has a schema: nothing to read yet
             return Ok(());
         };
-        let at = chrono::DateTime::parse_from_rfc3339(&manifest.window_end)
-            .map_err(Error::json)?
-            .timestamp_millis()
-            + i64::from(manifest.version);
+        let at = table::commit_time(manifest)?;
         let mut actions = Vec::new();
         if self.next == 0 {
             actions.push(json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}));
         }
-        if self.schema.as_deref() != Some(schema.as_str()) {
+        if self.schema() != Some(schema.as_str()) {
             actions.push(json!({"metaData": {
-                "id": table_id(&self.product, &self.view),
+                "id": table::stable_uuid(&format!("{}/{}", self.product, self.view)),
                 "name": self.view,
                 "format": {"provider": "parquet", "options": {}},
                 "schemaString": schema,
@@ -191,7 +183,7 @@ impl Table {
                 "createdTime": at,
             }}));
         }
-        let before = self.current.get(window).cloned().unwrap_or_default();
+        let before = self.files_of(window);
         for path in before
             .iter()
             .filter(|p| !files.iter().any(|(f, _)| f == *p))
@@ -231,9 +223,10 @@ impl Table {
     /// Commits the removal of every file of `window` (its retention ended); the files may go
     /// after this returns.
     pub(crate) async fn expire(&mut self, store: &Store, window: &str, at: i64) -> Result<()> {
-        let Some(files) = self.current.get(window).cloned() else {
+        let files = self.files_of(window);
+        if files.is_empty() {
             return Ok(());
-        };
+        }
         let mut actions: Vec<Value> = files.iter().map(|p| remove(p, window, at)).collect();
         actions.push(json!({"commitInfo": {
             "timestamp": at,
@@ -300,23 +293,9 @@ fn remove(path: &str, window: &str, at: i64) -> Value {
     }})
 }
 
-/// A stable table id per product and view (a UUID made of a hash: the same in every run).
-fn table_id(product: &str, view: &str) -> String {
-    let digest = Sha256::digest(format!("{product}/{view}").as_bytes());
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(id).into_uuid().to_string()
-}
-
-/// The table's schema (Delta's JSON) from a Parquet file of the view: its columns, then the
-/// partition column.
-fn schema_of(parquet: &[u8]) -> Result<String> {
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        Bytes::copy_from_slice(parquet),
-    )
-    .map_err(Error::parquet)?;
-    let schema: &Schema = reader.schema();
-    let mut fields = schema
+/// The table's schema (Delta's JSON) from the view's columns, then the partition column.
+fn schema_of(columns: &Schema) -> Result<String> {
+    let mut fields = columns
         .fields()
         .iter()
         .map(|f| field(f))
@@ -431,12 +410,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            reopened.current["w1"],
+            reopened.files_of("w1"),
             ["window=w1/v1/a.parquet", "window=w1/v2/c.parquet"]
         );
         reopened.commit(&store, &v2).await.unwrap();
         reopened.expire(&store, "w1", 0).await.unwrap();
-        assert!(reopened.current.is_empty());
+        assert!(reopened.files_of("w1").is_empty() && reopened.adds.is_empty());
         let log = store
             .list("snapshots/player/play-events/per-track/_delta_log")
             .await

@@ -645,22 +645,24 @@ impl Loop<'_> {
         }
         self.dirty = false;
         // what the progress no longer needs: windows past their view's keep
-        for (view, progress) in &progress.views {
-            let Some(i) = self.runners.iter().position(|r| &r.view().name == view) else {
+        let id = self.product.id();
+        for (runner, table) in self.runners.iter().zip(&mut self.tables) {
+            let view = runner.view();
+            let Some(progress) = progress.views.get(&view.name) else {
                 continue;
             };
             let expired = self.handle.block_on(retention::expire(
                 &self.config.store,
-                self.product.id(),
-                self.runners[i].view(),
+                id,
+                view,
                 progress.closed_through,
                 progress.last_manifest.as_deref(),
-                self.tables[i].as_mut(),
+                table.as_mut(),
             ))?;
             if expired > 0 {
                 self.metrics
                     .expired
-                    .with_label_values(&[ProductId(self.id()).domain(), self.id(), view])
+                    .with_label_values(&[ProductId(id).domain(), id, &view.name])
                     .inc_by(expired);
             }
         }
