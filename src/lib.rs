@@ -16,6 +16,7 @@ pub use meshline_core::{binding, codec, contract, dedup, product};
 pub use meshline_sdk as sdk;
 
 pub mod auth;
+mod backoff;
 pub mod broker;
 pub mod catalog;
 pub mod cli;

@@ -33,7 +33,7 @@ pub use metrics::Metrics;
 pub use service::{start, Config, Started};
 pub use stream::{DeliveryMode, StreamConfig};
 
-use crate::registry::client;
+use crate::{backoff::Backoff, registry::client};
 
 /// Errors of the gateway.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +96,7 @@ pub async fn run_stream(
                 report.contract_version(product, contracts.version(product));
             }),
     );
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new();
     loop {
         let (config, contracts, metrics, handle, token) = (
             config.clone(),
@@ -122,12 +122,10 @@ pub async fn run_stream(
             },
         }
         if started.elapsed() > Duration::from_secs(60) {
-            backoff = Duration::from_secs(1);
+            backoff.reset();
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+        if !backoff.wait(&stop).await {
+            return;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }

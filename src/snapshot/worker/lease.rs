@@ -41,6 +41,7 @@ use super::{
     run_product,
 };
 use crate::{
+    backoff::Backoff,
     broker,
     product::{Product, ProductId},
     snapshot::{Error, Result},
@@ -204,7 +205,7 @@ fn start(
         stop.clone(),
     );
     let thread = std::thread::spawn(move || {
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Backoff::new();
         let labels = [ProductId(product.id()).domain(), product.id()];
         while !token.is_cancelled() {
             match run_product(&handle, &config, &product, &metrics, &token) {
@@ -214,13 +215,7 @@ fn start(
                     tracing::error!(product = product.id(), %error, "snapshotter failed; restarting from its progress");
                 }
             }
-            handle.block_on(async {
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = token.cancelled() => {}
-                }
-            });
-            backoff = (backoff * 2).min(Duration::from_secs(30));
+            handle.block_on(backoff.wait(&token));
         }
     });
     Running { stop, thread }

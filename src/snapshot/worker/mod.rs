@@ -60,6 +60,7 @@ use super::{
     Error, Result,
 };
 use crate::{
+    backoff::Backoff,
     binding::kafka::{header_time, TIME_HEADER},
     broker,
     outputs::{
@@ -88,7 +89,7 @@ pub async fn run(
             stop.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut backoff = Duration::from_secs(1);
+            let mut backoff = Backoff::new();
             while !stop.is_cancelled() {
                 let handle = Handle::current();
                 let (c, p, m, s) = (config.clone(), product.clone(), metrics.clone(), stop.clone());
@@ -104,11 +105,9 @@ pub async fn run(
                         tracing::error!(product = product.id(), %error, "snapshotter election thread failed; joining again");
                     }
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.cancelled() => break,
+                if !backoff.wait(&stop).await {
+                    break;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }));
     }
