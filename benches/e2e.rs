@@ -318,33 +318,11 @@ async fn formats(events: usize, rounds: usize) {
     println!("| storage | format | events/s (median) | ratio to parquet, median | ratio range |");
     println!("| --- | --- | ---: | ---: | ---: |");
     let formats = [
-        ("parquet", TableFormat::Parquet),
-        ("delta", TableFormat::Delta),
-        ("iceberg", TableFormat::Iceberg),
+        ("parquet", TableFormat::Parquet, 1),
+        ("delta", TableFormat::Delta, 1),
+        ("iceberg", TableFormat::Iceberg, 1),
     ];
-    let records = Size::Play.events(events);
-    for (storage, durable) in STORAGES {
-        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); formats.len()];
-        for round in 0..rounds {
-            let platform = Platform::start(durable, &[]).await;
-            fill_topic(&platform.bootstrap, &platform.url, PRODUCT, &records, 4).await;
-            for k in 0..formats.len() {
-                let i = (k + round) % formats.len();
-                let rate = snapshot_workers(&platform, formats[i].1, 1, events).await;
-                rates[i].push(rate);
-            }
-            platform.stop().await;
-        }
-        for (i, (name, _)) in formats.iter().enumerate() {
-            let ratios = Paired::of(rates[i].iter().zip(&rates[0]).map(|(m, r)| (*m, Some(*r))));
-            println!(
-                "| {storage} | {name} | {:.0} | {} | {} |",
-                median(rates[i].iter().copied()),
-                ratios.median(),
-                ratios.range()
-            );
-        }
-    }
+    snapshotter_variants(events, rounds, &formats).await;
 }
 
 /// The same with 1, 2 and 4 snapshotter workers on the one product (each its own member of the
@@ -355,24 +333,41 @@ async fn workers(events: usize, rounds: usize) {
     println!("One product runs on one worker at a time (the others stand by, to take it over): more workers spread more products, not one product's partitions.\n");
     println!("| storage | workers | events/s (median) | ratio to 1 worker, median | ratio range |");
     println!("| --- | ---: | ---: | ---: | ---: |");
-    let counts = [1, 2, 4];
+    let counts = [
+        ("1", TableFormat::Delta, 1),
+        ("2", TableFormat::Delta, 2),
+        ("4", TableFormat::Delta, 4),
+    ];
+    snapshotter_variants(events, rounds, &counts).await;
+}
+
+/// The snapshotter worker over the same records in each variant (a label, the views' table
+/// format, the number of workers), the variants in turn within each round (the order rotates),
+/// each round on a fresh broker; prints a row per storage and variant: events/s and the ratio
+/// to the first variant, per round.
+async fn snapshotter_variants(
+    events: usize,
+    rounds: usize,
+    variants: &[(&str, meshline::product::TableFormat, usize)],
+) {
     let records = Size::Play.events(events);
     for (storage, durable) in STORAGES {
-        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
         for round in 0..rounds {
             let platform = Platform::start(durable, &[]).await;
             fill_topic(&platform.bootstrap, &platform.url, PRODUCT, &records, 4).await;
-            for k in 0..counts.len() {
-                let i = (k + round) % counts.len();
-                let rate = snapshot_workers(&platform, TableFormat::Delta, counts[i], events).await;
+            for k in 0..variants.len() {
+                let i = (k + round) % variants.len();
+                let (_, format, workers) = variants[i];
+                let rate = snapshot_workers(&platform, format, workers, events).await;
                 rates[i].push(rate);
             }
             platform.stop().await;
         }
-        for (i, workers) in counts.iter().enumerate() {
+        for (i, (label, _, _)) in variants.iter().enumerate() {
             let ratios = Paired::of(rates[i].iter().zip(&rates[0]).map(|(m, r)| (*m, Some(*r))));
             println!(
-                "| {storage} | {workers} | {:.0} | {} | {} |",
+                "| {storage} | {label} | {:.0} | {} | {} |",
                 median(rates[i].iter().copied()),
                 ratios.median(),
                 ratios.range()
