@@ -150,6 +150,30 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
                 && l.ends_with("/snapshots/player/play-events/daily-plays")),
         "{view}"
     );
+    // an Iceberg view names its table in the catalog's Iceberg REST API too
+    let profiles: serde_json::Value = reqwest::get(format!(
+        "http://{http}/products/artists.profile-changes/views/profiles"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(profiles["table"]["format"], "iceberg", "{profiles}");
+    let rest = &profiles["table"]["rest_catalog"];
+    assert_eq!(rest["identifier"], "artists.profile-changes.profiles");
+    let namespaces: serde_json::Value =
+        reqwest::get(format!("{}/v1/namespaces", rest["uri"].as_str().unwrap()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(
+        namespaces["namespaces"],
+        serde_json::json!([["artists"]]),
+        "{namespaces}"
+    );
     let metrics = text_of(&format!("http://{registry}/metrics")).await;
     assert!(
         metrics.contains("meshline_http_requests_total"),

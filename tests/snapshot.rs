@@ -1169,6 +1169,26 @@ async fn read_back_as_tables(
     }
 }
 
+/// Serves the catalog of the products configured in `dir` over `store`'s snapshots (and the
+/// registry at `registry`) on a free port; returns its address.
+async fn serve_catalog(dir: &Path, store: &Store, registry: &str) -> String {
+    let catalog = Arc::new(Catalog::load(&dir.join("config")).unwrap());
+    let service = meshline::catalog::Service::new(
+        catalog,
+        meshline::registry::client::Client::new(registry),
+        "http://127.0.0.1",
+    )
+    .with_snapshots(store.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        axum::serve(listener, meshline::catalog::router(service))
+            .await
+            .ok()
+    });
+    address
+}
+
 /// [`minutes_of_plays`], then, after every window closed, `late` plays of minute `late_minute`
 /// (user `late-user`, track `late-track`), late, which amend it.
 fn plays_then_late(minutes: i64, late_minute: i64, late: usize) -> Vec<(i32, PlayEvent)> {
@@ -1226,6 +1246,30 @@ async fn delta_and_iceberg_readers_and_duckdb_read_the_newest_version_of_every_w
             &[],
         )
         .await;
+        if format == "iceberg" {
+            // the same tables by name, through the catalog's Iceberg REST API
+            let address = serve_catalog(dir.path(), &store, &url).await;
+            read_back_as_tables(
+                &python,
+                "iceberg-rest",
+                &store,
+                &listed,
+                &format!("http://{address}/iceberg#player.play-events"),
+                &[],
+            )
+            .await;
+            let commit = reqwest::Client::new()
+                .post(format!(
+                    "http://{address}/iceberg/v1/namespaces/player%1Fplay-events/tables/plays"
+                ))
+                .json(&serde_json::json!({"requirements": [], "updates": []}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(commit.status(), 405, "the catalog is read-only");
+            let body: serde_json::Value = commit.json().await.unwrap();
+            assert_eq!(body["error"]["type"], "UnsupportedOperationException");
+        }
         // the amended window's late plays are in the tables, counted once
         let per_track = rows_of(&store, &manifest_of(&store, "per-track", &amended).await).await;
         let tracks = strings(&per_track, "track_id");

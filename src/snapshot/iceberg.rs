@@ -14,9 +14,9 @@
 //! the window's end. The metadata keeps the newest [`SNAPSHOTS_KEPT`] snapshots.
 //!
 //! Readers: pyiceberg's `StaticTable.from_metadata(<view dir>)`, Spark and Trino through a
-//! Hadoop-style catalog over the same directory. Limits: no catalog server is updated (a REST
-//! or SQL catalog can register the table from its metadata file), no column statistics in the
-//! manifests.
+//! Hadoop-style catalog over the same directory, or any of them through the catalog's Iceberg
+//! REST API (`crate::catalog`, which reads the newest metadata with [`current`]). Limits: no
+//! external catalog is updated, no column statistics in the manifests.
 
 use std::collections::BTreeMap;
 
@@ -77,27 +77,7 @@ impl Table {
             windows: BTreeMap::new(),
             run_schema: None,
         };
-        // the newest metadata file: the hint may lag behind a crash, the files do not
-        let newest = store
-            .list(&format!("{root}/metadata"))
-            .await?
-            .iter()
-            .filter_map(|p| {
-                p.rsplit('/')
-                    .next()?
-                    .strip_prefix('v')?
-                    .strip_suffix(".metadata.json")?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .max();
-        if let Some(number) = newest {
-            let metadata: Value = serde_json::from_slice(
-                &store
-                    .get(&format!("{root}/metadata/v{number}.metadata.json"))
-                    .await?,
-            )
-            .map_err(Error::json)?;
+        if let Some((number, metadata)) = newest_metadata(store, &root).await? {
             if let Some(windows) = metadata["properties"]["meshline.windows"].as_str() {
                 table.windows = serde_json::from_str(windows).map_err(Error::json)?;
             }
@@ -326,7 +306,7 @@ impl Table {
             "metadata-log": [],
         });
         let number = self.number + 1;
-        let path = format!("{}/metadata/v{number}.metadata.json", self.root);
+        let path = metadata_path(&self.root, number);
         let bytes = serde_json::to_vec_pretty(&metadata).map_err(Error::json)?;
         store.put_new(&path, bytes).await?;
         store
@@ -359,6 +339,47 @@ impl Table {
                 .ok()?;
         Some((schema, mapping))
     }
+}
+
+/// The newest metadata of the table at `root` (its number and contents), if it has one: found by
+/// listing, since the version hint may lag behind a crash and the metadata files do not.
+async fn newest_metadata(store: &Store, root: &str) -> Result<Option<(u64, Value)>> {
+    let newest = store
+        .list(&format!("{root}/metadata"))
+        .await?
+        .iter()
+        .filter_map(|p| {
+            p.rsplit('/')
+                .next()?
+                .strip_prefix('v')?
+                .strip_suffix(".metadata.json")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max();
+    let Some(number) = newest else {
+        return Ok(None);
+    };
+    let metadata = serde_json::from_slice(&store.get(&metadata_path(root, number)).await?)
+        .map_err(Error::json)?;
+    Ok(Some((number, metadata)))
+}
+
+/// The current metadata of the Iceberg table of `view` of `product`: the URI of its metadata
+/// file and its contents, if a window was committed (for a catalog serving the table).
+pub(crate) async fn current(
+    store: &Store,
+    product: &str,
+    view: &str,
+) -> Result<Option<(String, Value)>> {
+    let root = format!("{}/{view}", product_root(product));
+    Ok(newest_metadata(store, &root)
+        .await?
+        .map(|(number, metadata)| (store.uri(&metadata_path(&root, number)), metadata)))
+}
+
+fn metadata_path(root: &str, number: u64) -> String {
+    format!("{root}/metadata/v{number}.metadata.json")
 }
 
 /// A stable id per window version (positive, as Iceberg readers expect).

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{manifest, Result, Store};
 
+pub(crate) use super::iceberg::current as iceberg_metadata;
+
 /// The newest version of one window's snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listed {

@@ -1,8 +1,10 @@
 """Reads snapshot views as an analyst does and prints their rows as JSON, for tests/snapshot.rs.
 
 Usage: read_tables.py FORMAT VIEW_ROOT COLUMN... : the view's table (FORMAT `delta` or
-`iceberg`; VIEW_ROOT a directory, or an s3:// URI with the AWS_* variables set) read by the
-format's Python package (`deltalake`, `pyiceberg`) and by DuckDB (for a local Delta table over
+`iceberg`; VIEW_ROOT a directory, or an s3:// URI with the AWS_* variables set; or FORMAT
+`iceberg-rest` and VIEW_ROOT `<catalog URI>#<product id>/<view>`, the table loaded by name from
+an Iceberg REST catalog) read by the format's Python package (`deltalake`, `pyiceberg`) and by
+DuckDB (for a local Delta table over
 the files its log lists; otherwise over the table the package read, as DuckDB's own S3 and
 Iceberg support are extensions it downloads); prints
 {"<package>": [[window, COLUMN...], ...], "duckdb": [...]}, each sorted.
@@ -42,9 +44,22 @@ def read_iceberg(root):
     return "pyiceberg", table.scan().to_arrow(), None
 
 
+def read_iceberg_rest(root):
+    from pyiceberg.catalog.rest import RestCatalog
+
+    uri, name = root.split("#")
+    product, view = name.rsplit("/", 1)
+    domain, product_name = product.split(".", 1)
+    catalog = RestCatalog("meshline", uri=uri)
+    # the catalog lists the table under the product's namespace
+    assert (domain, product_name, view) in catalog.list_tables((domain, product_name)), view
+    table = catalog.load_table(f"{product}.{view}")
+    return "pyiceberg-rest", table.scan().to_arrow(), None
+
+
 def main():
     format, root, columns = sys.argv[1], sys.argv[2], sys.argv[3:]
-    package, arrow, files = {"delta": read_delta, "iceberg": read_iceberg}[format](root)
+    package, arrow, files = {"delta": read_delta, "iceberg": read_iceberg, "iceberg-rest": read_iceberg_rest}[format](root)
     selected = ", ".join(f'"{c}"' for c in ["window", *columns])
     if files is None:
         by_duckdb = duckdb.sql(f"select {selected} from arrow").fetch_arrow_table()

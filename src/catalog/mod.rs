@@ -1,6 +1,9 @@
 //! The data product catalog: one document per product, at a stable address, built from its
 //! descriptor and the registry's view of its schema; served at `GET /products` and
-//! `GET /products/{id}` on the gateway's HTTP server.
+//! `GET /products/{id}` on the gateway's HTTP server, with the views written as Iceberg tables
+//! under `/iceberg` (`iceberg`: the Iceberg REST catalog API, read-only).
+
+mod iceberg;
 
 use std::sync::Arc;
 
@@ -61,7 +64,8 @@ impl Service {
     }
 
     /// A view as the catalog shows it: its descriptor, its address, its snapshots, and where its
-    /// table is (`table`: format and location, for `deltalake`, pyiceberg, Spark or Trino).
+    /// table is (`table`: format and location, for `deltalake`, pyiceberg, Spark or Trino; an
+    /// Iceberg table's REST catalog URI and identifier).
     async fn view(&self, id: &str, view: &View) -> Value {
         let mut shown = json!(view);
         shown["address"] = json!(format!("{}/views/{}", self.address(id), view.name));
@@ -77,6 +81,13 @@ impl Service {
             }),
             _ => Value::Null,
         };
+        if self.snapshots.is_some() && view.format == TableFormat::Iceberg {
+            // the same table by name, through the Iceberg REST API (`iceberg`)
+            shown["table"]["rest_catalog"] = json!({
+                "uri": format!("{}/iceberg", self.base_url),
+                "identifier": format!("{id}.{}", view.name),
+            });
+        }
         shown
     }
 
@@ -198,6 +209,7 @@ pub fn router(service: Service) -> Router {
             "/products/{id}/views/{view}/snapshots/{window}",
             get(snapshot_manifest),
         )
+        .nest("/iceberg", iceberg::router())
         .with_state(service)
 }
 
