@@ -11,6 +11,8 @@ use std::{
 use meshline::{product::Catalog, slo};
 use serde_json::{json, Value};
 
+mod common;
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -47,38 +49,133 @@ fn rule_files() -> Vec<PathBuf> {
     files
 }
 
+const FORMATS: [slo::Format; 3] = [
+    slo::Format::Prometheus,
+    slo::Format::Sloth,
+    slo::Format::Openslo,
+];
+
 #[test]
 fn generated_files_are_committed_and_current() {
     let deploy = root().join("deploy");
-    let generated = slo::generate(&catalog()).unwrap();
-    for (path, text) in &generated {
-        let committed = std::fs::read_to_string(deploy.join(path)).unwrap_or_default();
-        assert!(
-            &committed == text,
-            "deploy/{} is stale: run `cargo run -- slo generate`",
-            path.display()
-        );
-    }
-    for dir in [slo::RULES_DIR, slo::DASHBOARDS_DIR] {
-        for entry in std::fs::read_dir(deploy.join(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            let relative = path.strip_prefix(&deploy).unwrap();
+    for format in FORMATS {
+        let generated = slo::generate(&catalog(), format).unwrap();
+        for (path, text) in &generated {
+            let committed = std::fs::read_to_string(deploy.join(path)).unwrap_or_default();
             assert!(
-                generated.contains_key(relative),
-                "deploy/{} belongs to no product: run `cargo run -- slo generate`",
-                relative.display()
+                &committed == text,
+                "deploy/{} is stale: run `cargo run -- slo generate --format {format:?}`",
+                path.display()
             );
         }
+        for dir in format.dirs() {
+            for entry in std::fs::read_dir(deploy.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                let relative = path.strip_prefix(&deploy).unwrap();
+                assert!(
+                    generated.contains_key(relative),
+                    "deploy/{} belongs to no product: run `cargo run -- slo generate --format {format:?}`",
+                    relative.display()
+                );
+            }
+        }
+        // every product has a dashboard; every product with SLOs has rules, a Sloth spec and
+        // OpenSLO documents
+        let with_slos = catalog()
+            .iter()
+            .filter(|p| slo::rules::for_product(p).is_some())
+            .count();
+        let expected = match format {
+            slo::Format::Prometheus => catalog().len() + with_slos,
+            _ => with_slos,
+        };
+        assert_eq!(generated.len(), expected, "{format:?}");
     }
-    // every product has a dashboard; every product with SLOs has rules
-    assert_eq!(
-        generated.len(),
-        catalog().len()
-            + catalog()
-                .iter()
-                .filter(|p| slo::rules::for_product(p).is_some())
-                .count()
-    );
+}
+
+fn generated(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("deploy").join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn sloth_specs_follow_sloths_rules() {
+    let files = generated(slo::SLOTH_DIR);
+    common::assert_valid(&common::fixture("sloth/prometheus-v1.schema.json"), &files);
+    for file in &files {
+        let spec: Value = serde_norway::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        let slos = spec["slos"].as_array().unwrap();
+        for slo in slos {
+            // the one rule of Sloth's validation a schema cannot say
+            let events = &slo["sli"]["events"];
+            assert_ne!(events["error_query"], events["total_query"], "{slo}");
+        }
+        // the alerts meshline's own rules raise, one SLO per objective
+        let product = catalog()
+            .require(spec["service"].as_str().unwrap())
+            .unwrap()
+            .clone();
+        let declared = slo::Sli::ALL
+            .iter()
+            .filter(|s| s.objective(&product.descriptor.slos).is_some())
+            .count();
+        assert_eq!(slos.len(), declared, "{}", file.display());
+    }
+}
+
+#[test]
+fn openslo_documents_follow_the_openslo_v1_schema() {
+    let files = generated(slo::OPENSLO_DIR);
+    common::assert_valid(&common::fixture("openslo/v1/openslo.schema.json"), &files);
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let docs: Vec<Value> = text
+            .split("\n---\n")
+            .skip(1)
+            .map(|d| serde_norway::from_str(d).unwrap())
+            .collect();
+        // every reference names a document of the same file
+        let names: BTreeSet<(String, String)> = docs
+            .iter()
+            .map(|d| {
+                (
+                    d["kind"].as_str().unwrap().to_owned(),
+                    d["metadata"]["name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let has = |kind: &str, name: &Value| {
+            names.contains(&(kind.to_owned(), name.as_str().unwrap().to_owned()))
+        };
+        for doc in &docs {
+            let spec = &doc["spec"];
+            match doc["kind"].as_str().unwrap() {
+                "SLO" => {
+                    assert!(has("Service", &spec["service"]), "{doc}");
+                    for policy in spec["alertPolicies"].as_array().unwrap() {
+                        assert!(has("AlertPolicy", policy), "{doc}");
+                    }
+                    let target = spec["objectives"][0]["target"].as_f64().unwrap();
+                    assert!(target > 0.9 && target < 1.0, "{doc}");
+                }
+                "AlertPolicy" => {
+                    assert!(has(
+                        "AlertCondition",
+                        &spec["conditions"][0]["conditionRef"]
+                    ));
+                    assert!(has(
+                        "AlertNotificationTarget",
+                        &spec["notificationTargets"][0]["targetRef"]
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 #[test]
@@ -140,6 +237,7 @@ fn burn_rate_alerts_fire_at_the_documented_thresholds() {
     let page = expected_alert(&rules, "MeshlineSLOBurnRatePage", PRODUCT, "validity");
     let ticket = expected_alert(&rules, "MeshlineSLOBurnRateTicket", PRODUCT, "validity");
     let absent = expected_alert(&rules, "MeshlineSLIAbsent", PRODUCT, "validity");
+    let exhausted = expected_alert(&rules, slo::rules::EXHAUSTED_ALERT, PRODUCT, "validity");
     let check = |at: &str, alert: &str, expect: Vec<Value>| json!({ "eval_time": at, "alertname": alert, "exp_alerts": expect });
     let tests = json!([
         {
@@ -183,6 +281,21 @@ fn burn_rate_alerts_fire_at_the_documented_thresholds() {
             "alert_rule_test": [
                 check("10h", "MeshlineSLOBurnRateTicket", vec![]),
                 check("10h", "MeshlineSLOBurnRatePage", vec![]),
+                check("10h", slo::rules::EXHAUSTED_ALERT, vec![]),
+            ],
+        },
+        {
+            // half the events failing is a 100x burn: over the period's average the budget is
+            // spent, and the alert fires once that has held for 5 min
+            "name": "a budget spent over the SLO period raises the exhausted alert",
+            "interval": "1m",
+            "input_series": [
+                series("accepted", "0+50x60"),
+                series("dead_lettered", "0+50x60"),
+            ],
+            "alert_rule_test": [
+                check("4m", slo::rules::EXHAUSTED_ALERT, vec![]),
+                check("20m", slo::rules::EXHAUSTED_ALERT, vec![exhausted]),
             ],
         },
         {

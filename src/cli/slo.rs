@@ -14,11 +14,16 @@ use crate::slo;
 pub enum SloCommand {
     /// Write every product's Prometheus rules (`<out>/prometheus/rules/<id>.yaml`: Sloth-style
     /// recordings and multi-window multi-burn-rate alerts) and Grafana dashboard
-    /// (`<out>/grafana/dashboards/<id>.json`); files of products no longer declared are removed.
+    /// (`<out>/grafana/dashboards/<id>.json`), or with `--format` its Sloth spec
+    /// (`<out>/sloth/<id>.yaml`) or OpenSLO documents (`<out>/openslo/<id>.yaml`); files of
+    /// products no longer declared are removed.
     Generate {
         /// Output directory.
         #[arg(long, default_value = "deploy")]
         out: PathBuf,
+        /// What to write.
+        #[arg(long, value_enum, default_value_t)]
+        format: slo::Format,
         /// Where the descriptors are.
         #[command(flatten)]
         config: ConfigArgs,
@@ -49,10 +54,14 @@ pub struct StatusArgs {
 /// Runs a `slo` subcommand.
 pub(super) async fn run(command: SloCommand) -> anyhow::Result<ExitCode> {
     match command {
-        SloCommand::Generate { out, config } => {
+        SloCommand::Generate {
+            out,
+            format,
+            config,
+        } => {
             let catalog = config.load()?;
-            let files = slo::generate(&catalog)?;
-            for dir in [slo::RULES_DIR, slo::DASHBOARDS_DIR] {
+            let files = slo::generate(&catalog, format)?;
+            for dir in format.dirs() {
                 let dir = out.join(dir);
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("creating {}", dir.display()))?;

@@ -5,12 +5,16 @@
 //! - [`rules`]: Prometheus recording rules and multi-window multi-burn-rate alerts, in the
 //!   naming Sloth uses (`slo:sli_error:ratio_rate5m` … );
 //! - [`dashboard`]: one Grafana dashboard per product;
+//! - [`sloth`] and [`openslo`]: the same SLOs as a Sloth spec and as OpenSLO documents, for
+//!   teams whose own pipeline generates rules from those;
 //! - [`status`]: the SLO state of a running meshline, from its `/metrics`, for `meshline status`.
 //!
 //! Everything here is pure: descriptors in, text out.
 
 pub mod dashboard;
+pub mod openslo;
 pub mod rules;
+pub mod sloth;
 pub mod status;
 
 use std::{collections::BTreeMap, path::PathBuf};
@@ -21,6 +25,33 @@ use crate::product::Catalog;
 pub const RULES_DIR: &str = "prometheus/rules";
 /// Where generated dashboards go, under the output directory.
 pub const DASHBOARDS_DIR: &str = "grafana/dashboards";
+/// Where generated Sloth specs go, under the output directory.
+pub const SLOTH_DIR: &str = "sloth";
+/// Where generated OpenSLO documents go, under the output directory.
+pub const OPENSLO_DIR: &str = "openslo";
+
+/// What `meshline slo generate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Prometheus rules and Grafana dashboards, ready to load.
+    #[default]
+    Prometheus,
+    /// Sloth specs (`prometheus/v1`), for Sloth to generate the rules.
+    Sloth,
+    /// OpenSLO v1 documents.
+    Openslo,
+}
+
+impl Format {
+    /// The directories (under the output directory) this format's files go to.
+    pub fn dirs(self) -> &'static [&'static str] {
+        match self {
+            Self::Prometheus => &[RULES_DIR, DASHBOARDS_DIR],
+            Self::Sloth => &[SLOTH_DIR],
+            Self::Openslo => &[OPENSLO_DIR],
+        }
+    }
+}
 
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
@@ -48,28 +79,48 @@ pub enum Error {
 /// Result of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Every file the descriptors imply, by path relative to the output directory: one rule file
-/// per product with SLOs, one dashboard per product.
-pub fn generate(catalog: &Catalog) -> Result<BTreeMap<PathBuf, String>> {
+/// Every file the descriptors imply in `format`, by path relative to the output directory:
+/// for Prometheus one rule file per product with SLOs and one dashboard per product; for Sloth
+/// and OpenSLO one file per product with SLOs.
+pub fn generate(catalog: &Catalog, format: Format) -> Result<BTreeMap<PathBuf, String>> {
     let mut files = BTreeMap::new();
     for product in catalog.iter() {
         let id = product.id();
-        if let Some(file) = rules::for_product(product) {
-            let yaml = rules::to_yaml(product, &file).map_err(|source| Error::Yaml {
-                product: id.to_owned(),
-                source,
-            })?;
-            files.insert(PathBuf::from(RULES_DIR).join(format!("{id}.yaml")), yaml);
+        let yaml_error = |source| Error::Yaml {
+            product: id.to_owned(),
+            source,
+        };
+        let file =
+            |dir: &str, extension: &str| PathBuf::from(dir).join(format!("{id}.{extension}"));
+        match format {
+            Format::Prometheus => {
+                if let Some(rules) = rules::for_product(product) {
+                    let yaml = rules::to_yaml(product, &rules).map_err(yaml_error)?;
+                    files.insert(file(RULES_DIR, "yaml"), yaml);
+                }
+                let dashboard =
+                    dashboard::to_json(&dashboard::for_product(product)).map_err(|source| {
+                        Error::Json {
+                            product: id.to_owned(),
+                            source,
+                        }
+                    })?;
+                files.insert(file(DASHBOARDS_DIR, "json"), dashboard);
+            }
+            Format::Sloth => {
+                if let Some(spec) = sloth::for_product(product) {
+                    let yaml = sloth::to_yaml(product, &spec).map_err(yaml_error)?;
+                    files.insert(file(SLOTH_DIR, "yaml"), yaml);
+                }
+            }
+            Format::Openslo => {
+                let docs = openslo::for_product(product);
+                if !docs.is_empty() {
+                    let yaml = openslo::to_yaml(product, &docs).map_err(yaml_error)?;
+                    files.insert(file(OPENSLO_DIR, "yaml"), yaml);
+                }
+            }
         }
-        let dashboard =
-            dashboard::to_json(&dashboard::for_product(product)).map_err(|source| Error::Json {
-                product: id.to_owned(),
-                source,
-            })?;
-        files.insert(
-            PathBuf::from(DASHBOARDS_DIR).join(format!("{id}.json")),
-            dashboard,
-        );
     }
     Ok(files)
 }

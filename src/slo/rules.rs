@@ -9,7 +9,9 @@
 //! - multi-window multi-burn-rate alerts (the Google SRE workbook's): page when the budget burns
 //!   at 14.4× over 1h and 5m or 6× over 6h and 30m; ticket at 3× over 1d and 2h or 1× over 3d
 //!   and 6h. Each window pair also needs `min_events` events in its long window (no page for 2
-//!   failures out of 3 events), and an alert fires when the SLI's metric is absent for 10m.
+//!   failures out of 3 events), and an alert fires when the SLI's metric is absent for 10m;
+//! - an alert when the error budget of the objective's period is spent (for 5m: what a team
+//!   freezes risky changes on).
 
 use serde::Serialize;
 
@@ -47,6 +49,9 @@ pub const BURN_ALERTS: [BurnAlert; 2] = [
 
 /// The alert when nothing measures an SLI.
 pub const ABSENT_ALERT: &str = "MeshlineSLIAbsent";
+
+/// The alert when an SLO's error budget over its period is spent.
+pub const EXHAUSTED_ALERT: &str = "MeshlineSLOErrorBudgetExhausted";
 
 /// A Prometheus rule file.
 #[derive(Debug, Serialize)]
@@ -281,6 +286,33 @@ fn slo_groups(product: &Product, sli: Sli, objective: &Objective) -> [Group; 3] 
             }
         })
         .collect();
+    alert_rules.push(Rule {
+        record: None,
+        alert: Some(EXHAUSTED_ALERT.to_owned()),
+        expr: format!(
+            "max(slo:period_error_budget_remaining:ratio{sel}) without (sloth_window) <= 0"
+        ),
+        for_: Some("5m".to_owned()),
+        labels: alert_labels("ticket"),
+        annotations: Some(
+            Labels::default()
+                .with(
+                    "summary",
+                    format!(
+                        "{id} {}: the error budget of the last {period} is spent",
+                        sli.name()
+                    ),
+                )
+                .with(
+                    "description",
+                    format!(
+                        "Objective: {}% of {good} over {period}; more than the budget ({budget} of events) failed. {}",
+                        objective.objective,
+                        sli.runbook(id)
+                    ),
+                ),
+        ),
+    });
     alert_rules.push(Rule {
         record: None,
         alert: Some(ABSENT_ALERT.to_owned()),

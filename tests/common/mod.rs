@@ -243,3 +243,35 @@ pub(crate) fn interop_python() -> String {
         .trim()
         .to_owned()
 }
+
+/// Checks every document of `files` (YAML streams or JSON) against the JSON Schema at
+/// `schema` (with the other schemas beside it for `$ref`) with the Python `jsonschema`
+/// package; panics with each error.
+pub(crate) fn assert_valid(schema: &Path, files: &[PathBuf]) {
+    assert!(
+        !files.is_empty(),
+        "no documents to check against {}",
+        schema.display()
+    );
+    let out = std::process::Command::new(interop_python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/validate.py"))
+        .arg(schema)
+        .args(files)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "not valid against {}:\n{}{}",
+        schema.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A schema committed under `tests/fixtures`.
+pub(crate) fn fixture(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(relative)
+}

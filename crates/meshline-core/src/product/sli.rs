@@ -156,44 +156,79 @@ impl Sli {
 
     /// PromQL: the per-second rate of events over `window`.
     pub fn total_rate(self, product: &str, window: &str) -> String {
-        format!("sum(rate({}[{window}]))", self.total_series(product))
+        self.total(product, &|series| format!("rate({series}[{window}])"))
     }
 
     /// PromQL: the number of events over `window`.
     pub fn total_increase(self, product: &str, window: &str) -> String {
-        format!("sum(increase({}[{window}]))", self.total_series(product))
+        self.total(product, &|series| format!("increase({series}[{window}])"))
     }
 
-    fn total_series(self, product: &str) -> String {
-        match self {
+    /// PromQL: the number of events ever counted (a counter, for tools that take rates
+    /// themselves).
+    pub fn total_events(self, product: &str) -> String {
+        self.total(product, &|series| series.to_owned())
+    }
+
+    /// PromQL: the per-second rate of bad events over `window` (0 when there are none).
+    pub fn error_rate(self, product: &str, window: &str, threshold: Option<Duration>) -> String {
+        self.bad(product, threshold, &|series| {
+            format!("rate({series}[{window}])")
+        })
+    }
+
+    /// PromQL: the number of bad events ever counted (a counter, for tools that take rates
+    /// themselves).
+    pub fn bad_events(self, product: &str, threshold: Option<Duration>) -> String {
+        self.bad(product, threshold, &|series| series.to_owned())
+    }
+
+    /// The sum of `over(series)` of every event.
+    fn total(self, product: &str, over: &dyn Fn(&str) -> String) -> String {
+        let series = match self {
             Self::Validity => format!(
                 "{}{}",
                 self.metric(),
                 Self::selector(product, ",outcome!=\"duplicate\"")
             ),
             _ => self.presence(product),
-        }
+        };
+        format!("sum({})", over(&series))
     }
 
-    /// PromQL: the per-second rate of bad events over `window` (0 when there are none).
-    pub fn error_rate(self, product: &str, window: &str, threshold: Option<Duration>) -> String {
+    /// The sum of `over(series)` of the bad events.
+    fn bad(
+        self,
+        product: &str,
+        threshold: Option<Duration>,
+        over: &dyn Fn(&str) -> String,
+    ) -> String {
         let metric = self.metric();
         match self {
             Self::Validity => format!(
-                "sum(rate({metric}{}[{window}]))",
-                Self::selector(product, ",outcome=\"dead_lettered\"")
+                "sum({})",
+                over(&format!(
+                    "{metric}{}",
+                    Self::selector(product, ",outcome=\"dead_lettered\"")
+                ))
             ),
             Self::Availability => format!(
-                "(sum(rate({metric}{}[{window}])) or vector(0))",
-                Self::selector(product, ",code=~\"5..\"")
+                "(sum({}) or vector(0))",
+                over(&format!(
+                    "{metric}{}",
+                    Self::selector(product, ",code=~\"5..\"")
+                ))
             ),
             Self::Freshness | Self::Timeliness => {
                 let le = threshold.map_or(0.0, |t| t.as_secs_f64());
                 // Prometheus 3 writes `le` as a float (`5.0`), earlier versions as scraped (`5`)
                 format!(
-                    "({} - sum(rate({metric}_bucket{}[{window}])))",
-                    self.total_rate(product, window),
-                    Self::selector(product, &format!(",le=~\"{le}(\\\\.0)?\""))
+                    "({} - sum({}))",
+                    self.total(product, over),
+                    over(&format!(
+                        "{metric}_bucket{}",
+                        Self::selector(product, &format!(",le=~\"{le}(\\\\.0)?\""))
+                    ))
                 )
             }
         }

@@ -1,0 +1,165 @@
+//! A product's SLOs as a Sloth spec (`version: prometheus/v1`), for teams that generate their
+//! rules with Sloth: each SLO's SLI as error and total queries over Sloth's `{{.window}}`, its
+//! page and ticket alerts named and labelled as meshline's own rules name them.
+//!
+//! Sloth takes the SLO period from its command line, not from the spec: the file's header says
+//! which `--default-slo-period` the product's objectives use.
+
+use serde::Serialize;
+
+use super::{prom_duration, rules::Labels, Sli};
+use crate::product::Product;
+
+/// The window variable Sloth replaces in every query.
+const WINDOW: &str = "{{.window}}";
+
+/// A Sloth `prometheus/v1` spec.
+#[derive(Debug, Serialize)]
+pub struct Spec {
+    /// Always `prometheus/v1`.
+    pub version: &'static str,
+    /// The product id.
+    pub service: String,
+    /// Labels of every rule Sloth generates.
+    pub labels: Labels,
+    /// One per SLO.
+    pub slos: Vec<Slo>,
+}
+
+/// One SLO of the spec.
+#[derive(Debug, Serialize)]
+pub struct Slo {
+    /// The SLI's name (`validity`).
+    pub name: String,
+    /// The objective in percent.
+    pub objective: f64,
+    /// What a good event is.
+    pub description: String,
+    /// The SLI.
+    pub sli: SliSpec,
+    /// The alerts.
+    pub alerting: Alerting,
+}
+
+/// An events SLI: bad and total events over Sloth's window.
+#[derive(Debug, Serialize)]
+pub struct SliSpec {
+    /// The queries.
+    pub events: Events,
+}
+
+/// The queries of an events SLI.
+#[derive(Debug, Serialize)]
+pub struct Events {
+    /// Bad events per second over the window.
+    pub error_query: String,
+    /// All events per second over the window.
+    pub total_query: String,
+}
+
+/// The alerts of one SLO.
+#[derive(Debug, Serialize)]
+pub struct Alerting {
+    /// Alert name.
+    pub name: String,
+    /// Labels of both alerts.
+    pub labels: Labels,
+    /// Annotations of both alerts.
+    pub annotations: Labels,
+    /// The fast-burn alert.
+    pub page_alert: Alert,
+    /// The slow-burn alert.
+    pub ticket_alert: Alert,
+}
+
+/// One alert's labels.
+#[derive(Debug, Serialize)]
+pub struct Alert {
+    /// Its labels.
+    pub labels: Labels,
+}
+
+/// The Sloth spec of `product`'s SLOs (none: `None`).
+pub fn for_product(product: &Product) -> Option<Spec> {
+    let id = product.id();
+    let d = &product.descriptor;
+    let slos: Vec<Slo> = Sli::ALL
+        .iter()
+        .filter_map(|&sli| {
+            let objective = sli.objective(&d.slos)?;
+            let threshold = objective.threshold.map(|t| t.0);
+            Some(Slo {
+                name: sli.name().to_owned(),
+                objective: objective.objective,
+                description: format!(
+                    "{}% of {} over {}",
+                    objective.objective,
+                    sli.describe(objective),
+                    prom_duration(objective.window.0)
+                ),
+                sli: SliSpec {
+                    events: Events {
+                        error_query: sli.error_rate(id, WINDOW, threshold),
+                        total_query: sli.total_rate(id, WINDOW),
+                    },
+                },
+                alerting: Alerting {
+                    name: format!("MeshlineSLO{}", capitalized(sli.name())),
+                    labels: Labels::default().with("slo", sli.name()),
+                    annotations: Labels::default()
+                        .with(
+                            "summary",
+                            format!("{id} {}: the error budget burns", sli.name()),
+                        )
+                        .with("runbook", sli.runbook(id)),
+                    page_alert: Alert {
+                        labels: Labels::default().with("severity", "page"),
+                    },
+                    ticket_alert: Alert {
+                        labels: Labels::default().with("severity", "ticket"),
+                    },
+                },
+            })
+        })
+        .collect();
+    (!slos.is_empty()).then(|| Spec {
+        version: "prometheus/v1",
+        service: id.to_owned(),
+        labels: Labels::default()
+            .with("domain", d.domain.as_str())
+            .with("product", id)
+            .with("team", d.owner.team.as_str()),
+        slos,
+    })
+}
+
+/// The spec as YAML, with a header saying where it comes from and how to run Sloth on it.
+pub fn to_yaml(product: &Product, spec: &Spec) -> Result<String, serde_norway::Error> {
+    let mut periods: Vec<String> = Sli::ALL
+        .iter()
+        .filter_map(|sli| sli.objective(&product.descriptor.slos))
+        .map(|o| prom_duration(o.window.0))
+        .collect();
+    periods.sort();
+    periods.dedup();
+    let run = match periods.as_slice() {
+        [period] => format!("sloth generate --default-slo-period {period} -i <this file>"),
+        _ => format!(
+            "the objectives have several periods ({}): run Sloth once per period, each on the SLOs of that period",
+            periods.join(", ")
+        ),
+    };
+    Ok(format!(
+        "# Generated by `meshline slo generate --format sloth` from {}; do not edit.\n# {run}\n{}",
+        product.id(),
+        serde_norway::to_string(spec)?
+    ))
+}
+
+fn capitalized(name: &str) -> String {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
