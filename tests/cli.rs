@@ -127,8 +127,43 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
         "rule:          non_negative_duration".to_owned(),
         "slo:           availability 99.9% over 28days".to_owned(),
         format!("http://{http}/products/player.play-events/views/daily-plays"),
+        format!(
+            "document:      odcs      http://{http}/products/player.play-events/contract.odcs.yaml"
+        ),
+        format!("document:      asyncapi  http://{http}/products/player.play-events/asyncapi.yaml"),
     ] {
         assert!(show.contains(&needle), "{needle} not in\n{show}");
+    }
+    // the catalog serves each product's contract in other standards, valid against their schemas
+    let docs = tempfile::tempdir().unwrap();
+    let mut served: std::collections::BTreeMap<&str, Vec<std::path::PathBuf>> = Default::default();
+    for id in [
+        "player.play-events",
+        "artists.profile-changes",
+        "labels.onboarded",
+    ] {
+        let show: serde_json::Value = reqwest::get(format!("http://{http}/products/{id}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for (standard, url) in show["documents"].as_object().unwrap() {
+            let response = reqwest::get(url.as_str().unwrap()).await.unwrap();
+            assert!(response.status().is_success(), "{url}");
+            let file = docs.path().join(format!("{id}.{standard}.yaml"));
+            std::fs::write(&file, response.text().await.unwrap()).unwrap();
+            served.entry(standard_key(standard)).or_default().push(file);
+        }
+    }
+    for (standard, schema) in [
+        ("odcs", "odcs/odcs-json-schema-v3.1.0.json"),
+        ("asyncapi", "asyncapi/3.0.0.json"),
+        ("sloth", "sloth/prometheus-v1.schema.json"),
+        ("openslo", "openslo/v1/openslo.schema.json"),
+    ] {
+        assert_eq!(served[standard].len(), 3, "{standard}");
+        common::assert_valid(&common::fixture(schema), &served[standard]);
     }
     let (ok, _, err) = run_products(&["show", "player.nothing"], &http);
     assert!(!ok && err.contains("player.play-events"), "{err}");
@@ -374,6 +409,14 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
 
 /// Kills a child process left running by a failed assertion.
 /// The body of a GET.
+/// A `documents` key of the catalog as a `'static` name.
+fn standard_key(key: &str) -> &'static str {
+    ["odcs", "asyncapi", "sloth", "openslo"]
+        .into_iter()
+        .find(|k| *k == key)
+        .unwrap_or_else(|| panic!("unexpected document {key}"))
+}
+
 async fn text_of(url: &str) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()
 }

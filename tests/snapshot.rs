@@ -1177,6 +1177,7 @@ async fn serve_catalog(dir: &Path, store: &Store, registry: &str) -> String {
         catalog,
         meshline::registry::client::Client::new(registry),
         "http://127.0.0.1",
+        "127.0.0.1:9092",
     )
     .with_snapshots(store.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,15 +1,18 @@
 //! The data product catalog: one document per product, at a stable address, built from its
 //! descriptor and the registry's view of its schema; served at `GET /products` and
 //! `GET /products/{id}` on the gateway's HTTP server, with the views written as Iceberg tables
-//! under `/iceberg` (`iceberg`: the Iceberg REST catalog API, read-only).
+//! under `/iceberg` (`iceberg`: the Iceberg REST catalog API, read-only). Each product's contract
+//! is also served in the standards other tools read: ODCS (`contract.odcs.yaml`), AsyncAPI
+//! (`asyncapi.yaml`, [`asyncapi`]), Sloth and OpenSLO (`slos.sloth.yaml`, `slos.openslo.yaml`).
 
+pub mod asyncapi;
 mod iceberg;
 
 use std::sync::Arc;
 
 use axum::{
     extract::{Path, Query, State},
-    http::StatusCode,
+    http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
@@ -29,6 +32,8 @@ pub struct Service {
     catalog: Arc<Catalog>,
     registry: Client,
     base_url: String,
+    /// The Kafka cluster serving the products (for the documents that name it).
+    bootstrap: String,
     snapshots: Option<Store>,
 }
 
@@ -46,13 +51,14 @@ pub struct SchemaRef {
 }
 
 impl Service {
-    /// A catalog of `catalog`, with addresses under `base_url` (e.g. `http://127.0.0.1:8080`)
-    /// and schema ids from `registry`.
-    pub fn new(catalog: Arc<Catalog>, registry: Client, base_url: &str) -> Self {
+    /// A catalog of `catalog`, with addresses under `base_url` (e.g. `http://127.0.0.1:8080`),
+    /// schema ids from `registry`, and the products served by the Kafka cluster at `bootstrap`.
+    pub fn new(catalog: Arc<Catalog>, registry: Client, base_url: &str, bootstrap: &str) -> Self {
         Self {
             catalog,
             registry,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            bootstrap: bootstrap.to_owned(),
             snapshots: None,
         }
     }
@@ -174,6 +180,49 @@ impl Service {
             "views": views,
             "retention": d.retention,
             "access": d.access,
+            "documents": self.documents(product),
+        })
+    }
+
+    /// Where the product's contract is served in other standards.
+    fn documents(&self, product: &Product) -> Value {
+        let address = self.address(product.id());
+        let mut documents = json!({
+            "odcs": format!("{address}/contract.odcs.yaml"),
+            "asyncapi": format!("{address}/asyncapi.yaml"),
+        });
+        if crate::slo::rules::for_product(product).is_some() {
+            documents["sloth"] = json!(format!("{address}/slos.sloth.yaml"));
+            documents["openslo"] = json!(format!("{address}/slos.openslo.yaml"));
+        }
+        documents
+    }
+
+    /// The document `name` of `product` as YAML, if the product has one.
+    fn standard(&self, product: &Product, name: &str) -> Option<Result<String, String>> {
+        let yaml = |value: &Value| serde_norway::to_string(value).map_err(|e| e.to_string());
+        Some(match name {
+            "contract.odcs.yaml" => yaml(&crate::product::odcs::export(product, &self.bootstrap)),
+            "asyncapi.yaml" => yaml(&asyncapi::document(
+                product,
+                asyncapi::Endpoints {
+                    bootstrap: &self.bootstrap,
+                    registry: self.registry.url(),
+                    catalog: &self.address(product.id()),
+                },
+            )),
+            "slos.sloth.yaml" => {
+                let spec = crate::slo::sloth::for_product(product)?;
+                crate::slo::sloth::to_yaml(product, &spec).map_err(|e| e.to_string())
+            }
+            "slos.openslo.yaml" => {
+                let docs = crate::slo::openslo::for_product(product);
+                if docs.is_empty() {
+                    return None;
+                }
+                crate::slo::openslo::to_yaml(product, &docs).map_err(|e| e.to_string())
+            }
+            _ => return None,
         })
     }
 
@@ -203,6 +252,7 @@ pub fn router(service: Service) -> Router {
     Router::new()
         .route("/products", get(list))
         .route("/products/{id}", get(show))
+        .route("/products/{id}/{document}", get(standard))
         .route("/products/{id}/views/{view}", get(view))
         .route("/products/{id}/views/{view}/snapshots", get(view_snapshots))
         .route(
@@ -238,6 +288,29 @@ async fn view(State(s): State<Service>, Path((id, name)): Path<(String, String)>
             Json(view).into_response()
         }
         None => unknown(&s.catalog, &id),
+    }
+}
+
+/// One of the product's documents in another standard, as YAML.
+async fn standard(State(s): State<Service>, Path((id, name)): Path<(String, String)>) -> Response {
+    let Some(product) = s.catalog.get(&id) else {
+        return unknown(&s.catalog, &id);
+    };
+    match s.standard(product, &name) {
+        Some(Ok(yaml)) => ([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response(),
+        Some(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": format!("writing {name}: {e}") })),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({
+                "error": format!("{id} has no document `{name}`; its documents are listed at {}", s.address(&id)),
+                "documents": s.documents(product),
+            })),
+        )
+            .into_response(),
     }
 }
 

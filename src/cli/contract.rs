@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use apache_avro::Schema;
 use clap::Subcommand;
 
-use super::DEFAULT_REGISTRY_URL;
+use super::{DEFAULT_HTTP, DEFAULT_KAFKA, DEFAULT_REGISTRY_URL};
 use crate::{
     product::{Catalog, Compatibility},
     registry::{api::VersionId, client::Client, compat},
@@ -60,6 +60,36 @@ pub enum ContractCommand {
         #[arg(long, default_value = DEFAULT_REGISTRY_URL, env = "MESHLINE_REGISTRY")]
         registry: String,
     },
+    /// Print a product's contract in another standard: an Open Data Contract Standard v3.1
+    /// document (`odcs`) or an AsyncAPI 3.0 document (`asyncapi`); the catalog serves both.
+    Export {
+        /// Product id, e.g. `player.play-events`.
+        product: String,
+        /// The standard.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Odcs)]
+        format: ExportFormat,
+        /// Directory of descriptors.
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+        /// The Kafka cluster serving the product (the documents name it).
+        #[arg(long, default_value = DEFAULT_KAFKA, env = "MESHLINE_BOOTSTRAP")]
+        bootstrap: String,
+        /// The schema registry (AsyncAPI names it).
+        #[arg(long, default_value = DEFAULT_REGISTRY_URL, env = "MESHLINE_REGISTRY")]
+        registry: String,
+        /// The catalog's base URL (AsyncAPI links the product's address).
+        #[arg(long, default_value_t = format!("http://{DEFAULT_HTTP}"), env = "MESHLINE_URL")]
+        url: String,
+    },
+    /// Write a descriptor and its Avro schema from an ODCS v3 document (`<out>/<name>.yaml`,
+    /// `<out>/<name>.avsc`), then lint them; say what the contract could not carry.
+    Import {
+        /// The ODCS document (YAML or JSON).
+        file: PathBuf,
+        /// Directory to write the descriptor and schema to.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
     /// Print the broker ACLs the descriptors imply, as a `kafka-acls.sh` script (each domain
     /// writes only its own products' ingress topics).
     Acls {
@@ -67,6 +97,15 @@ pub enum ContractCommand {
         #[arg(default_value = "config")]
         path: PathBuf,
     },
+}
+
+/// The standards `contract export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Open Data Contract Standard v3.1.
+    Odcs,
+    /// AsyncAPI 3.0.
+    Asyncapi,
 }
 
 /// Registers every product of `catalog` in the registry of `client`; prints each id.
@@ -101,6 +140,35 @@ pub(super) async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
             publish(&Catalog::load(&config)?, &Client::new(&registry)).await?;
             Ok(ExitCode::SUCCESS)
         }
+        ContractCommand::Export {
+            product,
+            format,
+            config,
+            bootstrap,
+            registry,
+            url,
+        } => {
+            let catalog = Catalog::load(&config)?;
+            let product = catalog.require(&product)?;
+            let document = match format {
+                ExportFormat::Odcs => crate::product::odcs::export(product, &bootstrap),
+                ExportFormat::Asyncapi => crate::catalog::asyncapi::document(
+                    product,
+                    crate::catalog::asyncapi::Endpoints {
+                        bootstrap: &bootstrap,
+                        registry: &registry,
+                        catalog: &format!(
+                            "{}/products/{}",
+                            url.trim_end_matches('/'),
+                            product.id()
+                        ),
+                    },
+                ),
+            };
+            print!("{}", serde_norway::to_string(&document)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ContractCommand::Import { file, out } => import(&file, &out),
         ContractCommand::Acls { path } => {
             let catalog = Catalog::load(&path)?;
             print!("{}", crate::product::acls::kafka_acls_script(&catalog));
@@ -195,6 +263,52 @@ fn lint(path: &Path) -> ExitCode {
             }
             eprintln!("{} error(s)", errors.0.len());
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn import(file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let document: serde_json::Value = serde_norway::from_str(&text)
+        .with_context(|| format!("{} is not YAML or JSON", file.display()))?;
+    let imported = match crate::product::odcs::import(&document) {
+        Ok(imported) => imported,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let descriptor = out.join(format!("{}.yaml", imported.name));
+    let schema = out.join(&imported.descriptor.schema);
+    for path in [&descriptor, &schema] {
+        anyhow::ensure!(
+            !path.exists(),
+            "{} exists already; import into another --out directory",
+            path.display()
+        );
+    }
+    std::fs::write(&schema, &imported.schema_text)
+        .with_context(|| format!("writing {}", schema.display()))?;
+    let yaml = format!(
+        "# Imported from {} by `meshline contract import`.\n{}",
+        file.display(),
+        serde_norway::to_string(&imported.descriptor)?
+    );
+    std::fs::write(&descriptor, yaml)
+        .with_context(|| format!("writing {}", descriptor.display()))?;
+    println!("wrote {} and {}", descriptor.display(), schema.display());
+    for note in &imported.notes {
+        println!("note: {note}");
+    }
+    match crate::product::load_product(&descriptor) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            Ok(ExitCode::FAILURE)
         }
     }
 }

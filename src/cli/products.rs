@@ -13,7 +13,8 @@ use super::DEFAULT_HTTP;
 pub enum ProductsCommand {
     /// Every data product: id, owner, description, address.
     List(CatalogArgs),
-    /// One product: owner, topics, schema, rules, SLOs and snapshot views, with addresses.
+    /// One product: owner, topics, schema, rules, SLOs, snapshot views and its contract in other
+    /// standards (ODCS, AsyncAPI, Sloth, OpenSLO), with addresses.
     Show {
         /// Product id, e.g. `player.play-events`.
         id: String,
@@ -147,6 +148,11 @@ fn print_product(p: &Value) {
                 text(&slo["objective"]),
                 text(&slo["window"])
             );
+        }
+    }
+    if let Some(documents) = p["documents"].as_object() {
+        for (standard, address) in documents {
+            println!("  document:      {standard:<9} {}", text(address));
         }
     }
     for view in p["views"].as_array().into_iter().flatten() {

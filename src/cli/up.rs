@@ -160,9 +160,13 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let tls = args.gateway.tls()?;
     let catalog = Arc::new(catalog);
     let store = args.snapshot.store(&args.data_dir)?;
-    let catalog_service =
-        catalog::Service::new(catalog.clone(), Client::new(&registry_url), &public_url)
-            .with_snapshots(store.clone());
+    let catalog_service = catalog::Service::new(
+        catalog.clone(),
+        Client::new(&registry_url),
+        &public_url,
+        &bootstrap,
+    )
+    .with_snapshots(store.clone());
     let gateway = gateway::start(
         args.gateway.config(&bootstrap, &registry_url),
         catalog.clone(),

@@ -181,13 +181,17 @@ pub enum OnFailure {
 #[serde(deny_unknown_fields)]
 pub struct Slos {
     /// Share of events that pass the contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity: Option<Objective>,
     /// Share of events available in the product topic within `threshold` of their event time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freshness: Option<Objective>,
     /// Share of ingress requests answered without a server error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability: Option<Objective>,
     /// Share of snapshot windows written within `threshold` of their close (window end plus
     /// allowed lateness).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeliness: Option<Objective>,
 }
 
@@ -202,12 +206,12 @@ pub struct Objective {
     pub window: HumanDuration,
     /// Latency threshold, for freshness and timeliness (e.g. `5s`): one of the bucket bounds
     /// of the metric measuring it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<HumanDuration>,
     /// Burn-rate alerts stay silent while fewer events (windows, for timeliness) than this came
     /// in the alert's long window: a few failures among a handful of events are no outage.
     /// Default 100 (1 for timeliness).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_events: Option<u64>,
 }
 
@@ -236,7 +240,7 @@ pub struct View {
     pub allowed_lateness: HumanDuration,
     /// Field holding the event time (a timestamp or a long of epoch milliseconds); default: the
     /// CloudEvents `time` attribute (`ce_time`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_field: Option<String>,
     /// IANA time zone of the calendar windows (e.g. `Europe/Stockholm`); default `UTC`.
     #[serde(default = "default_time_zone")]
@@ -342,7 +346,7 @@ pub struct Aggregation {
     /// Aggregate function.
     pub function: AggregateFunction,
     /// Input field (not needed for `count`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
 

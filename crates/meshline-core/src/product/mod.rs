@@ -3,6 +3,7 @@
 
 pub mod acls;
 mod descriptor;
+pub mod odcs;
 pub mod sli;
 
 pub use descriptor::*;
