@@ -111,7 +111,7 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     let (ok, list, _) = run_products(&["list"], &http);
     assert!(ok, "{list}");
     assert!(
-        list.contains("player.play-events") && list.contains("3 data product(s)"),
+        list.contains("player.play-events") && list.contains("4 data product(s)"),
         "{list}"
     );
     assert!(
@@ -134,14 +134,41 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     ] {
         assert!(show.contains(&needle), "{needle} not in\n{show}");
     }
+    // lineage: the derived product names its input, the input its consumer
+    let (ok, derived, _) = run_products(&["show", "artists.artist-plays"], &http);
+    assert!(ok, "{derived}");
+    assert!(
+        derived.contains(&format!(
+            "computed from: player.play-events (events)  http://{http}/products/player.play-events"
+        )),
+        "{derived}"
+    );
+    assert!(
+        show.contains(&format!(
+            "feeds:         artists.artist-plays (events)  http://{http}/products/artists.artist-plays"
+        )),
+        "{show}"
+    );
+    let graph: serde_json::Value = reqwest::get(format!("http://{http}/lineage"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        graph["edges"],
+        serde_json::json!([{"from": "player.play-events", "port": "events", "to": "artists.artist-plays"}]),
+        "{graph}"
+    );
     // the catalog serves each product's contract in other standards, valid against their schemas
     let docs = tempfile::tempdir().unwrap();
     let mut served: std::collections::BTreeMap<&str, Vec<std::path::PathBuf>> = Default::default();
-    for id in [
-        "player.play-events",
-        "artists.profile-changes",
-        "labels.onboarded",
-    ] {
+    let ids: Vec<String> = meshline::product::Catalog::load(&repo_config())
+        .unwrap()
+        .iter()
+        .map(|p| p.id().to_owned())
+        .collect();
+    for id in &ids {
         let show: serde_json::Value = reqwest::get(format!("http://{http}/products/{id}"))
             .await
             .unwrap()
@@ -162,7 +189,7 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
         ("sloth", "sloth/prometheus-v1.schema.json"),
         ("openslo", "openslo/v1/openslo.schema.json"),
     ] {
-        assert_eq!(served[standard].len(), 3, "{standard}");
+        assert_eq!(served[standard].len(), ids.len(), "{standard}");
         common::assert_valid(&common::fixture(schema), &served[standard]);
     }
     let (ok, _, err) = run_products(&["show", "player.nothing"], &http);
@@ -389,6 +416,16 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
         .parse()
         .unwrap();
     assert!(acked >= 3);
+    let counted: i64 = tail_lines
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("demo: ")
+                .and_then(|r| r.strip_suffix(" plays counted into artists.artist-plays"))
+        })
+        .unwrap_or_else(|| panic!("no play counter in {tail_lines:?}"))
+        .parse()
+        .unwrap();
+    assert!(counted > 0, "the play counter derived nothing");
 
     // restart on the same data: every acknowledged event is in the ingress topic, exactly once,
     // and the gateway forwarded no more than that (the rest goes on at the next start)
@@ -407,8 +444,6 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     assert!(forwarded <= ingress, "{forwarded} forwarded of {ingress}");
 }
 
-/// Kills a child process left running by a failed assertion.
-/// The body of a GET.
 /// A `documents` key of the catalog as a `'static` name.
 fn standard_key(key: &str) -> &'static str {
     ["odcs", "asyncapi", "sloth", "openslo"]
@@ -417,6 +452,7 @@ fn standard_key(key: &str) -> &'static str {
         .unwrap_or_else(|| panic!("unexpected document {key}"))
 }
 
+/// The body of a GET.
 async fn text_of(url: &str) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()
 }
@@ -460,7 +496,7 @@ fn contract_lint_accepts_the_committed_descriptors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("3 data product(s), no errors"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 data product(s), no errors"));
 }
 
 /// Copies the committed config and schemas into a temp dir, applying `edit` to the labels'
@@ -544,7 +580,7 @@ fn an_invalid_id_and_partition_count_are_both_reported() {
 
 #[test]
 fn every_other_lint_error_class_names_its_field_and_what_to_do() {
-    let cases: [(&str, &str, &[&str]); 17] = [
+    let cases: [(&str, &str, &[&str]); 20] = [
         (
             "allowed_lateness: 1h",
             "allowed_lateness: 1h\n    late: amend\n    amend_for: 7d\n    keep: 1d",
@@ -653,6 +689,29 @@ fn every_other_lint_error_class_names_its_field_and_what_to_do() {
             "email: label-relations@example.com",
             "email: label-relations",
             &["field `owner.email`", "not an email address"],
+        ),
+        (
+            "partitions: 1",
+            "partitions: 1\ninputs: [{product: player.nothing}]",
+            &[
+                "field `inputs`",
+                "`player.nothing` is not declared",
+                "player.play-events",
+            ],
+        ),
+        (
+            "partitions: 1",
+            "partitions: 1\ninputs: [{product: player.play-events, port: weekly}]",
+            &[
+                "field `inputs`",
+                "no output port `weekly`",
+                "events, daily-plays",
+            ],
+        ),
+        (
+            "partitions: 1",
+            "partitions: 1\ninputs: [{product: labels.onboarded}]",
+            &["field `inputs`", "computed from itself"],
         ),
     ];
     for (from, to, mentions) in cases {

@@ -1,6 +1,7 @@
 //! The data product catalog: one document per product, at a stable address, built from its
 //! descriptor and the registry's view of its schema; served at `GET /products` and
-//! `GET /products/{id}` on the gateway's HTTP server, with the views written as Iceberg tables
+//! `GET /products/{id}` on the gateway's HTTP server (with each product's upstream and downstream
+//! products, and the whole lineage graph at `GET /lineage`), with the views written as Iceberg tables
 //! under `/iceberg` (`iceberg`: the Iceberg REST catalog API, read-only). Each product's contract
 //! is also served in the standards other tools read: ODCS (`contract.odcs.yaml`), AsyncAPI
 //! (`asyncapi.yaml`, [`asyncapi`]), Sloth and OpenSLO (`slos.sloth.yaml`, `slos.openslo.yaml`).
@@ -181,6 +182,45 @@ impl Service {
             "retention": d.retention,
             "access": d.access,
             "documents": self.documents(product),
+            "lineage": self.lineage(product),
+        })
+    }
+
+    /// The products `product` is computed from and the ones computed from it, with the port
+    /// each edge reads.
+    fn lineage(&self, product: &Product) -> Value {
+        let edge = |id: &str, port: &str| json!({ "product": id, "port": port, "address": self.address(id) });
+        json!({
+            "upstream": product
+                .descriptor
+                .inputs
+                .iter()
+                .map(|i| edge(&i.product, &i.port))
+                .collect::<Vec<_>>(),
+            "downstream": self
+                .catalog
+                .downstream_of(product.id())
+                .map(|(p, i)| edge(p.id(), &i.port))
+                .collect::<Vec<_>>(),
+        })
+    }
+
+    /// The lineage graph of every product: nodes and the edges from each input to the product
+    /// computed from it.
+    fn graph(&self) -> Value {
+        json!({
+            "nodes": self
+                .catalog
+                .iter()
+                .map(|p| json!({ "id": p.id(), "domain": p.descriptor.domain, "address": self.address(p.id()) }))
+                .collect::<Vec<_>>(),
+            "edges": self
+                .catalog
+                .iter()
+                .flat_map(|p| p.descriptor.inputs.iter().map(move |i| {
+                    json!({ "from": i.product, "port": i.port, "to": p.id() })
+                }))
+                .collect::<Vec<_>>(),
         })
     }
 
@@ -251,6 +291,7 @@ fn unknown(catalog: &Catalog, id: &str) -> Response {
 pub fn router(service: Service) -> Router {
     Router::new()
         .route("/products", get(list))
+        .route("/lineage", get(graph))
         .route("/products/{id}", get(show))
         .route("/products/{id}/{document}", get(standard))
         .route("/products/{id}/views/{view}", get(view))
@@ -267,6 +308,10 @@ async fn list(State(s): State<Service>) -> Json<Value> {
     Json(json!({
         "products": s.catalog.iter().map(|p| s.summary(p)).collect::<Vec<_>>()
     }))
+}
+
+async fn graph(State(s): State<Service>) -> Json<Value> {
+    Json(s.graph())
 }
 
 async fn show(State(s): State<Service>, Path(id): Path<String>) -> Response {

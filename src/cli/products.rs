@@ -150,6 +150,17 @@ fn print_product(p: &Value) {
             );
         }
     }
+    for (direction, label) in [("upstream", "computed from"), ("downstream", "feeds")] {
+        for edge in p["lineage"][direction].as_array().into_iter().flatten() {
+            println!(
+                "  {:<15}{} ({})  {}",
+                format!("{label}:"),
+                text(&edge["product"]),
+                text(&edge["port"]),
+                text(&edge["address"])
+            );
+        }
+    }
     if let Some(documents) = p["documents"].as_object() {
         for (standard, address) in documents {
             println!("  document:      {standard:<9} {}", text(address));

@@ -232,15 +232,24 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         let services = demo::services(&bootstrap, &registry_url)
             .await
             .context("starting the demo producers")?;
-        Some(tokio::spawn(demo::run(services, stop.clone())))
+        let (bootstrap, registry_url, counter_stop) =
+            (bootstrap.clone(), registry_url.clone(), stop.clone());
+        let counter = tokio::spawn(async move {
+            demo::artist_plays::run(&bootstrap, &registry_url, counter_stop).await
+        });
+        Some((tokio::spawn(demo::run(services, stop.clone())), counter))
     } else {
         None
     };
 
     stop.cancelled().await;
     tracing::info!("shutting down");
-    if let Some(task) = demo_task {
+    if let Some((task, counter)) = demo_task {
         let stats = task.await.context("demo task")??;
+        match counter.await.context("play counter task")? {
+            Ok(n) => println!("demo: {n} plays counted into artists.artist-plays"),
+            Err(error) => println!("demo: the artists' play counter failed: {error:#}"),
+        }
         let mut acked: Vec<_> = stats.acked.into_iter().collect();
         acked.sort();
         for (product, n) in acked {

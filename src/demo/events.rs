@@ -103,6 +103,52 @@ impl PlayEvent {
     }
 }
 
+/// A track of an artist was played (`artists.artist-plays`), derived from a [`PlayEvent`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "com.example.artists")]
+pub struct ArtistPlayed {
+    /// The artist.
+    pub artist_id: String,
+    /// The play in `player.play-events` this comes from.
+    pub play_id: String,
+    /// The track.
+    pub track_id: String,
+    /// ISO 3166-1 alpha-2 country of the listener.
+    pub country: String,
+    /// When the play started, in Unix milliseconds.
+    pub played_at: i64,
+    /// How long the track played.
+    pub listened_ms: i64,
+}
+
+impl DomainEvent for ArtistPlayed {
+    const PRODUCT: &'static str = "artists.artist-plays";
+    const TYPE: &'static str = "com.example.artists.artist.played";
+    fn subject(&self) -> Option<String> {
+        Some(self.artist_id.clone())
+    }
+    fn time(&self) -> Option<DateTime<Utc>> {
+        at(self.played_at)
+    }
+    fn id(&self) -> Option<String> {
+        // one event per play: a play read twice is the same event, which the gateway drops
+        Some(format!("play-{}", self.play_id))
+    }
+}
+
+impl From<&PlayEvent> for ArtistPlayed {
+    fn from(play: &PlayEvent) -> Self {
+        Self {
+            artist_id: play.artist_id.clone(),
+            play_id: play.play_id.clone(),
+            track_id: play.track_id.clone(),
+            country: play.country.clone(),
+            played_at: play.started_at,
+            listened_ms: play.duration_ms,
+        }
+    }
+}
+
 /// An artist's public profile changed (`artists.profile-changes`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "com.example.artists")]

@@ -1,6 +1,7 @@
 //! The media-streaming demo: the `player`, `artists` and `labels` domains publishing their
 //! domain events through the SDK, so a newcomer sees data products fill up within seconds of
-//! `meshline up --demo`. `examples/player_service.rs` and `examples/labels_service.rs` are the
+//! `meshline up --demo`, and the artists' play counter deriving `artists.artist-plays` from the
+//! player's plays ([`artist_plays`]). `examples/player_service.rs` and `examples/labels_service.rs` are the
 //! same producers as standalone programs.
 //!
 //! Delivery: at least once per event the demo generates, through the SDK's idempotent producer
@@ -8,6 +9,7 @@
 //! returns, so a clean stop loses nothing that was counted as sent. Events go to each product's
 //! `.ingress` topic, where the gateway checks them (the SDK's default target).
 
+pub mod artist_plays;
 pub mod events;
 
 use std::{collections::HashMap, time::Duration};

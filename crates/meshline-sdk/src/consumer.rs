@@ -238,15 +238,17 @@ impl<T: DeserializeOwned + AvroSchema> Consumer<T> {
                 .schema(schema_id)
                 .await
                 .map_err(|e| Error::Registry(Box::new(e)))?;
-            let value = GenericDatumReader::builder(&writer)
-                .reader_schema(&self.reader)
+            let written = GenericDatumReader::builder(&writer)
                 .build()
                 .and_then(|r| r.read_value(&mut body))
-                .map_err(|e| {
-                    decode_error(format!(
-                        "schema {schema_id} does not resolve to the reader type: {e}"
-                    ))
-                })?;
+                .map_err(|e| decode_error(format!("not a record of schema {schema_id}: {e}")))?;
+            // a logical type annotates its underlying type: a reader's plain `long` reads a
+            // writer's `timestamp-millis` (Avro's resolution rules), as an `i64` field expects
+            let value = underlying(written).resolve(&self.reader).map_err(|e| {
+                decode_error(format!(
+                    "schema {schema_id} does not resolve to the reader type: {e}"
+                ))
+            })?;
             let typed: T = apache_avro::from_value(&value)
                 .map_err(|e| decode_error(format!("into the reader type: {e}")))?;
             let received = Received {
@@ -311,5 +313,84 @@ impl<T: DeserializeOwned + AvroSchema> Consumer<T> {
             handler(received).await?;
             self.commit_position(&topic, partition, offset)?;
         }
+    }
+}
+
+/// `value` with every logical-type value as its underlying Avro value (dates, times and
+/// timestamps as numbers, UUIDs as strings), for resolution to a reader schema that may or may
+/// not carry the logical type.
+fn underlying(value: apache_avro::types::Value) -> apache_avro::types::Value {
+    use apache_avro::types::Value as V;
+    match value {
+        V::Date(n) | V::TimeMillis(n) => V::Int(n),
+        V::TimeMicros(n)
+        | V::TimestampMillis(n)
+        | V::TimestampMicros(n)
+        | V::TimestampNanos(n)
+        | V::LocalTimestampMillis(n)
+        | V::LocalTimestampMicros(n)
+        | V::LocalTimestampNanos(n) => V::Long(n),
+        V::Uuid(uuid) => V::String(uuid.to_string()),
+        V::Record(fields) => V::Record(
+            fields
+                .into_iter()
+                .map(|(name, v)| (name, underlying(v)))
+                .collect(),
+        ),
+        V::Array(items) => V::Array(items.into_iter().map(underlying).collect()),
+        V::Map(entries) => V::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k, underlying(v)))
+                .collect(),
+        ),
+        V::Union(branch, inner) => V::Union(branch, Box::new(underlying(*inner))),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use apache_avro::{types::Value, AvroSchema, Schema};
+
+    use super::underlying;
+
+    #[derive(Debug, PartialEq, serde::Deserialize, AvroSchema)]
+    struct Play {
+        id: String,
+        at: i64,
+        ended: Option<i64>,
+    }
+
+    #[test]
+    fn an_i64_field_reads_a_timestamp_the_writer_annotated() {
+        let writer = Schema::parse_str(
+            r#"{"type": "record", "name": "Play", "fields": [
+                {"name": "id", "type": {"type": "string", "logicalType": "uuid"}},
+                {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+                {"name": "ended", "type": ["null", {"type": "long", "logicalType": "timestamp-millis"}]}
+            ]}"#,
+        )
+        .unwrap();
+        let uuid = uuid::Uuid::new_v4();
+        let written = Value::Record(vec![
+            ("id".into(), Value::Uuid(uuid)),
+            ("at".into(), Value::TimestampMillis(1_790_000_000_000)),
+            (
+                "ended".into(),
+                Value::Union(1, Box::new(Value::TimestampMillis(1_790_000_100_000))),
+            ),
+        ]);
+        assert!(written.validate(&writer));
+        let value = underlying(written).resolve(&Play::get_schema()).unwrap();
+        let play: Play = apache_avro::from_value(&value).unwrap();
+        assert_eq!(
+            play,
+            Play {
+                id: uuid.to_string(),
+                at: 1_790_000_000_000,
+                ended: Some(1_790_000_100_000),
+            }
+        );
     }
 }

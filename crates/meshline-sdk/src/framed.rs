@@ -20,12 +20,31 @@ use crate::kafka::Outgoing;
 /// The `datacontenttype` of every event the SDK sends.
 pub(crate) const CONTENT_TYPE: &str = "application/avro";
 
+/// An event's `id`: a new UUID, or the one its type gives (a stable id the gateway recognises
+/// when the same event is sent again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EventId {
+    /// A new random UUID.
+    New(Uuid),
+    /// The id [`crate::DomainEvent::id`] gave.
+    Given(String),
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::New(uuid) => uuid.fmt(f),
+            Self::Given(id) => f.write_str(id),
+        }
+    }
+}
+
 /// A CloudEvent (spec version 1.0) the producer sends: its context attributes and its data, a
 /// Confluent-framed Avro payload.
 #[derive(Debug)]
 pub(crate) struct Framed<'a> {
     /// `id`.
-    pub id: Uuid,
+    pub id: EventId,
     /// `source`.
     pub source: &'a str,
     /// `type`.
@@ -55,7 +74,9 @@ impl Framed<'_> {
     /// The texts of the attributes not held as text.
     fn texts(&self) -> Texts {
         let mut id = [0; Hyphenated::LENGTH];
-        self.id.hyphenated().encode_lower(&mut id);
+        if let EventId::New(uuid) = &self.id {
+            uuid.hyphenated().encode_lower(&mut id);
+        }
         Texts {
             id,
             time: self.time.to_rfc3339(),
@@ -65,8 +86,11 @@ impl Framed<'_> {
 
     /// Every attribute and extension as text, in the order an `Event` visits them.
     fn attributes<'t>(&'t self, texts: &'t Texts) -> impl Iterator<Item = Attribute<'t>> {
-        // a hyphenated UUID is ASCII
-        let id = std::str::from_utf8(&texts.id).unwrap_or_default();
+        let id = match &self.id {
+            // a hyphenated UUID is ASCII
+            EventId::New(_) => std::str::from_utf8(&texts.id).unwrap_or_default(),
+            EventId::Given(id) => id.as_str(),
+        };
         let trace = self
             .traceparent
             .as_deref()
@@ -134,7 +158,7 @@ mod tests {
 
     fn framed<'a>(id: Uuid, dataschema: &'a url::Url, subject: Option<&str>) -> Framed<'a> {
         Framed {
-            id,
+            id: EventId::New(id),
             source: "/player/web",
             ty: "com.example.player.track.played",
             dataschema,
@@ -197,6 +221,15 @@ mod tests {
                 .unwrap(),
             built
         );
+    }
+
+    #[test]
+    fn an_id_the_event_gives_is_its_cloudevents_id() {
+        let dataschema = url::Url::parse("http://127.0.0.1:8081/schemas/ids/3").unwrap();
+        let mut given = framed(Uuid::new_v4(), &dataschema, None);
+        given.id = EventId::Given("play-42".into());
+        let record = sent(given.outgoing());
+        assert_eq!(record.header("ce_id"), Some(&b"play-42"[..]));
     }
 
     #[test]

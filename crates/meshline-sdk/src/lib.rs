@@ -50,6 +50,14 @@ pub trait DomainEvent: Serialize + AvroSchema {
     /// The CloudEvents `type`, one of the product's declared types.
     const TYPE: &'static str;
 
+    /// The CloudEvents `id`; defaults to a new UUID per send. Give a stable id (derived from
+    /// what the event records, e.g. the input it was computed from) when the same event may be
+    /// sent again, after a restart of an at-least-once consumer for instance: the gateway keeps
+    /// only the first event of each `source` and `id` within its dedup window.
+    fn id(&self) -> Option<String> {
+        None
+    }
+
     /// The CloudEvents `subject` (what the event is about), if any.
     fn subject(&self) -> Option<String> {
         None

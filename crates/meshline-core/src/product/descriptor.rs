@@ -53,6 +53,29 @@ pub struct Descriptor {
     /// Who may produce into and read from the product.
     #[serde(default)]
     pub access: Access,
+    /// The products this one is computed from (a derived product's lineage), with the output
+    /// port of each it reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Input>,
+}
+
+/// An upstream product a derived product reads, and through which output port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// The upstream product's id.
+    pub product: String,
+    /// The output port read: [`EVENTS_PORT`] (the product topic, the default) or the name of one
+    /// of its views.
+    #[serde(default = "events_port")]
+    pub port: String,
+}
+
+/// The output port of a product's topic.
+pub const EVENTS_PORT: &str = "events";
+
+fn events_port() -> String {
+    EVENTS_PORT.to_owned()
 }
 
 fn default_partitions() -> i32 {

@@ -158,6 +158,13 @@ impl Product {
         Topics::of(&self.descriptor.id)
     }
 
+    /// The product's output ports: its topic ([`EVENTS_PORT`]) and each view.
+    pub fn ports(&self) -> Vec<&str> {
+        std::iter::once(EVENTS_PORT)
+            .chain(self.descriptor.views.iter().map(|v| v.name.as_str()))
+            .collect()
+    }
+
     /// The registry subject of the product's value schema (TopicNameStrategy).
     pub fn subject(&self) -> String {
         format!("{}-value", self.descriptor.id)
@@ -198,11 +205,84 @@ impl Catalog {
                 Err(mut e) => errors.append(&mut e),
             }
         }
+        let catalog = Self { products };
+        errors.extend(catalog.check_inputs());
         if errors.is_empty() {
-            Ok(Self { products })
+            Ok(catalog)
         } else {
             Err(Errors(errors))
         }
+    }
+
+    /// Every declared input names another product and one of its output ports, and no product
+    /// is its own ancestor.
+    fn check_inputs(&self) -> Vec<Error> {
+        let mut errors = Vec::new();
+        for product in self.iter() {
+            let invalid = |message: String| Error::Invalid {
+                path: product.path.clone(),
+                field: "inputs",
+                message,
+            };
+            for input in &product.descriptor.inputs {
+                let Some(upstream) = self.get(&input.product) else {
+                    errors.push(invalid(format!(
+                        "product `{}` is not declared; declared products: {}",
+                        input.product,
+                        self.products.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )));
+                    continue;
+                };
+                let ports = upstream.ports();
+                if !ports.contains(&input.port.as_str()) {
+                    errors.push(invalid(format!(
+                        "`{}` has no output port `{}`; its ports: {}",
+                        input.product,
+                        input.port,
+                        ports.join(", ")
+                    )));
+                }
+            }
+            if self.upstream_of(product.id()).contains(product.id()) {
+                errors.push(invalid(format!(
+                    "{} is computed from itself through its inputs; lineage must not loop",
+                    product.id()
+                )));
+            }
+        }
+        errors
+    }
+
+    /// Every product `id` is computed from, directly or not.
+    pub fn upstream_of(&self, id: &str) -> std::collections::BTreeSet<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut next: Vec<&str> = vec![id];
+        while let Some(current) = next.pop() {
+            for input in self
+                .get(current)
+                .into_iter()
+                .flat_map(|p| &p.descriptor.inputs)
+            {
+                if seen.insert(input.product.clone()) {
+                    next.push(&input.product);
+                }
+            }
+        }
+        seen
+    }
+
+    /// The products that declare `id` among their inputs, with the port each reads.
+    pub fn downstream_of<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> impl Iterator<Item = (&'a Product, &'a Input)> {
+        self.iter().flat_map(move |p| {
+            p.descriptor
+                .inputs
+                .iter()
+                .filter(move |i| i.product == id)
+                .map(move |i| (p, i))
+        })
     }
 
     /// The product `id`, if declared.

@@ -6,7 +6,8 @@
 //! are `custom` quality checks on the `cel` engine, its retention and SLOs are SLA properties,
 //! the Kafka cluster is the server, the owner is the team and the email support channel, the
 //! producers and readers are roles. What ODCS has no field for (compatibility mode,
-//! CloudEvents attributes, partitions, SLO windows and thresholds, views, access lists) goes into
+//! CloudEvents attributes, partitions, SLO windows and thresholds, views, access lists, the
+//! products it is computed from) goes into
 //! the contract's custom properties, so export → import → export gives the same document.
 //!
 //! Import takes those custom properties when present and otherwise reads the standard fields:
@@ -19,8 +20,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::{
-    Access, CloudEventsSpec, Compatibility, Descriptor, OnFailure, Owner, Product, Retention, Rule,
-    Slos, View,
+    Access, CloudEventsSpec, Compatibility, Descriptor, Input, OnFailure, Owner, Product,
+    Retention, Rule, Slos, View,
 };
 use crate::product::sli::Sli;
 
@@ -89,6 +90,9 @@ pub fn export(product: &Product, bootstrap: &str) -> Value {
     }
     if !d.views.is_empty() {
         customs.push(custom("views", &d.views));
+    }
+    if !d.inputs.is_empty() {
+        customs.push(custom("inputs", &d.inputs));
     }
     if let Some(n) = d.replication_factor {
         customs.push(custom("replicationFactor", &n));
@@ -516,6 +520,7 @@ pub fn import(doc: &Value) -> Result<Imported> {
         slos: optional::<Slos>(&customs, "slos")?.unwrap_or_default(),
         views: optional::<Vec<View>>(&customs, "views")?.unwrap_or_default(),
         access: optional::<Access>(&customs, "access")?.unwrap_or_default(),
+        inputs: optional::<Vec<Input>>(&customs, "inputs")?.unwrap_or_default(),
     };
     Ok(Imported {
         descriptor,

@@ -14,13 +14,14 @@ use super::{builder::Target, Error, Result};
 use crate::{
     codec::wire,
     contract::{Contract, WriterSchema},
-    framed::Framed,
+    framed::{EventId, Framed},
     product::Topics,
     DomainEvent,
 };
 
 /// The CloudEvents attributes of one event, besides those the producer sets.
 pub(super) struct Attributes<'a> {
+    pub(super) id: Option<String>,
     pub(super) ty: &'a str,
     pub(super) subject: Option<String>,
     pub(super) key: Option<String>,
@@ -134,6 +135,7 @@ impl Bound {
             )
         };
         let attributes = Attributes {
+            id: event.id(),
             ty: T::TYPE,
             subject: event.subject(),
             key: event.partition_key(),
@@ -174,7 +176,9 @@ impl Bound {
             });
         }
         Ok(Framed {
-            id: Uuid::new_v4(),
+            id: attributes
+                .id
+                .map_or_else(|| EventId::New(Uuid::new_v4()), EventId::Given),
             source: &self.source,
             ty: attributes.ty,
             dataschema: &self.dataschema,

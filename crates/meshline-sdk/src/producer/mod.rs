@@ -42,6 +42,7 @@ use std::{
     time::Duration,
 };
 
+use crate::framed::EventId;
 use apache_avro::{types::Value, writer::datum::GenericDatumWriter, Schema};
 use chrono::Utc;
 use rdkafka::{
@@ -50,7 +51,6 @@ use rdkafka::{
     producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _},
 };
 use rustc_hash::FxHashMap;
-use uuid::Uuid;
 
 pub use builder::{ProducerBuilder, Target};
 pub use error::{Error, Result};
@@ -132,7 +132,7 @@ impl std::fmt::Debug for Producer {
 /// An event handed to the producer, not yet acknowledged.
 pub struct Pending {
     delivery: DeliveryFuture,
-    id: Uuid,
+    id: EventId,
     bound: Arc<Bound>,
 }
 
@@ -313,7 +313,7 @@ impl Producer {
 
     /// Hands `event` to the queue, waiting while it is full.
     async fn hand_over(&self, bound: &Arc<Bound>, event: Framed<'_>) -> Result<Pending> {
-        let id = event.id;
+        let id = event.id.clone();
         let record = event.outgoing();
         let delivery = send(
             &self.inner.kafka,
@@ -383,6 +383,7 @@ impl Producer {
             .and_then(|w| w.write_value_ref(&mut payload, &value))
             .map_err(|e| encode_error(product, e))?;
         let attributes = Attributes {
+            id: None,
             ty: &ty,
             subject: event.subject,
             key: event.key,
