@@ -23,6 +23,7 @@ pub mod cli;
 pub mod demo;
 pub mod gateway;
 mod health;
+pub mod lineage;
 pub mod outputs;
 pub mod registry;
 pub mod server;

@@ -7,6 +7,11 @@ use anyhow::Context as _;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use crate::{
+    gateway::lineage::GatewayLineage,
+    lineage::{Lineage, LineageArgs, Naming},
+};
+
 use super::{
     parse_listen, print_tokens, spawn_signal_handler, tokens, ConfigArgs, DEFAULT_HTTP,
     DEFAULT_KAFKA, DEFAULT_REGISTRY_URL,
@@ -71,6 +76,9 @@ pub struct GatewayArgs {
     /// Gateway settings.
     #[command(flatten)]
     pub gateway: GatewayOptions,
+    /// OpenLineage events.
+    #[command(flatten)]
+    pub lineage: LineageArgs,
     /// Descriptors.
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -134,6 +142,14 @@ pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("starting the gateway")?;
+    let (lineage, lineage_task) = Lineage::start(&args.lineage);
+    let gateway_lineage = GatewayLineage::start(
+        lineage.clone(),
+        Naming::new(&args.bootstrap, None),
+        catalog.clone(),
+        started.metrics.clone(),
+        stop.clone(),
+    );
     let tls = args.gateway.tls()?;
     let scheme = args.gateway.scheme();
     let served = server::spawn_with(listener, tls.as_ref(), started.router, stop.clone());
@@ -150,6 +166,8 @@ pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         catalog.iter().next().map(|p| p.id()),
     );
     started.stream.await.ok();
+    gateway_lineage.complete().await;
+    super::finish_lineage(lineage, lineage_task).await;
     served.await.ok();
     println!("gateway stopped");
     Ok(ExitCode::SUCCESS)

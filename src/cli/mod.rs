@@ -235,6 +235,23 @@ fn spawn_signal_handler(stop: CancellationToken) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits (10 s at most) for the OpenLineage transport to send what the components reported,
+/// once `lineage`, the last handle, is dropped.
+async fn finish_lineage(
+    lineage: crate::lineage::Lineage,
+    task: Option<tokio::task::JoinHandle<()>>,
+) {
+    drop(lineage);
+    if let Some(task) = task {
+        if tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("OpenLineage events still unsent after 10 s; stopping without them");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;

@@ -7,6 +7,8 @@ use anyhow::Context as _;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use crate::lineage::{Lineage, LineageArgs};
+
 use super::{parse_listen, ConfigArgs, DEFAULT_KAFKA, DEFAULT_REGISTRY_URL};
 use crate::{
     broker,
@@ -89,6 +91,9 @@ pub struct SnapshotterArgs {
     /// Snapshotter settings.
     #[command(flatten)]
     pub snapshot: SnapshotOptions,
+    /// OpenLineage events.
+    #[command(flatten)]
+    pub lineage: LineageArgs,
     /// Descriptors.
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -118,10 +123,13 @@ pub(super) async fn run(args: SnapshotterArgs) -> anyhow::Result<ExitCode> {
         stop.clone(),
     );
     println!("snapshotter: writing to {}", store.uri(""));
-    let config = args
-        .snapshot
-        .config(&args.bootstrap, &args.registry_url, store, &args.data_dir);
+    let (lineage, lineage_task) = Lineage::start(&args.lineage);
+    let mut config =
+        args.snapshot
+            .config(&args.bootstrap, &args.registry_url, store, &args.data_dir);
+    config.lineage = lineage.clone();
     snapshot::worker::run(config, catalog, metrics, stop).await;
+    super::finish_lineage(lineage, lineage_task).await;
     http.await.ok();
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,11 @@ use anyhow::Context as _;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use crate::{
+    gateway::lineage::GatewayLineage,
+    lineage::{Lineage, LineageArgs, Naming},
+};
+
 use super::{
     gateway::GatewayOptions, parse_listen, print_tokens, registry::RegistryArgs,
     snapshotter::SnapshotOptions, spawn_signal_handler, tokens, with_metrics, ConfigArgs,
@@ -60,6 +65,9 @@ pub struct UpArgs {
     /// Snapshotter settings.
     #[command(flatten)]
     pub snapshot: SnapshotOptions,
+    /// OpenLineage events.
+    #[command(flatten)]
+    pub lineage: LineageArgs,
     /// Descriptors.
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -176,6 +184,14 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("starting the gateway")?;
+    let (lineage, lineage_task) = Lineage::start(&args.lineage);
+    let gateway_lineage = GatewayLineage::start(
+        lineage.clone(),
+        Naming::new(&bootstrap, Some(&store.uri(""))),
+        catalog.clone(),
+        gateway.metrics.clone(),
+        stop.clone(),
+    );
     servers.push(server::spawn_with(
         http_listener,
         tls.as_ref(),
@@ -188,9 +204,10 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         let metrics = snapshot::Metrics::new(&gateway.metrics)
             .context("creating the snapshotter's metrics")?;
         snapshot::ready(&gateway.readiness, &catalog, &metrics);
-        let config = args
-            .snapshot
-            .config(&bootstrap, &registry_url, store.clone(), &args.data_dir);
+        let mut config =
+            args.snapshot
+                .config(&bootstrap, &registry_url, store.clone(), &args.data_dir);
+        config.lineage = lineage.clone();
         Some(tokio::spawn(snapshot::worker::run(
             config,
             catalog.clone(),
@@ -263,9 +280,11 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         server.await.ok();
     }
     gateway.stream.await.ok();
+    gateway_lineage.complete().await;
     if let Some(snapshotter) = snapshotter {
         snapshotter.await.ok();
     }
+    super::finish_lineage(lineage, lineage_task).await;
     // the registry's clients go before the broker they talk to
     if let Some(registry) = registry {
         registry.stopped().await;

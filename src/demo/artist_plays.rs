@@ -3,11 +3,11 @@
 //! SDK's consumer and producer only (the product declares `player.play-events` as its input,
 //! which is its lineage in the catalog and in OpenLineage events).
 //!
-//! Delivery: at least once from the consumer (a play's offset is committed once its derived
-//! event is acknowledged), and each derived event's CloudEvents `id` is the play's
-//! (`play-<play_id>`), so a play read again after a restart is the same event, which the
-//! gateway drops within its dedup window. Limits: a play redelivered after that window is
-//! published again.
+//! Delivery: at least once (a play's offset is committed once its derived event is
+//! acknowledged). Each derived event's CloudEvents `id` is the play's (`play-<play_id>`), so a
+//! play read again after a restart gives an event with the same `source` and `id`, which
+//! consumers drop as a repeat (the SDK consumer's `dedup_window`). Limits: the product topic
+//! holds such a repeat twice.
 
 use tokio_util::sync::CancellationToken;
 

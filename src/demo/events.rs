@@ -131,7 +131,7 @@ impl DomainEvent for ArtistPlayed {
         at(self.played_at)
     }
     fn id(&self) -> Option<String> {
-        // one event per play: a play read twice is the same event, which the gateway drops
+        // one event per play: a play read twice gives the same event, a repeat consumers drop
         Some(format!("play-{}", self.play_id))
     }
 }

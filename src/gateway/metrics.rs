@@ -34,6 +34,7 @@ impl Outcome {
 pub struct Metrics {
     events: IntCounterVec,
     dead_letters: IntCounterVec,
+    rule_failures: IntCounterVec,
     validation: HistogramVec,
     freshness: HistogramVec,
     lag: IntGaugeVec,
@@ -43,6 +44,9 @@ pub struct Metrics {
     assigned: IntGauge,
     contract_version: IntGaugeVec,
 }
+
+/// The counter of events that failed a rule, by product and rule.
+pub const RULE_FAILURES: &str = "meshline_gateway_rule_failures_total";
 
 pub use crate::telemetry::product_labels;
 use crate::telemetry::registered;
@@ -65,6 +69,16 @@ impl Metrics {
                     "Events written to a dead-letter topic, by product and reason code.",
                 ),
                 &["domain", "product", "reason"],
+            )?,
+        )?;
+        let rule_failures = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    RULE_FAILURES,
+                    "Events that failed a quality rule, by product and rule (dead-lettered, refused, or warned and forwarded by the rule's on_failure).",
+                ),
+                &["domain", "product", "rule"],
             )?,
         )?;
         let validation = registered(
@@ -140,6 +154,7 @@ impl Metrics {
             contract_version,
             events,
             dead_letters,
+            rule_failures,
             validation,
             freshness,
             lag,
@@ -168,6 +183,7 @@ impl Metrics {
             validation: self.validation.with_label_values(&[domain, product]),
             freshness: self.freshness.with_label_values(&[domain, product]),
             dead_letters: self.dead_letters.clone(),
+            rule_failures: self.rule_failures.clone(),
             product: product.to_owned(),
         }
     }
@@ -246,6 +262,7 @@ pub struct ProductMetrics {
     validation: Histogram,
     freshness: Histogram,
     dead_letters: IntCounterVec,
+    rule_failures: IntCounterVec,
 }
 
 impl ProductMetrics {
@@ -265,6 +282,14 @@ impl ProductMetrics {
         let [domain, product] = product_labels(&self.product);
         self.dead_letters
             .with_label_values(&[domain, product, reason])
+            .inc();
+    }
+
+    /// Counts an event that failed `rule`.
+    pub fn rule_failed(&self, rule: &str) {
+        let [domain, product] = product_labels(&self.product);
+        self.rule_failures
+            .with_label_values(&[domain, product, rule])
             .inc();
     }
 

@@ -18,6 +18,7 @@
 
 mod contracts;
 pub mod http;
+pub mod lineage;
 pub mod metrics;
 pub(crate) mod replay;
 pub mod service;

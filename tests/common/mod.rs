@@ -248,6 +248,20 @@ pub(crate) fn interop_python() -> String {
 /// `schema` (with the other schemas beside it for `$ref`) with the Python `jsonschema`
 /// package; panics with each error.
 pub(crate) fn assert_valid(schema: &Path, files: &[PathBuf]) {
+    validate(&[], schema, files);
+}
+
+/// Checks every OpenLineage event of `file` (JSON lines) against OpenLineage's JSON Schema,
+/// and each of its facets against the facet schema its `_schemaURL` names.
+pub(crate) fn assert_valid_openlineage(file: &Path) {
+    validate(
+        &["--facets"],
+        &fixture("openlineage/OpenLineage.json"),
+        &[file.to_owned()],
+    );
+}
+
+fn validate(options: &[&str], schema: &Path, files: &[PathBuf]) {
     assert!(
         !files.is_empty(),
         "no documents to check against {}",
@@ -255,6 +269,7 @@ pub(crate) fn assert_valid(schema: &Path, files: &[PathBuf]) {
     );
     let out = std::process::Command::new(interop_python())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/validate.py"))
+        .args(options)
         .arg(schema)
         .args(files)
         .env("PYTHONDONTWRITEBYTECODE", "1")

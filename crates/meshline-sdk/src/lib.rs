@@ -52,8 +52,8 @@ pub trait DomainEvent: Serialize + AvroSchema {
 
     /// The CloudEvents `id`; defaults to a new UUID per send. Give a stable id (derived from
     /// what the event records, e.g. the input it was computed from) when the same event may be
-    /// sent again, after a restart of an at-least-once consumer for instance: the gateway keeps
-    /// only the first event of each `source` and `id` within its dedup window.
+    /// sent again, after a restart of an at-least-once consumer for instance: consumers then
+    /// recognise the repeat by its `source` and `id` (the SDK consumer's `dedup_window`).
     fn id(&self) -> Option<String> {
         None
     }

@@ -146,6 +146,11 @@ impl Gateway {
             Ok(accepted) => accepted.time,
             Err(_) => record.header(TIME_HEADER).and_then(header_time),
         };
+        // the rules the event failed (none, without an allocation, for most events)
+        let failed_rules: Vec<String> = match &verdict {
+            Ok(accepted) => accepted.warned.clone(),
+            Err(rejection) => rejection.rule.iter().cloned().collect(),
+        };
         let topics = &route.topics;
         let (out_topic, output, outcome) = match &verdict {
             Ok(accepted) => (
@@ -228,6 +233,9 @@ impl Gateway {
                 route.metrics.dead_letter(reason.code());
             }
             Fate::Output(outcome) => route.metrics.event(outcome),
+        }
+        for rule in &failed_rules {
+            route.metrics.rule_failed(rule);
         }
         let mut pending = self.lock();
         pending.sent(key, offset);

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::super::{spill::Spill, store::Store};
+use crate::lineage::Lineage;
 
 /// Settings of the snapshotter.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct SnapshotterConfig {
     pub checkpoint_interval: Duration,
     /// Prefix of the consumer groups (`<prefix>-<product>`, and `<prefix>-<product>-tail`).
     pub group_prefix: String,
+    /// Where each window version written is reported as an OpenLineage run.
+    pub lineage: Lineage,
 }
 
 impl SnapshotterConfig {
@@ -38,6 +41,7 @@ impl SnapshotterConfig {
             spill: Spill::default(),
             checkpoint_interval: Duration::from_secs(5),
             group_prefix: "meshline-snapshotter".to_owned(),
+            lineage: Lineage::disabled(),
         }
     }
 }

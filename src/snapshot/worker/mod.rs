@@ -34,6 +34,7 @@ use rdkafka::{
     producer::{FutureProducer, Producer},
     Offset, TopicPartitionList,
 };
+use serde_json::json;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +64,7 @@ use crate::{
     backoff::Backoff,
     binding::kafka::{header_time, TIME_HEADER},
     broker,
+    lineage::{self, facet, EventType, Job, Naming, Run},
     outputs::{
         headers::{self as out_headers, LATE_EVENT},
         resume,
@@ -533,6 +535,11 @@ impl Loop<'_> {
             .with_label_values(&labels)
             .inc_by(step.closed.len() as u64);
         let lateness = runner.view().allowed_lateness.0;
+        if self.config.lineage.enabled() {
+            for manifest in &step.closed {
+                self.report(manifest);
+            }
+        }
         for manifest in &step.closed {
             if manifest.version == 1 {
                 if let Some(delay) = delay(&manifest.window_end, lateness, self.last_received) {
@@ -549,6 +556,54 @@ impl Loop<'_> {
             );
         }
         Ok(!step.closed.is_empty())
+    }
+
+    /// Reports a window version written as an OpenLineage run of job
+    /// `snapshot.<product>.<view>` (`START` and `COMPLETE`; the same run id in any replay): the
+    /// product topic's events of the window in, the view's rows and files out.
+    fn report(&self, manifest: &Manifest) {
+        let lineage = &self.config.lineage;
+        let naming = Naming::new(&self.config.bootstrap, Some(&self.config.store.uri("")));
+        let topic = &self.product.topics().product;
+        let events: u64 = manifest.sources.values().map(|s| s.events).sum();
+        let mut input = naming.topic(topic, Some(self.product));
+        input["inputFacets"] = json!({
+            "dataQualityMetrics": facet("1-0-3/DataQualityMetricsInputDatasetFacet", json!({
+                "rowCount": events,
+                "columnMetrics": {},
+            })),
+        });
+        let mut output = naming.view(&manifest.product, &manifest.view);
+        output["outputFacets"] = json!({
+            "outputStatistics": facet("1-0-2/OutputStatisticsOutputDatasetFacet", json!({
+                "rowCount": manifest.rows,
+                "size": manifest.files.iter().map(|f| f.bytes).sum::<u64>(),
+                "fileCount": manifest.files.len(),
+            })),
+        });
+        let run = Run::of(&format!(
+            "{}/{}/{}/{}",
+            manifest.product, manifest.view, manifest.window, manifest.version
+        ))
+        .nominal(
+            &lineage::time(&manifest.window_start).unwrap_or_default(),
+            &lineage::time(&manifest.window_end).unwrap_or_default(),
+        );
+        let job = || {
+            Job {
+            name: format!("snapshot.{}.{}", manifest.product, manifest.view),
+            description: format!(
+                "meshline's snapshotter writes window {} of view {} of {} (version {}) from {topic}",
+                manifest.window, manifest.view, manifest.product, manifest.version
+            ),
+            processing: "BATCH",
+            kind: "SNAPSHOT_WINDOW",
+            inputs: vec![input.clone()],
+            outputs: vec![output.clone()],
+        }
+        };
+        lineage.emit(lineage.run_event(EventType::Start, &run, job()));
+        lineage.emit(lineage.run_event(EventType::Complete, &run, job()));
     }
 
     fn dead_letter(&mut self, view: &str, message: &OwnedMessage) -> Result<()> {
