@@ -1,6 +1,25 @@
-//! Logs, structured and filtered with `RUST_LOG`, and the request metrics of the HTTP servers.
+//! Logs, structured and filtered with `RUST_LOG`; spans exported over OTLP; and the request
+//! metrics of the HTTP servers.
+//!
+//! Traces: with `--otlp-endpoint URL`, or the standard `OTEL_EXPORTER_OTLP_ENDPOINT` /
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (and `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_SERVICE_NAME`,
+//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`), the `tracing` spans are exported over
+//! OTLP/HTTP (protobuf) in batches from a thread of their own. Spans that handle an event are
+//! children of the event's W3C trace context (`traceparent`): a trace follows an event from the
+//! producer's send through the HTTP ingress and the gateway's check.
 
-use tracing_subscriber::{fmt, EnvFilter};
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use opentelemetry::{propagation::TextMapPropagator as _, trace::TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider, Resource};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::{
+    fmt, layer::SubscriberExt as _, util::SubscriberInitExt as _, EnvFilter, Layer as _,
+};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -11,16 +30,112 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default filter, which keeps the
-/// embedded broker's own logs at `warn`.
-pub(crate) fn init(format: LogFormat) {
+/// Whether spans are exported (per-event spans are made only then).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported over OTLP.
+pub(crate) fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+/// Flushes the exported spans when dropped (at the end of `main`).
+#[derive(Debug)]
+pub(crate) struct Tracing(Option<SdkTracerProvider>);
+
+impl Drop for Tracing {
+    fn drop(&mut self) {
+        if let Some(provider) = self.0.take() {
+            if let Err(error) = provider.shutdown() {
+                eprintln!("warning: spans not all exported: {error}");
+            }
+        }
+    }
+}
+
+/// Installs the global subscriber: logs in `format` (`RUST_LOG` overrides the default filter,
+/// which keeps the embedded broker's own logs at `warn`), and spans exported to `otlp` (an
+/// OTLP/HTTP base URL) or where the `OTEL_*` variables say, if either names an endpoint.
+pub(crate) fn init(format: LogFormat, otlp: Option<&str>) -> Tracing {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,tansu_broker=warn,tansu_storage=warn,tansu_sans_io=warn,tansu_service=warn,libsql=warn,rdkafka=warn"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        .unwrap_or_else(|_| EnvFilter::new("info,tansu_broker=warn,tansu_storage=warn,tansu_sans_io=warn,tansu_service=warn,libsql=warn,rdkafka=warn,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn"));
+    let logs = match format {
+        LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
+        LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
     };
+    let provider = match tracer_provider(otlp) {
+        Ok(provider) => provider,
+        Err(error) => {
+            eprintln!("warning: spans are not exported: {error}");
+            None
+        }
+    };
+    let spans = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("meshline"))
+            .boxed()
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(spans)
+        .try_init();
+    if provider.is_some() {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        EXPORTING.store(true, Ordering::Relaxed);
+    }
+    Tracing(provider)
+}
+
+/// The tracer provider exporting to `otlp` or the `OTEL_*` endpoint, if one is named.
+fn tracer_provider(otlp: Option<&str>) -> Result<Option<SdkTracerProvider>, String> {
+    let from_env = [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|e| !e.is_empty()));
+    if otlp.is_none() && !from_env {
+        return Ok(None);
+    }
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
+    if let Some(base) = otlp {
+        exporter = exporter.with_endpoint(format!("{}/v1/traces", base.trim_end_matches('/')));
+    }
+    let exporter = exporter.build().map_err(|e| e.to_string())?;
+    let mut resource = Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name("meshline");
+    }
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_resource(resource.build())
+            .with_batch_exporter(exporter)
+            .build(),
+    ))
+}
+
+/// Makes `span` a child of the W3C trace context `traceparent` (an event's), when spans are
+/// exported and it is valid.
+pub(crate) fn continue_trace(span: &tracing::Span, traceparent: &str) {
+    let carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let parent = TraceContextPropagator::new().extract(&carrier);
+    let _ = span.set_parent(parent);
+}
+
+/// The W3C trace context of `span`, if it is exported: what an event it produced carries, so
+/// the next hop is its child.
+pub(crate) fn traceparent_of(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            span_context.trace_id(),
+            span_context.span_id(),
+            span_context.trace_flags().to_u8()
+        )
+    })
 }
 
 /// `collector`, registered in `registry`: each metric is made and registered in one step.

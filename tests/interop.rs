@@ -30,21 +30,7 @@ fn confluents_python_client_with_default_settings_works_against_meshline_up() {
     let _guard = KillOnDrop(up.id());
     let lines = stdout_lines(&mut up);
     let banner = wait_for(&lines, "Stop with Ctrl-C", 120);
-    // the tokens `up` generated, by principal: the lines after the tokens' heading
-    let tokens: serde_json::Map<String, serde_json::Value> = banner
-        .iter()
-        .skip_while(|l| !l.contains("tokens for the HTTP ingress and schema registry writes"))
-        .skip(1)
-        .map_while(|l| {
-            let mut words = l.split_whitespace();
-            match (words.next(), words.next(), words.next()) {
-                (Some(principal), Some(token), None) if token.starts_with("mlt_") => {
-                    Some((principal.to_owned(), token.into()))
-                }
-                _ => None,
-            }
-        })
-        .collect();
+    let tokens = tokens_of(&banner);
     assert!(
         tokens.contains_key("platform") && tokens.contains_key("player"),
         "{banner:#?}"

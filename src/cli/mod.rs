@@ -32,6 +32,10 @@ pub struct Cli {
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, global = true, default_value = "text", value_enum)]
     pub log_format: LogFormat,
+    /// Export spans over OTLP/HTTP to this collector (e.g. `http://127.0.0.1:4318`); the
+    /// standard `OTEL_EXPORTER_OTLP_*` variables work as well.
+    #[arg(long, global = true)]
+    pub otlp_endpoint: Option<String>,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
@@ -105,7 +109,7 @@ pub fn main() -> ExitCode {
     if !cli.command.serves() {
         ends_quietly_on_a_closed_pipe();
     }
-    crate::telemetry::init(cli.log_format);
+    let _tracing = crate::telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref());
     crate::registry::client::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

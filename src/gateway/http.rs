@@ -218,20 +218,27 @@ async fn accept(
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .filter(|t| is_traceparent(t));
-    for event in &mut events {
-        if event.extension(TRACEPARENT).is_none() {
-            event.set_extension(
-                TRACEPARENT,
-                carried.map_or_else(new_traceparent, str::to_owned),
-            );
-        }
-    }
     let span = tracing::info_span!(
         "ingress_request",
         product = product.id(),
         events = events.len(),
         traceparent = carried
     );
+    // exported, the request's span continues the caller's trace, and events without a trace
+    // context of their own are its children
+    if let Some(carried) = carried {
+        crate::telemetry::continue_trace(&span, carried);
+    }
+    let from_span = crate::telemetry::traceparent_of(&span);
+    for event in &mut events {
+        if event.extension(TRACEPARENT).is_none() {
+            let traceparent = from_span
+                .clone()
+                .or_else(|| carried.map(str::to_owned))
+                .unwrap_or_else(new_traceparent);
+            event.set_extension(TRACEPARENT, traceparent);
+        }
+    }
     let written = async {
         let records = ingress.check(product, events)?;
         // on a task of its own: a client that hangs up does not cut a write short, so every

@@ -35,15 +35,24 @@ impl Transport {
 
     /// Sends every event `events` yields until every sender is dropped.
     pub(super) async fn run(self, mut events: mpsc::UnboundedReceiver<Value>) {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+        // only the HTTP transport needs a client (and the TLS provider `main` installs)
+        let client = matches!(self, Self::Http { .. }).then(|| {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default()
+        });
         let mut file = None;
         while let Some(event) = events.recv().await {
             let sent = match &self {
                 Self::Http { endpoint, api_key } => {
-                    let mut request = client.post(endpoint).json(&event);
+                    let Some(client) = &client else {
+                        continue;
+                    };
+                    let mut request = client
+                        .post(endpoint)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(event.to_string());
                     if let Some(key) = api_key {
                         request = request.bearer_auth(key);
                     }

@@ -9,7 +9,13 @@
 
 use rdkafka::message::{Header, OwnedHeaders};
 
-use crate::{binding::kafka::Record, contract::Rejection};
+use crate::{
+    binding::{kafka::Record, TRACEPARENT},
+    contract::Rejection,
+};
+
+/// The CloudEvents distributed-tracing extension's header.
+const CE_TRACEPARENT: &str = "ce_traceparent";
 #[cfg(doc)]
 use meshline_sdk::kafka::{Consumed, RecordExt as _};
 
@@ -67,7 +73,12 @@ pub struct Source<'a> {
 
 /// The record to write to the product topic for an accepted ingress record.
 pub fn accepted(record: Record, source: Source<'_>) -> Record {
-    let mut out = carry_owned(record, 3);
+    let mut out = carry_owned(record, 4);
+    if out.header(TRACEPARENT).is_none() {
+        if let Some(value) = out.header(CE_TRACEPARENT).map(<[u8]>::to_vec) {
+            out.headers.push((TRACEPARENT.to_owned(), value));
+        }
+    }
     push_source(&mut out, source);
     out
 }
@@ -80,10 +91,19 @@ pub fn accepted_headers(
     source: Source<'_>,
     warned: &[String],
 ) -> OwnedHeaders {
-    let headers = carried.iter().filter(|(key, _)| !owned(key)).fold(
-        OwnedHeaders::new_with_capacity(carried.len() + 4),
+    let mut headers = carried.iter().filter(|(key, _)| !owned(key)).fold(
+        OwnedHeaders::new_with_capacity(carried.len() + 5),
         |out, (key, value)| out.insert(Header { key, value: *value }),
     );
+    // the event's trace context as OpenTelemetry's Kafka instrumentation reads it, too
+    if !carried.iter().any(|(key, _)| *key == TRACEPARENT) {
+        if let Some((_, value)) = carried.iter().find(|(key, _)| *key == CE_TRACEPARENT) {
+            headers = headers.insert(Header {
+                key: TRACEPARENT,
+                value: *value,
+            });
+        }
+    }
     let (mut partition, mut offset) = (itoa::Buffer::new(), itoa::Buffer::new());
     let headers = headers
         .insert(Header {
@@ -242,6 +262,7 @@ mod tests {
             key: Some(b"user-1".to_vec()),
             headers: vec![
                 ("ce_id".into(), b"42".to_vec()),
+                (CE_TRACEPARENT.into(), TRACE.to_vec()),
                 (SOURCE_OFFSET.into(), b"0".to_vec()),
                 (REASON.into(), b"forged".to_vec()),
                 (REPLAY_OF.into(), b"1/7".to_vec()),
@@ -249,6 +270,8 @@ mod tests {
             payload: Some(vec![0, 0, 0, 0, 1, 2]),
         }
     }
+
+    const TRACE: &[u8] = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
     const SOURCE: Source<'static> = Source {
         topic: "player.play-events.ingress",
@@ -263,6 +286,10 @@ mod tests {
         assert_eq!(out.payload, ingress().payload);
         assert_eq!(out.header("ce_id"), Some(&b"42"[..]));
         assert_eq!(out.header(REPLAY_OF), Some(&b"1/7"[..]));
+        // the trace context twice: as CloudEvents and as OpenTelemetry's Kafka instrumentation
+        // read it
+        assert_eq!(out.header(CE_TRACEPARENT), Some(TRACE));
+        assert_eq!(out.header(TRACEPARENT), Some(TRACE));
         assert_eq!(out.header(REASON), None);
         assert_eq!(out.header(SOURCE_PARTITION), Some(&b"3"[..]));
         assert_eq!(

@@ -98,3 +98,22 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// The tokens `meshline up` generated, by principal, from its banner: the lines after the
+/// tokens' heading.
+pub(crate) fn tokens_of(banner: &[String]) -> serde_json::Map<String, serde_json::Value> {
+    banner
+        .iter()
+        .skip_while(|l| !l.contains("tokens for the HTTP ingress and schema registry writes"))
+        .skip(1)
+        .map_while(|l| {
+            let mut words = l.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(principal), Some(token), None) if token.starts_with("mlt_") => {
+                    Some((principal.to_owned(), token.into()))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}

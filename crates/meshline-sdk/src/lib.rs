@@ -32,6 +32,7 @@ mod framed;
 pub mod kafka;
 pub mod producer;
 pub mod registry;
+mod trace;
 
 pub use meshline_core;
 use meshline_core::{binding, codec, contract, dedup, product};
@@ -76,7 +77,8 @@ pub trait DomainEvent: Serialize + AvroSchema {
 
     /// The W3C trace context (`traceparent`) of the operation that caused the event, carried
     /// as the CloudEvents distributed-tracing extension from the SDK through the gateway to the
-    /// product topic; defaults to a new trace per event.
+    /// product topic; defaults to the current span's OpenTelemetry trace (the `otel` feature),
+    /// else a new trace per event.
     fn traceparent(&self) -> Option<String> {
         None
     }

@@ -76,6 +76,9 @@ enum Fate {
     Dead(Reason),
 }
 
+/// The header of an event's trace context (the CloudEvents distributed-tracing extension).
+const CE_TRACEPARENT: &str = "ce_traceparent";
+
 /// How often the consumer lag gauge is refreshed.
 const LAG_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -133,6 +136,23 @@ impl Gateway {
             pending.current.id
         };
         let record = Consumed::new(message);
+        // a span per event only when spans are exported: the child of the event's trace
+        let span = crate::telemetry::exporting().then(|| {
+            let span = tracing::info_span!(
+                "gateway_check",
+                product = %route.product,
+                partition,
+                offset,
+                outcome = tracing::field::Empty,
+            );
+            if let Some(traceparent) = record
+                .header(CE_TRACEPARENT)
+                .and_then(|t| std::str::from_utf8(t).ok())
+            {
+                crate::telemetry::continue_trace(&span, traceparent);
+            }
+            span
+        });
         let started = Instant::now();
         let verdict = self.check(&route.product, &record)?;
         route.metrics.validated(started.elapsed().as_secs_f64());
@@ -236,6 +256,16 @@ impl Gateway {
         }
         for rule in &failed_rules {
             route.metrics.rule_failed(rule);
+        }
+        if let Some(span) = &span {
+            span.record(
+                "outcome",
+                match outcome {
+                    Fate::Dead(reason) => reason.code(),
+                    Fate::Output(Outcome::Warned) => "warned",
+                    Fate::Output(_) => "accepted",
+                },
+            );
         }
         let mut pending = self.lock();
         pending.sent(key, offset);

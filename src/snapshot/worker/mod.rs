@@ -336,8 +336,10 @@ fn run_product(
         if received > 0 {
             work.last_received = SystemTime::now();
         }
-        let _span =
-            tracing::info_span!("snapshot_batch", product = id, records = received).entered();
+        // a span for the batches that brought records, not for every quiet poll
+        let _span = (received > 0).then(|| {
+            tracing::info_span!("snapshot_batch", product = id, records = received).entered()
+        });
         let closed = work.flush_batch()? | work.advance()?;
         let replaying = work.runners.iter().any(ViewRunner::replaying);
         if !replaying
@@ -470,6 +472,18 @@ impl Loop<'_> {
         rows: &Rows,
         kept: &[OwnedMessage],
     ) -> Result<bool> {
+        // the writing of the windows this step closed, as one span
+        let _writing = (!step.closed.is_empty()).then(|| {
+            tracing::info_span!(
+                "snapshot_windows",
+                product = self.id(),
+                view = %self.runners[view].view().name,
+                windows = step.closed.len(),
+                first = %step.closed[0].window,
+                rows = step.closed.iter().map(|m| m.rows).sum::<u64>(),
+            )
+            .entered()
+        });
         for put in step.puts {
             let store = &self.config.store;
             if put.path.ends_with("/manifest.json") {

@@ -140,7 +140,9 @@ impl Bound {
             subject: event.subject(),
             key: event.partition_key(),
             time: event.time(),
-            traceparent: event.traceparent(),
+            traceparent: event
+                .traceparent()
+                .or_else(|| crate::trace::send_context(T::PRODUCT)),
         };
         self.frame(attributes, payload, value.as_ref(), max_event_bytes)
     }
