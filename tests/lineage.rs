@@ -80,6 +80,54 @@ async fn a_running_meshline_reports_its_gateway_and_snapshot_runs_as_valid_openl
         }
     })
     .await;
+    // a snapshotter that cannot reach its registry: each run of a product's loop fails, said
+    // in a FAIL event with the error (here to a file)
+    let failing = data.path().join("failing.jsonl");
+    let mut snapshotter = meshline()
+        .args(["snapshotter", "--bootstrap", &addr])
+        .args(["--registry-url", &format!("http://{}", free_port())])
+        .args(["--http-listen", &free_port()])
+        .args(["--snapshotter-group-prefix", "failing"])
+        .arg("--openlineage-file")
+        .arg(&failing)
+        .arg("--config")
+        .arg(repo_config())
+        .arg("--data-dir")
+        .arg(data.path().join("failing"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _failing_guard = KillOnDrop(snapshotter.id());
+    let fail = within(90, "a FAIL event of the failing snapshotter", async {
+        loop {
+            let text = std::fs::read_to_string(&failing).unwrap_or_default();
+            let fail = text
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .find(|e| e["eventType"] == "FAIL");
+            if let Some(fail) = fail {
+                break fail;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+    interrupt(&snapshotter);
+    wait_exit(&mut snapshotter, 60);
+    assert!(
+        fail["job"]["name"]
+            .as_str()
+            .is_some_and(|j| j.starts_with("snapshotter.")),
+        "{fail}"
+    );
+    assert!(
+        fail["run"]["facets"]["errorMessage"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{fail}"
+    );
+
     interrupt(&up);
     assert!(wait_exit(&mut up, 60).success());
     let seen = events.lock().unwrap().clone();
@@ -166,8 +214,13 @@ async fn a_running_meshline_reports_its_gateway_and_snapshot_runs_as_valid_openl
             > 0
     );
 
+    // the product-level runs of the snapshotter: started, and completed at the stop
+    let product_runs = of(&seen, "COMPLETE", "snapshotter.artists.artist-plays");
+    assert_eq!(product_runs.len(), 1, "{product_runs:?}");
+
     let file = data.path().join("events.jsonl");
     let text: String = seen.iter().map(|e| format!("{e}\n")).collect();
     std::fs::write(&file, text).unwrap();
     common::assert_valid_openlineage(&file);
+    common::assert_valid_openlineage(&failing);
 }

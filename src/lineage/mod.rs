@@ -1,8 +1,8 @@
 //! OpenLineage run events (spec 2-0-2), so a lineage tool (Marquez, DataHub, OpenMetadata, any
 //! OpenLineage consumer) sees what meshline moves: the gateway's run per product (ingress topic
 //! and declared upstream products in, product and dead-letter topics out, with the run's counts
-//! and the quality rules' results) and one run per snapshot window version (product topic in,
-//! the view out).
+//! and the quality rules' results), the snapshotter's run per product (failing with the error)
+//! and one run per snapshot window version (product topic in, the view out).
 //!
 //! Datasets are named as OpenLineage's naming conventions say: a Kafka topic is
 //! `kafka://<bootstrap host:port>` / `<topic>`, a view is the snapshot store's location
@@ -12,8 +12,8 @@
 //! (`transport`): an HTTP endpoint (`POST <url>/api/v1/lineage`, as OpenLineage's HTTP
 //! transport) or a file of JSON lines, from a task of its own, so an unreachable endpoint never
 //! slows events down. Limits: an event that cannot be delivered is logged and dropped (no
-//! retry queue); a failed snapshot window is not reported as `FAIL` (the snapshotter restarts
-//! from its progress and the window's run completes then).
+//! retry queue); a failure is reported by the product's snapshotter run (`FAIL`), not by the
+//! window's (which completes once the restarted loop writes it).
 
 mod transport;
 

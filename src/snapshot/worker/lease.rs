@@ -38,11 +38,12 @@ use tokio_util::sync::CancellationToken;
 use super::{
     config::SnapshotterConfig,
     metrics::{Metrics, Settled},
-    run_product,
+    report_product, run_product,
 };
 use crate::{
     backoff::Backoff,
     broker,
+    lineage::{EventType, Run},
     product::{Product, ProductId},
     snapshot::{Error, Result},
 };
@@ -208,9 +209,21 @@ fn start(
         let mut backoff = Backoff::new();
         let labels = [ProductId(product.id()).domain(), product.id()];
         while !token.is_cancelled() {
+            // each run of the product's loop is an OpenLineage run: it completes or fails
+            let run = Run::new();
+            report_product(&config, &product, EventType::Start, &run);
             match run_product(&handle, &config, &product, &metrics, &token) {
-                Ok(()) => break,
+                Ok(()) => {
+                    report_product(&config, &product, EventType::Complete, &run);
+                    break;
+                }
                 Err(error) => {
+                    report_product(
+                        &config,
+                        &product,
+                        EventType::Fail,
+                        &run.clone().error(&error.to_string()),
+                    );
                     metrics.restarts.with_label_values(&labels).inc();
                     tracing::error!(product = product.id(), %error, "snapshotter failed; restarting from its progress");
                 }

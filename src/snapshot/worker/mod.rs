@@ -738,6 +738,35 @@ impl Loop<'_> {
     }
 }
 
+/// Reports a run of `product`'s snapshotter loop (job `snapshotter.<product>`: the product topic
+/// in, its views out) as an OpenLineage event of `kind`: `FAIL` with the error when the loop
+/// fails (it restarts from its progress as a new run).
+fn report_product(config: &SnapshotterConfig, product: &Product, kind: EventType, run: &Run) {
+    let lineage = &config.lineage;
+    if !lineage.enabled() {
+        return;
+    }
+    let naming = Naming::new(&config.bootstrap, Some(&config.store.uri("")));
+    let topic = product.topics().product;
+    let job = Job {
+        name: format!("snapshotter.{}", product.id()),
+        description: format!(
+            "meshline's snapshotter builds the views of {} from {topic}",
+            product.id()
+        ),
+        processing: "STREAMING",
+        kind: "SNAPSHOTTER",
+        inputs: vec![naming.topic(&topic, Some(product))],
+        outputs: product
+            .descriptor
+            .views
+            .iter()
+            .map(|v| naming.view(product.id(), &v.name))
+            .collect(),
+    };
+    lineage.emit(lineage.run_event(kind, run, job));
+}
+
 /// The manifest at `path` in `store`.
 fn read_manifest(handle: &Handle, store: &Store, path: &str) -> Result<Manifest> {
     serde_json::from_slice(&handle.block_on(store.get(path))?).map_err(Error::json)
