@@ -300,10 +300,7 @@ impl Naming {
     /// The dataset of a view of `product` (its directory in the snapshot store).
     pub fn view(&self, product: &str, view: &str) -> Value {
         let store = self.store.as_deref().unwrap_or("meshline://snapshots");
-        let uri = format!(
-            "{store}/{}/{view}",
-            crate::snapshot::manifest::product_root(product)
-        );
+        let uri = format!("{store}/{}/{view}", crate::product::snapshot_root(product));
         let (namespace, name) = split_location(&uri);
         json!({
             "namespace": namespace,

@@ -12,15 +12,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::product::{ProductId, ViewKind};
+use crate::product::ViewKind;
 
 /// The root of a product's snapshots: `snapshots/<domain>/<product>`.
-pub fn product_root(product_id: &str) -> String {
-    match ProductId(product_id).split() {
-        Some((domain, name)) => format!("snapshots/{domain}/{name}"),
-        None => format!("snapshots/{product_id}"),
-    }
-}
+pub use crate::product::snapshot_root as product_root;
 
 /// The directory of one version of a window's snapshot.
 pub fn version_dir(product_id: &str, view: &str, label: &str, version: u32) -> String {

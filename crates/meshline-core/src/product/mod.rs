@@ -131,6 +131,15 @@ pub struct Product {
     pub path: PathBuf,
 }
 
+/// The directory of a product's snapshots in a snapshot store: `snapshots/<domain>/<name>`,
+/// each view in a directory of its own below.
+pub fn snapshot_root(product_id: &str) -> String {
+    match ProductId(product_id).split() {
+        Some((domain, name)) => format!("snapshots/{domain}/{name}"),
+        None => format!("snapshots/{product_id}"),
+    }
+}
+
 /// A product id, `<domain>.<name>`: its parts are read here and nowhere else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProductId<'a>(pub &'a str);
