@@ -4,6 +4,11 @@
 set -euo pipefail
 acl() { kafka-acls.sh --bootstrap-server "$BOOTSTRAP" --command-config "$ADMIN_CONFIG" --add "$@"; }
 
+# artists.artist-plays (owner: domain artists)
+acl --allow-principal User:artists --operation Write --operation Describe --topic artists.artist-plays.ingress
+acl --allow-principal 'User:*' --operation Read --operation Describe --topic artists.artist-plays
+acl --allow-principal User:artists --operation Read --operation Describe --topic artists.artist-plays.dlq
+
 # artists.profile-changes (owner: domain artists)
 acl --allow-principal User:artists --operation Write --operation Describe --topic artists.profile-changes.ingress
 acl --allow-principal 'User:*' --operation Read --operation Describe --topic artists.profile-changes
