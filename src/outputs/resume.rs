@@ -60,8 +60,8 @@ pub fn decide(committed: Option<i64>, found: &BTreeSet<i64>) -> Resume {
 ///
 /// A predecessor's writes can still be landing: a gateway killed, or one that lost the
 /// partition while paused, leaves produce requests in flight that the broker appends after it
-/// died. When an output's newest record is recent ([`RECENT`]), the tails are read again until
-/// they stay still for [`SETTLE`] (at most [`SETTLE_FOR`]), so those writes are found too.
+/// died. When an output's newest record is recent (under 10 s old), the tails are read again
+/// until they stay still for 500 ms (30 s at most), so those writes are found too.
 pub fn resume(
     reader: &BaseConsumer,
     outputs: &[&str],

@@ -31,16 +31,28 @@ pub fn cannot_read(writer: &Schema, reader: &Schema) -> Option<String> {
 /// Checks `new` against the registered versions (`previous`, oldest first) under `mode`, and
 /// returns every incompatibility found (empty: compatible).
 pub fn check(mode: Compatibility, new: &Schema, previous: &[&Schema]) -> Vec<String> {
-    let (against, backward, forward): (&[&Schema], bool, bool) = match mode {
+    check_with(mode, new, previous, cannot_read)
+}
+
+/// [`check`] for schemas of any format, with `cannot_read(writer, reader)` saying why a reader
+/// of one schema cannot read what a writer of the other wrote.
+pub fn check_with<T: ?Sized>(
+    mode: Compatibility,
+    new: &T,
+    previous: &[&T],
+    cannot_read: impl Fn(&T, &T) -> Option<String>,
+) -> Vec<String> {
+    let newest = previous.len();
+    let last = &previous[newest.saturating_sub(1)..];
+    let (against, backward, forward): (&[&T], bool, bool) = match mode {
         Compatibility::None => return Vec::new(),
-        Compatibility::Backward => (last(previous), true, false),
+        Compatibility::Backward => (last, true, false),
         Compatibility::BackwardTransitive => (previous, true, false),
-        Compatibility::Forward => (last(previous), false, true),
+        Compatibility::Forward => (last, false, true),
         Compatibility::ForwardTransitive => (previous, false, true),
-        Compatibility::Full => (last(previous), true, true),
+        Compatibility::Full => (last, true, true),
         Compatibility::FullTransitive => (previous, true, true),
     };
-    let newest = previous.len();
     let mut problems = Vec::new();
     for (i, old) in against.iter().enumerate() {
         let version = newest - against.len() + i + 1;
@@ -60,10 +72,6 @@ pub fn check(mode: Compatibility, new: &Schema, previous: &[&Schema]) -> Vec<Str
         }
     }
     problems
-}
-
-fn last<'a>(previous: &'a [&'a Schema]) -> &'a [&'a Schema] {
-    &previous[previous.len().saturating_sub(1)..]
 }
 
 /// One change between two versions of a record schema.
