@@ -112,7 +112,10 @@ async fn every_endpoint_answers_like_confluents_registry() {
     let v2 = record(&[("track", "string", None), ("ms", "long", Some(json!(0)))]);
 
     assert_eq!(http.get("/").await, (200, json!({})));
-    assert_eq!(http.get("/schemas/types").await, (200, json!(["AVRO"])));
+    assert_eq!(
+        http.get("/schemas/types").await,
+        (200, json!(["JSON", "AVRO"]))
+    );
     assert_eq!(http.get("/subjects").await, (200, json!([])));
 
     // register, and register again: same id, no new version

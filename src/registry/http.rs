@@ -124,7 +124,10 @@ pub fn router(registry: Registry) -> Router {
                 .post(|| async { Json(serde_json::json!({})) }),
         )
         .route("/schemas", get(schemas))
-        .route("/schemas/types", get(|| async { Json(["AVRO"]) }))
+        .route(
+            "/schemas/types",
+            get(|| async { Json(super::state::SCHEMA_TYPES) }),
+        )
         .route("/schemas/ids/{id}", get(schema_by_id))
         .route("/schemas/ids/{id}/schema", get(schema_text_by_id))
         .route("/schemas/ids/{id}/versions", get(versions_of_id))

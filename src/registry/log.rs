@@ -96,7 +96,7 @@ pub struct SchemaValue {
     pub id: u32,
     /// The schema text, normalized.
     pub schema: String,
-    /// `AVRO` (the only type meshline serves).
+    /// `AVRO` (when absent) or `JSON`.
     #[serde(default = "avro")]
     pub schema_type: String,
     /// Named types this schema uses from other subjects.

@@ -17,7 +17,7 @@ pub mod log;
 pub mod service;
 pub mod state;
 
-pub use meshline_core::registry::{api, compat, contract, normalize};
+pub use meshline_core::registry::{api, compat, contract, json_schema, normalize};
 pub use meshline_sdk::registry as client;
 
 pub use service::Registry;

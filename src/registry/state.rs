@@ -22,7 +22,7 @@ use super::{
         ApiError, Association, ConfigBody, Result, SchemaBody, SchemaRequest, SubjectVersion,
         VersionId,
     },
-    compat,
+    compat, json_schema,
     log::{ConfigValue, Entry, Key, ModeValue, Reference, SchemaValue},
     normalize::normalized,
 };
@@ -134,6 +134,67 @@ pub struct Options {
     pub force: bool,
 }
 
+/// The schema types the registry serves, as `GET /schemas/types` lists them.
+pub const SCHEMA_TYPES: [&str; 2] = ["JSON", "AVRO"];
+
+/// A schema parsed by its type.
+#[derive(Debug)]
+pub enum Parsed {
+    /// An Avro schema.
+    Avro(Schema),
+    /// A JSON Schema.
+    Json(Value),
+}
+
+impl Parsed {
+    /// The type's name (`AVRO`, `JSON`).
+    pub fn schema_type(&self) -> &'static str {
+        match self {
+            Self::Avro(_) => "AVRO",
+            Self::Json(_) => "JSON",
+        }
+    }
+
+    /// Why this schema may not follow `previous` under `mode` (empty: it may).
+    fn compatibility(&self, mode: Compatibility, previous: &[&Parsed]) -> Vec<String> {
+        if mode == Compatibility::None {
+            return Vec::new();
+        }
+        if let Some(other) = previous
+            .iter()
+            .find(|p| p.schema_type() != self.schema_type())
+        {
+            return vec![format!(
+                "{mode}: the subject holds {} schemas and this one is {}; a subject keeps one schema type",
+                other.schema_type(),
+                self.schema_type()
+            )];
+        }
+        match self {
+            Self::Avro(new) => {
+                let previous: Vec<&Schema> = previous
+                    .iter()
+                    .filter_map(|p| match p {
+                        Self::Avro(s) => Some(s),
+                        Self::Json(_) => None,
+                    })
+                    .collect();
+                compat::check(mode, new, &previous)
+            }
+            Self::Json(new) => {
+                let previous: Vec<&Value> = previous
+                    .iter()
+                    .filter_map(|p| match p {
+                        Self::Json(s) => Some(s),
+                        Self::Avro(_) => None,
+                    })
+                    .collect();
+                compat::check_with(mode, new, &previous, json_schema::cannot_read)
+            }
+        }
+    }
+}
+
 /// A schema and its data-contract parts, under one id.
 #[derive(Debug)]
 pub struct Stored {
@@ -150,7 +211,7 @@ pub struct Stored {
     /// Data-contract rules.
     pub rule_set: Option<Value>,
     /// The parsed schema.
-    pub parsed: Arc<Schema>,
+    pub parsed: Arc<Parsed>,
     fingerprint: String,
     normalized: String,
 }
@@ -164,7 +225,11 @@ impl Stored {
             id: None,
             guid: Some(self.guid.clone()),
             max_id: None,
-            schema_type: None,
+            // omitted for AVRO, as Confluent does
+            schema_type: match self.parsed.as_ref() {
+                Parsed::Avro(_) => None,
+                other => Some(other.schema_type().to_owned()),
+            },
             references: self.references.clone(),
             metadata: self.metadata.clone(),
             rule_set: self.rule_set.clone(),
@@ -185,7 +250,7 @@ pub struct Version {
 /// A schema parsed from a request, not yet registered.
 #[derive(Debug)]
 pub struct Candidate {
-    parsed: Schema,
+    parsed: Parsed,
     text: String,
     references: Vec<Reference>,
     metadata: Option<Value>,
@@ -346,6 +411,7 @@ impl State {
         let deleted = value.deleted;
         let candidate = self
             .candidate(
+                Some(&value.schema_type),
                 &value.schema,
                 value.references,
                 value.metadata,
@@ -444,6 +510,7 @@ impl State {
     /// Parses a schema with its references resolved against this state.
     pub fn candidate(
         &self,
+        schema_type: Option<&str>,
         text: &str,
         references: Vec<Reference>,
         metadata: Option<Value>,
@@ -452,6 +519,37 @@ impl State {
         let mut texts = Vec::new();
         let mut seen = BTreeSet::new();
         self.referenced_texts(&references, &mut texts, &mut seen)?;
+        match schema_type.map(str::to_ascii_uppercase).as_deref() {
+            None | Some("AVRO") => {}
+            Some("JSON") => {
+                let parsed = json_schema::parse(text).map_err(ApiError::invalid_schema)?;
+                jsonschema::meta::validate(&parsed).map_err(|e| {
+                    ApiError::invalid_schema(format!(
+                        "not a valid JSON Schema: {e} at {}",
+                        e.instance_path()
+                    ))
+                })?;
+                let text = json_schema::canonical(&parsed);
+                // a JSON Schema's text may spell an Avro schema too: the type is part of it
+                let typed = format!("JSON:{text}");
+                let fingerprint = fingerprint(&typed, &references, &metadata, &rule_set);
+                return Ok(Candidate {
+                    parsed: Parsed::Json(parsed),
+                    text,
+                    references,
+                    metadata,
+                    rule_set,
+                    normalized: fingerprint.clone(),
+                    fingerprint,
+                });
+            }
+            Some(other) => {
+                return Err(ApiError::invalid_schema(format!(
+                    "schemaType {other} is not supported; meshline serves {} (GET /schemas/types)",
+                    SCHEMA_TYPES.join(" and ")
+                )))
+            }
+        }
         let (parsed, known) = if texts.is_empty() {
             (
                 Schema::parse_str(text).map_err(ApiError::invalid_schema)?,
@@ -475,7 +573,7 @@ impl State {
             &rule_set,
         );
         Ok(Candidate {
-            parsed,
+            parsed: Parsed::Avro(parsed),
             text,
             references,
             metadata,
@@ -518,13 +616,6 @@ impl State {
             .as_deref()
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| ApiError::invalid_schema("the body has no \"schema\" field"))?;
-        if let Some(kind) = &request.schema_type {
-            if !kind.eq_ignore_ascii_case("AVRO") {
-                return Err(ApiError::invalid_schema(format!(
-                    "schemaType {kind} is not supported; meshline serves AVRO (GET /schemas/types)"
-                )));
-            }
-        }
         // As Confluent does: a schema sent without metadata and rules keeps the ones of the
         // subject's latest version, so a plain client re-registering a product's schema finds
         // the version that carries its contract.
@@ -543,6 +634,7 @@ impl State {
             (request.metadata.clone(), request.rule_set.clone())
         };
         self.candidate(
+            request.schema_type.as_deref(),
             text,
             request.references.clone().unwrap_or_default(),
             metadata,
@@ -948,7 +1040,7 @@ impl State {
     ) -> Result<Vec<String>> {
         let candidate = self.request_candidate(subject, request)?;
         let level = self.effective_config(subject);
-        let previous: Vec<Arc<Schema>> = match version {
+        let previous: Vec<Arc<Parsed>> = match version {
             Some(v) => {
                 let (_, v) = self.version(subject, v, false)?;
                 self.schemas
@@ -959,11 +1051,11 @@ impl State {
             }
             None => self.live_schemas(subject),
         };
-        let previous: Vec<&Schema> = previous.iter().map(Arc::as_ref).collect();
-        Ok(compat::check(level, &candidate.parsed, &previous))
+        let previous: Vec<&Parsed> = previous.iter().map(Arc::as_ref).collect();
+        Ok(candidate.parsed.compatibility(level, &previous))
     }
 
-    fn live_schemas(&self, subject: &str) -> Vec<Arc<Schema>> {
+    fn live_schemas(&self, subject: &str) -> Vec<Arc<Parsed>> {
         self.subjects
             .get(subject)
             .into_iter()
@@ -1007,15 +1099,21 @@ impl State {
         }
         if mode != Mode::Import {
             if let Some(rule_set) = &candidate.rule_set {
-                crate::contract::Contract::check_rule_set(&candidate.parsed, rule_set)
+                let Parsed::Avro(schema) = &candidate.parsed else {
+                    return Err(ApiError::invalid_schema(
+                        "ruleSet: data contract rules are checked on AVRO schemas; register this schema without one",
+                    ));
+                };
+                crate::contract::Contract::check_rule_set(schema, rule_set)
                     .map_err(|why| ApiError::invalid_schema(format!("ruleSet: {why}")))?;
             }
         }
         if mode != Mode::Import && !options.force {
             let previous = self.live_schemas(subject);
-            let previous: Vec<&Schema> = previous.iter().map(Arc::as_ref).collect();
-            let problems =
-                compat::check(self.effective_config(subject), &candidate.parsed, &previous);
+            let previous: Vec<&Parsed> = previous.iter().map(Arc::as_ref).collect();
+            let problems = candidate
+                .parsed
+                .compatibility(self.effective_config(subject), &previous);
             if !problems.is_empty() {
                 return Err(ApiError::incompatible(subject, &problems));
             }
@@ -1046,8 +1144,8 @@ impl State {
                     subject: subject.to_owned(),
                     version,
                     id,
+                    schema_type: candidate.parsed.schema_type().into(),
                     schema: candidate.text,
-                    schema_type: "AVRO".into(),
                     references: candidate.references,
                     metadata: candidate.metadata,
                     rule_set: candidate.rule_set,
@@ -1073,7 +1171,7 @@ impl State {
                 version,
                 id: v.id,
                 schema: stored.text.clone(),
-                schema_type: "AVRO".into(),
+                schema_type: stored.parsed.schema_type().into(),
                 references: stored.references.clone(),
                 metadata: stored.metadata.clone(),
                 rule_set: stored.rule_set.clone(),
@@ -1419,6 +1517,58 @@ mod tests {
             state.apply(e).unwrap();
         }
         plan.answer
+    }
+
+    #[test]
+    fn a_json_schema_keeps_its_type_through_the_log_and_evolves_by_its_rules() {
+        let json = |text: &str| SchemaRequest {
+            schema: Some(text.into()),
+            schema_type: Some("JSON".into()),
+            ..Default::default()
+        };
+        let v1 = r#"{"type": "object", "properties": {"id": {"type": "string"}}, "additionalProperties": false}"#;
+        let mut s = State::default();
+        let plan = s.plan_register("j-value", &json(v1)).unwrap();
+        let entries = plan.entries.clone();
+        for e in plan.entries {
+            s.apply(e).unwrap();
+        }
+        let body = s.schema(plan.answer).unwrap().body();
+        assert_eq!(body.schema_type.as_deref(), Some("JSON"));
+        assert_eq!(
+            body.schema,
+            r#"{"additionalProperties":false,"properties":{"id":{"type":"string"}},"type":"object"}"#
+        );
+        // a replay of the log gives the same schema, typed
+        let mut replayed = State::default();
+        for e in entries {
+            replayed.apply(e).unwrap();
+        }
+        assert_eq!(replayed.schema(plan.answer).unwrap().body(), body);
+        // the same text as AVRO is another schema
+        assert!(s.plan_register("j-value", &request(r#""string""#)).is_err());
+        // a required property added breaks BACKWARD
+        let v2 = r#"{"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"], "additionalProperties": false}"#;
+        let refused = s.plan_register("j-value", &json(v2)).unwrap_err();
+        assert!(
+            refused.message.contains("required properties added: id"),
+            "{}",
+            refused.message
+        );
+        let invalid = s.plan_register("k-value", &json(r#"{"type": "strnig"}"#));
+        assert!(invalid
+            .unwrap_err()
+            .message
+            .contains("not a valid JSON Schema"));
+        let protobuf = SchemaRequest {
+            schema_type: Some("PROTOBUF".into()),
+            ..json("syntax = \"proto3\";")
+        };
+        assert!(s
+            .plan_register("p-value", &protobuf)
+            .unwrap_err()
+            .message
+            .contains("meshline serves JSON and AVRO"));
     }
 
     #[test]
