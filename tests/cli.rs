@@ -17,17 +17,11 @@ use meshline::sdk::kafka::RecordExt as _;
 async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     meshline::registry::client::install_crypto_provider();
     let data = tempfile::tempdir().unwrap();
-    let addr = free_port();
-    let registry = free_port();
-    let http = free_port();
-    let mut up = meshline()
-        .args(["up", "--demo", "--listen", &addr])
-        .args(["--registry-listen", &registry, "--http-listen", &http])
-        .arg("--config")
-        .arg(repo_config())
-        .arg("--data-dir")
-        .arg(data.path())
-        .stdout(Stdio::piped())
+    let at = UpAt::new();
+    let (addr, registry, http) = (at.kafka.clone(), at.registry.clone(), at.http.clone());
+    let mut up = at
+        .command(&repo_config(), data.path())
+        .arg("--demo")
         .spawn()
         .unwrap();
     let _guard = KillOnDrop(up.id());
@@ -406,25 +400,9 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
         tail_lines.iter().any(|l| l == "meshline stopped cleanly"),
         "{tail_lines:?}"
     );
-    let acked: i64 = tail_lines
-        .iter()
-        .find_map(|l| {
-            l.strip_prefix("demo: ")
-                .and_then(|r| r.strip_suffix(" events acknowledged in player.play-events"))
-        })
-        .unwrap_or_else(|| panic!("no demo count in {tail_lines:?}"))
-        .parse()
-        .unwrap();
+    let acked = demo_count(&tail_lines, " events acknowledged in player.play-events");
     assert!(acked >= 3);
-    let counted: i64 = tail_lines
-        .iter()
-        .find_map(|l| {
-            l.strip_prefix("demo: ")
-                .and_then(|r| r.strip_suffix(" plays counted into artists.artist-plays"))
-        })
-        .unwrap_or_else(|| panic!("no play counter in {tail_lines:?}"))
-        .parse()
-        .unwrap();
+    let counted = demo_count(&tail_lines, " plays counted into artists.artist-plays");
     assert!(counted > 0, "the play counter derived nothing");
 
     // restart on the same data: every acknowledged event is in the ingress topic, exactly once,
@@ -442,6 +420,16 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     .unwrap();
     assert_eq!(ingress, acked);
     assert!(forwarded <= ingress, "{forwarded} forwarded of {ingress}");
+}
+
+/// The count a `demo: <n><what>` line of `up`'s last words gives.
+fn demo_count(lines: &[String], what: &str) -> i64 {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("demo: ").and_then(|r| r.strip_suffix(what)))
+        .unwrap_or_else(|| panic!("no `demo: …{what}` in {lines:?}"))
+        .parse()
+        .unwrap()
 }
 
 /// A `documents` key of the catalog as a `'static` name.

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::{path::Path, process::Stdio};
+use std::path::Path;
 
 use common::*;
 
@@ -14,19 +14,9 @@ use common::*;
 fn confluents_python_client_with_default_settings_works_against_meshline_up() {
     let python = interop_python();
     let data = tempfile::tempdir().unwrap();
-    let kafka = free_port();
-    let registry = free_port();
-    let http = free_port();
-    let mut up = meshline()
-        .args(["up", "--listen", &kafka])
-        .args(["--registry-listen", &registry, "--http-listen", &http])
-        .arg("--config")
-        .arg(repo_config())
-        .arg("--data-dir")
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let at = UpAt::new();
+    let (kafka, registry, http) = (&at.kafka, &at.registry, &at.http);
+    let mut up = at.command(&repo_config(), data.path()).spawn().unwrap();
     let _guard = KillOnDrop(up.id());
     let lines = stdout_lines(&mut up);
     let banner = wait_for(&lines, "Stop with Ctrl-C", 120);
@@ -40,7 +30,7 @@ fn confluents_python_client_with_default_settings_works_against_meshline_up() {
     let run = std::process::Command::new(&python)
         .args(["-m", "pytest", "-v"])
         .arg(&suite)
-        .env("MESHLINE_BOOTSTRAP", &kafka)
+        .env("MESHLINE_BOOTSTRAP", kafka)
         .env("MESHLINE_REGISTRY_URL", format!("http://{registry}"))
         .env("MESHLINE_INGRESS_URL", format!("http://{http}"))
         .env(

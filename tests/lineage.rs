@@ -41,17 +41,13 @@ async fn a_running_meshline_reports_its_gateway_and_snapshot_runs_as_valid_openl
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
 
     let data = tempfile::tempdir().unwrap();
-    let (addr, registry, http) = (free_port(), free_port(), free_port());
-    let mut up = meshline()
-        .args(["up", "--demo", "--listen", &addr])
-        .args(["--registry-listen", &registry, "--http-listen", &http])
+    let at = UpAt::new();
+    let addr = at.kafka.clone();
+    let mut up = at
+        .command(&repo_config(), data.path())
+        .arg("--demo")
         .args(["--openlineage-url", &format!("http://{backend}")])
         .args(["--openlineage-interval", "1s"])
-        .arg("--config")
-        .arg(repo_config())
-        .arg("--data-dir")
-        .arg(data.path())
-        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let _guard = KillOnDrop(up.id());

@@ -8,7 +8,6 @@
 use std::{
     collections::BTreeMap,
     path::Path,
-    process::Stdio,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -121,17 +120,12 @@ async fn an_events_trace_goes_from_the_sdk_send_through_the_gateway_check_and_th
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
 
     let data = tempfile::tempdir().unwrap();
-    let (kafka, registry, http) = (free_port(), free_port(), free_port());
-    let mut up = meshline()
-        .args(["up", "--listen", &kafka])
-        .args(["--registry-listen", &registry, "--http-listen", &http])
+    let at = UpAt::new();
+    let (kafka, registry, http) = (at.kafka.clone(), at.registry.clone(), at.http.clone());
+    let mut up = at
+        .command(&config(data.path()), data.path())
         .args(["--otlp-endpoint", &collector])
         .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-        .arg("--config")
-        .arg(config(data.path()))
-        .arg("--data-dir")
-        .arg(data.path())
-        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let _guard = KillOnDrop(up.id());

@@ -23,6 +23,43 @@ pub(crate) fn meshline() -> Command {
     c
 }
 
+/// The addresses of a `meshline up` a test runs: the Kafka API, the registry, the HTTP server.
+pub(crate) struct UpAt {
+    pub(crate) kafka: String,
+    pub(crate) registry: String,
+    pub(crate) http: String,
+}
+
+impl UpAt {
+    /// Free loopback ports.
+    pub(crate) fn new() -> Self {
+        Self {
+            kafka: free_port(),
+            registry: free_port(),
+            http: free_port(),
+        }
+    }
+
+    /// `meshline up` on these addresses, with the descriptors in `config` and its data in
+    /// `data`, stdout piped; add arguments before spawning it.
+    pub(crate) fn command(&self, config: &std::path::Path, data: &std::path::Path) -> Command {
+        let mut c = meshline();
+        c.args(["up", "--listen", &self.kafka])
+            .args([
+                "--registry-listen",
+                &self.registry,
+                "--http-listen",
+                &self.http,
+            ])
+            .arg("--config")
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data)
+            .stdout(std::process::Stdio::piped());
+        c
+    }
+}
+
 /// Lines printed on stdout by a child, read on a thread.
 pub(crate) fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
