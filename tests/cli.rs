@@ -143,12 +143,7 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
         )),
         "{show}"
     );
-    let graph: serde_json::Value = reqwest::get(format!("http://{http}/lineage"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let graph = json_of(&format!("http://{http}/lineage")).await;
     assert_eq!(
         graph["edges"],
         serde_json::json!([{"from": "player.play-events", "port": "events", "to": "artists.artist-plays"}]),
@@ -163,12 +158,7 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
         .map(|p| p.id().to_owned())
         .collect();
     for id in &ids {
-        let show: serde_json::Value = reqwest::get(format!("http://{http}/products/{id}"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let show = json_of(&format!("http://{http}/products/{id}")).await;
         for (standard, url) in show["documents"].as_object().unwrap() {
             let response = reqwest::get(url.as_str().unwrap()).await.unwrap();
             assert!(response.status().is_success(), "{url}");
@@ -188,14 +178,10 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     }
     let (ok, _, err) = run_products(&["show", "player.nothing"], &http);
     assert!(!ok && err.contains("player.play-events"), "{err}");
-    let view: serde_json::Value = reqwest::get(format!(
+    let view = json_of(&format!(
         "http://{http}/products/player.play-events/views/daily-plays"
     ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(view["window"], "day", "a view address resolves: {view}");
     // where an engine reads the view as a table
     assert_eq!(view["table"]["format"], "delta", "{view}");
@@ -207,24 +193,14 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
         "{view}"
     );
     // an Iceberg view names its table in the catalog's Iceberg REST API too
-    let profiles: serde_json::Value = reqwest::get(format!(
+    let profiles = json_of(&format!(
         "http://{http}/products/artists.profile-changes/views/profiles"
     ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(profiles["table"]["format"], "iceberg", "{profiles}");
     let rest = &profiles["table"]["rest_catalog"];
     assert_eq!(rest["identifier"], "artists.profile-changes.profiles");
-    let namespaces: serde_json::Value =
-        reqwest::get(format!("{}/v1/namespaces", rest["uri"].as_str().unwrap()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let namespaces = json_of(&format!("{}/v1/namespaces", rest["uri"].as_str().unwrap())).await;
     assert_eq!(
         namespaces["namespaces"],
         serde_json::json!([["artists"]]),
@@ -438,6 +414,11 @@ fn standard_key(key: &str) -> &'static str {
         .into_iter()
         .find(|k| *k == key)
         .unwrap_or_else(|| panic!("unexpected document {key}"))
+}
+
+/// The JSON body of a GET.
+async fn json_of(url: &str) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
 /// The body of a GET.
