@@ -14,6 +14,7 @@
 pub mod access;
 pub mod http;
 pub mod log;
+pub mod protobuf;
 pub mod service;
 pub mod state;
 

@@ -135,7 +135,7 @@ pub struct Options {
 }
 
 /// The schema types the registry serves, as `GET /schemas/types` lists them.
-pub const SCHEMA_TYPES: [&str; 2] = ["JSON", "AVRO"];
+pub const SCHEMA_TYPES: [&str; 3] = ["JSON", "PROTOBUF", "AVRO"];
 
 /// A schema parsed by its type.
 #[derive(Debug)]
@@ -144,6 +144,8 @@ pub enum Parsed {
     Avro(Schema),
     /// A JSON Schema.
     Json(Value),
+    /// A Protobuf file.
+    Protobuf(Box<protobuf::descriptor::FileDescriptorProto>),
 }
 
 impl Parsed {
@@ -152,6 +154,7 @@ impl Parsed {
         match self {
             Self::Avro(_) => "AVRO",
             Self::Json(_) => "JSON",
+            Self::Protobuf(_) => "PROTOBUF",
         }
     }
 
@@ -176,7 +179,7 @@ impl Parsed {
                     .iter()
                     .filter_map(|p| match p {
                         Self::Avro(s) => Some(s),
-                        Self::Json(_) => None,
+                        _ => None,
                     })
                     .collect();
                 compat::check(mode, new, &previous)
@@ -186,10 +189,20 @@ impl Parsed {
                     .iter()
                     .filter_map(|p| match p {
                         Self::Json(s) => Some(s),
-                        Self::Avro(_) => None,
+                        _ => None,
                     })
                     .collect();
                 compat::check_with(mode, new, &previous, json_schema::cannot_read)
+            }
+            Self::Protobuf(new) => {
+                let previous: Vec<&protobuf::descriptor::FileDescriptorProto> = previous
+                    .iter()
+                    .filter_map(|p| match p {
+                        Self::Protobuf(s) => Some(s.as_ref()),
+                        _ => None,
+                    })
+                    .collect();
+                compat::check_with(mode, new.as_ref(), &previous, super::protobuf::cannot_read)
             }
         }
     }
@@ -543,6 +556,29 @@ impl State {
                     fingerprint,
                 });
             }
+            Some("PROTOBUF") => {
+                let files = self.referenced_files(&references)?;
+                let parsed =
+                    super::protobuf::parse(text, &files).map_err(ApiError::invalid_schema)?;
+                let text = text.trim().to_owned();
+                let typed = format!("PROTOBUF:{text}");
+                let fingerprint = fingerprint(&typed, &references, &metadata, &rule_set);
+                let normalized = self::fingerprint(
+                    &format!("PROTOBUF:{}", super::protobuf::normalized(&parsed)),
+                    &references,
+                    &metadata,
+                    &rule_set,
+                );
+                return Ok(Candidate {
+                    parsed: Parsed::Protobuf(Box::new(parsed)),
+                    text,
+                    references,
+                    metadata,
+                    rule_set,
+                    fingerprint,
+                    normalized,
+                });
+            }
             Some(other) => {
                 return Err(ApiError::invalid_schema(format!(
                     "schemaType {other} is not supported; meshline serves {} (GET /schemas/types)",
@@ -581,6 +617,32 @@ impl State {
             fingerprint,
             normalized,
         })
+    }
+
+    /// The files a Protobuf schema imports: each reference's name and text, and theirs.
+    fn referenced_files(&self, references: &[Reference]) -> Result<Vec<(String, String)>> {
+        let mut files = Vec::new();
+        let mut next: Vec<Reference> = references.to_vec();
+        let mut seen = BTreeSet::new();
+        while let Some(r) = next.pop() {
+            if !seen.insert((r.subject.clone(), r.version)) {
+                continue;
+            }
+            let stored = self
+                .subjects
+                .get(&r.subject)
+                .and_then(|v| v.get(&r.version))
+                .and_then(|v| self.schemas.get(&v.id))
+                .ok_or_else(|| {
+                    ApiError::invalid_schema(format!(
+                        "reference '{}' names version {} of subject '{}', which is not registered; register it first",
+                        r.name, r.version, r.subject
+                    ))
+                })?;
+            next.extend(stored.references.iter().cloned());
+            files.push((r.name.clone(), stored.text.clone()));
+        }
+        Ok(files)
     }
 
     fn referenced_texts(
@@ -1520,7 +1582,7 @@ mod tests {
     }
 
     #[test]
-    fn a_json_schema_keeps_its_type_through_the_log_and_evolves_by_its_rules() {
+    fn json_and_protobuf_schemas_keep_their_type_through_the_log_and_evolve_by_their_rules() {
         let json = |text: &str| SchemaRequest {
             schema: Some(text.into()),
             schema_type: Some("JSON".into()),
@@ -1560,15 +1622,30 @@ mod tests {
             .unwrap_err()
             .message
             .contains("not a valid JSON Schema"));
-        let protobuf = SchemaRequest {
+        // Protobuf: typed, evolving by its rules, a broken file refused
+        let proto = |text: &str| SchemaRequest {
             schema_type: Some("PROTOBUF".into()),
-            ..json("syntax = \"proto3\";")
+            ..json(text)
         };
-        assert!(s
-            .plan_register("p-value", &protobuf)
-            .unwrap_err()
-            .message
-            .contains("meshline serves JSON and AVRO"));
+        let order = "syntax = \"proto3\";\npackage shop;\nmessage Order { string id = 1; }";
+        let id = apply(&mut s, |s| s.plan_register("o-value", &proto(order)));
+        assert_eq!(
+            s.schema(id).unwrap().body().schema_type.as_deref(),
+            Some("PROTOBUF")
+        );
+        let changed = "syntax = \"proto3\";\npackage shop;\nmessage Order { int64 id = 1; }";
+        let refused = s.plan_register("o-value", &proto(changed)).unwrap_err();
+        assert!(
+            refused.message.contains("type changed"),
+            "{}",
+            refused.message
+        );
+        let broken = s.plan_register("q-value", &proto("message {")).unwrap_err();
+        assert!(
+            broken.message.contains("not a valid .proto schema"),
+            "{}",
+            broken.message
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ def error_of(call):
 
 
 def test_schema_types_and_contexts(sr):
-    assert sr.get_schema_types() == ["JSON", "AVRO"]
+    assert sr.get_schema_types() == ["JSON", "PROTOBUF", "AVRO"]
     assert sr.get_contexts() == ["."]
     assert sr.config()["url"]
 

@@ -1,0 +1,238 @@
+//! Protobuf subjects: a schema as `.proto` text (its imports resolved through the references, by
+//! their names) or as a base64 `FileDescriptorProto` (what Confluent's serializers register),
+//! parsed by a pure-Rust `.proto` compiler; and compatibility by Confluent's rules for Protobuf.
+//!
+//! [`cannot_read`]`(writer, reader)`: a package changed; a message the writer has that the
+//! reader lost; a field (by number) whose scalar type changed outside a wire-compatible group
+//! (`int32 uint32 int64 uint64 bool`, `sint32 sint64`, `fixed32 sfixed32`, `fixed64 sfixed64`,
+//! `string bytes`), whose message or enum type changed, that became or stopped being repeated,
+//! or that moved into a oneof holding other fields. Fields added or removed are compatible, as
+//! are enum values (unknown values are kept).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use protobuf::{
+    descriptor::{
+        field_descriptor_proto::Label, field_descriptor_proto::Type, DescriptorProto,
+        FileDescriptorProto,
+    },
+    Message as _,
+};
+
+/// The file name the main schema is compiled under.
+const MAIN: &str = "meshline_schema.proto";
+
+/// The schema in `text`, with `references` (name and text of each imported file).
+pub fn parse(text: &str, references: &[(String, String)]) -> Result<FileDescriptorProto, String> {
+    if let Some(file) = descriptor(text) {
+        return Ok(file);
+    }
+    let dir = tempfile::tempdir().map_err(|e| format!("compiling the schema: {e}"))?;
+    let write = |name: &str, text: &str| -> Result<(), String> {
+        let path = dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&path, text).map_err(|e| e.to_string())
+    };
+    for (name, text) in references {
+        if name.contains("..") {
+            return Err(format!("reference name `{name}` leaves the import path"));
+        }
+        write(name, text)?;
+    }
+    write(MAIN, text)?;
+    let parsed = protobuf_parse::Parser::new()
+        .pure()
+        .include(dir.path())
+        .input(dir.path().join(MAIN))
+        .parse_and_typecheck()
+        .map_err(|e| {
+            format!("not a valid .proto schema: {e:#}")
+                .replace(&dir.path().display().to_string(), "")
+        })?;
+    parsed
+        .file_descriptors
+        .into_iter()
+        .find(|f| f.name() == MAIN)
+        .ok_or_else(|| "the schema compiled to no file".to_owned())
+}
+
+/// A base64 `FileDescriptorProto`, if `text` is one.
+fn descriptor(text: &str) -> Option<FileDescriptorProto> {
+    let trimmed = text.trim();
+    if trimmed.contains(char::is_whitespace) || trimmed.contains(';') {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(trimmed)
+        .ok()?;
+    let file = FileDescriptorProto::parse_from_bytes(&bytes).ok()?;
+    (!file.message_type.is_empty() || !file.enum_type.is_empty()).then_some(file)
+}
+
+/// The normal form of a schema: its descriptor's bytes, whatever the spelling.
+pub fn normalized(file: &FileDescriptorProto) -> String {
+    let mut file = file.clone();
+    file.set_name(MAIN.to_owned());
+    hex::encode(file.write_to_bytes().unwrap_or_default())
+}
+
+/// Why a reader of `reader` cannot read what a writer of `writer` wrote, or `None`.
+pub fn cannot_read(writer: &FileDescriptorProto, reader: &FileDescriptorProto) -> Option<String> {
+    if writer.package() != reader.package() {
+        return Some(format!(
+            "package changed from `{}` to `{}`",
+            writer.package(),
+            reader.package()
+        ));
+    }
+    let reader_messages = messages(&reader.message_type, reader.package());
+    for (name, written) in messages(&writer.message_type, writer.package()) {
+        let Some(read) = reader_messages.get(&name) else {
+            return Some(format!("message `{name}` removed"));
+        };
+        if let Some(why) = fields(&name, written, read) {
+            return Some(why);
+        }
+    }
+    None
+}
+
+/// Every message, nested ones too, by full name.
+fn messages<'a>(list: &'a [DescriptorProto], scope: &str) -> BTreeMap<String, &'a DescriptorProto> {
+    let mut all = BTreeMap::new();
+    for message in list {
+        let name = if scope.is_empty() {
+            message.name().to_owned()
+        } else {
+            format!("{scope}.{}", message.name())
+        };
+        all.extend(messages(&message.nested_type, &name));
+        all.insert(name, message);
+    }
+    all
+}
+
+/// The wire-compatible group of a scalar type.
+fn group(ty: Type) -> u8 {
+    match ty {
+        Type::TYPE_INT32
+        | Type::TYPE_UINT32
+        | Type::TYPE_INT64
+        | Type::TYPE_UINT64
+        | Type::TYPE_BOOL => 1,
+        Type::TYPE_SINT32 | Type::TYPE_SINT64 => 2,
+        Type::TYPE_FIXED32 | Type::TYPE_SFIXED32 => 3,
+        Type::TYPE_FIXED64 | Type::TYPE_SFIXED64 => 4,
+        Type::TYPE_STRING | Type::TYPE_BYTES => 5,
+        Type::TYPE_MESSAGE | Type::TYPE_GROUP => 6,
+        Type::TYPE_ENUM => 7,
+        Type::TYPE_FLOAT => 8,
+        Type::TYPE_DOUBLE => 9,
+    }
+}
+
+fn fields(message: &str, written: &DescriptorProto, read: &DescriptorProto) -> Option<String> {
+    for w in &written.field {
+        let Some(r) = read.field.iter().find(|r| r.number() == w.number()) else {
+            continue;
+        };
+        let at = format!("field {} (`{message}.{}`)", w.number(), r.name());
+        if group(w.type_()) != group(r.type_()) {
+            return Some(format!(
+                "{at}: type changed from {:?} to {:?}",
+                w.type_(),
+                r.type_()
+            ));
+        }
+        if w.type_name() != r.type_name() {
+            return Some(format!(
+                "{at}: type changed from `{}` to `{}`",
+                w.type_name(),
+                r.type_name()
+            ));
+        }
+        if (w.label() == Label::LABEL_REPEATED) != (r.label() == Label::LABEL_REPEATED) {
+            return Some(format!("{at}: repeated changed"));
+        }
+        let in_oneof = |message: &DescriptorProto, index: Option<i32>| {
+            index.map(|i| {
+                message
+                    .field
+                    .iter()
+                    .filter(|f| f.oneof_index == Some(i))
+                    .count()
+            })
+        };
+        if w.oneof_index.is_none() && in_oneof(read, r.oneof_index).is_some_and(|n| n > 1) {
+            return Some(format!("{at}: moved into a oneof with other fields"));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proto(body: &str) -> FileDescriptorProto {
+        parse(&format!("syntax = \"proto3\";\npackage shop;\n{body}"), &[]).unwrap()
+    }
+
+    /// (what changes, writer → reader, compatible), after Confluent's Protobuf rules.
+    #[test]
+    fn each_rule_decides_whether_a_reader_reads_what_a_writer_wrote() {
+        let base = "message Order { string id = 1; int32 qty = 2; }";
+        let cases = [
+            ("the same schema", base, base, true),
+            ("field added", base, "message Order { string id = 1; int32 qty = 2; string note = 3; }", true),
+            ("field removed", base, "message Order { string id = 1; }", true),
+            ("field renamed", base, "message Order { string order_id = 1; int32 qty = 2; }", true),
+            ("int32 → int64", base, "message Order { string id = 1; int64 qty = 2; }", true),
+            ("int32 → sint32", base, "message Order { string id = 1; sint32 qty = 2; }", false),
+            ("string → bytes", base, "message Order { bytes id = 1; int32 qty = 2; }", true),
+            ("string → int64", base, "message Order { int64 id = 1; int32 qty = 2; }", false),
+            ("made repeated", base, "message Order { string id = 1; repeated int32 qty = 2; }", false),
+            ("message removed", "message Order { string id = 1; } message Line { string sku = 1; }", "message Order { string id = 1; }", false),
+            ("moved into a oneof with another field", base, "message Order { string id = 1; oneof q { int32 qty = 2; string unit = 3; } }", false),
+            ("moved into a oneof of its own", base, "message Order { string id = 1; oneof q { int32 qty = 2; } }", true),
+            ("message type changed", "message A { string x = 1; } message B { string x = 1; } message Order { A a = 1; }", "message A { string x = 1; } message B { string x = 1; } message Order { B a = 1; }", false),
+        ];
+        for (what, writer, reader, compatible) in cases {
+            let verdict = cannot_read(&proto(writer), &proto(reader));
+            assert_eq!(verdict.is_none(), compatible, "{what}: {verdict:?}");
+        }
+        let other = parse(
+            "syntax = \"proto3\";\npackage other;\nmessage Order { string id = 1; int32 qty = 2; }",
+            &[],
+        )
+        .unwrap();
+        assert!(cannot_read(&proto(base), &other)
+            .unwrap()
+            .contains("package changed"));
+    }
+
+    #[test]
+    fn text_and_a_base64_descriptor_are_the_same_schema_and_imports_come_from_references() {
+        let text = "syntax = \"proto3\";\npackage shop;\nmessage Order { string id = 1; }";
+        let file = parse(text, &[]).unwrap();
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(file.write_to_bytes().unwrap());
+        assert_eq!(
+            normalized(&parse(&encoded, &[]).unwrap()),
+            normalized(&file)
+        );
+        let importing = "syntax = \"proto3\";\npackage shop;\nimport \"shop/line.proto\";\nmessage Basket { repeated Line lines = 1; }";
+        let line = (
+            "shop/line.proto".to_owned(),
+            "syntax = \"proto3\";\npackage shop;\nmessage Line { string sku = 1; }".to_owned(),
+        );
+        assert!(parse(importing, &[line]).is_ok());
+        assert!(parse(importing, &[])
+            .unwrap_err()
+            .contains("not a valid .proto schema"));
+        assert!(parse("message {", &[]).is_err());
+    }
+}
