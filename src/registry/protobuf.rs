@@ -214,6 +214,29 @@ mod tests {
             .contains("package changed"));
     }
 
+    /// Histories × the seven modes: field 2 removed, then brought back with an incompatible
+    /// type: the last version is compatible, the first is not.
+    #[test]
+    fn every_mode_checks_the_versions_it_names() {
+        use crate::product::Compatibility::*;
+        let v1 = proto("message Order { string id = 1; int32 qty = 2; }");
+        let v2 = proto("message Order { string id = 1; }");
+        let new = proto("message Order { string id = 1; sint32 qty = 2; }");
+        let history = [&v1, &v2];
+        for (mode, expected) in [
+            (Backward, true),
+            (BackwardTransitive, false),
+            (Forward, true),
+            (ForwardTransitive, false),
+            (Full, true),
+            (FullTransitive, false),
+            (None, true),
+        ] {
+            let problems = crate::registry::compat::check_with(mode, &new, &history, cannot_read);
+            assert_eq!(problems.is_empty(), expected, "{mode}: {problems:?}");
+        }
+    }
+
     #[test]
     fn text_and_a_base64_descriptor_are_the_same_schema_and_imports_come_from_references() {
         let text = "syntax = \"proto3\";\npackage shop;\nmessage Order { string id = 1; }";

@@ -396,6 +396,49 @@ mod tests {
         }
     }
 
+    /// Histories × the seven modes: a new schema against versions where the last is
+    /// compatible and an older one is not, so transitive modes differ from the others.
+    #[test]
+    fn every_mode_checks_the_versions_it_names() {
+        use crate::product::Compatibility::*;
+        let (integer, number) = (json!({"type": "integer"}), json!({"type": "number"}));
+        // (history, new, verdict per mode: B, BT, F, FT, Full, FullT, None)
+        let histories = [
+            (
+                [&integer, &number],
+                &number,
+                [true, true, true, false, true, false, true],
+            ),
+            (
+                [&number, &integer],
+                &integer,
+                [true, false, true, true, true, false, true],
+            ),
+        ];
+        for (history, new, verdicts) in histories {
+            for (mode, expected) in [
+                Backward,
+                BackwardTransitive,
+                Forward,
+                ForwardTransitive,
+                Full,
+                FullTransitive,
+                None,
+            ]
+            .into_iter()
+            .zip(verdicts)
+            {
+                let problems =
+                    crate::registry::compat::check_with(mode, new, &history, cannot_read);
+                assert_eq!(
+                    problems.is_empty(),
+                    expected,
+                    "{mode} over {history:?} → {new}: {problems:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_schema_is_a_json_object_and_its_text_is_canonical() {
         assert!(parse(r#"{"type": "object", "properties": {"a": {"type": "string"}}}"#).is_ok());
