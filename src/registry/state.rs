@@ -529,9 +529,8 @@ impl State {
         metadata: Option<Value>,
         rule_set: Option<Value>,
     ) -> Result<Candidate> {
-        let mut texts = Vec::new();
-        let mut seen = BTreeSet::new();
-        self.referenced_texts(&references, &mut texts, &mut seen)?;
+        let mut files = Vec::new();
+        self.referenced(&references, &mut files, &mut BTreeSet::new())?;
         match schema_type.map(str::to_ascii_uppercase).as_deref() {
             None | Some("AVRO") => {}
             Some("JSON") => {
@@ -557,7 +556,6 @@ impl State {
                 });
             }
             Some("PROTOBUF") => {
-                let files = self.referenced_files(&references)?;
                 let parsed =
                     super::protobuf::parse(text, &files).map_err(ApiError::invalid_schema)?;
                 let text = text.trim().to_owned();
@@ -586,6 +584,7 @@ impl State {
                 )))
             }
         }
+        let texts: Vec<String> = files.into_iter().map(|(_, text)| text).collect();
         let (parsed, known) = if texts.is_empty() {
             (
                 Schema::parse_str(text).map_err(ApiError::invalid_schema)?,
@@ -619,36 +618,12 @@ impl State {
         })
     }
 
-    /// The files a Protobuf schema imports: each reference's name and text, and theirs.
-    fn referenced_files(&self, references: &[Reference]) -> Result<Vec<(String, String)>> {
-        let mut files = Vec::new();
-        let mut next: Vec<Reference> = references.to_vec();
-        let mut seen = BTreeSet::new();
-        while let Some(r) = next.pop() {
-            if !seen.insert((r.subject.clone(), r.version)) {
-                continue;
-            }
-            let stored = self
-                .subjects
-                .get(&r.subject)
-                .and_then(|v| v.get(&r.version))
-                .and_then(|v| self.schemas.get(&v.id))
-                .ok_or_else(|| {
-                    ApiError::invalid_schema(format!(
-                        "reference '{}' names version {} of subject '{}', which is not registered; register it first",
-                        r.name, r.version, r.subject
-                    ))
-                })?;
-            next.extend(stored.references.iter().cloned());
-            files.push((r.name.clone(), stored.text.clone()));
-        }
-        Ok(files)
-    }
-
-    fn referenced_texts(
+    /// The schemas `references` name, and the ones they name, dependencies first: each one's
+    /// reference name and text.
+    fn referenced(
         &self,
         references: &[Reference],
-        texts: &mut Vec<String>,
+        out: &mut Vec<(String, String)>,
         seen: &mut BTreeSet<(String, u32)>,
     ) -> Result<()> {
         for r in references {
@@ -666,8 +641,8 @@ impl State {
                         r.name, r.version, r.subject
                     ))
                 })?;
-            self.referenced_texts(&stored.references, texts, seen)?;
-            texts.push(stored.text.clone());
+            self.referenced(&stored.references, out, seen)?;
+            out.push((r.name.clone(), stored.text.clone()));
         }
         Ok(())
     }
