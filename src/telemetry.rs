@@ -124,19 +124,7 @@ pub(crate) fn continue_trace(span: &tracing::Span, traceparent: &str) {
 
 /// The W3C trace context of `span`, if it is exported: what an event it produced carries, so
 /// the next hop is its child.
-pub(crate) fn traceparent_of(span: &tracing::Span) -> Option<String> {
-    use opentelemetry::trace::TraceContextExt as _;
-    let context = span.context();
-    let span_context = context.span().span_context().clone();
-    span_context.is_valid().then(|| {
-        format!(
-            "00-{}-{}-{:02x}",
-            span_context.trace_id(),
-            span_context.span_id(),
-            span_context.trace_flags().to_u8()
-        )
-    })
-}
+pub(crate) use crate::sdk::trace::traceparent_of;
 
 /// `collector`, registered in `registry`: each metric is made and registered in one step.
 pub(crate) fn registered<C>(

@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::{
-    binding::kafka::{CONTENT_TYPE_HEADER, SPEC_VERSION_HEADER},
+    binding::kafka::{CONTENT_TYPE_HEADER, SPEC_VERSION_HEADER, TRACEPARENT_HEADER},
     contract::record::Reason,
     outputs::headers,
     product::Product,
@@ -173,7 +173,7 @@ fn cloudevents_headers(product: &Product) -> Value {
             "ce_type": { "type": "string", "enum": d.cloudevents.types },
             "ce_time": { "type": "string", "format": "date-time", "description": "the event time the snapshots' windows use" },
             "ce_subject": { "type": "string" },
-            "ce_traceparent": { "type": "string", "description": "W3C trace context" },
+            TRACEPARENT_HEADER: { "type": "string", "description": "W3C trace context" },
             "traceparent": { "type": "string", "description": "W3C trace context, for OpenTelemetry's Kafka instrumentation" },
             CONTENT_TYPE_HEADER: { "type": "string", "const": "application/avro" },
         },

@@ -10,12 +10,12 @@
 use rdkafka::message::{Header, OwnedHeaders};
 
 use crate::{
-    binding::{kafka::Record, TRACEPARENT},
+    binding::{
+        kafka::{Record, TRACEPARENT_HEADER as CE_TRACEPARENT},
+        TRACEPARENT,
+    },
     contract::Rejection,
 };
-
-/// The CloudEvents distributed-tracing extension's header.
-const CE_TRACEPARENT: &str = "ce_traceparent";
 #[cfg(doc)]
 use meshline_sdk::kafka::{Consumed, RecordExt as _};
 

@@ -32,7 +32,7 @@ mod framed;
 pub mod kafka;
 pub mod producer;
 pub mod registry;
-mod trace;
+pub mod trace;
 
 pub use meshline_core;
 use meshline_core::{binding, codec, contract, dedup, product};

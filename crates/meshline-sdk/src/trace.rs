@@ -8,27 +8,30 @@
 /// span belongs to an OpenTelemetry trace.
 #[cfg(feature = "otel")]
 pub(crate) fn send_context(product: &str) -> Option<String> {
-    use opentelemetry::trace::TraceContextExt as _;
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-
-    let traced = |span: &tracing::Span| {
-        let context = span.context();
-        let span_context = context.span().span_context().clone();
-        span_context.is_valid().then_some(span_context)
-    };
     let current = tracing::Span::current();
     if current.is_none() {
         return None;
     }
-    traced(&current)?;
-    let send = tracing::info_span!("sdk_send", product);
-    let context = traced(&send)?;
-    Some(format!(
-        "00-{}-{}-{:02x}",
-        context.trace_id(),
-        context.span_id(),
-        context.trace_flags().to_u8()
-    ))
+    traceparent_of(&current)?;
+    traceparent_of(&tracing::info_span!("sdk_send", product))
+}
+
+/// The W3C trace context (`traceparent`) of `span`, when it belongs to an OpenTelemetry trace.
+#[cfg(feature = "otel")]
+pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            span_context.trace_id(),
+            span_context.span_id(),
+            span_context.trace_flags().to_u8()
+        )
+    })
 }
 
 /// Without the `otel` feature: none (the binding starts a new trace).

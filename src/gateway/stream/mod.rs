@@ -59,7 +59,7 @@ use super::{
     Error, Result,
 };
 use crate::{
-    binding::kafka::{header_time, Record, RecordView, TIME_HEADER},
+    binding::kafka::{header_time, Record, RecordView, TIME_HEADER, TRACEPARENT_HEADER},
     broker,
     contract::Reason,
     outputs::headers::{self, Source},
@@ -75,9 +75,6 @@ enum Fate {
     /// Written to the dead-letter topic, for this reason.
     Dead(Reason),
 }
-
-/// The header of an event's trace context (the CloudEvents distributed-tracing extension).
-const CE_TRACEPARENT: &str = "ce_traceparent";
 
 /// How often the consumer lag gauge is refreshed.
 const LAG_INTERVAL: Duration = Duration::from_secs(5);
@@ -146,7 +143,7 @@ impl Gateway {
                 outcome = tracing::field::Empty,
             );
             if let Some(traceparent) = record
-                .header(CE_TRACEPARENT)
+                .header(TRACEPARENT_HEADER)
                 .and_then(|t| std::str::from_utf8(t).ok())
             {
                 crate::telemetry::continue_trace(&span, traceparent);
@@ -166,11 +163,6 @@ impl Gateway {
             Ok(accepted) => accepted.time,
             Err(_) => record.header(TIME_HEADER).and_then(header_time),
         };
-        // the rules the event failed (none, without an allocation, for most events)
-        let failed_rules: Vec<String> = match &verdict {
-            Ok(accepted) => accepted.warned.clone(),
-            Err(rejection) => rejection.rule.iter().cloned().collect(),
-        };
         let topics = &route.topics;
         let (out_topic, output, outcome) = match &verdict {
             Ok(accepted) => (
@@ -189,7 +181,7 @@ impl Gateway {
                     partition,
                     offset,
                     traceparent = record
-                        .header("ce_traceparent")
+                        .header(TRACEPARENT_HEADER)
                         .and_then(|t| std::str::from_utf8(t).ok()),
                     "dead-lettered"
                 );
@@ -254,7 +246,12 @@ impl Gateway {
             }
             Fate::Output(outcome) => route.metrics.event(outcome),
         }
-        for rule in &failed_rules {
+        // the rules the event failed
+        let failed_rules: &[String] = match &verdict {
+            Ok(accepted) => &accepted.warned,
+            Err(rejection) => rejection.rule.as_slice(),
+        };
+        for rule in failed_rules {
             route.metrics.rule_failed(rule);
         }
         if let Some(span) = &span {

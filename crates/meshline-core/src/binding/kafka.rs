@@ -23,6 +23,9 @@ use cloudevents::{
 /// Header carrying the event's `time` attribute.
 pub const TIME_HEADER: &str = "ce_time";
 
+/// Header carrying the event's W3C trace context (the `traceparent` extension).
+pub const TRACEPARENT_HEADER: &str = "ce_traceparent";
+
 /// An event's `time` (RFC 3339 text) in Unix milliseconds: how every component reads it.
 pub fn parse_time(text: &str) -> Result<i64, chrono::ParseError> {
     chrono::DateTime::parse_from_rfc3339(text).map(|t| t.timestamp_millis())
@@ -194,7 +197,7 @@ fn header_name(name: &str) -> std::borrow::Cow<'static, str> {
         "time" => TIME_HEADER,
         "dataschema" => "ce_dataschema",
         PARTITION_KEY => "ce_partitionkey",
-        crate::binding::TRACEPARENT => "ce_traceparent",
+        crate::binding::TRACEPARENT => TRACEPARENT_HEADER,
         _ => return format!("{HEADER_PREFIX}{name}").into(),
     };
     known.into()
