@@ -174,38 +174,50 @@ impl Parsed {
             )];
         }
         match self {
-            Self::Avro(new) => {
-                let previous: Vec<&Schema> = previous
-                    .iter()
-                    .filter_map(|p| match p {
-                        Self::Avro(s) => Some(s),
-                        _ => None,
-                    })
-                    .collect();
-                compat::check(mode, new, &previous)
-            }
-            Self::Json(new) => {
-                let previous: Vec<&Value> = previous
-                    .iter()
-                    .filter_map(|p| match p {
-                        Self::Json(s) => Some(s),
-                        _ => None,
-                    })
-                    .collect();
-                compat::check_with(mode, new, &previous, json_schema::cannot_read)
-            }
-            Self::Protobuf(new) => {
-                let previous: Vec<&protobuf::descriptor::FileDescriptorProto> = previous
-                    .iter()
-                    .filter_map(|p| match p {
-                        Self::Protobuf(s) => Some(s.as_ref()),
-                        _ => None,
-                    })
-                    .collect();
-                compat::check_with(mode, new.as_ref(), &previous, super::protobuf::cannot_read)
-            }
+            Self::Avro(new) => compat::check(mode, new, &same(previous, Self::as_avro)),
+            Self::Json(new) => compat::check_with(
+                mode,
+                new,
+                &same(previous, Self::as_json),
+                json_schema::cannot_read,
+            ),
+            Self::Protobuf(new) => compat::check_with(
+                mode,
+                new.as_ref(),
+                &same(previous, Self::as_protobuf),
+                super::protobuf::cannot_read,
+            ),
         }
     }
+
+    fn as_avro(&self) -> Option<&Schema> {
+        match self {
+            Self::Avro(schema) => Some(schema),
+            _ => None,
+        }
+    }
+
+    fn as_json(&self) -> Option<&Value> {
+        match self {
+            Self::Json(schema) => Some(schema),
+            _ => None,
+        }
+    }
+
+    fn as_protobuf(&self) -> Option<&protobuf::descriptor::FileDescriptorProto> {
+        match self {
+            Self::Protobuf(file) => Some(file),
+            _ => None,
+        }
+    }
+}
+
+/// The schemas of `previous` of the type `as_type` takes (all of them, once the types agree).
+fn same<'a, T: ?Sized>(
+    previous: &[&'a Parsed],
+    as_type: impl Fn(&'a Parsed) -> Option<&'a T>,
+) -> Vec<&'a T> {
+    previous.iter().filter_map(|p| as_type(p)).collect()
 }
 
 /// A schema and its data-contract parts, under one id.

@@ -400,9 +400,10 @@ mod tests {
     /// compatible and an older one is not, so transitive modes differ from the others.
     #[test]
     fn every_mode_checks_the_versions_it_names() {
-        use crate::product::Compatibility::*;
+        use crate::product::Compatibility;
         let (integer, number) = (json!({"type": "integer"}), json!({"type": "number"}));
-        // (history, new, verdict per mode: B, BT, F, FT, Full, FullT, None)
+        // (history, new, verdict per mode in `Compatibility::ALL`'s order: B, BT, F, FT, Full,
+        // FullT, None)
         let histories = [
             (
                 [&integer, &number],
@@ -416,18 +417,7 @@ mod tests {
             ),
         ];
         for (history, new, verdicts) in histories {
-            for (mode, expected) in [
-                Backward,
-                BackwardTransitive,
-                Forward,
-                ForwardTransitive,
-                Full,
-                FullTransitive,
-                None,
-            ]
-            .into_iter()
-            .zip(verdicts)
-            {
+            for (mode, expected) in Compatibility::ALL.into_iter().zip(verdicts) {
                 let problems =
                     crate::registry::compat::check_with(mode, new, &history, cannot_read);
                 assert_eq!(
