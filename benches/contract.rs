@@ -19,7 +19,7 @@ use meshline::{
 use rand::{rngs::StdRng, SeedableRng};
 
 fn bench(c: &mut Criterion) {
-    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let catalog = meshline::formats::load_catalog(std::path::Path::new("config")).expect("catalog");
     let product = catalog.get("player.play-events").expect("product");
     let contract = Contract::from_product(product).expect("contract");
     let schema = Arc::new(WriterSchema::new(Arc::new(product.schema.clone())));

@@ -385,7 +385,7 @@ async fn snapshot_workers(
     workers: usize,
     records: usize,
 ) -> f64 {
-    let mut product = Catalog::load(std::path::Path::new("config"))
+    let mut product = meshline::formats::load_catalog(std::path::Path::new("config"))
         .expect("catalog")
         .get(PRODUCT)
         .expect("product")
@@ -896,7 +896,7 @@ enum Pass {
 /// Reads `records` of the product topic from its start; the time from the first record to the
 /// last handled, and the records kept by [`Pass::Collect`].
 async fn read_product(platform: &Platform, records: usize, pass: Pass) -> (Duration, Vec<Owned>) {
-    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let catalog = meshline::formats::load_catalog(std::path::Path::new("config")).expect("catalog");
     let product = catalog.get(PRODUCT).expect("product").clone();
     let latest = Client::new(&platform.url)
         .latest(&format!("{PRODUCT}-value"))
@@ -1011,7 +1011,7 @@ async fn snapshot_stage(
         (with_kafka, raw().await)
     };
     let (_, kept) = read_product(platform, records, Pass::Collect).await;
-    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let catalog = meshline::formats::load_catalog(std::path::Path::new("config")).expect("catalog");
     let product = catalog.get(PRODUCT).expect("product").clone();
     let latest = Client::new(&platform.url)
         .latest(&format!("{PRODUCT}-value"))
@@ -1044,7 +1044,7 @@ async fn snapshot_stage(
 
 /// The HTTP ingress in batch mode.
 async fn http_stage(platform: &Platform, events: &[PlayEvent]) -> Measured {
-    let catalog = Arc::new(Catalog::load(std::path::Path::new("config")).expect("catalog"));
+    let catalog = Arc::new(meshline::formats::load_catalog(std::path::Path::new("config")).expect("catalog"));
     let contracts = Arc::new(
         Contracts::load(Client::new(&platform.url), [PRODUCT.to_owned()])
             .await
@@ -1229,7 +1229,7 @@ async fn products_scaling() {
     );
     println!("| products | load contracts | per event | events/s |");
     println!("| ---: | ---: | ---: | ---: |");
-    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let catalog = meshline::formats::load_catalog(std::path::Path::new("config")).expect("catalog");
     let play = catalog.get(PRODUCT).expect("product");
     for count in [10usize, 100, 1_000] {
         let extra: Vec<Product> = (1..count)
@@ -1277,7 +1277,7 @@ fn rules_scaling() {
     println!("\n## Cost per event by rules per product (contract core, one core)\n");
     println!("| rules | per event | events/s |");
     println!("| ---: | ---: | ---: |");
-    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let catalog = meshline::formats::load_catalog(std::path::Path::new("config")).expect("catalog");
     let play = catalog.get(PRODUCT).expect("product");
     let schema = Arc::new(WriterSchema::new(Arc::new(play.schema.clone())));
     let record = play_record(3, &schema);

@@ -217,7 +217,7 @@ async fn sdk_round(sdk: &Producer, events: &[PlayEvent]) -> f64 {
 async fn breakdown(sdk: &Producer, events: &[PlayEvent]) {
     use apache_avro::{reader::datum::GenericDatumReader, writer::datum::GenericDatumWriter};
     let n = 20_000;
-    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let catalog = meshline::formats::load_catalog(std::path::Path::new("config")).expect("catalog");
     let product = catalog.get("player.play-events").expect("product");
     let contract = meshline::contract::Contract::from_product(product).expect("contract");
     let schema = &product.schema;

@@ -111,7 +111,7 @@ fn run(reader: &str, views: &[View], inputs: &[Input]) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let catalog = meshline::formats::load_catalog(std::path::Path::new("config")).expect("catalog");
     let product = catalog.get("player.play-events").expect("product");
     let reader = serde_json::to_string(&product.schema).expect("schema json");
     let inputs = inputs(&product.schema);

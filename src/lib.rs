@@ -21,6 +21,7 @@ pub mod broker;
 pub mod catalog;
 pub mod cli;
 pub mod demo;
+pub mod formats;
 pub mod gateway;
 mod health;
 pub mod lineage;

@@ -152,7 +152,7 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     // the catalog serves each product's contract in other standards, valid against their schemas
     let docs = tempfile::tempdir().unwrap();
     let mut served: std::collections::BTreeMap<&str, Vec<std::path::PathBuf>> = Default::default();
-    let ids: Vec<String> = meshline::product::Catalog::load(&repo_config())
+    let ids: Vec<String> = meshline::formats::load_catalog(&repo_config())
         .unwrap()
         .iter()
         .map(|p| p.id().to_owned())

@@ -73,7 +73,7 @@ fn every_meshline_command_parses() {
 fn the_broker_acls_are_the_ones_the_descriptors_imply() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let committed = std::fs::read_to_string(root.join("deploy/kafka-acls.sh")).unwrap();
-    let catalog = meshline::product::Catalog::load(&root.join("config")).unwrap();
+    let catalog = meshline::formats::load_catalog(&root.join("config")).unwrap();
     assert_eq!(
         committed,
         meshline::product::acls::kafka_acls_script(&catalog),

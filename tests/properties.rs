@@ -17,7 +17,7 @@ use proptest::prelude::*;
 
 fn player() -> Product {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    Catalog::load(&dir)
+    meshline::formats::load_catalog(&dir)
         .unwrap()
         .get("player.play-events")
         .unwrap()

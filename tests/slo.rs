@@ -18,7 +18,7 @@ fn root() -> &'static Path {
 }
 
 fn catalog() -> Catalog {
-    Catalog::load(&root().join("config")).unwrap()
+    meshline::formats::load_catalog(&root().join("config")).unwrap()
 }
 
 /// Runs promtool; the test command (`scripts/test.sh`) installs it (Debian's `prometheus` package).

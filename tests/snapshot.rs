@@ -60,7 +60,7 @@ views:
         ),
     )
     .unwrap();
-    Catalog::load(&config).unwrap()
+    meshline::formats::load_catalog(&config).unwrap()
 }
 
 async fn platform(catalog: &Catalog) -> (meshline::broker::embedded::EmbeddedBroker, String) {
@@ -388,7 +388,7 @@ async fn each_view_kind_writes_its_windows_with_out_of_order_late_and_quiet_part
         &[(1, play(15, T0 + 5 * s, "fay", "t1", 9))],
     )
     .await;
-    let catalog = Catalog::load(&dir.path().join("config")).unwrap();
+    let catalog = meshline::formats::load_catalog(&dir.path().join("config")).unwrap();
     snapshot_until(config(&bootstrap, &url, &store), catalog, |listed, _| {
         listed["plays"]
             .iter()
@@ -1172,7 +1172,7 @@ async fn read_back_as_tables(
 /// Serves the catalog of the products configured in `dir` over `store`'s snapshots (and the
 /// registry at `registry`) on a free port; returns its address.
 async fn serve_catalog(dir: &Path, store: &Store, registry: &str) -> String {
-    let catalog = Arc::new(Catalog::load(&dir.join("config")).unwrap());
+    let catalog = Arc::new(meshline::formats::load_catalog(&dir.join("config")).unwrap());
     let service = meshline::catalog::Service::new(
         catalog,
         meshline::registry::client::Client::new(registry),

@@ -28,7 +28,7 @@ const T0: i64 = 1_795_564_800_000;
 /// window's newest version.
 fn newest_users(plays: &[(&str, &str, i64)]) -> BTreeMap<String, Vec<String>> {
     let catalog =
-        Catalog::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap();
+        meshline::formats::load_catalog(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap();
     let product = catalog.get("player.play-events").unwrap();
     let view: View = serde_norway::from_str(
         "{name: last-play, kind: latest, window: minute, key: [user_id], late: amend}",

@@ -88,7 +88,7 @@ fn a_million_keys_spill_past_the_budget_and_memory_stays_under_the_stated_bound(
 /// view held in memory, and spilled, at once.
 fn scenario(keys: usize, spill: Spill) -> (u64, usize, usize) {
     let catalog =
-        Catalog::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap();
+        meshline::formats::load_catalog(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap();
     let product = catalog.get("player.play-events").unwrap();
     let views: Vec<View> = serde_norway::from_str(
         "- {name: hourly, kind: events, window: hour}

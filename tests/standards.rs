@@ -31,7 +31,7 @@ fn meshline(args: &[&str]) -> (bool, String, String) {
 }
 
 fn ids() -> Vec<String> {
-    let catalog = Catalog::load(&root().join("config")).unwrap();
+    let catalog = meshline::formats::load_catalog(&root().join("config")).unwrap();
     catalog.iter().map(|p| p.id().to_owned()).collect()
 }
 

@@ -51,7 +51,7 @@ pub(crate) async fn serve_registry_for(
     stop: CancellationToken,
     extra: &[Product],
 ) -> String {
-    let catalog = Catalog::load(std::path::Path::new("config")).expect("catalog");
+    let catalog = meshline::formats::load_catalog(std::path::Path::new("config")).expect("catalog");
     broker::ensure_topics(bootstrap, &catalog)
         .await
         .expect("topics");

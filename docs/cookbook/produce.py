@@ -29,27 +29,35 @@ class Publisher:
     """Sends events of one product to its ingress topic, `<product>.ingress`."""
 
     def __init__(self, bootstrap, registry_url, product, schema_str, event_type, source,
-                 serializer_conf=None, registry_conf=None):
+                 serializer_conf=None, registry_conf=None, serializer=None,
+                 content_type="application/avro"):
+        """`serializer`, given a registry client, answers another of Confluent's serializers,
+        for a product in JSON Schema or Protobuf, whose `content_type` is `application/json` or
+        `application/protobuf`."""
         self.topic = f"{product}.ingress"
         self.event_type = event_type
         self.source = source
+        self.content_type = content_type
         # the registry lets a domain's token register its own products' schemas (the
         # serializer's default `auto.register.schemas` registers, or finds, the schema it writes)
         registry = SchemaRegistryClient({"url": registry_url, **(registry_conf or {})})
         # schema_str may be None with {"use.latest.version": True, "auto.register.schemas": False}
-        self.serializer = AvroSerializer(registry, schema_str, conf=serializer_conf)
+        self.serializer = (serializer(registry) if serializer
+                           else AvroSerializer(registry, schema_str, conf=serializer_conf))
         self.producer = Producer({"bootstrap.servers": bootstrap})
 
-    def __call__(self, data, key, event_id=None, event_type=None, source=None):
-        """Sends one event; answers its CloudEvents id (the gateway drops repeats of an id)."""
-        value = self.serializer(data, SerializationContext(self.topic, MessageField.VALUE))
+    def __call__(self, data, key, event_id=None, event_type=None, source=None, framed=None):
+        """Sends one event; answers its CloudEvents id (the gateway drops repeats of an id).
+        `framed` sends those bytes as the payload instead of serializing `data`."""
+        value = framed if framed is not None else self.serializer(
+            data, SerializationContext(self.topic, MessageField.VALUE))
         event = CloudEvent(
             attributes={
                 "id": event_id or str(uuid.uuid4()),
                 "source": source or self.source,
                 "type": event_type or self.event_type,
                 "time": datetime.now(timezone.utc),
-                "datacontenttype": "application/avro",
+                "datacontenttype": self.content_type,
                 "subject": key,
                 "partitionkey": key,
             },

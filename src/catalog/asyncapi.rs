@@ -10,7 +10,7 @@ use crate::{
     binding::kafka::{CONTENT_TYPE_HEADER, SPEC_VERSION_HEADER, TRACEPARENT_HEADER},
     contract::record::Reason,
     outputs::headers,
-    product::Product,
+    product::{Product, SchemaFormat},
 };
 
 /// The AsyncAPI version written.
@@ -19,6 +19,24 @@ const ASYNCAPI: &str = "3.0.0";
 const KAFKA_BINDING: &str = "0.5.0";
 /// The Avro schema format name.
 const AVRO_FORMAT: &str = "application/vnd.apache.avro+json;version=1.9.0";
+/// The JSON Schema format name (a draft AsyncAPI names).
+const JSON_SCHEMA_FORMAT: &str = "application/schema+json;version=draft-07";
+/// The Protobuf schema format name: the schema is the `.proto` text.
+const PROTOBUF_FORMAT: &str = "application/vnd.google.protobuf;version=3";
+
+/// A message's payload: its schema in the product's own language.
+fn payload(product: &Product, avro: Value) -> Value {
+    match product.format {
+        SchemaFormat::Avro => json!({ "schemaFormat": AVRO_FORMAT, "schema": avro }),
+        SchemaFormat::Json => json!({
+            "schemaFormat": JSON_SCHEMA_FORMAT,
+            "schema": serde_json::from_str::<Value>(&product.schema_text).unwrap_or(Value::Null),
+        }),
+        SchemaFormat::Protobuf => {
+            json!({ "schemaFormat": PROTOBUF_FORMAT, "schema": product.schema_text })
+        }
+    }
+}
 
 /// Where the product is served.
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +53,7 @@ pub struct Endpoints<'a> {
 pub fn document(product: &Product, at: Endpoints<'_>) -> Value {
     let d = &product.descriptor;
     let topics = product.topics();
-    let avro: Value = serde_json::from_str(&product.schema_text).unwrap_or(Value::Null);
+    let avro: Value = product.avro_json();
     let message = message_name(&avro, &d.id);
     let topic_binding = |topic: &str| {
         json!({ "kafka": {
@@ -60,7 +78,7 @@ pub fn document(product: &Product, at: Endpoints<'_>) -> Value {
             "tags": [{ "name": d.domain, "description": "the owning domain" }],
             "externalDocs": { "description": "the product in the catalog", "url": at.catalog },
         },
-        "defaultContentType": "application/avro",
+        "defaultContentType": product.format.content_type(),
         "servers": {
             "kafka": {
                 "host": at.bootstrap,
@@ -122,9 +140,9 @@ pub fn document(product: &Product, at: Endpoints<'_>) -> Value {
                     "name": message,
                     "title": avro["name"].as_str().unwrap_or(&d.id),
                     "summary": avro["doc"].as_str().unwrap_or(&d.description),
-                    "contentType": "application/avro",
+                    "contentType": product.format.content_type(),
                     "headers": { "$ref": "#/components/schemas/CloudEventsHeaders" },
-                    "payload": { "schemaFormat": AVRO_FORMAT, "schema": avro },
+                    "payload": payload(product, avro),
                     "correlationId": { "location": "$message.header#/ce_id" },
                     "bindings": { "kafka": {
                         "key": { "type": "string", "description": "the event's partition key (CloudEvents partitionkey)" },

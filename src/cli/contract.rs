@@ -137,7 +137,7 @@ pub(super) async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
     match command {
         ContractCommand::Lint { path } => Ok(lint(&path)),
         ContractCommand::Publish { config, registry } => {
-            publish(&Catalog::load(&config)?, &Client::new(&registry)).await?;
+            publish(&crate::formats::load_catalog(&config)?, &Client::new(&registry)).await?;
             Ok(ExitCode::SUCCESS)
         }
         ContractCommand::Export {
@@ -148,7 +148,7 @@ pub(super) async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
             registry,
             url,
         } => {
-            let catalog = Catalog::load(&config)?;
+            let catalog = crate::formats::load_catalog(&config)?;
             let product = catalog.require(&product)?;
             let document = match format {
                 ExportFormat::Odcs => crate::product::odcs::export(product, &bootstrap),
@@ -170,7 +170,7 @@ pub(super) async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
         }
         ContractCommand::Import { file, out } => import(&file, &out),
         ContractCommand::Acls { path } => {
-            let catalog = Catalog::load(&path)?;
+            let catalog = crate::formats::load_catalog(&path)?;
             print!("{}", crate::product::acls::kafka_acls_script(&catalog));
             Ok(ExitCode::SUCCESS)
         }
@@ -206,7 +206,7 @@ async fn resolve_old(old: &str, config: &Path, registry: Option<&String>) -> any
             contract: None,
         });
     }
-    let catalog = Catalog::load(config)?;
+    let catalog = crate::formats::load_catalog(config)?;
     let product = catalog
         .require(old)
         .with_context(|| format!("`{old}` is neither a schema file nor a declared product"))?;
@@ -249,7 +249,7 @@ async fn resolve_old(old: &str, config: &Path, registry: Option<&String>) -> any
 }
 
 fn lint(path: &Path) -> ExitCode {
-    match Catalog::load(path) {
+    match crate::formats::load_catalog(path) {
         Ok(catalog) => {
             for product in catalog.iter() {
                 println!("ok  {}  ({})", product.id(), product.path.display());
@@ -302,7 +302,7 @@ fn import(file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     for note in &imported.notes {
         println!("note: {note}");
     }
-    match crate::product::load_product(&descriptor) {
+    match crate::product::load_product_with(&descriptor, Some(crate::formats::protobuf::fields)) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(errors) => {
             for e in &errors {

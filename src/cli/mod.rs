@@ -92,7 +92,7 @@ pub struct ConfigArgs {
 impl ConfigArgs {
     /// Loads every descriptor, or returns every error found.
     pub fn load(&self) -> Result<Catalog, Errors> {
-        Catalog::load(&self.config)
+        crate::formats::load_catalog(&self.config)
     }
 }
 

@@ -10,7 +10,8 @@ use std::{
 use super::{Error, Result};
 use crate::{
     contract::{Contract, WriterSchema},
-    product::Topics,
+    formats,
+    product::{SchemaFormat, Topics},
     registry::{api::VersionId, client::Client},
 };
 
@@ -46,6 +47,7 @@ impl Registered {
             .map_err(wrap)?;
         let latest_id = latest.id.unwrap_or_default();
         let version = latest.version.unwrap_or_default();
+        let message = formats::message_of(&latest);
         let mut schemas = HashMap::new();
         for version in registry.versions(&subject).await.map_err(wrap)? {
             let body = registry
@@ -53,20 +55,30 @@ impl Registered {
                 .await
                 .map_err(wrap)?;
             if let Some(id) = body.id {
-                let schema = registry.schema(id).await.map_err(wrap)?;
-                schemas.insert(id, Arc::new(WriterSchema::new(schema)));
+                let schema = formats::writer_schema(registry, id, product, message.as_deref())
+                    .await
+                    .map_err(wrap)?;
+                schemas.insert(id, Arc::new(schema));
             }
         }
         let schema = match schemas.get(&latest_id) {
             Some(schema) => schema.avro.clone(),
-            None => registry.schema(latest_id).await.map_err(wrap)?,
+            None => {
+                formats::writer_schema(registry, latest_id, product, message.as_deref())
+                    .await
+                    .map_err(wrap)?
+                    .avro
+            }
         };
+        let format = SchemaFormat::of_schema_type(latest.schema_type.as_deref())
+            .unwrap_or(SchemaFormat::Avro);
         let contract = Contract::from_registered(
             product,
             schema,
             latest.metadata.as_ref(),
             latest.rule_set.as_ref(),
-        )?;
+        )?
+        .with_format(format);
         Ok(Self {
             contract,
             latest_id,

@@ -45,7 +45,7 @@ use crate::{
     codec::{json::from_json, strict::check_unique_keys, wire},
     contract::{Reason, Rejection},
     dedup::{Claim, Dedup},
-    product::{Catalog, OnFailure, Product},
+    product::{Catalog, OnFailure, Product, SchemaFormat},
 };
 
 /// Settings of the HTTP ingress.
@@ -420,8 +420,9 @@ impl Ingress {
         }
     }
 
-    /// Replaces JSON `data` by the Avro encoding of the product's latest schema, framed; framed
-    /// Avro (`application/avro`) is kept as sent.
+    /// Replaces JSON `data` by the Avro encoding of the product's latest schema, framed (for a
+    /// JSON Schema product, the JSON document after the latest schema id); a framed payload in
+    /// the product's format (`application/avro`, `application/protobuf`, ...) is kept as sent.
     fn to_avro(
         &self,
         registered: &super::contracts::Registered,
@@ -438,11 +439,16 @@ impl Ingress {
             .unwrap_or("application/json")
             .to_owned();
         let (_, _, data) = event.take_data();
-        let avro = content_type.starts_with("application/avro");
+        let format = registered.contract.format;
+        // JSON data may come framed (the magic byte first) or as the document itself
+        let framed = |bytes: &[u8]| {
+            format.accepts(&content_type)
+                && (format != SchemaFormat::Json || bytes.first() == Some(&0))
+        };
         let json = match data {
             None => return Err(refuse(Reason::BadPayload, "the event has no data".into())),
-            Some(Data::Binary(bytes)) if avro => {
-                self.set_avro(event, registered, bytes);
+            Some(Data::Binary(bytes)) if framed(&bytes) => {
+                self.set_payload(event, registered, bytes);
                 return Ok(());
             }
             Some(Data::Json(json)) => json,
@@ -454,8 +460,28 @@ impl Ingress {
         if !(content_type.starts_with("application/json") || content_type.ends_with("+json")) {
             return Err(refuse(
                 Reason::ContentType,
-                format!("datacontenttype `{content_type}` is neither application/json nor application/avro"),
+                format!(
+                    "datacontenttype `{content_type}` is neither application/json nor {}",
+                    format.content_type()
+                ),
             ));
+        }
+        match format {
+            SchemaFormat::Avro => {}
+            SchemaFormat::Json => {
+                let framed = wire::encode(registered.latest_id, json.to_string().as_bytes());
+                self.set_payload(event, registered, framed);
+                return Ok(());
+            }
+            SchemaFormat::Protobuf => {
+                return Err(refuse(
+                    Reason::ContentType,
+                    format!(
+                        "{} takes Protobuf events as a Protobuf serializer frames them (datacontenttype application/protobuf, binary data), not JSON",
+                        registered.contract.product
+                    ),
+                ))
+            }
         }
         let schema = &registered.contract.schema;
         let value: Value = from_json(&json).resolve(schema).map_err(|e| {
@@ -472,18 +498,22 @@ impl Ingress {
             .and_then(|w| w.write_value_to_vec(value))
             .map_err(|e| refuse(Reason::BadPayload, format!("data cannot be encoded: {e}")))?;
         let framed = wire::encode(registered.latest_id, &body);
-        self.set_avro(event, registered, framed);
+        self.set_payload(event, registered, framed);
         Ok(())
     }
 
-    fn set_avro(
+    /// Sets the event's data to a framed payload in the product's format.
+    fn set_payload(
         &self,
         event: &mut Event,
         registered: &super::contracts::Registered,
         payload: Vec<u8>,
     ) {
         let id = wire::decode(&payload).map_or(registered.latest_id, |(id, _)| id);
-        event.set_data("application/avro", Data::Binary(payload));
+        event.set_data(
+            registered.contract.format.content_type(),
+            Data::Binary(payload),
+        );
         if let Ok(url) = url::Url::parse(&format!("{}/schemas/ids/{id}", self.inner.registry_url)) {
             event.set_dataschema(Some(url));
         }

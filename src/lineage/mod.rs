@@ -335,7 +335,7 @@ fn split_location(uri: &str) -> (String, String) {
 
 /// The schema facet of a product's events: its Avro fields.
 fn schema_facet(product: &Product) -> Value {
-    let avro: Value = serde_json::from_str(&product.schema_text).unwrap_or(Value::Null);
+    let avro: Value = product.avro_json();
     facet(
         "1-2-0/SchemaDatasetFacet",
         json!({ "fields": fields_of(&avro) }),

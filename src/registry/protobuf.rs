@@ -25,8 +25,29 @@ const MAIN: &str = "meshline_schema.proto";
 
 /// The schema in `text`, with `references` (name and text of each imported file).
 pub fn parse(text: &str, references: &[(String, String)]) -> Result<FileDescriptorProto, String> {
+    compile(text, references)?
+        .pop()
+        .ok_or_else(|| "the schema compiled to no file".to_owned())
+}
+
+/// The schema in `text` and the files it imports from `references`, imports first: the main
+/// file is the last.
+pub fn compile(
+    text: &str,
+    references: &[(String, String)],
+) -> Result<Vec<FileDescriptorProto>, String> {
     if let Some(file) = descriptor(text) {
-        return Ok(file);
+        let mut files = Vec::new();
+        for (name, text) in references {
+            let mut imported = match descriptor(text) {
+                Some(imported) => imported,
+                None => parse(text, references)?,
+            };
+            imported.set_name(name.clone());
+            files.push(imported);
+        }
+        files.push(file);
+        return Ok(files);
     }
     let dir = tempfile::tempdir().map_err(|e| format!("compiling the schema: {e}"))?;
     let write = |name: &str, text: &str| -> Result<(), String> {
@@ -52,11 +73,15 @@ pub fn parse(text: &str, references: &[(String, String)]) -> Result<FileDescript
             format!("not a valid .proto schema: {e:#}")
                 .replace(&dir.path().display().to_string(), "")
         })?;
-    parsed
+    let (mut main, mut imports): (Vec<_>, Vec<_>) = parsed
         .file_descriptors
         .into_iter()
-        .find(|f| f.name() == MAIN)
-        .ok_or_else(|| "the schema compiled to no file".to_owned())
+        .partition(|f| f.name() == MAIN);
+    if main.is_empty() {
+        return Err("the schema compiled to no file".to_owned());
+    }
+    imports.append(&mut main);
+    Ok(imports)
 }
 
 /// A base64 `FileDescriptorProto`, if `text` is one.

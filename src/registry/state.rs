@@ -158,6 +158,22 @@ impl Parsed {
         }
     }
 
+    /// The fields data contract rules read, as Avro: the schema itself, or the field model of a
+    /// JSON Schema or of the Protobuf message `metadata` names (the first message otherwise).
+    fn field_model(&self, metadata: Option<&Value>) -> std::result::Result<Schema, String> {
+        match self {
+            Self::Avro(schema) => Ok(schema.clone()),
+            Self::Json(schema) => crate::codec::json_schema::avro_fields(schema, "event"),
+            Self::Protobuf(file) => {
+                let message = metadata
+                    .and_then(|m| m.get("properties"))
+                    .and_then(|p| p.get(crate::registry::contract::MESSAGE_PROPERTY))
+                    .and_then(Value::as_str);
+                crate::formats::protobuf::fields_of(vec![file.as_ref().clone()], message)
+            }
+        }
+    }
+
     /// Why this schema may not follow `previous` under `mode` (empty: it may).
     fn compatibility(&self, mode: Compatibility, previous: &[&Parsed]) -> Vec<String> {
         if mode == Compatibility::None {
@@ -1148,12 +1164,11 @@ impl State {
         }
         if mode != Mode::Import {
             if let Some(rule_set) = &candidate.rule_set {
-                let Parsed::Avro(schema) = &candidate.parsed else {
-                    return Err(ApiError::invalid_schema(
-                        "ruleSet: data contract rules are checked on AVRO schemas; register this schema without one",
-                    ));
-                };
-                crate::contract::Contract::check_rule_set(schema, rule_set)
+                let fields = candidate
+                    .parsed
+                    .field_model(candidate.metadata.as_ref())
+                    .map_err(|why| ApiError::invalid_schema(format!("ruleSet: {why}")))?;
+                crate::contract::Contract::check_rule_set(&fields, rule_set)
                     .map_err(|why| ApiError::invalid_schema(format!("ruleSet: {why}")))?;
             }
         }

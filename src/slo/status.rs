@@ -334,7 +334,7 @@ meshline_gateway_consumer_lag{domain="player",product="player.play-events",parti
     #[test]
     fn a_product_row_has_rates_lag_and_burn_rates() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let catalog = Catalog::load(&root.join("config")).unwrap();
+        let catalog = crate::formats::load_catalog(&root.join("config")).unwrap();
         let rows = rows(
             &catalog,
             &scrape(BEFORE),

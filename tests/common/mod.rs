@@ -49,7 +49,7 @@ pub(crate) fn repo_config() -> PathBuf {
 
 /// The repository's catalog.
 pub(crate) fn catalog() -> Catalog {
-    Catalog::load(&repo_config()).expect("the committed descriptors are valid")
+    meshline::formats::load_catalog(&repo_config()).expect("the committed descriptors are valid")
 }
 
 /// An idempotent producer.

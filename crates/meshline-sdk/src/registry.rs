@@ -225,6 +225,11 @@ impl Client {
         Ok(schema)
     }
 
+    /// The schema with id `id` as the registry answers it (any schema type, not cached).
+    pub async fn schema_body(&self, id: u32) -> Result<SchemaBody> {
+        self.call(self.get(&format!("/schemas/ids/{id}"))).await
+    }
+
     async fn parse(&self, body: &SchemaBody) -> Result<Schema> {
         let mut texts = Vec::new();
         let mut pending: Vec<_> = body.references.clone();

@@ -22,7 +22,7 @@
 //! progress files read back; this module the loop.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
@@ -64,6 +64,9 @@ use crate::{
     backoff::Backoff,
     binding::kafka::{header_time, TIME_HEADER},
     broker,
+    codec::wire,
+    contract::WriterSchema,
+    formats,
     lineage::{self, facet, EventType, Job, Naming, Run},
     outputs::{
         headers::{self as out_headers, LATE_EVENT},
@@ -127,6 +130,9 @@ struct Loop<'a> {
     /// The table of each view (beside `runners`) that has one.
     tables: Vec<Option<Table>>,
     decoding: Decoding,
+    /// The writer schemas in another language than Avro (JSON Schema, Protobuf) by id: their
+    /// events are decoded into their Avro field model, and re-encoded in Avro for `decoding`.
+    foreign: HashMap<u32, Arc<WriterSchema>>,
     client: Client,
     /// Records of the batch in progress, kept when a view sends late events to the DLQ.
     kept: Vec<OwnedMessage>,
@@ -154,11 +160,16 @@ fn run_product(
         product: id.to_owned(),
         source: Box::new(e),
     };
-    let latest = handle
-        .block_on(client.latest(&product.subject()))
+    let (latest_id, latest, _) = handle
+        .block_on(formats::latest(&client, &product.subject(), id))
         .map_err(registry_error)?;
-    let reader = serde_json::to_string(latest.schema.as_ref()).map_err(Error::json)?;
-    let decoding = Decoding::new(&reader, &[(latest.id, reader.clone())], config.batch_size)?;
+    let reader = serde_json::to_string(latest.avro.as_ref()).map_err(Error::json)?;
+    let decoding = Decoding::new(&reader, &[(latest_id, reader.clone())], config.batch_size)?;
+    let foreign: HashMap<u32, Arc<WriterSchema>> = if latest.is_foreign() {
+        [(latest_id, latest)].into()
+    } else {
+        HashMap::new()
+    };
     let schema = decoding
         .schema()
         .ok_or_else(|| Error::Unexpected("no schema to decode with".into()))?;
@@ -300,6 +311,7 @@ fn run_product(
         runners,
         tables,
         decoding,
+        foreign,
         client,
         kept: Vec::new(),
         keep,
@@ -378,12 +390,19 @@ impl Loop<'_> {
         }
         let payload = message.payload().unwrap_or_default();
         loop {
+            let translated = match self.in_avro(payload) {
+                Ok(translated) => translated,
+                Err(reason) => {
+                    self.skip(message, &reason);
+                    return Ok(());
+                }
+            };
             match self.decoding.push(
                 message.partition(),
                 message.offset(),
                 time,
                 event_id,
-                payload,
+                translated.as_deref().unwrap_or(payload),
             ) {
                 Ok(()) => {
                     if self.keep {
@@ -396,9 +415,15 @@ impl Loop<'_> {
                 }
                 Err(Skip::UnknownSchema(schema_id)) => {
                     self.flush_batch()?;
+                    let product = self.product;
                     let schema = self
                         .handle
-                        .block_on(self.client.schema(schema_id))
+                        .block_on(formats::writer_schema(
+                            &self.client,
+                            schema_id,
+                            product.id(),
+                            product.descriptor.message.as_deref(),
+                        ))
                         .map_err(|e| Error::Registry {
                             product: self.id().to_owned(),
                             source: Box::new(e),
@@ -406,8 +431,11 @@ impl Loop<'_> {
                     match schema {
                         Ok(schema) => {
                             let json =
-                                serde_json::to_string(schema.as_ref()).map_err(Error::json)?;
+                                serde_json::to_string(schema.avro.as_ref()).map_err(Error::json)?;
                             self.decoding.add_schema(schema_id, &json)?;
+                            if schema.is_foreign() {
+                                self.foreign.insert(schema_id, Arc::new(schema));
+                            }
                         }
                         Err(Error::Registry { source, .. }) if source.code() == Some(40403) => {
                             self.skip(message, &format!("schema id {schema_id} is not registered"));
@@ -422,6 +450,29 @@ impl Loop<'_> {
                 }
             }
         }
+    }
+
+    /// A payload in another language than Avro re-encoded as Avro of its field model, framed
+    /// with its schema id (`None`: the payload is Avro, or its schema is not known yet), or why
+    /// it does not decode.
+    fn in_avro(&self, payload: &[u8]) -> std::result::Result<Option<Vec<u8>>, String> {
+        let Ok((schema_id, body)) = wire::decode(payload) else {
+            return Ok(None);
+        };
+        let Some(schema) = self.foreign.get(&schema_id) else {
+            return Ok(None);
+        };
+        let value = schema.decode(body, None)?;
+        let mut framed = Vec::with_capacity(payload.len());
+        wire::encode_header(schema_id, &mut framed);
+        apache_avro::writer::datum::GenericDatumWriter::builder(&schema.avro)
+            .build()
+            .and_then(|w| w.write_value_to_vec(value))
+            .map(|avro| {
+                framed.extend(avro);
+                Some(framed)
+            })
+            .map_err(|e| format!("does not encode as its field model: {e}"))
     }
 
     fn skip(&self, message: &rdkafka::message::BorrowedMessage<'_>, reason: &str) {

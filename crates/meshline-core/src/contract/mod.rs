@@ -14,12 +14,12 @@ use apache_avro::{types::Value, Schema};
 use serde_json::Value as Json;
 
 use crate::{
-    product::{OnFailure, Product},
+    product::{OnFailure, Product, SchemaFormat},
     registry::contract as registered,
 };
 
 pub use cel_value::to_cel;
-pub use payload::WriterSchema;
+pub use payload::{Decode, WriterSchema};
 pub use record::{Accepted, Reason, Rejection};
 
 /// Errors building a contract.
@@ -113,11 +113,13 @@ pub enum Violation {
         /// The owned prefix.
         prefix: String,
     },
-    /// The content type is not Avro.
-    #[error("content type `{got}` is not application/avro")]
+    /// The content type is not the one of the product's schema format.
+    #[error("content type `{got}` is not {expected}")]
     ContentType {
         /// The content type sent.
         got: String,
+        /// The one the product's format has.
+        expected: &'static str,
     },
     /// A rule evaluated to false.
     #[error("rule `{rule}` failed: {expression} ({description})")]
@@ -148,8 +150,10 @@ pub struct Contract {
     pub types: Vec<String>,
     /// The source prefix its domain owns.
     pub source: String,
-    /// Its schema.
+    /// Its schema (for JSON Schema and Protobuf, the Avro field model of its events).
     pub schema: Arc<Schema>,
+    /// The language of its schema, which decides the content type it accepts.
+    pub format: SchemaFormat,
     /// Its rules.
     pub rules: Vec<Rule>,
     /// The top-level fields the rules read (`None`: all).
@@ -170,9 +174,16 @@ impl Contract {
             types,
             source,
             schema,
+            format: SchemaFormat::Avro,
             rules,
             fields_read,
         }
+    }
+
+    /// The same contract for events in `format`.
+    pub fn with_format(mut self, format: SchemaFormat) -> Self {
+        self.format = format;
+        self
     }
 
     /// The contract a descriptor declares.
@@ -185,7 +196,8 @@ impl Contract {
             d.cloudevents.source.clone(),
             Arc::new(product.schema.clone()),
             rules,
-        ))
+        )
+        .with_format(product.format))
     }
 
     /// The contract as registered with a schema: `metadata.properties` for the CloudEvents
@@ -290,9 +302,10 @@ impl Contract {
             });
         }
         match content_type {
-            Some(ct) if ct.split(';').next().map(str::trim) == Some("application/avro") => Ok(()),
+            Some(ct) if self.format.accepts(ct) => Ok(()),
             other => Err(Violation::ContentType {
                 got: other.unwrap_or("(none)").to_owned(),
+                expected: self.format.content_type(),
             }),
         }
     }

@@ -13,13 +13,23 @@ use std::{collections::HashMap, fmt, io::Read as _, sync::Arc};
 use apache_avro::{reader::datum::GenericDatumReader, types::Value, Schema};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+/// Decodes the body of an event written in another language than Avro (JSON Schema,
+/// Protobuf) into a value of its Avro field model, or says why it is not valid. The platform
+/// implements it: the core has no JSON Schema validator or Protobuf decoder.
+pub trait Decode: Send + Sync + fmt::Debug {
+    /// The event's record, every field.
+    fn decode(&self, body: &[u8]) -> Result<Value, String>;
+}
+
 /// A writer schema, in both decoders' forms.
 #[derive(Debug)]
 pub struct WriterSchema {
-    /// The schema.
+    /// The schema (for another language than Avro, its Avro field model).
     pub avro: Arc<Schema>,
     /// The same, for `serde_avro_fast` (`None` if it cannot take the schema).
     fast: Option<serde_avro_fast::Schema>,
+    /// The decoder of a schema in another language than Avro.
+    foreign: Option<Box<dyn Decode>>,
 }
 
 impl WriterSchema {
@@ -28,7 +38,26 @@ impl WriterSchema {
         let fast = serde_json::to_string(avro.as_ref())
             .ok()
             .and_then(|json| json.parse().ok());
-        Self { avro, fast }
+        Self {
+            avro,
+            fast,
+            foreign: None,
+        }
+    }
+
+    /// A schema in another language than Avro: its Avro field model `avro`, and the decoder of
+    /// its events.
+    pub fn foreign(avro: Arc<Schema>, decoder: Box<dyn Decode>) -> Self {
+        Self {
+            avro,
+            fast: None,
+            foreign: Some(decoder),
+        }
+    }
+
+    /// Whether the events are in another language than Avro.
+    pub fn is_foreign(&self) -> bool {
+        self.foreign.is_some()
     }
 
     /// Appends `value`'s Avro encoding to `out`: by `serde_avro_fast` when it takes the schema
@@ -58,6 +87,9 @@ impl WriterSchema {
     /// Decodes `body`: the record with the top-level `fields` the rules read (every field when
     /// `None`), or why the payload does not decode.
     pub fn decode(&self, body: &[u8], fields: Option<&[String]>) -> Result<Value, String> {
+        if let Some(foreign) = &self.foreign {
+            return foreign.decode(body);
+        }
         let (Some(fast), Schema::Record(record)) = (&self.fast, self.avro.as_ref()) else {
             return self.decode_with_apache(body);
         };

@@ -20,8 +20,13 @@ pub struct Descriptor {
     pub owner: Owner,
     /// What the product holds, for people browsing the catalog.
     pub description: String,
-    /// Path of the Avro schema (`.avsc`), relative to this descriptor file.
+    /// Path of the events' schema, relative to this descriptor file: Avro (`.avsc`), JSON
+    /// Schema (`.json`, e.g. `release.schema.json`) or Protobuf (`.proto`).
     pub schema: String,
+    /// The Protobuf message of the product's events (a `.proto` schema only); absent: the
+    /// file's first message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// Schema evolution rule enforced by the registry for the product's subject.
     #[serde(default)]
     pub compatibility: Compatibility,

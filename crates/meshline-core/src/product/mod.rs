@@ -1,5 +1,6 @@
-//! Data products as code: descriptors under `config/`, Avro schemas under `schemas/`, and the
-//! names every other component derives from them (topics, registry subjects).
+//! Data products as code: descriptors under `config/`, schemas (Avro, JSON Schema or Protobuf)
+//! under `schemas/`, and the names every other component derives from them (topics, registry
+//! subjects).
 
 pub mod acls;
 mod descriptor;
@@ -118,12 +119,92 @@ impl Topics {
     }
 }
 
+/// The language of a product's schema, from its file's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaFormat {
+    /// Avro (`.avsc`): the events are Avro in Confluent's wire format.
+    Avro,
+    /// JSON Schema (`.json`): the events are JSON documents after Confluent's schema id.
+    Json,
+    /// Protobuf (`.proto`): the events are one message, after Confluent's schema id and
+    /// message indexes.
+    Protobuf,
+}
+
+impl SchemaFormat {
+    /// The format of a schema file, by its extension.
+    pub fn of_file(path: &str) -> Option<Self> {
+        let extension = path.rsplit_once('.').map(|(_, e)| e);
+        match extension {
+            Some("avsc") => Some(Self::Avro),
+            Some("json") => Some(Self::Json),
+            Some("proto") => Some(Self::Protobuf),
+            _ => None,
+        }
+    }
+
+    /// The format of a registered schema's `schemaType` (absent: Avro).
+    pub fn of_schema_type(schema_type: Option<&str>) -> Option<Self> {
+        match schema_type.unwrap_or("AVRO") {
+            "AVRO" => Some(Self::Avro),
+            "JSON" => Some(Self::Json),
+            "PROTOBUF" => Some(Self::Protobuf),
+            _ => None,
+        }
+    }
+
+    /// The registry's `schemaType`.
+    pub fn schema_type(self) -> &'static str {
+        match self {
+            Self::Avro => "AVRO",
+            Self::Json => "JSON",
+            Self::Protobuf => "PROTOBUF",
+        }
+    }
+
+    /// The CloudEvents `datacontenttype` (the `content-type` header in Kafka's binary mode) of
+    /// events in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Avro => "application/avro",
+            Self::Json => "application/json",
+            Self::Protobuf => "application/protobuf",
+        }
+    }
+
+    /// Whether `content_type` (parameters aside) names this format; Protobuf also answers to
+    /// `application/x-protobuf`.
+    pub fn accepts(self, content_type: &str) -> bool {
+        let media = content_type.split(';').next().unwrap_or_default().trim();
+        media.eq_ignore_ascii_case(self.content_type())
+            || (self == Self::Protobuf && media.eq_ignore_ascii_case("application/x-protobuf"))
+    }
+}
+
+impl fmt::Display for SchemaFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Avro => "Avro",
+            Self::Json => "JSON Schema",
+            Self::Protobuf => "Protobuf",
+        })
+    }
+}
+
+/// Compiles a Protobuf schema's `message` (the file's first when `None`) into its Avro field
+/// model. The platform provides it ([`Catalog::load_with`]): the core has no `.proto` compiler.
+pub type ProtobufFields = fn(text: &str, message: Option<&str>) -> Result<Schema, String>;
+
 /// A loaded data product: its descriptor and its parsed schema.
 #[derive(Debug, Clone)]
 pub struct Product {
     /// The declaration.
     pub descriptor: Descriptor,
-    /// The Avro schema of its events.
+    /// The language of its schema.
+    pub format: SchemaFormat,
+    /// Its events' fields as an Avro record, what rules, views and snapshots read: the schema
+    /// itself for an Avro product, derived from the JSON Schema or the Protobuf message
+    /// otherwise.
     pub schema: Schema,
     /// The schema's text as written.
     pub schema_text: String,
@@ -150,6 +231,11 @@ impl<'a> ProductId<'a> {
         self.split().map_or(self.0, |(domain, _)| domain)
     }
 
+    /// The product's name within its domain (the whole id if it has no `.`).
+    pub fn name(self) -> &'a str {
+        self.split().map_or(self.0, |(_, name)| name)
+    }
+
     /// The domain and the product's name within it, if the id has both.
     pub fn split(self) -> Option<(&'a str, &'a str)> {
         self.0.split_once('.')
@@ -165,6 +251,16 @@ impl Product {
     /// The product's topics.
     pub fn topics(&self) -> Topics {
         Topics::of(&self.descriptor.id)
+    }
+
+    /// The events' fields as Avro JSON: the schema as written for an Avro product, its derived
+    /// field model for JSON Schema and Protobuf.
+    pub fn avro_json(&self) -> serde_json::Value {
+        match self.format {
+            SchemaFormat::Avro => serde_json::from_str(&self.schema_text),
+            SchemaFormat::Json | SchemaFormat::Protobuf => serde_json::to_value(&self.schema),
+        }
+        .unwrap_or(serde_json::Value::Null)
     }
 
     /// The product's output ports: its topic ([`EVENTS_PORT`]) and each view.
@@ -190,6 +286,12 @@ impl Catalog {
     /// Loads every `*.yaml`/`*.yml` descriptor under `dir` (recursively) with its schema, and
     /// reports every error found, not only the first.
     pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_with(dir, None)
+    }
+
+    /// [`Catalog::load`], with Protobuf products compiled by `protobuf` (without it a `.proto`
+    /// schema is an error).
+    pub fn load_with(dir: &Path, protobuf: Option<ProtobufFields>) -> Result<Self> {
         let mut files = Vec::new();
         collect_yaml(dir, &mut files).map_err(|e| Errors(vec![e]))?;
         files.sort();
@@ -199,7 +301,7 @@ impl Catalog {
         let mut errors = Vec::new();
         let mut products: BTreeMap<String, Product> = BTreeMap::new();
         for file in files {
-            match load_product(&file) {
+            match load_product_with(&file, protobuf) {
                 Ok(product) => {
                     if let Some(first) = products.get(product.id()) {
                         errors.push(Error::Duplicate {
@@ -360,6 +462,14 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> std::result::Result<(), E
 
 /// Loads one descriptor file and its schema.
 pub fn load_product(path: &Path) -> std::result::Result<Product, Vec<Error>> {
+    load_product_with(path, None)
+}
+
+/// [`load_product`], with a Protobuf schema compiled by `protobuf`.
+pub fn load_product_with(
+    path: &Path,
+    protobuf: Option<ProtobufFields>,
+) -> std::result::Result<Product, Vec<Error>> {
     let text = std::fs::read_to_string(path).map_err(|source| {
         vec![Error::Read {
             path: path.to_owned(),
@@ -382,6 +492,15 @@ pub fn load_product(path: &Path) -> std::result::Result<Product, Vec<Error>> {
         schema: schema_path.clone(),
         message,
     };
+    let format = SchemaFormat::of_file(&descriptor.schema);
+    if descriptor.message.is_some() && format != Some(SchemaFormat::Protobuf) {
+        errors.push(Error::Invalid {
+            path: path.to_owned(),
+            field: "message",
+            message: "names a Protobuf message, and the schema is not a `.proto` file; leave it out"
+                .into(),
+        });
+    }
     let loaded = std::fs::read_to_string(&schema_path)
         .map_err(|e| {
             schema_error(format!(
@@ -389,9 +508,22 @@ pub fn load_product(path: &Path) -> std::result::Result<Product, Vec<Error>> {
             ))
         })
         .and_then(|text| {
-            Schema::parse_str(&text)
-                .map(|schema| (schema, text))
-                .map_err(|e| schema_error(format!("not a valid Avro schema: {e}")))
+            let fields = match format {
+                Some(SchemaFormat::Avro) => Schema::parse_str(&text)
+                    .map_err(|e| format!("not a valid Avro schema: {e}")),
+                Some(SchemaFormat::Json) => serde_json::from_str(&text)
+                    .map_err(|e| format!("not JSON: {e}"))
+                    .and_then(|json| {
+                        crate::codec::json_schema::avro_fields(&json, ProductId(&descriptor.id).name())
+                    })
+                    .map_err(|e| format!("JSON Schema: {e}")),
+                Some(SchemaFormat::Protobuf) => match protobuf {
+                    Some(compile) => compile(&text, descriptor.message.as_deref()),
+                    None => Err("a Protobuf schema is compiled by the platform (`meshline`); this loader has no .proto compiler".into()),
+                },
+                None => Err("the file's extension names no schema language; use `.avsc` (Avro), `.json` (JSON Schema) or `.proto` (Protobuf)".into()),
+            };
+            fields.map(|schema| (schema, text)).map_err(schema_error)
         })
         .and_then(|(schema, text)| match schema {
             Schema::Record(_) => Ok((schema, text)),
@@ -405,6 +537,7 @@ pub fn load_product(path: &Path) -> std::result::Result<Product, Vec<Error>> {
     match loaded {
         Ok((schema, schema_text)) if errors.is_empty() => Ok(Product {
             descriptor,
+            format: format.unwrap_or(SchemaFormat::Avro),
             schema,
             schema_text,
             path: path.to_owned(),

@@ -58,7 +58,7 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
 pub fn export(product: &Product, bootstrap: &str) -> Value {
     let d = &product.descriptor;
     let topics = product.topics();
-    let avro: Value = serde_json::from_str(&product.schema_text).unwrap_or(Value::Null);
+    let avro: Value = product.avro_json();
     let mut object = Map::new();
     object.insert("name".into(), json!(avro["name"].as_str().unwrap_or(&d.id)));
     object.insert("physicalName".into(), json!(topics.product));
@@ -76,7 +76,7 @@ pub fn export(product: &Product, bootstrap: &str) -> Value {
     }
     object.insert(
         "customProperties".into(),
-        json!([{ "property": "avroSchema", "value": product.schema_text.trim() }]),
+        json!([{ "property": "avroSchema", "value": avro_schema_text(product) }]),
     );
 
     let mut customs = vec![
@@ -385,6 +385,14 @@ fn logical_type(logical: &str) -> Option<Value> {
     })
 }
 
+/// The Avro schema's text: as written for an Avro product, the field model's otherwise.
+fn avro_schema_text(product: &Product) -> String {
+    match product.format {
+        crate::product::SchemaFormat::Avro => product.schema_text.trim().to_owned(),
+        _ => product.avro_json().to_string(),
+    }
+}
+
 /// A descriptor and its Avro schema, imported from an ODCS document.
 #[derive(Debug, Clone)]
 pub struct Imported {
@@ -510,6 +518,7 @@ pub fn import(doc: &Value) -> Result<Imported> {
             .unwrap_or_default()
             .to_owned(),
         schema: format!("{name}.avsc"),
+        message: None,
         compatibility: optional(&customs, "compatibility")?.unwrap_or(Compatibility::Backward),
         cloudevents,
         partitions: optional(&customs, "partitions")?.unwrap_or(3),

@@ -14,7 +14,7 @@ use crate::product::{OnFailure, Product, Rule};
 pub fn registration(product: &Product) -> SchemaRequest {
     SchemaRequest {
         schema: Some(product.schema_text.clone()),
-        schema_type: Some("AVRO".into()),
+        schema_type: Some(product.format.schema_type().into()),
         references: None,
         metadata: Some(metadata(product)),
         rule_set: Some(rule_set(product)),
@@ -22,6 +22,10 @@ pub fn registration(product: &Product) -> SchemaRequest {
         version: None,
     }
 }
+
+/// The `metadata.properties` key naming a Protobuf product's message (absent: the schema's
+/// first message).
+pub const MESSAGE_PROPERTY: &str = "protobuf.message";
 
 /// The subjects that stand for the product's own (`<id>-value`): those Confluent's default
 /// subject naming gives its ingress and dead-letter topics.
@@ -119,6 +123,9 @@ pub fn metadata(product: &Product) -> Value {
         "cloudevents.source".to_owned(),
         d.cloudevents.source.clone(),
     );
+    if let Some(message) = &d.message {
+        properties.insert(MESSAGE_PROPERTY.to_owned(), message.clone());
+    }
     for (name, slo) in [
         ("validity", &d.slos.validity),
         ("freshness", &d.slos.freshness),
