@@ -14,7 +14,6 @@ use meshline::{
     codec::wire,
     contract::{Contract, WriterSchema},
     demo::events::PlayEvent,
-    product::Catalog,
 };
 use rand::{rngs::StdRng, SeedableRng};
 

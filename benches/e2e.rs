@@ -1044,7 +1044,8 @@ async fn snapshot_stage(
 
 /// The HTTP ingress in batch mode.
 async fn http_stage(platform: &Platform, events: &[PlayEvent]) -> Measured {
-    let catalog = Arc::new(meshline::formats::load_catalog(std::path::Path::new("config")).expect("catalog"));
+    let catalog =
+        Arc::new(meshline::formats::load_catalog(std::path::Path::new("config")).expect("catalog"));
     let contracts = Arc::new(
         Contracts::load(Client::new(&platform.url), [PRODUCT.to_owned()])
             .await

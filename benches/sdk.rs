@@ -19,7 +19,6 @@ use meshline::{
     binding::kafka::Record,
     broker,
     demo::events::PlayEvent,
-    product::Catalog,
     sdk::{producer::produce, Producer, Target},
 };
 use rand::{rngs::StdRng, SeedableRng};

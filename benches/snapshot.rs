@@ -13,7 +13,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use meshline::{
     codec::wire,
     demo::events::PlayEvent,
-    product::{Catalog, View},
+    product::View,
     snapshot::{rows::Decoding, spill::Spill, view::ViewRunner},
 };
 use rand::{rngs::StdRng, SeedableRng};

@@ -11,7 +11,7 @@ use meshline::{
     binding::kafka::Record,
     codec::{json::from_json, wire},
     contract::{Contract, WriterSchema},
-    product::{Catalog, Descriptor, Product},
+    product::{Descriptor, Product},
 };
 use proptest::prelude::*;
 

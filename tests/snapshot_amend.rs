@@ -9,7 +9,7 @@ use arrow_array::{Array, StringArray};
 use meshline::{
     codec::wire,
     demo::events::{Device, PlayEvent},
-    product::{Catalog, View},
+    product::View,
     snapshot::{
         manifest::Manifest,
         parquet,
@@ -27,8 +27,10 @@ const T0: i64 = 1_795_564_800_000;
 /// with no allowed lateness, as the worker does (step, advance, amend); the user ids of each
 /// window's newest version.
 fn newest_users(plays: &[(&str, &str, i64)]) -> BTreeMap<String, Vec<String>> {
-    let catalog =
-        meshline::formats::load_catalog(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap();
+    let catalog = meshline::formats::load_catalog(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+    )
+    .unwrap();
     let product = catalog.get("player.play-events").unwrap();
     let view: View = serde_norway::from_str(
         "{name: last-play, kind: latest, window: minute, key: [user_id], late: amend}",

@@ -11,7 +11,7 @@ use chrono::DateTime;
 use meshline::{
     codec::wire,
     demo::events::{Device, PlayEvent},
-    product::{Catalog, View},
+    product::View,
     snapshot::{rows::Decoding, spill::Spill, view::ViewRunner},
 };
 
@@ -87,8 +87,10 @@ fn a_million_keys_spill_past_the_budget_and_memory_stays_under_the_stated_bound(
 /// Runs the events over `keys` keys; the peak RSS growth in MiB, and the most keys or groups a
 /// view held in memory, and spilled, at once.
 fn scenario(keys: usize, spill: Spill) -> (u64, usize, usize) {
-    let catalog =
-        meshline::formats::load_catalog(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap();
+    let catalog = meshline::formats::load_catalog(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+    )
+    .unwrap();
     let product = catalog.get("player.play-events").unwrap();
     let views: Vec<View> = serde_norway::from_str(
         "- {name: hourly, kind: events, window: hour}

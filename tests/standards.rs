@@ -9,8 +9,6 @@ use std::{
     process::Command,
 };
 
-use meshline::product::Catalog;
-
 mod common;
 
 fn root() -> &'static Path {

@@ -17,7 +17,7 @@ use meshline::{
     },
     demo::events::PlayEvent,
     gateway::{self, Contracts, Metrics, StreamConfig},
-    product::{Catalog, Product},
+    product::Product,
     registry::{client::Client, Registry},
     sdk::Producer,
 };

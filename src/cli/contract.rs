@@ -137,7 +137,11 @@ pub(super) async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
     match command {
         ContractCommand::Lint { path } => Ok(lint(&path)),
         ContractCommand::Publish { config, registry } => {
-            publish(&crate::formats::load_catalog(&config)?, &Client::new(&registry)).await?;
+            publish(
+                &crate::formats::load_catalog(&config)?,
+                &Client::new(&registry),
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         ContractCommand::Export {

@@ -28,8 +28,8 @@ pub fn writer_schema(text: &str, name: &str) -> Result<WriterSchema, String> {
     let schema: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let avro = Arc::new(avro_fields(&schema, name)?);
-    let validator = jsonschema::validator_for(&schema)
-        .map_err(|e| format!("not a valid JSON Schema: {e}"))?;
+    let validator =
+        jsonschema::validator_for(&schema).map_err(|e| format!("not a valid JSON Schema: {e}"))?;
     let decoder = Decoder {
         validator,
         avro: avro.clone(),
@@ -43,7 +43,11 @@ impl Decode for Decoder {
             serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
         if let Some(error) = self.validator.iter_errors(&document).next() {
             let at = error.instance_path().to_string();
-            let at = if at.is_empty() { "the document".to_owned() } else { at };
+            let at = if at.is_empty() {
+                "the document".to_owned()
+            } else {
+                at
+            };
             return Err(format!("not valid under its JSON Schema at {at}: {error}"));
         }
         from_json(&document)

@@ -63,7 +63,8 @@ pub async fn latest(
     let id = body.id.unwrap_or_default();
     let message = message_of(&body);
     let schema = writer_schema(client, id, product, message.as_deref()).await?;
-    let format = SchemaFormat::of_schema_type(body.schema_type.as_deref()).unwrap_or(SchemaFormat::Avro);
+    let format =
+        SchemaFormat::of_schema_type(body.schema_type.as_deref()).unwrap_or(SchemaFormat::Avro);
     Ok((id, Arc::new(schema), format))
 }
 

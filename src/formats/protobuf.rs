@@ -24,8 +24,8 @@ use apache_avro::{types::Value, Schema};
 use protobuf::{
     descriptor::{field_descriptor_proto::Label, DescriptorProto, FileDescriptorProto},
     reflect::{
-        EnumDescriptor, FieldDescriptor, FileDescriptor, MessageDescriptor, ReflectValueRef, RuntimeFieldType,
-        RuntimeType,
+        EnumDescriptor, FieldDescriptor, FileDescriptor, MessageDescriptor, ReflectValueRef,
+        RuntimeFieldType, RuntimeType,
     },
     MessageDyn,
 };
@@ -154,7 +154,9 @@ fn message_indexes(body: &[u8]) -> Result<(Vec<i64>, &[u8]), String> {
         return Ok((vec![0], rest));
     }
     if !(1..=100).contains(&count) {
-        return Err(format!("{count} message indexes: not Confluent's Protobuf framing"));
+        return Err(format!(
+            "{count} message indexes: not Confluent's Protobuf framing"
+        ));
     }
     let mut indexes = Vec::new();
     for _ in 0..count {
@@ -173,7 +175,11 @@ fn zigzag(rest: &mut &[u8]) -> Result<i64, String> {
         value |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
             let magnitude = i64::try_from(value >> 1).unwrap_or(i64::MAX);
-            return Ok(if value & 1 == 0 { magnitude } else { -magnitude - 1 });
+            return Ok(if value & 1 == 0 {
+                magnitude
+            } else {
+                -magnitude - 1
+            });
         }
     }
     Err("a message index is not a varint".into())
@@ -281,10 +287,12 @@ fn record(message: &dyn MessageDyn, descriptor: &MessageDescriptor) -> Result<Va
     let mut fields = Vec::new();
     for field in descriptor.fields() {
         let value = match field.runtime_field_type() {
-            RuntimeFieldType::Singular(_) if has_presence(&field) => match field.get_singular(message) {
-                Some(value) => Value::Union(1, Box::new(scalar(value)?)),
-                None => Value::Union(0, Box::new(Value::Null)),
-            },
+            RuntimeFieldType::Singular(_) if has_presence(&field) => {
+                match field.get_singular(message) {
+                    Some(value) => Value::Union(1, Box::new(scalar(value)?)),
+                    None => Value::Union(0, Box::new(Value::Null)),
+                }
+            }
             RuntimeFieldType::Singular(_) => scalar(field.get_singular_field_or_default(message))?,
             RuntimeFieldType::Repeated(_) => Value::Array(
                 field
@@ -323,7 +331,12 @@ fn scalar(value: ReflectValueRef<'_>) -> Result<Value, String> {
             let name = descriptor
                 .value_by_number(number)
                 .map(|v| v.name().to_owned())
-                .ok_or_else(|| format!("{number} is not a value of enum `{}`", descriptor.full_name()))?;
+                .ok_or_else(|| {
+                    format!(
+                        "{number} is not a value of enum `{}`",
+                        descriptor.full_name()
+                    )
+                })?;
             let index = symbols_of(&descriptor)
                 .iter()
                 .position(|s| *s == name)
@@ -375,12 +388,17 @@ mod tests {
         assert_eq!(json["namespace"], "demo.artists");
         let field = |i: usize| json["fields"][i]["type"].clone();
         assert_eq!(field(2), json!("long"));
-        assert_eq!(field(3)["symbols"], json!(["SOURCE_UNSPECIFIED", "SEARCH", "PROFILE"]));
+        assert_eq!(
+            field(3)["symbols"],
+            json!(["SOURCE_UNSPECIFIED", "SEARCH", "PROFILE"])
+        );
         assert_eq!(field(4), json!(["null", "long"]));
         assert_eq!(field(5), json!({"type": "array", "items": "string"}));
         assert_eq!(field(6), json!({"type": "map", "values": "int"}));
         assert_eq!(field(7)[1]["name"], "Device");
-        assert!(fields(SCHEMA, Some("Nope")).unwrap_err().contains("no message `Nope`"));
+        assert!(fields(SCHEMA, Some("Nope"))
+            .unwrap_err()
+            .contains("no message `Nope`"));
     }
 
     #[test]
@@ -390,8 +408,10 @@ mod tests {
         let body = encode(&message, |m| {
             let field = |name| message.field_by_name(name).unwrap();
             field("artist_id").set_singular_field(m, ReflectValueBox::String("a1".into()));
-            field("source").set_singular_field(m, ReflectValueBox::Enum(
-                message.enums().next().unwrap(), 2));
+            field("source").set_singular_field(
+                m,
+                ReflectValueBox::Enum(message.nested_enums().next().unwrap(), 2),
+            );
         });
         let mut framed = vec![0];
         framed.extend(&body);
@@ -400,26 +420,44 @@ mod tests {
         };
         assert_eq!(fields[0], ("user_id".into(), Value::String(String::new())));
         assert_eq!(fields[1], ("artist_id".into(), Value::String("a1".into())));
-        assert_eq!(fields[3], ("source".into(), Value::Enum(2, "PROFILE".into())));
-        assert_eq!(fields[4], ("rank".into(), Value::Union(0, Box::new(Value::Null))));
-        assert_eq!(fields[7], ("device".into(), Value::Union(0, Box::new(Value::Null))));
+        assert_eq!(
+            fields[3],
+            ("source".into(), Value::Enum(2, "PROFILE".into()))
+        );
+        assert_eq!(
+            fields[4],
+            ("rank".into(), Value::Union(0, Box::new(Value::Null)))
+        );
+        assert_eq!(
+            fields[7],
+            ("device".into(), Value::Union(0, Box::new(Value::Null)))
+        );
         // the framing of another message of the schema: [1] as count 1, index 1
         let mut other = vec![2, 2];
         other.extend(&body);
         let error = schema.decode(&other, None).unwrap_err();
         assert!(error.contains("demo.artists.Follow"), "{error}");
         let error = schema.decode(&[0, 0xff], None).unwrap_err();
-        assert!(error.contains("not a `demo.artists.Follow` message"), "{error}");
+        assert!(
+            error.contains("not a `demo.artists.Follow` message"),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_nested_message_is_found_by_name_with_its_index_path() {
-        let (message, indexes) =
-            message_of(compile(SCHEMA, &[]).unwrap(), Some("demo.artists.Follow.Device")).unwrap();
+        let (message, indexes) = message_of(
+            compile(SCHEMA, &[]).unwrap(),
+            Some("demo.artists.Follow.Device"),
+        )
+        .unwrap();
         assert_eq!(message.name(), "Device");
         assert_eq!(indexes, vec![0, 0]);
         let mut rest: &[u8] = &[4, 0, 2, 9];
         assert_eq!(zigzag(&mut rest).unwrap(), 2);
-        assert_eq!(message_indexes(&[4, 0, 2, 9]).unwrap(), (vec![0, 1], &[9u8][..]));
+        assert_eq!(
+            message_indexes(&[4, 0, 2, 9]).unwrap(),
+            (vec![0, 1], &[9u8][..])
+        );
     }
 }

@@ -88,12 +88,15 @@ impl<'a> Derive<'a> {
     fn ty_inner(&mut self, schema: &Json, hint: &str, path: &str) -> Result<(Json, bool), String> {
         let schema = self.resolve(schema, path)?;
         let Some(object) = schema.as_object() else {
-            return Err(format!("{path}: `{schema}` has no field model; give it a `type`"));
+            return Err(format!(
+                "{path}: `{schema}` has no field model; give it a `type`"
+            ));
         };
         for combinator in ["anyOf", "oneOf"] {
             if let Some(options) = object.get(combinator).and_then(Json::as_array) {
-                let (nulls, others): (Vec<&Json>, Vec<&Json>) =
-                    options.iter().partition(|o| o.get("type") == Some(&json!("null")));
+                let (nulls, others): (Vec<&Json>, Vec<&Json>) = options
+                    .iter()
+                    .partition(|o| o.get("type") == Some(&json!("null")));
                 return match (nulls.len(), others.as_slice()) {
                     (_, [only]) => {
                         let (ty, nullable) = self.ty(only, hint, path)?;
@@ -287,7 +290,10 @@ mod tests {
         assert_eq!(field("format")["symbols"], json!(["ALBUM", "SINGLE", "EP"]));
         assert_eq!(field("genres"), json!({"type": "array", "items": "string"}));
         assert_eq!(field("label")["type"], "record");
-        assert_eq!(field("label")["fields"][1]["type"], json!(["null", "string"]));
+        assert_eq!(
+            field("label")["fields"][1]["type"],
+            json!(["null", "string"])
+        );
         assert_eq!(field("credits"), json!({"type": "map", "values": "string"}));
         assert_eq!(field("note"), json!(["null", "string"]));
     }
@@ -304,7 +310,10 @@ mod tests {
             panic!("a record")
         };
         assert_eq!(fields[1], ("tracks".into(), Value::Long(12)));
-        assert_eq!(fields[2], ("price".into(), Value::Union(0, Box::new(Value::Null))));
+        assert_eq!(
+            fields[2],
+            ("price".into(), Value::Union(0, Box::new(Value::Null)))
+        );
         assert_eq!(fields[4], ("format".into(), Value::Enum(2, "EP".into())));
     }
 

@@ -497,8 +497,9 @@ pub fn load_product_with(
         errors.push(Error::Invalid {
             path: path.to_owned(),
             field: "message",
-            message: "names a Protobuf message, and the schema is not a `.proto` file; leave it out"
-                .into(),
+            message:
+                "names a Protobuf message, and the schema is not a `.proto` file; leave it out"
+                    .into(),
         });
     }
     let loaded = std::fs::read_to_string(&schema_path)
