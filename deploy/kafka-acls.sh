@@ -9,6 +9,11 @@ acl --allow-principal User:artists --operation Write --operation Describe --topi
 acl --allow-principal 'User:*' --operation Read --operation Describe --topic artists.artist-plays
 acl --allow-principal User:artists --operation Read --operation Describe --topic artists.artist-plays.dlq
 
+# artists.follows (owner: domain artists)
+acl --allow-principal User:artists --operation Write --operation Describe --topic artists.follows.ingress
+acl --allow-principal 'User:*' --operation Read --operation Describe --topic artists.follows
+acl --allow-principal User:artists --operation Read --operation Describe --topic artists.follows.dlq
+
 # artists.profile-changes (owner: domain artists)
 acl --allow-principal User:artists --operation Write --operation Describe --topic artists.profile-changes.ingress
 acl --allow-principal 'User:*' --operation Read --operation Describe --topic artists.profile-changes
@@ -18,6 +23,11 @@ acl --allow-principal User:artists --operation Read --operation Describe --topic
 acl --allow-principal User:labels --operation Write --operation Describe --topic labels.onboarded.ingress
 acl --allow-principal 'User:*' --operation Read --operation Describe --topic labels.onboarded
 acl --allow-principal User:labels --operation Read --operation Describe --topic labels.onboarded.dlq
+
+# labels.releases (owner: domain labels)
+acl --allow-principal User:labels --operation Write --operation Describe --topic labels.releases.ingress
+acl --allow-principal 'User:*' --operation Read --operation Describe --topic labels.releases
+acl --allow-principal User:labels --operation Read --operation Describe --topic labels.releases.dlq
 
 # player.play-events (owner: domain player)
 acl --allow-principal User:player --operation Write --operation Describe --topic player.play-events.ingress

@@ -105,7 +105,7 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
     let (ok, list, _) = run_products(&["list"], &http);
     assert!(ok, "{list}");
     assert!(
-        list.contains("player.play-events") && list.contains("4 data product(s)"),
+        list.contains("player.play-events") && list.contains("6 data product(s)"),
         "{list}"
     );
     assert!(
@@ -465,7 +465,7 @@ fn contract_lint_accepts_the_committed_descriptors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("4 data product(s), no errors"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("6 data product(s), no errors"));
 }
 
 /// Copies the committed config and schemas into a temp dir, applying `edit` to the labels'

@@ -251,21 +251,39 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             .context("starting the demo producers")?;
         let (bootstrap, registry_url, counter_stop) =
             (bootstrap.clone(), registry_url.clone(), stop.clone());
-        let counter = tokio::spawn(async move {
-            demo::artist_plays::run(&bootstrap, &registry_url, counter_stop).await
+        let counter = tokio::spawn({
+            let (bootstrap, registry_url) = (bootstrap.clone(), registry_url.clone());
+            async move { demo::artist_plays::run(&bootstrap, &registry_url, counter_stop).await }
         });
-        Some((tokio::spawn(demo::run(services, stop.clone())), counter))
+        let foreign_stop = stop.clone();
+        let foreign = tokio::spawn(async move {
+            demo::foreign::run(&bootstrap, &registry_url, foreign_stop).await
+        });
+        Some((
+            tokio::spawn(demo::run(services, stop.clone())),
+            counter,
+            foreign,
+        ))
     } else {
         None
     };
 
     stop.cancelled().await;
     tracing::info!("shutting down");
-    if let Some((task, counter)) = demo_task {
-        let stats = task.await.context("demo task")??;
+    if let Some((task, counter, foreign)) = demo_task {
+        let mut stats = task.await.context("demo task")??;
         match counter.await.context("play counter task")? {
             Ok(n) => println!("demo: {n} plays counted into artists.artist-plays"),
             Err(error) => println!("demo: the artists' play counter failed: {error:#}"),
+        }
+        match foreign
+            .await
+            .context("JSON Schema and Protobuf demo task")?
+        {
+            Ok(acked) => stats.acked.extend(acked),
+            Err(error) => {
+                println!("demo: the JSON Schema and Protobuf producers failed: {error:#}")
+            }
         }
         let mut acked: Vec<_> = stats.acked.into_iter().collect();
         acked.sort();

@@ -1,7 +1,8 @@
 //! The media-streaming demo: the `player`, `artists` and `labels` domains publishing their
 //! domain events through the SDK, so a newcomer sees data products fill up within seconds of
 //! `meshline up --demo`, and the artists' play counter deriving `artists.artist-plays` from the
-//! player's plays ([`artist_plays`]). `examples/player_service.rs` and `examples/labels_service.rs` are the
+//! player's plays ([`artist_plays`]), and the products in JSON Schema and Protobuf filling
+//! from producers that write those formats ([`foreign`]). `examples/player_service.rs` and `examples/labels_service.rs` are the
 //! same producers as standalone programs.
 //!
 //! Delivery: at least once per event the demo generates, through the SDK's idempotent producer
@@ -11,6 +12,7 @@
 
 pub mod artist_plays;
 pub mod events;
+pub mod foreign;
 
 use std::{collections::HashMap, time::Duration};
 

@@ -18,35 +18,24 @@
 //! A field without presence (a proto3 scalar) reads as its default when unset (`0`, `""`,
 //! `false`, the first enum value), as Protobuf itself does.
 
-use std::{collections::HashSet, sync::Arc};
+use std::sync::Arc;
 
 use apache_avro::{types::Value, Schema};
 use protobuf::{
-    descriptor::{field_descriptor_proto::Label, DescriptorProto, FileDescriptorProto},
-    reflect::{
-        EnumDescriptor, FieldDescriptor, FileDescriptor, MessageDescriptor, ReflectValueRef,
-        RuntimeFieldType, RuntimeType,
-    },
+    reflect::{MessageDescriptor, ReflectValueRef, RuntimeFieldType},
     MessageDyn,
 };
-use serde_json::{json, Value as Json};
 
+pub use crate::registry::protobuf::fields_of;
 use crate::{
     contract::{Decode, WriterSchema},
-    registry::protobuf::compile,
+    registry::protobuf::{avro_of, compile, has_presence, message_of, symbols_of},
 };
 
 /// The field model of `message` (the file's first when `None`) in `.proto` text: how a product
 /// with a `.proto` schema is loaded.
 pub fn fields(text: &str, message: Option<&str>) -> Result<Schema, String> {
     fields_of(compile(text, &[])?, message)
-}
-
-/// The field model of `message` (the first when `None`) in compiled `files` (the main file
-/// last, after its imports).
-pub fn fields_of(files: Vec<FileDescriptorProto>, message: Option<&str>) -> Result<Schema, String> {
-    let (message, _) = message_of(files, message)?;
-    avro_of(&message)
 }
 
 /// The writer schema of a registered Protobuf schema (`.proto` text or a base64 descriptor, its
@@ -90,59 +79,21 @@ impl Decode for Decoder {
     }
 }
 
-/// The message named `name` (simple or full name; the first top-level message when `None`) in
-/// the compiled `files` (the main file last), and its indexes.
-fn message_of(
-    files: Vec<FileDescriptorProto>,
-    name: Option<&str>,
-) -> Result<(MessageDescriptor, Vec<i64>), String> {
-    let main = files.last().cloned().ok_or("the schema has no file")?;
-    let indexes = match name {
-        None if main.message_type.is_empty() => return Err("the schema has no message".into()),
-        None => vec![0],
-        Some(name) => {
-            let wanted = name.trim_start_matches('.');
-            find(&main.message_type, main.package(), wanted).ok_or_else(|| {
-                format!("the schema has no message `{name}`; name one of its messages")
-            })?
-        }
-    };
-    let built = FileDescriptor::new_dynamic_fds(files, &[])
-        .map_err(|e| format!("the schema's descriptors: {e}"))?;
-    let file = built
-        .into_iter()
-        .find(|f| f.proto().name() == main.name())
-        .ok_or("the schema's descriptors: the main file is missing")?;
-    let mut message = file
-        .messages()
-        .nth(usize::try_from(indexes[0]).unwrap_or(usize::MAX))
-        .ok_or("message index out of range")?;
-    for &index in &indexes[1..] {
-        let nested = message
-            .nested_messages()
-            .nth(usize::try_from(index).unwrap_or(usize::MAX))
-            .ok_or("message index out of range")?;
-        message = nested;
+/// Appends Confluent's framing of message `indexes` to `out` (`[0]` as the single byte 0).
+pub fn write_indexes(indexes: &[i64], out: &mut Vec<u8>) {
+    if indexes == [0] {
+        out.push(0);
+        return;
     }
-    Ok((message, indexes))
-}
-
-/// The indexes of message `wanted` (its simple or full name) among `messages` of `scope`.
-fn find(messages: &[DescriptorProto], scope: &str, wanted: &str) -> Option<Vec<i64>> {
-    for (i, message) in messages.iter().enumerate() {
-        let full = match scope {
-            "" => message.name().to_owned(),
-            scope => format!("{scope}.{}", message.name()),
-        };
-        if message.name() == wanted || full == wanted {
-            return Some(vec![i64::try_from(i).ok()?]);
+    let count = i64::try_from(indexes.len()).unwrap_or(i64::MAX);
+    for value in std::iter::once(count).chain(indexes.iter().copied()) {
+        let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+        while zigzag >= 0x80 {
+            out.push((zigzag as u8 & 0x7f) | 0x80);
+            zigzag >>= 7;
         }
-        if let Some(mut nested) = find(&message.nested_type, &full, wanted) {
-            nested.insert(0, i64::try_from(i).ok()?);
-            return Some(nested);
-        }
+        out.push(zigzag as u8);
     }
-    None
 }
 
 /// Confluent's message indexes at the start of `body`: a zigzag varint count, then that many
@@ -183,103 +134,6 @@ fn zigzag(rest: &mut &[u8]) -> Result<i64, String> {
         }
     }
     Err("a message index is not a varint".into())
-}
-
-/// The field model of `message` as an Avro schema.
-fn avro_of(message: &MessageDescriptor) -> Result<Schema, String> {
-    let json = Derive::default().message(message);
-    Schema::parse(&json).map_err(|e| format!("derived Avro schema: {e}"))
-}
-
-/// Builds an Avro schema, each named type defined once and referenced after.
-#[derive(Default)]
-struct Derive {
-    defined: HashSet<String>,
-}
-
-impl Derive {
-    fn message(&mut self, message: &MessageDescriptor) -> Json {
-        let full = message.full_name().to_owned();
-        if !self.defined.insert(full.clone()) {
-            return json!(full);
-        }
-        let fields: Vec<Json> = message
-            .fields()
-            .map(|field| {
-                let ty = match field.runtime_field_type() {
-                    RuntimeFieldType::Singular(ty) => {
-                        let ty = self.ty(&ty);
-                        if has_presence(&field) {
-                            return json!({"name": field.name(), "type": ["null", ty], "default": null});
-                        }
-                        ty
-                    }
-                    RuntimeFieldType::Repeated(ty) => json!({"type": "array", "items": self.ty(&ty)}),
-                    RuntimeFieldType::Map(_, value) => json!({"type": "map", "values": self.ty(&value)}),
-                };
-                json!({"name": field.name(), "type": ty})
-            })
-            .collect();
-        let (namespace, name) = split_name(&full);
-        let mut record = json!({"type": "record", "name": name, "fields": fields});
-        if !namespace.is_empty() {
-            record["namespace"] = json!(namespace);
-        }
-        record
-    }
-
-    fn ty(&mut self, ty: &RuntimeType) -> Json {
-        match ty {
-            RuntimeType::I32 => json!("int"),
-            RuntimeType::I64 | RuntimeType::U32 | RuntimeType::U64 => json!("long"),
-            RuntimeType::F32 => json!("float"),
-            RuntimeType::F64 => json!("double"),
-            RuntimeType::Bool => json!("boolean"),
-            RuntimeType::String => json!("string"),
-            RuntimeType::VecU8 => json!("bytes"),
-            RuntimeType::Enum(e) => {
-                let full = e.full_name().to_owned();
-                if !self.defined.insert(full.clone()) {
-                    return json!(full);
-                }
-                let (namespace, name) = split_name(&full);
-                let symbols = symbols_of(e);
-                let mut schema = json!({"type": "enum", "name": name, "symbols": symbols});
-                if !namespace.is_empty() {
-                    schema["namespace"] = json!(namespace);
-                }
-                schema
-            }
-            RuntimeType::Message(m) => self.message(m),
-        }
-    }
-}
-
-/// The names of an enum's values, each once (an alias of a number repeats no name, but two
-/// names may share a number).
-fn symbols_of(e: &EnumDescriptor) -> Vec<String> {
-    let mut symbols: Vec<String> = Vec::new();
-    for value in e.values() {
-        if !symbols.iter().any(|s| s == value.name()) {
-            symbols.push(value.name().to_owned());
-        }
-    }
-    symbols
-}
-
-fn split_name(full: &str) -> (&str, &str) {
-    full.rsplit_once('.').unwrap_or(("", full))
-}
-
-/// Whether a singular field tells unset from its default: a message, a `oneof` member
-/// (`optional` in proto3 is one), or an optional field of proto2.
-fn has_presence(field: &FieldDescriptor) -> bool {
-    matches!(
-        field.runtime_field_type(),
-        RuntimeFieldType::Singular(RuntimeType::Message(_))
-    ) || field.containing_oneof_including_synthetic().is_some()
-        || (field.proto().label() == Label::LABEL_OPTIONAL
-            && field.containing_message().file_descriptor_proto().syntax() == "proto2")
 }
 
 /// A decoded message as a value of its field model.
@@ -452,7 +306,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(message.name(), "Device");
-        assert_eq!(indexes, vec![0, 0]);
+        // the map field's entry message comes first among the nested messages
+        assert_eq!(indexes, vec![0, 1]);
         let mut rest: &[u8] = &[4, 0, 2, 9];
         assert_eq!(zigzag(&mut rest).unwrap(), 2);
         assert_eq!(

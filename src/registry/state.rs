@@ -169,7 +169,7 @@ impl Parsed {
                     .and_then(|m| m.get("properties"))
                     .and_then(|p| p.get(crate::registry::contract::MESSAGE_PROPERTY))
                     .and_then(Value::as_str);
-                crate::formats::protobuf::fields_of(vec![file.as_ref().clone()], message)
+                crate::registry::protobuf::fields_of(vec![file.as_ref().clone()], message)
             }
         }
     }

@@ -132,7 +132,8 @@ pub enum SchemaFormat {
 }
 
 impl SchemaFormat {
-    /// The format of a schema file, by its extension.
+    /// The format of a schema file, by its extension (`None` for another extension, which the
+    /// loader reads as Avro).
     pub fn of_file(path: &str) -> Option<Self> {
         let extension = path.rsplit_once('.').map(|(_, e)| e);
         match extension {
@@ -510,7 +511,8 @@ pub fn load_product_with(
         })
         .and_then(|text| {
             let fields = match format {
-                Some(SchemaFormat::Avro) => Schema::parse_str(&text)
+                // any other extension is read as Avro, as before the other languages
+                Some(SchemaFormat::Avro) | None => Schema::parse_str(&text)
                     .map_err(|e| format!("not a valid Avro schema: {e}")),
                 Some(SchemaFormat::Json) => serde_json::from_str(&text)
                     .map_err(|e| format!("not JSON: {e}"))
@@ -522,7 +524,6 @@ pub fn load_product_with(
                     Some(compile) => compile(&text, descriptor.message.as_deref()),
                     None => Err("a Protobuf schema is compiled by the platform (`meshline`); this loader has no .proto compiler".into()),
                 },
-                None => Err("the file's extension names no schema language; use `.avsc` (Avro), `.json` (JSON Schema) or `.proto` (Protobuf)".into()),
             };
             fields.map(|schema| (schema, text)).map_err(schema_error)
         })
