@@ -320,7 +320,9 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 async fn check_published(catalog: &crate::product::Catalog, client: &Client) -> anyhow::Result<()> {
     for product in catalog.iter() {
         let subject = product.subject();
-        client.latest(&subject).await.with_context(|| {
+        crate::formats::latest(client, &subject, product.id())
+            .await
+            .with_context(|| {
             format!(
                 "{} is not published in the registry at {} (subject {subject}); run `meshline contract publish --registry {}` first",
                 product.id(),
