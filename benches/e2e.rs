@@ -306,6 +306,7 @@ async fn run() {
     workers(events / 2, rounds).await;
     products_scaling().await;
     rules_scaling();
+    schema_languages();
 }
 
 /// The snapshotter worker (consume, window, Parquet into a directory, and the view's table)
@@ -1270,6 +1271,111 @@ async fn products_scaling() {
             1.0 / per.as_secs_f64()
         );
         platform.stop().await;
+    }
+}
+
+/// The contract check of one event of a demo product in each schema language, with its rule:
+/// `PlayEvent` (Avro, two rules), a `labels.releases` document (JSON Schema: parsed, validated,
+/// resolved to its field model) and an `artists.follows` message (Protobuf: decoded by
+/// reflection into its field model).
+fn schema_languages() {
+    use protobuf::reflect::ReflectValueBox;
+
+    println!(
+        "\n## Contract check by schema language (one demo event each, contract core, one core)\n"
+    );
+    println!("| product | schema | per event | events/s |");
+    println!("| --- | --- | ---: | ---: |");
+    let catalog = meshline::formats::load_catalog(std::path::Path::new("config")).expect("catalog");
+    let play = catalog.get(PRODUCT).expect("product");
+    let avro = Arc::new(WriterSchema::new(Arc::new(play.schema.clone())));
+    let releases = catalog.get("labels.releases").expect("labels.releases");
+    let json = Arc::new(
+        meshline::formats::json::writer_schema(&releases.schema_text, "releases").expect("json"),
+    );
+    let document = serde_json::json!({
+        "release_id": "8f0e2c9a", "label_id": "label-7", "title": "Night Drive", "format": "EP",
+        "tracks": 5, "release_date": "2026-11-25", "explicit": false,
+    });
+    let follows = catalog.get("artists.follows").expect("artists.follows");
+    let message = follows.descriptor.message.as_deref();
+    let protobuf = Arc::new(
+        meshline::formats::protobuf::writer_schema(&follows.schema_text, &[], message)
+            .expect("protobuf"),
+    );
+    let files = meshline::registry::protobuf::compile(&follows.schema_text, &[]).expect("proto");
+    let (descriptor, _) =
+        meshline::registry::protobuf::message_of(files, message).expect("message");
+    let mut follow = descriptor.new_instance();
+    for (field, value) in [
+        ("follow_id", "8f0e2c9a"),
+        ("user_id", "user-42"),
+        ("artist_id", "artist-7"),
+    ] {
+        let field = descriptor.field_by_name(field).expect("field");
+        field.set_singular_field(&mut *follow, ReflectValueBox::String(value.to_owned()));
+    }
+    let mut framed = vec![0];
+    framed.extend(follow.write_to_bytes_dyn().expect("message"));
+    let cases = [
+        (
+            play,
+            "Avro",
+            avro.clone(),
+            play_record(3, &avro).payload.expect("payload")[5..].to_vec(),
+            "application/avro",
+        ),
+        (
+            releases,
+            "JSON Schema",
+            json,
+            document.to_string().into_bytes(),
+            "application/json",
+        ),
+        (
+            follows,
+            "Protobuf",
+            protobuf,
+            framed,
+            "application/protobuf",
+        ),
+    ];
+    for (product, language, schema, body, content_type) in cases {
+        let contract = Contract::from_product(product).expect("contract");
+        let d = &product.descriptor;
+        let record = Record {
+            key: Some(b"key-42".to_vec()),
+            headers: [
+                ("ce_specversion", "1.0"),
+                ("ce_id", "8f0e2c9a-2b6f-4d4c-9a51-0d0d6f1c7b11"),
+                ("ce_source", &format!("{}/bench", d.cloudevents.source)),
+                ("ce_type", d.cloudevents.types[0].as_str()),
+                ("ce_time", "2026-11-25T10:00:00.123Z"),
+                ("content-type", content_type),
+            ]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+            .collect(),
+            payload: Some(wire::encode(3, &body)),
+        };
+        let lookup = |id: u32| (id == 3).then(|| schema.clone());
+        contract.check_record(&record, lookup).expect("valid");
+        let n = 200_000;
+        let started = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(
+                contract
+                    .check_record(std::hint::black_box(&record), lookup)
+                    .is_ok(),
+            );
+        }
+        let per = started.elapsed() / n;
+        println!(
+            "| {} | {language} | {} | {:.0} |",
+            product.id(),
+            millis(per),
+            1.0 / per.as_secs_f64()
+        );
     }
 }
 

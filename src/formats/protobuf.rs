@@ -207,6 +207,7 @@ fn scalar(value: ReflectValueRef<'_>) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use protobuf::reflect::ReflectValueBox;
+    use serde_json::{json, Value as Json};
 
     use super::*;
 
