@@ -275,7 +275,8 @@ mod tests {
 
     #[test]
     fn the_captured_fields_are_those_the_encoded_payload_decodes_to() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/products/player");
         let catalog = Catalog::load(&dir).unwrap();
         let product = catalog.get("player.play-events").unwrap();
         let contract = Contract::from_product(product).unwrap();

@@ -367,7 +367,8 @@ mod tests {
     use crate::product::Catalog;
 
     fn play_events() -> Contract {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/products/player");
         let catalog = Catalog::load(&dir).unwrap();
         Contract::from_product(catalog.get("player.play-events").unwrap()).unwrap()
     }
@@ -492,7 +493,8 @@ mod tests {
 
     #[test]
     fn the_registered_contract_matches_the_descriptor() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/products/player");
         let catalog = Catalog::load(&dir).unwrap();
         let product = catalog.get("player.play-events").unwrap();
         let request = crate::registry::contract::registration(product);

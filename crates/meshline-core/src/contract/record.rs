@@ -248,7 +248,8 @@ mod tests {
     use crate::product::Catalog;
 
     fn contract() -> (Contract, Arc<WriterSchema>) {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/products/player");
         let catalog = Catalog::load(&dir).unwrap();
         let product = catalog.get("player.play-events").unwrap();
         (

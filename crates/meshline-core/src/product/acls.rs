@@ -73,10 +73,16 @@ mod tests {
 
     #[test]
     fn a_domain_writes_only_its_own_ingress_topics() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-        let script = kafka_acls_script(&Catalog::load(&dir).unwrap());
+        // the Avro and JSON Schema products (the core loads no Protobuf schema)
+        let products =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/products");
+        let script = kafka_acls_script(&Catalog::load(&products.join("player")).unwrap())
+            + &kafka_acls_script(&Catalog::load(&products.join("labels")).unwrap());
         assert!(script.contains(
             "acl --allow-principal User:player --operation Write --operation Describe --topic player.play-events.ingress"
+        ));
+        assert!(script.contains(
+            "acl --allow-principal User:labels --operation Write --operation Describe --topic labels.releases.ingress"
         ));
         assert!(
             !script.contains("User:player --operation Write --operation Describe --topic labels.")

@@ -223,7 +223,8 @@ mod tests {
 
     #[test]
     fn play_events_rules_and_slos_become_a_confluent_data_contract() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/products/player");
         let catalog = Catalog::load(&dir).unwrap();
         let product = catalog.get("player.play-events").unwrap();
         let request = registration(product);
