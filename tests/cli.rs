@@ -212,31 +212,41 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
         "{metrics}"
     );
 
-    // the demo's history: snapshots of the past days appear within a minute of the start
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let listed = loop {
-        let listed = snapshots(
-            &[
-                "list",
-                "player.play-events",
-                "--view",
-                "daily-plays",
-                "--json",
-            ],
-            &http,
-        );
-        if listed[0]["snapshots"]
-            .as_array()
-            .is_some_and(|s| !s.is_empty())
-        {
-            break listed;
+    // the demo's history: snapshots of the past days appear within a minute of the start, for
+    // the Avro, JSON Schema and Protobuf products alike
+    let first_snapshots = |product: &'static str, view: &'static str| {
+        let http = http.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                let listed = snapshots(&["list", product, "--view", view, "--json"], &http);
+                if listed[0]["snapshots"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty())
+                {
+                    break listed;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no {view} snapshot of {product} within a minute: {listed}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no daily-plays snapshot within a minute: {listed}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     };
+    for (product, view) in [
+        ("labels.releases", "daily-releases"),
+        ("artists.follows", "hourly-follows"),
+    ] {
+        let listed = first_snapshots(product, view).await;
+        let window = listed[0]["snapshots"][0]["window"].as_str().unwrap();
+        let manifest = snapshots(&["show", product, view, window], &http);
+        assert!(
+            manifest["rows"].as_u64().unwrap() >= 1,
+            "{product} {view} {window}: {manifest}"
+        );
+    }
+    let listed = first_snapshots("player.play-events", "daily-plays").await;
     let window = listed[0]["snapshots"][0]["window"]
         .as_str()
         .unwrap()
@@ -820,6 +830,66 @@ fn contract_diff_flags_a_breaking_change_under_the_products_mode() {
         &["--committed", "--compatibility", "FORWARD"],
     );
     assert!(ok, "{out}{err}");
+}
+
+#[test]
+fn contract_diff_checks_json_schema_and_protobuf_products_by_their_own_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let variant = |from: &str, name: &str, edit: &dyn Fn(String) -> String| {
+        let text = std::fs::read_to_string(root.join(from)).unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, edit(text)).unwrap();
+        path
+    };
+    // JSON Schema: a closed content model takes an optional property, not a required one
+    let optional = variant(
+        "labels/release-announced.schema.json",
+        "optional.schema.json",
+        &|t| {
+            t.replace(
+                r#""explicit": {"type": "boolean"}"#,
+                r#""explicit": {"type": "boolean"}, "genre": {"type": "string"}"#,
+            )
+        },
+    );
+    let (ok, out, err) = diff("labels.releases", &optional, &["--committed"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("field     genre: added"), "{out}");
+    assert!(out.contains("compatible under BACKWARD"), "{out}");
+    let required = variant(
+        "labels/release-announced.schema.json",
+        "required.schema.json",
+        &|t| {
+            t.replace(
+                r#""explicit": {"type": "boolean"}"#,
+                r#""explicit": {"type": "boolean"}, "genre": {"type": "string"}"#,
+            )
+            .replace(r#""release_date"]"#, r#""release_date", "genre"]"#)
+        },
+    );
+    let (ok, _, err) = diff("labels.releases", &required, &["--committed"]);
+    assert!(!ok);
+    assert!(
+        err.contains("genre") && err.contains("not compatible under BACKWARD"),
+        "{err}"
+    );
+    // Protobuf: a field added is compatible; a string that became an int64 is not
+    let added = variant("artists/artist-followed.proto", "added.proto", &|t| {
+        t.replace(
+            "bool notifications = 5;",
+            "bool notifications = 5;\n  string playlist_id = 6;",
+        )
+    });
+    let (ok, out, err) = diff("artists.follows", &added, &["--committed"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("playlist_id: added"), "{out}");
+    let retyped = variant("artists/artist-followed.proto", "retyped.proto", &|t| {
+        t.replace("string artist_id = 3;", "int64 artist_id = 3;")
+    });
+    let (ok, _, err) = diff("artists.follows", &retyped, &["--committed"]);
+    assert!(!ok);
+    assert!(err.contains("not compatible under BACKWARD"), "{err}");
 }
 
 #[test]

@@ -6,13 +6,12 @@ use std::{
 };
 
 use anyhow::Context as _;
-use apache_avro::Schema;
 use clap::Subcommand;
 
 use super::{DEFAULT_HTTP, DEFAULT_KAFKA, DEFAULT_REGISTRY_URL};
 use crate::{
-    product::{Catalog, Compatibility},
-    registry::{api::VersionId, client::Client, compat},
+    product::{Catalog, Compatibility, SchemaFormat},
+    registry::{api::VersionId, client::Client, compat, state::Parsed},
 };
 
 /// Contract checks.
@@ -28,10 +27,10 @@ pub enum ContractCommand {
     /// (exit non-zero when one does); for a registered product, also the rule and metadata
     /// changes of its descriptor against the registered contract.
     Diff {
-        /// The old schema: an `.avsc` file, or a product id (the versions the registry holds for
-        /// it, under the product's mode).
+        /// The old schema: a schema file (`.avsc`, `.json` JSON Schema, `.proto`), or a product
+        /// id (the versions the registry holds for it, under the product's mode).
         old: String,
-        /// The new schema (`.avsc`).
+        /// The new schema, in the old one's language.
         new: PathBuf,
         /// Compatibility mode (default: the product's, or BACKWARD for two files).
         #[arg(long)]
@@ -195,8 +194,10 @@ pub(super) async fn run(command: ContractCommand) -> anyhow::Result<ExitCode> {
 /// What a new schema is compared with: the registered versions (oldest first; the last is the
 /// one the field diff is against) and the mode of the product, if OLD names one.
 struct Old {
-    versions: Vec<Schema>,
+    versions: Vec<Parsed>,
     mode: Option<Compatibility>,
+    /// The product's Protobuf message, for the field changes.
+    message: Option<String>,
     /// The rule and metadata changes from the registered contract to the descriptor's, when
     /// OLD names a registered product.
     contract: Option<Vec<String>>,
@@ -207,6 +208,7 @@ async fn resolve_old(old: &str, config: &Path, registry: Option<&String>) -> any
         return Ok(Old {
             versions: vec![read_schema(Path::new(old))?],
             mode: None,
+            message: None,
             contract: None,
         });
     }
@@ -215,10 +217,14 @@ async fn resolve_old(old: &str, config: &Path, registry: Option<&String>) -> any
         .require(old)
         .with_context(|| format!("`{old}` is neither a schema file nor a declared product"))?;
     let mode = Some(product.descriptor.compatibility);
+    let message = product.descriptor.message.clone();
     let Some(url) = registry else {
         return Ok(Old {
-            versions: vec![product.schema.clone()],
+            versions: vec![
+                Parsed::of(product.format, &product.schema_text).map_err(anyhow::Error::msg)?
+            ],
             mode,
+            message,
             contract: None,
         });
     };
@@ -231,8 +237,11 @@ async fn resolve_old(old: &str, config: &Path, registry: Option<&String>) -> any
     let mut latest = None;
     for n in numbers {
         let body = client.version(&subject, VersionId::Number(n)).await?;
+        let format =
+            SchemaFormat::of_schema_type(body.schema_type.as_deref()).unwrap_or(SchemaFormat::Avro);
         versions.push(
-            Schema::parse_str(&body.schema)
+            Parsed::of(format, &body.schema)
+                .map_err(anyhow::Error::msg)
                 .with_context(|| format!("version {n} of {subject} in the registry"))?,
         );
         latest = Some(body);
@@ -248,6 +257,7 @@ async fn resolve_old(old: &str, config: &Path, registry: Option<&String>) -> any
     Ok(Old {
         versions,
         mode,
+        message,
         contract,
     })
 }
@@ -317,11 +327,14 @@ fn import(file: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn read_schema(path: &Path) -> anyhow::Result<Schema> {
+/// A schema file, in the language its extension names (Avro for any other).
+fn read_schema(path: &Path) -> anyhow::Result<Parsed> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read schema file {}", path.display()))?;
-    Schema::parse_str(&text)
-        .with_context(|| format!("{} is not a valid Avro schema", path.display()))
+    let format = SchemaFormat::of_file(&path.to_string_lossy()).unwrap_or(SchemaFormat::Avro);
+    Parsed::of(format, &text)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{} is not a valid {format} schema", path.display()))
 }
 
 fn diff(old: Old, new: &Path, mode: Option<Compatibility>) -> anyhow::Result<ExitCode> {
@@ -330,15 +343,25 @@ fn diff(old: Old, new: &Path, mode: Option<Compatibility>) -> anyhow::Result<Exi
     let Some(latest) = old.versions.last() else {
         anyhow::bail!("nothing registered to compare with");
     };
-    let changes = compat::diff(latest, &new_schema);
+    // the field changes, on the field models; for Avro, each with its verdict under the mode
+    let message = old.message.as_deref().map(
+        |m| serde_json::json!({ "properties": { crate::registry::contract::MESSAGE_PROPERTY: m } }),
+    );
+    let fields = |parsed: &Parsed| {
+        parsed
+            .field_model(message.as_ref())
+            .map_err(anyhow::Error::msg)
+    };
+    let changes = compat::diff(&fields(latest)?, &fields(&new_schema)?);
     if changes.is_empty() {
         println!("no field changes");
     }
+    let avro = matches!(new_schema, Parsed::Avro(_));
     for change in &changes {
-        let verdict = if change.breaks(mode) {
-            "BREAKING"
-        } else {
-            "ok      "
+        let verdict = match (avro, change.breaks(mode)) {
+            (false, _) => "field   ",
+            (true, true) => "BREAKING",
+            (true, false) => "ok      ",
         };
         println!("{verdict}  {change}");
     }
@@ -353,8 +376,9 @@ fn diff(old: Old, new: &Path, mode: Option<Compatibility>) -> anyhow::Result<Exi
         }
         None => {}
     }
-    let previous: Vec<&Schema> = old.versions.iter().collect();
-    let problems = compat::check(mode, &new_schema, &previous);
+    // the verdict by the rules of the schema's own language
+    let previous: Vec<&Parsed> = old.versions.iter().collect();
+    let problems = new_schema.compatibility(mode, &previous);
     if problems.is_empty() {
         println!("compatible under {mode}");
         Ok(ExitCode::SUCCESS)

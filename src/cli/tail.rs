@@ -1,6 +1,6 @@
 //! `meshline tail PRODUCT`: a product's events as JSON lines.
 
-use std::{process::ExitCode, time::Duration};
+use std::{collections::HashMap, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -15,7 +15,10 @@ use super::{ConfigArgs, DEFAULT_KAFKA, DEFAULT_REGISTRY_URL};
 use crate::{
     binding::kafka::Record,
     broker,
-    codec::{json::avro_to_json, wire},
+    codec::{json::to_json, wire},
+    contract::WriterSchema,
+    formats,
+    product::SchemaFormat,
     registry::client::Client,
 };
 use meshline_sdk::kafka::RecordExt as _;
@@ -83,12 +86,27 @@ pub(super) async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
     }
     consumer.assign(&assignment)?;
     let registry = Client::new(&args.registry);
+    // writer schemas by id: Avro, JSON Schema or Protobuf (its product's first message)
+    let mut schemas: HashMap<u32, Result<Arc<WriterSchema>, String>> = HashMap::new();
+    let product = topic
+        .trim_end_matches(".ingress")
+        .trim_end_matches(".dlq")
+        .to_owned();
     let mut printed = 0u64;
     while args.max_events.is_none_or(|max| printed < max) {
         let message = consumer.recv().await?;
         let record = Record::from_message(&message);
         let schema = match record.payload.as_deref().map(wire::decode) {
-            Some(Ok((id, _))) => Some(registry.schema(id).await.map_err(|e| e.to_string())),
+            Some(Ok((id, _))) => {
+                if let std::collections::hash_map::Entry::Vacant(entry) = schemas.entry(id) {
+                    let fetched = formats::writer_schema(&registry, id, &product, None)
+                        .await
+                        .map(Arc::new)
+                        .map_err(|e| e.to_string());
+                    entry.insert(fetched);
+                }
+                schemas.get(&id).cloned()
+            }
             _ => None,
         };
         let mut line = render(&record, schema);
@@ -103,12 +121,9 @@ pub(super) async fn run(args: TailArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One event as JSON: its CloudEvents attributes, schema id and payload decoded with `schema`
-/// (the registry's schema for that id), or the reason it could not be decoded (the raw headers
-/// are then shown).
-pub(super) fn render(
-    record: &Record,
-    schema: Option<Result<std::sync::Arc<apache_avro::Schema>, String>>,
-) -> Value {
+/// (the registry's schema for that id, in any schema language), or the reason it could not be
+/// decoded (the raw headers are then shown).
+fn render(record: &Record, schema: Option<Result<Arc<WriterSchema>, String>>) -> Value {
     let mut out = Map::new();
     match record.to_event() {
         Ok(event) => {
@@ -117,11 +132,17 @@ pub(super) fn render(
                 .map(|(k, v)| (k.to_owned(), Value::String(v.to_string())))
                 .collect();
             out.insert("attributes".into(), Value::Object(attributes));
-            if event.datacontenttype() != Some("application/avro") {
+            let known = [
+                SchemaFormat::Avro,
+                SchemaFormat::Json,
+                SchemaFormat::Protobuf,
+            ];
+            let content_type = event.datacontenttype().unwrap_or_default();
+            if !known.iter().any(|f| f.accepts(content_type)) {
                 out.insert(
                     "error".into(),
                     json!(format!(
-                        "content type {:?} is not application/avro",
+                        "content type {:?} is not application/avro, application/json or application/protobuf",
                         event.datacontenttype()
                     )),
                 );
@@ -141,7 +162,7 @@ pub(super) fn render(
         Some(Ok((id, body))) => {
             out.insert("schema_id".into(), json!(id));
             let decoded = match schema {
-                Some(Ok(schema)) => avro_to_json(&schema, body).map_err(|e| e.to_string()),
+                Some(Ok(schema)) => schema.decode(body, None).map(to_json),
                 Some(Err(e)) => Err(e),
                 None => Err(format!("no schema for id {id}")),
             };

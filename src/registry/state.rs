@@ -26,7 +26,7 @@ use super::{
     log::{ConfigValue, Entry, Key, ModeValue, Reference, SchemaValue},
     normalize::normalized,
 };
-use crate::product::Compatibility;
+use crate::product::{Compatibility, SchemaFormat};
 
 /// Registry modes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -160,7 +160,7 @@ impl Parsed {
 
     /// The fields data contract rules read, as Avro: the schema itself, or the field model of a
     /// JSON Schema or of the Protobuf message `metadata` names (the first message otherwise).
-    fn field_model(&self, metadata: Option<&Value>) -> std::result::Result<Schema, String> {
+    pub fn field_model(&self, metadata: Option<&Value>) -> std::result::Result<Schema, String> {
         match self {
             Self::Avro(schema) => Ok(schema.clone()),
             Self::Json(schema) => crate::codec::json_schema::avro_fields(schema, "event"),
@@ -174,8 +174,21 @@ impl Parsed {
         }
     }
 
+    /// A schema of `format` from its text alone (a Protobuf schema's imports are not resolved).
+    pub fn of(format: SchemaFormat, text: &str) -> std::result::Result<Self, String> {
+        match format {
+            SchemaFormat::Avro => Schema::parse_str(text)
+                .map(Self::Avro)
+                .map_err(|e| format!("not a valid Avro schema: {e}")),
+            SchemaFormat::Json => json_schema::parse(text).map(Self::Json),
+            SchemaFormat::Protobuf => {
+                super::protobuf::parse(text, &[]).map(|file| Self::Protobuf(Box::new(file)))
+            }
+        }
+    }
+
     /// Why this schema may not follow `previous` under `mode` (empty: it may).
-    fn compatibility(&self, mode: Compatibility, previous: &[&Parsed]) -> Vec<String> {
+    pub fn compatibility(&self, mode: Compatibility, previous: &[&Parsed]) -> Vec<String> {
         if mode == Compatibility::None {
             return Vec::new();
         }
