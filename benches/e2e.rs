@@ -1358,18 +1358,7 @@ fn schema_languages() {
             .collect(),
             payload: Some(wire::encode(3, &body)),
         };
-        let lookup = |id: u32| (id == 3).then(|| schema.clone());
-        contract.check_record(&record, lookup).expect("valid");
-        let n = 200_000;
-        let started = Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(
-                contract
-                    .check_record(std::hint::black_box(&record), lookup)
-                    .is_ok(),
-            );
-        }
-        let per = started.elapsed() / n;
+        let per = per_check(&contract, &record, &schema, 200_000);
         println!(
             "| {} | {language} | {} | {:.0} |",
             product.id(),
@@ -1377,6 +1366,21 @@ fn schema_languages() {
             1.0 / per.as_secs_f64()
         );
     }
+}
+
+/// The time of one contract check of `record` (written with `schema`, id 3), over `n` checks.
+fn per_check(contract: &Contract, record: &Record, schema: &Arc<WriterSchema>, n: u32) -> Duration {
+    let lookup = |id: u32| (id == 3).then(|| schema.clone());
+    contract.check_record(record, lookup).expect("valid");
+    let started = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(
+            contract
+                .check_record(std::hint::black_box(record), lookup)
+                .is_ok(),
+        );
+    }
+    started.elapsed() / n
 }
 
 /// The contract core with 0, 5 and 20 rules.
@@ -1409,18 +1413,7 @@ fn rules_scaling() {
             })
             .collect();
         let contract = Contract::from_product(&product).expect("contract");
-        let lookup = |id: u32| (id == 3).then(|| schema.clone());
-        contract.check_record(&record, lookup).expect("valid");
-        let n = 400_000;
-        let started = Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(
-                contract
-                    .check_record(std::hint::black_box(&record), lookup)
-                    .is_ok(),
-            );
-        }
-        let per = started.elapsed() / n;
+        let per = per_check(&contract, &record, &schema, 400_000);
         println!(
             "| {count} | {} | {:.0} |",
             millis(per),

@@ -843,15 +843,16 @@ fn contract_diff_checks_json_schema_and_protobuf_products_by_their_own_rules() {
         path
     };
     // JSON Schema: a closed content model takes an optional property, not a required one
+    let with_genre = |t: String| {
+        t.replace(
+            r#""explicit": {"type": "boolean"}"#,
+            r#""explicit": {"type": "boolean"}, "genre": {"type": "string"}"#,
+        )
+    };
     let optional = variant(
         "labels/release-announced.schema.json",
         "optional.schema.json",
-        &|t| {
-            t.replace(
-                r#""explicit": {"type": "boolean"}"#,
-                r#""explicit": {"type": "boolean"}, "genre": {"type": "string"}"#,
-            )
-        },
+        &with_genre,
     );
     let (ok, out, err) = diff("labels.releases", &optional, &["--committed"]);
     assert!(ok, "{out}{err}");
@@ -860,13 +861,7 @@ fn contract_diff_checks_json_schema_and_protobuf_products_by_their_own_rules() {
     let required = variant(
         "labels/release-announced.schema.json",
         "required.schema.json",
-        &|t| {
-            t.replace(
-                r#""explicit": {"type": "boolean"}"#,
-                r#""explicit": {"type": "boolean"}, "genre": {"type": "string"}"#,
-            )
-            .replace(r#""release_date"]"#, r#""release_date", "genre"]"#)
-        },
+        &|t| with_genre(t).replace(r#""release_date"]"#, r#""release_date", "genre"]"#),
     );
     let (ok, _, err) = diff("labels.releases", &required, &["--committed"]);
     assert!(!ok);
