@@ -511,7 +511,7 @@ pub fn load_product_with(
         })
         .and_then(|text| {
             let fields = match format {
-                // any other extension is read as Avro, as before the other languages
+                // any other extension is read as Avro
                 Some(SchemaFormat::Avro) | None => Schema::parse_str(&text)
                     .map_err(|e| format!("not a valid Avro schema: {e}")),
                 Some(SchemaFormat::Json) => serde_json::from_str(&text)
