@@ -314,6 +314,30 @@ pub struct Candidate {
     normalized: String,
 }
 
+impl Candidate {
+    /// A parsed schema stored as `text`, with the fingerprints of its `keys`: the key of its text
+    /// (with its type where it is not Avro) and of its normal form, each with its references and
+    /// contract.
+    fn new(
+        parsed: Parsed,
+        text: String,
+        (key, normal): (&str, &str),
+        references: Vec<Reference>,
+        metadata: Option<Value>,
+        rule_set: Option<Value>,
+    ) -> Self {
+        Self {
+            fingerprint: fingerprint(key, &references, &metadata, &rule_set),
+            normalized: fingerprint(normal, &references, &metadata, &rule_set),
+            parsed,
+            text,
+            references,
+            metadata,
+            rule_set,
+        }
+    }
+}
+
 /// What a write appends, and what it answers once the log has accepted it.
 #[derive(Debug)]
 pub struct Plan<T> {
@@ -583,40 +607,32 @@ impl State {
                     ))
                 })?;
                 let text = json_schema::canonical(&parsed);
-                // a JSON Schema's text may spell an Avro schema too: the type is part of it
+                // a JSON Schema's text may spell an Avro schema too: the type is part of it;
+                // its canonical text is its normal form
                 let typed = format!("JSON:{text}");
-                let fingerprint = fingerprint(&typed, &references, &metadata, &rule_set);
-                return Ok(Candidate {
-                    parsed: Parsed::Json(parsed),
+                return Ok(Candidate::new(
+                    Parsed::Json(parsed),
                     text,
+                    (&typed, &typed),
                     references,
                     metadata,
                     rule_set,
-                    normalized: fingerprint.clone(),
-                    fingerprint,
-                });
+                ));
             }
             Some("PROTOBUF") => {
                 let parsed =
                     super::protobuf::parse(text, &files).map_err(ApiError::invalid_schema)?;
                 let text = text.trim().to_owned();
                 let typed = format!("PROTOBUF:{text}");
-                let fingerprint = fingerprint(&typed, &references, &metadata, &rule_set);
-                let normalized = self::fingerprint(
-                    &format!("PROTOBUF:{}", super::protobuf::normalized(&parsed)),
-                    &references,
-                    &metadata,
-                    &rule_set,
-                );
-                return Ok(Candidate {
-                    parsed: Parsed::Protobuf(Box::new(parsed)),
+                let normal = format!("PROTOBUF:{}", super::protobuf::normalized(&parsed));
+                return Ok(Candidate::new(
+                    Parsed::Protobuf(Box::new(parsed)),
                     text,
+                    (&typed, &normal),
                     references,
                     metadata,
                     rule_set,
-                    fingerprint,
-                    normalized,
-                });
+                ));
             }
             Some(other) => {
                 return Err(ApiError::invalid_schema(format!(
@@ -641,22 +657,15 @@ impl State {
             (parsed, known)
         };
         let text = serde_json::to_string(&parsed).map_err(ApiError::invalid_schema)?;
-        let fingerprint = fingerprint(&text, &references, &metadata, &rule_set);
-        let normalized = self::fingerprint(
-            &normalized(&parsed, known),
-            &references,
-            &metadata,
-            &rule_set,
-        );
-        Ok(Candidate {
-            parsed: Parsed::Avro(parsed),
-            text,
+        let normal = normalized(&parsed, known);
+        Ok(Candidate::new(
+            Parsed::Avro(parsed),
+            text.clone(),
+            (&text, &normal),
             references,
             metadata,
             rule_set,
-            fingerprint,
-            normalized,
-        })
+        ))
     }
 
     /// The schemas `references` name, and the ones they name, dependencies first: each one's
