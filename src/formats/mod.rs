@@ -32,18 +32,22 @@ pub async fn writer_schema(
     product: &str,
     message: Option<&str>,
 ) -> client::Result<WriterSchema> {
+    // an Avro schema this client has read before: no I/O
+    if let Some(schema) = client.cached_schema(id) {
+        return Ok(WriterSchema::new(schema));
+    }
     let body = client.schema_body(id).await?;
     let invalid = |message: String| client::Error::Unexpected {
         url: client.url().to_owned(),
         message: format!("schema id {id}: {message}"),
     };
     match SchemaFormat::of_schema_type(body.schema_type.as_deref()) {
-        Some(SchemaFormat::Avro) => Ok(WriterSchema::new(client.schema(id).await?)),
+        Some(SchemaFormat::Avro) => Ok(WriterSchema::new(client.avro(id, &body).await?)),
         Some(SchemaFormat::Json) => {
             json::writer_schema(&body.schema, ProductId(product).name()).map_err(invalid)
         }
         Some(SchemaFormat::Protobuf) => {
-            let references = references(client, &body).await?;
+            let references = client.referenced(&body).await?;
             protobuf::writer_schema(&body.schema, &references, message).map_err(invalid)
         }
         None => Err(invalid(format!(
@@ -53,19 +57,17 @@ pub async fn writer_schema(
     }
 }
 
-/// The writer schema of `subject`'s latest version, its id and its format.
+/// The writer schema of `subject`'s latest version, and its id.
 pub async fn latest(
     client: &Client,
     subject: &str,
     product: &str,
-) -> client::Result<(u32, Arc<WriterSchema>, SchemaFormat)> {
+) -> client::Result<(u32, Arc<WriterSchema>)> {
     let body = client.version(subject, VersionId::Latest).await?;
     let id = body.id.unwrap_or_default();
     let message = message_of(&body);
     let schema = writer_schema(client, id, product, message.as_deref()).await?;
-    let format =
-        SchemaFormat::of_schema_type(body.schema_type.as_deref()).unwrap_or(SchemaFormat::Avro);
-    Ok((id, Arc::new(schema), format))
+    Ok((id, Arc::new(schema)))
 }
 
 /// The Protobuf message a registered version's contract names, if any.
@@ -76,22 +78,4 @@ pub fn message_of(body: &SchemaBody) -> Option<String> {
         .get(crate::registry::contract::MESSAGE_PROPERTY)?
         .as_str()
         .map(str::to_owned)
-}
-
-/// The text of every schema `body` references, directly or not, by reference name.
-async fn references(client: &Client, body: &SchemaBody) -> client::Result<Vec<(String, String)>> {
-    let mut texts = Vec::new();
-    let mut pending = body.references.clone();
-    let mut seen = std::collections::HashSet::new();
-    while let Some(reference) = pending.pop() {
-        if !seen.insert(reference.name.clone()) {
-            continue;
-        }
-        let referenced = client
-            .version(&reference.subject, VersionId::Number(reference.version))
-            .await?;
-        pending.extend(referenced.references);
-        texts.push((reference.name, referenced.schema));
-    }
-    Ok(texts)
 }

@@ -219,8 +219,14 @@ impl Client {
         if let Some(schema) = self.cached_schema(id) {
             return Ok(schema);
         }
-        let body: SchemaBody = self.call(self.get(&format!("/schemas/ids/{id}"))).await?;
-        let schema = Arc::new(self.parse(&body).await?);
+        let body = self.schema_body(id).await?;
+        self.avro(id, &body).await
+    }
+
+    /// The Avro schema of `body`, the registry's answer for id `id`, parsed with its references
+    /// and cached under `id`.
+    pub async fn avro(&self, id: u32, body: &SchemaBody) -> Result<Arc<Schema>> {
+        let schema = Arc::new(self.parse(body).await?);
         write(&self.inner.by_id).insert(id, schema.clone());
         Ok(schema)
     }
@@ -230,8 +236,10 @@ impl Client {
         self.call(self.get(&format!("/schemas/ids/{id}"))).await
     }
 
-    async fn parse(&self, body: &SchemaBody) -> Result<Schema> {
-        let mut texts = Vec::new();
+    /// Every schema `body` references, directly or not, dependencies first: each one's
+    /// reference name and text (any schema type).
+    pub async fn referenced(&self, body: &SchemaBody) -> Result<Vec<(String, String)>> {
+        let mut found = Vec::new();
         let mut pending: Vec<_> = body.references.clone();
         let mut seen = HashSet::new();
         while let Some(r) = pending.pop() {
@@ -242,12 +250,22 @@ impl Client {
                 .version(&r.subject, VersionId::Number(r.version))
                 .await?;
             pending.extend(referenced.references);
-            texts.push(referenced.schema);
+            found.push((r.name, referenced.schema));
         }
+        found.reverse();
+        Ok(found)
+    }
+
+    async fn parse(&self, body: &SchemaBody) -> Result<Schema> {
+        let texts: Vec<String> = self
+            .referenced(body)
+            .await?
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect();
         let parsed = if texts.is_empty() {
             Schema::parse_str(&body.schema).map(Ok)
         } else {
-            texts.reverse();
             Schema::parse_str_with_list(&body.schema, &texts).map(|(s, _)| Ok(s))
         };
         parsed.unwrap_or_else(|e| {

@@ -160,7 +160,7 @@ fn run_product(
         product: id.to_owned(),
         source: Box::new(e),
     };
-    let (latest_id, latest, _) = handle
+    let (latest_id, latest) = handle
         .block_on(formats::latest(&client, &product.subject(), id))
         .map_err(registry_error)?;
     let reader = serde_json::to_string(latest.avro.as_ref()).map_err(Error::json)?;
@@ -456,6 +456,9 @@ impl Loop<'_> {
     /// with its schema id (`None`: the payload is Avro, or its schema is not known yet), or why
     /// it does not decode.
     fn in_avro(&self, payload: &[u8]) -> std::result::Result<Option<Vec<u8>>, String> {
+        if self.foreign.is_empty() {
+            return Ok(None);
+        }
         let Ok((schema_id, body)) = wire::decode(payload) else {
             return Ok(None);
         };
