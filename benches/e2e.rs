@@ -402,6 +402,11 @@ async fn snapshot_workers(
     config.checkpoint_interval = Duration::from_millis(100);
     // a group of its own: no other run's members to elect among
     config.group_prefix = format!("bench-{}", uuid::Uuid::new_v4());
+    // as `meshline snapshotter` by default: Iceberg views registered in an SQL catalog
+    config.iceberg_catalog = Some(meshline::snapshot::SqlCatalog::new(
+        dir.path().join("iceberg-catalog.db"),
+        "meshline",
+    ));
     let catalog = Arc::new(catalog);
     let stop = CancellationToken::new();
     let started = Instant::now();

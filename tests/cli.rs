@@ -246,6 +246,30 @@ async fn up_demo_streams_events_that_tail_shows_and_a_clean_stop_loses_none() {
             "{product} {view} {window}: {manifest}"
         );
     }
+    // the Iceberg view by name from the Iceberg SQL catalog in the data directory, with the
+    // README's reader
+    first_snapshots("artists.profile-changes", "profiles").await;
+    let read = std::process::Command::new(common::interop_python())
+        .arg("-c")
+        .arg(
+            "import sys; from pyiceberg.catalog.sql import SqlCatalog; \
+             catalog = SqlCatalog('meshline', uri='sqlite:///' + sys.argv[1]); \
+             print(len(catalog.load_table('artists.profile-changes.profiles').scan().to_arrow()))",
+        )
+        .arg(data.path().join("iceberg-catalog.db"))
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let profiles: usize = String::from_utf8_lossy(&read.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(profiles >= 1, "{profiles} artist profiles");
+
     let listed = first_snapshots("player.play-events", "daily-plays").await;
     let window = listed[0]["snapshots"][0]["window"]
         .as_str()

@@ -1229,7 +1229,10 @@ async fn delta_and_iceberg_readers_and_duckdb_read_the_newest_version_of_every_w
         write(&bootstrap, &url, &plays_then_late(minutes, 3, 20)).await;
         let store = Store::open(dir.path().join("store").to_str().unwrap()).unwrap();
         let amended = label(3);
-        let listed = snapshot_until(config(&bootstrap, &url, &store), catalog, |listed, _| {
+        let mut config = config(&bootstrap, &url, &store);
+        let sql_catalog = dir.path().join("iceberg-catalog.db");
+        config.iceberg_catalog = Some(snapshot::SqlCatalog::new(&sql_catalog, "meshline"));
+        let listed = snapshot_until(config, catalog, |listed, _| {
             ["plays", "per-track"].iter().all(|view| {
                 listed[*view]
                     .iter()
@@ -1248,7 +1251,17 @@ async fn delta_and_iceberg_readers_and_duckdb_read_the_newest_version_of_every_w
         )
         .await;
         if format == "iceberg" {
-            // the same tables by name, through the catalog's Iceberg REST API
+            // the same tables by name, from the Iceberg SQL catalog
+            read_back_as_tables(
+                &python,
+                "iceberg-sql",
+                &store,
+                &listed,
+                &format!("{}#player.play-events", sql_catalog.display()),
+                &[],
+            )
+            .await;
+            // and through the catalog's Iceberg REST API
             let address = serve_catalog(dir.path(), &store, &url).await;
             read_back_as_tables(
                 &python,
@@ -1342,6 +1355,8 @@ async fn views_written_through_the_s3_api_read_back_as_tables() {
                 "--http-listen",
                 "127.0.0.1:0",
             ])
+            .arg("--data-dir")
+            .arg(dir.path())
             .arg("--config")
             .arg(dir.path().join("config"))
             .envs(aws)
@@ -1389,6 +1404,21 @@ async fn views_written_through_the_s3_api_read_back_as_tables() {
             &aws,
         )
         .await;
+        if format == "iceberg" {
+            // by name, from the Iceberg SQL catalog the worker keeps in its data directory
+            read_back_as_tables(
+                &python,
+                "iceberg-sql",
+                &store,
+                &listed,
+                &format!(
+                    "{}#player.play-events",
+                    dir.path().join("iceberg-catalog.db").display()
+                ),
+                &aws,
+            )
+            .await;
+        }
     }
     server.kill().unwrap();
     server.wait().unwrap();

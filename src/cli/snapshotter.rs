@@ -14,7 +14,7 @@ use crate::{
     broker,
     health::Readiness,
     server,
-    snapshot::{self, spill::Spill, SnapshotterConfig, Store},
+    snapshot::{self, spill::Spill, SnapshotterConfig, SqlCatalog, Store},
     telemetry::HttpMetrics,
 };
 
@@ -41,6 +41,18 @@ pub struct SnapshotOptions {
     /// Prefix of the snapshotter's consumer groups (`<prefix>-<product>`).
     #[arg(long, default_value = "meshline-snapshotter")]
     pub snapshotter_group_prefix: String,
+    /// The Iceberg SQL catalog `iceberg` views are registered in: an SQLite file (default:
+    /// `iceberg-catalog.db` in the data directory), read by pyiceberg's `SqlCatalog` and the
+    /// JDBC catalog of Spark, Trino and Flink.
+    #[arg(long, env = "MESHLINE_ICEBERG_SQL_CATALOG")]
+    pub iceberg_sql_catalog: Option<PathBuf>,
+    /// The catalog's name in the SQL catalog (its `catalog_name` rows).
+    #[arg(long, default_value = "meshline")]
+    pub iceberg_sql_catalog_name: String,
+    /// Register `iceberg` views in no SQL catalog: they are read by path or through the
+    /// catalog's Iceberg REST API (for workers on several machines, which share no file).
+    #[arg(long, conflicts_with = "iceberg_sql_catalog")]
+    pub no_iceberg_sql_catalog: bool,
 }
 
 impl SnapshotOptions {
@@ -69,6 +81,13 @@ impl SnapshotOptions {
             .unwrap_or_else(|| data_dir.join("spill"));
         config.spill = Spill::new(dir, self.max_state_rows);
         config.group_prefix = self.snapshotter_group_prefix.clone();
+        config.iceberg_catalog = (!self.no_iceberg_sql_catalog).then(|| {
+            let path = self
+                .iceberg_sql_catalog
+                .clone()
+                .unwrap_or_else(|| data_dir.join("iceberg-catalog.db"));
+            SqlCatalog::new(path, &self.iceberg_sql_catalog_name)
+        });
         config
     }
 }

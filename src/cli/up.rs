@@ -198,6 +198,7 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         gateway.router,
         stop.clone(),
     ));
+    let mut iceberg_catalog = None;
     let snapshotter = if args.snapshot.no_snapshots {
         None
     } else {
@@ -208,6 +209,17 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             args.snapshot
                 .config(&bootstrap, &registry_url, store.clone(), &args.data_dir);
         config.lineage = lineage.clone();
+        let iceberg_views = catalog.iter().any(|p| {
+            p.descriptor
+                .views
+                .iter()
+                .any(|v| v.format == crate::product::TableFormat::Iceberg)
+        });
+        iceberg_catalog = config
+            .iceberg_catalog
+            .as_ref()
+            .filter(|_| iceberg_views)
+            .map(|c| c.path().display().to_string());
         Some(tokio::spawn(snapshot::worker::run(
             config,
             catalog.clone(),
@@ -233,6 +245,9 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("  topics:     {}", topics.len());
     if snapshotter.is_some() {
         println!("  snapshots:  {}", store.uri("snapshots"));
+    }
+    if let Some(path) = iceberg_catalog {
+        println!("  iceberg:    {public_url}/iceberg (REST), {path} (SQL catalog)");
     }
     if args.bootstrap.is_none() {
         println!("  data dir:   {}", args.data_dir.display());

@@ -17,7 +17,7 @@
 //! - [`spill`]: view state past its budget, on local disk;
 //! - [`parquet`]: Parquet bytes; [`store`]: create-only files on any `object_store` backend;
 //! - `table`: a view's files as a table: `delta` (a Delta Lake log) or `iceberg` (Iceberg
-//!   metadata);
+//!   metadata, registered in an Iceberg SQL catalog, [`SqlCatalog`]);
 //! - [`worker`]: the Kafka loop, its delivery guarantee, and its metrics.
 
 mod aggregate;
@@ -40,6 +40,7 @@ pub mod view;
 mod window;
 pub mod worker;
 
+pub use iceberg::SqlCatalog;
 pub use store::Store;
 pub use worker::{Metrics, SnapshotterConfig};
 

@@ -18,14 +18,20 @@ pub(crate) enum Table {
 }
 
 impl Table {
-    /// The table of `view` of `product` as the store holds it, if the view has one.
-    pub(crate) async fn open(store: &Store, product: &str, view: &View) -> Result<Option<Self>> {
+    /// The table of `view` of `product` as the store holds it, if the view has one; an Iceberg
+    /// table is registered in `catalog`.
+    pub(crate) async fn open(
+        store: &Store,
+        product: &str,
+        view: &View,
+        catalog: Option<&iceberg::SqlCatalog>,
+    ) -> Result<Option<Self>> {
         Ok(match view.format {
             TableFormat::Delta => Some(Self::Delta(
                 delta::Table::open(store, product, &view.name).await?,
             )),
             TableFormat::Iceberg => Some(Self::Iceberg(
-                iceberg::Table::open(store, product, &view.name).await?,
+                iceberg::Table::open(store, product, &view.name, catalog.cloned()).await?,
             )),
             TableFormat::Parquet => None,
         })

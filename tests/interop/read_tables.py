@@ -3,7 +3,8 @@
 Usage: read_tables.py FORMAT VIEW_ROOT COLUMN... : the view's table (FORMAT `delta` or
 `iceberg`; VIEW_ROOT a directory, or an s3:// URI with the AWS_* variables set; or FORMAT
 `iceberg-rest` and VIEW_ROOT `<catalog URI>#<product id>/<view>`, the table loaded by name from
-an Iceberg REST catalog) read by the format's Python package (`deltalake`, `pyiceberg`) and by
+an Iceberg REST catalog; or FORMAT `iceberg-sql` and VIEW_ROOT `<SQLite file>#<product
+id>/<view>`, the table loaded by name from an Iceberg SQL catalog) read by the format's Python package (`deltalake`, `pyiceberg`) and by
 DuckDB (for a local Delta table over
 the files its log lists; otherwise over the table the package read, as DuckDB's own S3 and
 Iceberg support are extensions it downloads); prints
@@ -29,19 +30,36 @@ def read_delta(root):
     return "deltalake", table.to_pyarrow_table(), None if root.startswith("s3://") else table.file_uris()
 
 
+def s3_properties():
+    """pyiceberg's settings for the S3 server the AWS_* variables name, if they do."""
+    if "AWS_ENDPOINT_URL" not in os.environ:
+        return {}
+    return {
+        "s3.endpoint": os.environ["AWS_ENDPOINT_URL"],
+        "s3.access-key-id": os.environ["AWS_ACCESS_KEY_ID"],
+        "s3.secret-access-key": os.environ["AWS_SECRET_ACCESS_KEY"],
+        "s3.region": os.environ["AWS_REGION"],
+    }
+
+
 def read_iceberg(root):
     from pyiceberg.table import StaticTable
 
-    properties = {}
-    if root.startswith("s3://"):
-        properties = {
-            "s3.endpoint": os.environ["AWS_ENDPOINT_URL"],
-            "s3.access-key-id": os.environ["AWS_ACCESS_KEY_ID"],
-            "s3.secret-access-key": os.environ["AWS_SECRET_ACCESS_KEY"],
-            "s3.region": os.environ["AWS_REGION"],
-        }
-    table = StaticTable.from_metadata(root, properties=properties)
+    table = StaticTable.from_metadata(root, properties=s3_properties())
     return "pyiceberg", table.scan().to_arrow(), None
+
+
+def read_iceberg_sql(root):
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    path, name = root.split("#")
+    product, view = name.rsplit("/", 1)
+    domain, product_name = product.split(".", 1)
+    # the catalog's file as is: a reader creates nothing in it
+    catalog = SqlCatalog("meshline", uri=f"sqlite:///{path}", init_catalog_tables="false", **s3_properties())
+    assert (domain, product_name, view) in catalog.list_tables((domain, product_name)), view
+    table = catalog.load_table(f"{product}.{view}")
+    return "pyiceberg-sql", table.scan().to_arrow(), None
 
 
 def read_iceberg_rest(root):
@@ -59,7 +77,12 @@ def read_iceberg_rest(root):
 
 def main():
     format, root, columns = sys.argv[1], sys.argv[2], sys.argv[3:]
-    package, arrow, files = {"delta": read_delta, "iceberg": read_iceberg, "iceberg-rest": read_iceberg_rest}[format](root)
+    package, arrow, files = {
+        "delta": read_delta,
+        "iceberg": read_iceberg,
+        "iceberg-rest": read_iceberg_rest,
+        "iceberg-sql": read_iceberg_sql,
+    }[format](root)
     selected = ", ".join(f'"{c}"' for c in ["window", *columns])
     if files is None:
         by_duckdb = duckdb.sql(f"select {selected} from arrow").fetch_arrow_table()

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::super::{spill::Spill, store::Store};
+use super::super::{iceberg::SqlCatalog, spill::Spill, store::Store};
 use crate::lineage::Lineage;
 
 /// Settings of the snapshotter.
@@ -27,6 +27,9 @@ pub struct SnapshotterConfig {
     pub group_prefix: String,
     /// Where each window version written is reported as an OpenLineage run.
     pub lineage: Lineage,
+    /// The Iceberg SQL catalog `iceberg` views are registered in (none: they are read by path
+    /// or through the catalog's Iceberg REST API only).
+    pub iceberg_catalog: Option<SqlCatalog>,
 }
 
 impl SnapshotterConfig {
@@ -42,6 +45,7 @@ impl SnapshotterConfig {
             checkpoint_interval: Duration::from_secs(5),
             group_prefix: "meshline-snapshotter".to_owned(),
             lineage: Lineage::disabled(),
+            iceberg_catalog: None,
         }
     }
 }

@@ -241,7 +241,12 @@ fn run_product(
     }
     let mut tables = Vec::new();
     for view in &product.descriptor.views {
-        tables.push(handle.block_on(Table::open(&config.store, id, view))?);
+        tables.push(handle.block_on(Table::open(
+            &config.store,
+            id,
+            view,
+            config.iceberg_catalog.as_ref(),
+        ))?);
     }
 
     let keep = product

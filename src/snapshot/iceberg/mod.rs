@@ -13,10 +13,18 @@
 //! their contents are deterministic: snapshot ids are hashes of the window version, timestamps
 //! the window's end. The metadata keeps the newest [`SNAPSHOTS_KEPT`] snapshots.
 //!
-//! Readers: pyiceberg's `StaticTable.from_metadata(<view dir>)`, Spark and Trino through a
-//! Hadoop-style catalog over the same directory, or any of them through the catalog's Iceberg
-//! REST API (`crate::catalog`, which reads the newest metadata with [`current`]). Limits: no
-//! external catalog is updated, no column statistics in the manifests.
+//! Catalogs: each commit points the table's row in the Iceberg SQL catalog on SQLite
+//! ([`SqlCatalog`], when the worker has one) at the new metadata file, and the catalog's
+//! Iceberg REST API (`crate::catalog`) reads the newest metadata with [`current`].
+//!
+//! Readers: pyiceberg's `SqlCatalog` and Spark, Trino and Flink's JDBC catalog over the SQL
+//! catalog's file, pyiceberg's `StaticTable.from_metadata(<view dir>)`, a Hadoop-style catalog
+//! over the same directory, or any of them through the REST API. Limits: no other catalog
+//! (Hive, Glue, an external REST catalog) is updated, no column statistics in the manifests.
+
+mod sql_catalog;
+
+pub use sql_catalog::SqlCatalog;
 
 use std::collections::BTreeMap;
 
@@ -62,11 +70,19 @@ pub(crate) struct Table {
     windows: BTreeMap<String, Held>,
     /// The schema of this run's files (Iceberg JSON, name mapping), once read from one.
     run_schema: Option<(Value, Value)>,
+    /// The SQL catalog the table is registered in.
+    catalog: Option<SqlCatalog>,
 }
 
 impl Table {
-    /// The table of `view` of `product` in `store`, read from its newest metadata.
-    pub(crate) async fn open(store: &Store, product: &str, view: &str) -> Result<Self> {
+    /// The table of `view` of `product` in `store`, read from its newest metadata, and
+    /// registered in `catalog` (pointed at that metadata if a crash left the catalog behind).
+    pub(crate) async fn open(
+        store: &Store,
+        product: &str,
+        view: &str,
+        catalog: Option<SqlCatalog>,
+    ) -> Result<Self> {
         let root = format!("{}/{view}", product_root(product));
         let mut table = Self {
             product: product.to_owned(),
@@ -76,6 +92,7 @@ impl Table {
             number: 0,
             windows: BTreeMap::new(),
             run_schema: None,
+            catalog,
         };
         if let Some((number, metadata)) = newest_metadata(store, &root).await? {
             if let Some(windows) = metadata["properties"]["meshline.windows"].as_str() {
@@ -83,6 +100,7 @@ impl Table {
             }
             table.metadata = Some(metadata);
             table.number = number;
+            table.register(store).await?;
         }
         Ok(table)
     }
@@ -317,7 +335,18 @@ impl Table {
             .await?;
         self.metadata = Some(metadata);
         self.number = number;
-        Ok(())
+        self.register(store).await
+    }
+
+    /// Points the table's row in the SQL catalog at its current metadata.
+    async fn register(&self, store: &Store) -> Result<()> {
+        let Some(catalog) = &self.catalog else {
+            return Ok(());
+        };
+        let location = store.uri(&metadata_path(&self.root, self.number));
+        catalog
+            .point(&self.product, &self.view, &location, self.number)
+            .await
     }
 
     fn current_snapshot(&self) -> Option<i64> {
@@ -710,7 +739,7 @@ mod tests {
         let store = Store::open("memory://").unwrap();
         per_track_files(&store, "w1", &["v1/a.parquet", "v2/a.parquet"]).await;
         let manifest = |version, file| per_track_manifest("w1", version, &[file]);
-        let mut table = Table::open(&store, "player.play-events", "per-track")
+        let mut table = Table::open(&store, "player.play-events", "per-track", None)
             .await
             .unwrap();
         table
@@ -722,9 +751,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(table.number, 1, "a version already committed is not again");
-        let mut reopened = Table::open(&store, "player.play-events", "per-track")
-            .await
-            .unwrap();
+        // reopened with an SQL catalog that does not know the table yet (as after a crash
+        // between a commit and its catalog update): the table is registered at its newest
+        // metadata, and each commit moves it on
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = SqlCatalog::new(dir.path().join("iceberg.db"), "meshline");
+        let registered = |n: u64| {
+            let catalog = catalog.clone();
+            async move {
+                assert_eq!(
+                    catalog
+                        .location("player.play-events", "per-track")
+                        .await
+                        .unwrap()
+                        .unwrap(),
+                    format!(
+                        "memory:/snapshots/player/play-events/per-track/metadata/v{n}.metadata.json"
+                    )
+                );
+            }
+        };
+        let mut reopened = Table::open(
+            &store,
+            "player.play-events",
+            "per-track",
+            Some(catalog.clone()),
+        )
+        .await
+        .unwrap();
+        registered(1).await;
         reopened
             .commit(&store, &manifest(1, "v1/a.parquet"))
             .await
@@ -744,8 +799,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(hint, b"2");
+        registered(2).await;
         reopened.expire(&store, "w1", 0).await.unwrap();
         assert!(reopened.windows.is_empty());
+        registered(3).await;
     }
 
     #[test]
