@@ -1418,6 +1418,46 @@ async fn views_written_through_the_s3_api_read_back_as_tables() {
                 &aws,
             )
             .await;
+            // and through the Iceberg REST API of a gateway process serving the catalog over
+            // the same bucket, as a deployment without `meshline up` runs it
+            let http = common::free_port();
+            let mut gateway = common::meshline()
+                .args(["gateway", "--bootstrap", &bootstrap, "--registry-url", &url])
+                .args([
+                    "--http-listen",
+                    &http,
+                    "--snapshots",
+                    "s3://snapshots/iceberg",
+                ])
+                .arg("--config")
+                .arg(dir.path().join("config"))
+                .envs(aws)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let _gateway_guard = common::KillOnDrop(gateway.id());
+            let rest = format!("http://{http}/iceberg");
+            common::within(60, "the gateway's catalog answers", async {
+                while !reqwest::get(format!("{rest}/v1/config"))
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+            .await;
+            read_back_as_tables(
+                &python,
+                "iceberg-rest",
+                &store,
+                &listed,
+                &format!("{rest}#player.play-events"),
+                &aws,
+            )
+            .await;
+            gateway.kill().unwrap();
+            gateway.wait().unwrap();
         }
     }
     server.kill().unwrap();

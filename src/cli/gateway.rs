@@ -13,14 +13,16 @@ use crate::{
 };
 
 use super::{
-    parse_listen, print_tokens, spawn_signal_handler, tokens, ConfigArgs, DEFAULT_HTTP,
+    parse_listen, print_tokens, reachable, spawn_signal_handler, tokens, ConfigArgs, DEFAULT_HTTP,
     DEFAULT_KAFKA, DEFAULT_REGISTRY_URL,
 };
 use crate::{
-    broker,
+    broker, catalog,
     gateway::{self, http::IngressConfig, DeliveryMode, StreamConfig},
     product::HumanDuration,
+    registry::client::Client,
     server,
+    snapshot::Store,
 };
 
 /// Gateway settings shared by `meshline gateway` and `meshline up`.
@@ -73,6 +75,15 @@ pub struct GatewayArgs {
     /// Address of the HTTP server (ingress, `/metrics`).
     #[arg(long, default_value = DEFAULT_HTTP, value_parser = parse_listen)]
     pub http_listen: SocketAddr,
+    /// Base URL of product addresses in the catalog (default: `http(s)://` + `--http-listen`).
+    #[arg(long, env = "MESHLINE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The snapshotters' store (their `--snapshots`: a directory, `file:///dir` or
+    /// `s3://bucket/prefix`): the catalog lists each view's snapshots from it and serves its
+    /// Iceberg views through the Iceberg REST catalog API (`/iceberg`); without it the catalog
+    /// serves products, contracts and lineage.
+    #[arg(long, env = "MESHLINE_SNAPSHOTS")]
+    pub snapshots: Option<String>,
     /// Gateway settings.
     #[command(flatten)]
     pub gateway: GatewayOptions,
@@ -133,11 +144,32 @@ pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let listener =
         server::bind(args.http_listen, "the gateway HTTP server", "--http-listen").await?;
     let (tokens, generated) = tokens(args.gateway.tokens.as_deref(), &catalog)?;
+    let scheme = args.gateway.scheme();
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{}", reachable(args.http_listen)));
+    let mut catalog_service = catalog::Service::new(
+        catalog.clone(),
+        Client::new(&args.registry_url),
+        &public_url,
+        &args.bootstrap,
+    );
+    let store = match &args.snapshots {
+        Some(location) => Some(
+            Store::open(location)
+                .with_context(|| format!("opening the snapshot store {location}"))?,
+        ),
+        None => None,
+    };
+    if let Some(store) = &store {
+        catalog_service = catalog_service.with_snapshots(store.clone());
+    }
     let started = gateway::start(
         args.gateway.config(&args.bootstrap, &args.registry_url),
         catalog.clone(),
         tokens,
-        axum::Router::new(),
+        catalog::router(catalog_service),
         stop.clone(),
     )
     .await
@@ -145,13 +177,15 @@ pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let (lineage, lineage_task) = Lineage::start(&args.lineage);
     let gateway_lineage = GatewayLineage::start(
         lineage.clone(),
-        Naming::new(&args.bootstrap, None),
+        Naming::new(
+            &args.bootstrap,
+            store.as_ref().map(|s| s.uri("")).as_deref(),
+        ),
         catalog.clone(),
         started.metrics.clone(),
         stop.clone(),
     );
     let tls = args.gateway.tls()?;
-    let scheme = args.gateway.scheme();
     let served = server::spawn_with(listener, tls.as_ref(), started.router, stop.clone());
     println!(
         "gateway: {} product(s), Kafka {}, registry {}, HTTP on {scheme}://{}",
@@ -160,9 +194,10 @@ pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         args.registry_url,
         args.http_listen
     );
+    println!("gateway: catalog on {public_url}/products");
     print_tokens(
         &generated,
-        &format!("{scheme}://{}", args.http_listen),
+        &public_url,
         catalog.iter().next().map(|p| p.id()),
     );
     started.stream.await.ok();

@@ -172,6 +172,14 @@ fn ends_quietly_on_a_closed_pipe() {
     }
 }
 
+/// The address to reach a server listening on `addr` from this machine (`0.0.0.0` is not one).
+fn reachable(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    addr
+}
+
 /// Parses `HOST:PORT` for listen addresses.
 pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     s.parse()

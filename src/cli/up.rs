@@ -12,7 +12,7 @@ use crate::{
 };
 
 use super::{
-    gateway::GatewayOptions, parse_listen, print_tokens, registry::RegistryArgs,
+    gateway::GatewayOptions, parse_listen, print_tokens, reachable, registry::RegistryArgs,
     snapshotter::SnapshotOptions, spawn_signal_handler, tokens, with_metrics, ConfigArgs,
     DEFAULT_HTTP, DEFAULT_KAFKA,
 };
@@ -347,12 +347,4 @@ async fn check_published(catalog: &crate::product::Catalog, client: &Client) -> 
         })?;
     }
     Ok(())
-}
-
-/// The address to reach a server listening on `addr` from this machine (`0.0.0.0` is not one).
-fn reachable(mut addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    addr
 }

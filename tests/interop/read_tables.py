@@ -68,7 +68,7 @@ def read_iceberg_rest(root):
     uri, name = root.split("#")
     product, view = name.rsplit("/", 1)
     domain, product_name = product.split(".", 1)
-    catalog = RestCatalog("meshline", uri=uri)
+    catalog = RestCatalog("meshline", uri=uri, **s3_properties())
     # the catalog lists the table under the product's namespace
     assert (domain, product_name, view) in catalog.list_tables((domain, product_name)), view
     table = catalog.load_table(f"{product}.{view}")
