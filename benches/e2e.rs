@@ -423,7 +423,7 @@ async fn snapshot_workers(
         .collect();
     loop {
         let taken: i64 = match snapshot::worker::load_progress(&store, PRODUCT).await {
-            Ok(Some((progress, _))) => progress
+            Ok(Some(progress)) => progress
                 .views
                 .values()
                 .map(|v| {
@@ -808,11 +808,13 @@ impl Core {
             .views
             .iter()
             .map(|v| {
+                // one runner takes the records of every partition in (its clock adds each as
+                // it comes): the per-record work of the partitions' runners, on one core
                 ViewRunner::new(
                     PRODUCT,
                     v,
                     schema.clone(),
-                    0..product.descriptor.partitions,
+                    0,
                     100_000,
                     &Spill::default(),
                     None,
@@ -846,7 +848,7 @@ impl Core {
         if let Some(rows) = self.decoding.finish().expect("rows") {
             for runner in self.runners.iter_mut() {
                 let step = runner.step(&rows).expect("step");
-                let closed = runner.advance(Instant::now()).expect("advance");
+                let closed = runner.advance(Instant::now(), None).expect("advance");
                 self.written += step
                     .puts
                     .iter()

@@ -66,11 +66,13 @@ fn run(reader: &str, views: &[View], inputs: &[Input]) -> usize {
     let mut runners: Vec<ViewRunner> = views
         .iter()
         .map(|v| {
+            // one runner takes the records of every partition in (its clock adds each as it
+            // comes): the per-record work of the partitions' runners, on one core
             ViewRunner::new(
                 "player.play-events",
                 v,
                 schema.clone(),
-                0..4,
+                0,
                 100_000,
                 &Spill::default(),
                 None,
@@ -88,7 +90,7 @@ fn run(reader: &str, views: &[View], inputs: &[Input]) -> usize {
         }
         let now = Instant::now();
         for runner in runners.iter_mut() {
-            let step = runner.advance(now).expect("advance");
+            let step = runner.advance(now, None).expect("advance");
             written += step.puts.iter().map(|p| p.bytes.len()).sum::<usize>();
         }
     };

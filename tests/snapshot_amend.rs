@@ -43,16 +43,8 @@ fn newest_users(plays: &[(&str, &str, i64)]) -> BTreeMap<String, Vec<String>> {
     let mut decoding = Decoding::new(&reader, &[(1, reader.clone())], 16).unwrap();
     let schema = decoding.schema().unwrap();
     let spill = Spill::default();
-    let mut runner = ViewRunner::new(
-        "player.play-events",
-        &view,
-        schema,
-        0..1,
-        1000,
-        &spill,
-        None,
-    )
-    .unwrap();
+    let mut runner =
+        ViewRunner::new("player.play-events", &view, schema, 0, 1000, &spill, None).unwrap();
     let (mut files, mut newest) = (BTreeMap::new(), BTreeMap::<String, Manifest>::new());
     let mut take = |step: Step| {
         for put in step.puts {
@@ -86,7 +78,7 @@ fn newest_users(plays: &[(&str, &str, i64)]) -> BTreeMap<String, Vec<String>> {
             .unwrap();
         let rows = decoding.finish().unwrap().unwrap();
         take(runner.step(&rows).unwrap());
-        take(runner.advance(Instant::now()).unwrap());
+        take(runner.advance(Instant::now(), None).unwrap());
         take(runner.amend().unwrap());
     }
     newest

@@ -115,11 +115,13 @@ fn scenario(keys: usize, spill: Spill) -> (u64, usize, usize) {
     let mut runners: Vec<ViewRunner> = views
         .iter()
         .map(|v| {
+            // one runner takes the records of every partition in, as the partitions' runners
+            // of one worker would together
             ViewRunner::new(
                 "player.play-events",
                 v,
                 schema.clone(),
-                0..4,
+                0,
                 100_000,
                 &spill,
                 None,
@@ -135,7 +137,7 @@ fn scenario(keys: usize, spill: Spill) -> (u64, usize, usize) {
         let rows = decoding.finish().unwrap().unwrap();
         for runner in runners.iter_mut() {
             let mut step = runner.step(&rows).unwrap();
-            let closed = runner.advance(Instant::now()).unwrap();
+            let closed = runner.advance(Instant::now(), None).unwrap();
             step.puts.extend(closed.puts);
             windows += closed.closed.len();
             written += step.puts.iter().map(|p| p.bytes.len()).sum::<usize>();

@@ -6,6 +6,10 @@
 //! sorted by key; a window's snapshot merges its runs with the groups still in memory. The rows
 //! are the same spilled or not, except that a `sum` of floating-point numbers may differ in its
 //! last bits (the partial sums add up in another order).
+//!
+//! A source partition's piece of a window holds its groups' states (the layout of a run: the
+//! key, then each aggregation's state, sorted by key), not their values: the commit step adds
+//! the pieces of every partition up ([`Aggregate::add_piece`]) and writes the values.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -84,6 +88,9 @@ pub(super) struct Aggregate {
     spill: Spill,
     /// The columns of a spilled run: the key, then each aggregation's state.
     run_schema: SchemaRef,
+    /// Whether windows are written as the groups' states (a partition's pieces) rather than
+    /// their values.
+    states: bool,
 }
 
 fn column(schema: &Schema, view: &View, name: &str) -> Result<usize> {
@@ -189,7 +196,31 @@ impl Aggregate {
             windows: BTreeMap::new(),
             spill,
             run_schema: Arc::new(Schema::new(run_fields)),
+            states: false,
         })
+    }
+
+    /// Writes windows as their groups' states (the pieces of a source partition).
+    pub(super) fn writing_states(mut self) -> Self {
+        self.states = true;
+        self
+    }
+
+    /// Adds a piece of `window` (the groups' states a partition wrote) to its groups.
+    pub(super) fn add_piece(&mut self, window: Window, batch: &RecordBatch) -> Result<()> {
+        let groups = &mut self.windows.entry(window).or_default().memory;
+        for (key, accs) in decode_run(&self.specs, batch)? {
+            match groups.get_mut(&key) {
+                Some(held) => held.iter_mut().zip(accs).for_each(|(a, o)| a.merge(o)),
+                None => {
+                    groups.insert(key, accs);
+                }
+            }
+        }
+        if self.groups() > self.spill.max_rows() {
+            self.spill_groups()?;
+        }
+        Ok(())
     }
 
     /// Groups held in memory in all open windows.
@@ -269,16 +300,16 @@ impl Aggregate {
         sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut run = self.spill.writer(&self.run_schema)?;
         for chunk in sorted.chunks(CHUNK) {
-            run.write(&self.encode_run(chunk)?)?;
+            run.write(&self.encode_run(&refs(chunk))?)?;
         }
         groups.runs.push(run.finish()?);
         Ok(())
     }
 
     /// Groups as rows of a run.
-    fn encode_run(&self, groups: &[Group]) -> Result<RecordBatch> {
+    fn encode_run(&self, groups: &[(&[u8], &[Acc])]) -> Result<RecordBatch> {
         let mut columns: Vec<ArrayRef> = vec![Arc::new(
-            arrow_array::BinaryArray::from_iter_values(groups.iter().map(|(k, _)| k.as_ref())),
+            arrow_array::BinaryArray::from_iter_values(groups.iter().map(|(k, _)| *k)),
         )];
         for (n, spec) in self.specs.iter().enumerate() {
             let accs = groups.iter().map(|(_, a)| &a[n]);
@@ -327,60 +358,6 @@ impl Aggregate {
             });
         }
         RecordBatch::try_new(self.run_schema.clone(), columns).map_err(Error::arrow)
-    }
-
-    /// Rows of a run as groups.
-    fn decode_run(&self, batch: &RecordBatch) -> Result<Vec<Group>> {
-        let wrong = || Error::Unexpected("a spilled run of another layout".into());
-        let keys = batch.column(0).as_binary_opt::<i32>().ok_or_else(wrong)?;
-        let mut out: Vec<Group> = (0..batch.num_rows())
-            .map(|i| {
-                (
-                    Box::from(keys.value(i)),
-                    Vec::with_capacity(self.specs.len()),
-                )
-            })
-            .collect();
-        for (n, spec) in self.specs.iter().enumerate() {
-            let column = batch.column(n + 1);
-            for (i, (_, accs)) in out.iter_mut().enumerate() {
-                let valid = column.is_valid(i);
-                accs.push(match spec.how {
-                    How::Count => Acc::Count(
-                        column
-                            .as_primitive_opt::<Int64Type>()
-                            .ok_or_else(wrong)?
-                            .value(i),
-                    ),
-                    How::SumInt(_) => Acc::SumInt(
-                        valid
-                            .then(|| column.as_primitive_opt::<Int64Type>().map(|c| c.value(i)))
-                            .flatten(),
-                    ),
-                    How::SumFloat(_) => Acc::SumFloat(
-                        valid
-                            .then(|| column.as_primitive_opt::<Float64Type>().map(|c| c.value(i)))
-                            .flatten(),
-                    ),
-                    How::Min(..) | How::Max(..) => {
-                        let value = valid
-                            .then(|| column.as_binary_opt::<i32>().map(|c| Box::from(c.value(i))))
-                            .flatten();
-                        if matches!(spec.how, How::Min(..)) {
-                            Acc::Min(value)
-                        } else {
-                            Acc::Max(value)
-                        }
-                    }
-                    How::Distinct(..) => {
-                        let list = column.as_list_opt::<i32>().ok_or_else(wrong)?.value(i);
-                        let values = list.as_primitive_opt::<UInt64Type>().ok_or_else(wrong)?;
-                        Acc::Distinct(values.values().iter().copied().collect())
-                    }
-                });
-            }
-        }
-        Ok(out)
     }
 
     /// Writes the rows of `window`, sorted by key, to `out` in chunks of [`CHUNK`] rows, and
@@ -481,15 +458,20 @@ impl Aggregate {
     }
 
     fn build_owned(&self, groups: &[Group]) -> Result<RecordBatch> {
-        let refs: Vec<(&[u8], &[Acc])> = groups
-            .iter()
-            .map(|(k, a)| (k.as_ref(), a.as_slice()))
-            .collect();
-        self.build(&refs)
+        self.build(&refs(groups))
+    }
+
+    /// What a window writes of `groups`, in their order: their values, or their states.
+    fn build(&self, groups: &[(&[u8], &[Acc])]) -> Result<RecordBatch> {
+        if self.states {
+            self.encode_run(groups)
+        } else {
+            self.values(groups)
+        }
     }
 
     /// The output rows of `groups`, in their order.
-    fn build(&self, groups: &[(&[u8], &[Acc])]) -> Result<RecordBatch> {
+    fn values(&self, groups: &[(&[u8], &[Acc])]) -> Result<RecordBatch> {
         let parser = self.key_rows.parser();
         let mut columns = self
             .key_rows
@@ -580,7 +562,7 @@ impl Cursor<'_> {
         while self.at == self.groups.len() {
             match self.chunks.next() {
                 Some(chunk) => {
-                    self.groups = aggregate.decode_run(&chunk?)?;
+                    self.groups = decode_run(&aggregate.specs, &chunk?)?;
                     self.at = 0;
                 }
                 None => return Ok(()),
@@ -657,6 +639,63 @@ impl Acc {
             _ => {}
         }
     }
+}
+
+/// Rows of a run (or a piece) of aggregations `specs` as groups.
+fn decode_run(specs: &[Spec], batch: &RecordBatch) -> Result<Vec<Group>> {
+    let wrong = || Error::Unexpected("a spilled run of another layout".into());
+    let keys = batch.column(0).as_binary_opt::<i32>().ok_or_else(wrong)?;
+    let mut out: Vec<Group> = (0..batch.num_rows())
+        .map(|i| (Box::from(keys.value(i)), Vec::with_capacity(specs.len())))
+        .collect();
+    for (n, spec) in specs.iter().enumerate() {
+        let column = batch.column(n + 1);
+        for (i, (_, accs)) in out.iter_mut().enumerate() {
+            let valid = column.is_valid(i);
+            accs.push(match spec.how {
+                How::Count => Acc::Count(
+                    column
+                        .as_primitive_opt::<Int64Type>()
+                        .ok_or_else(wrong)?
+                        .value(i),
+                ),
+                How::SumInt(_) => Acc::SumInt(
+                    valid
+                        .then(|| column.as_primitive_opt::<Int64Type>().map(|c| c.value(i)))
+                        .flatten(),
+                ),
+                How::SumFloat(_) => Acc::SumFloat(
+                    valid
+                        .then(|| column.as_primitive_opt::<Float64Type>().map(|c| c.value(i)))
+                        .flatten(),
+                ),
+                How::Min(..) | How::Max(..) => {
+                    let value = valid
+                        .then(|| column.as_binary_opt::<i32>().map(|c| Box::from(c.value(i))))
+                        .flatten();
+                    if matches!(spec.how, How::Min(..)) {
+                        Acc::Min(value)
+                    } else {
+                        Acc::Max(value)
+                    }
+                }
+                How::Distinct(..) => {
+                    let list = column.as_list_opt::<i32>().ok_or_else(wrong)?.value(i);
+                    let values = list.as_primitive_opt::<UInt64Type>().ok_or_else(wrong)?;
+                    Acc::Distinct(values.values().iter().copied().collect())
+                }
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Groups as references.
+fn refs(groups: &[Group]) -> Vec<(&[u8], &[Acc])> {
+    groups
+        .iter()
+        .map(|(k, a)| (k.as_ref(), a.as_slice()))
+        .collect()
 }
 
 fn cast<T: Array + Clone + 'static>(array: &ArrayRef, to: &DataType) -> Result<T> {

@@ -76,22 +76,37 @@ impl Clocks {
         p.at_end_since.get_or_insert(now);
     }
 
+    /// Each partition's own watermark and whether it is idle at `now`.
+    pub(super) fn state(&self, now: Instant) -> Vec<(Option<i64>, bool)> {
+        self.partitions
+            .values()
+            .map(|p| {
+                let idle = p
+                    .at_end_since
+                    .is_some_and(|since| now.saturating_duration_since(since) >= self.idle_timeout);
+                (
+                    p.max_event.map(|max| max.saturating_sub(self.lateness)),
+                    idle,
+                )
+            })
+            .collect()
+    }
+
     /// The view's watermark at `now`: windows ending at or before it are complete.
     pub(super) fn watermark(&self, now: Instant) -> Option<i64> {
-        let own = |p: &Partition| p.max_event.map(|max| max.saturating_sub(self.lateness));
-        let idle = |p: &Partition| {
-            p.at_end_since
-                .is_some_and(|since| now.saturating_duration_since(since) >= self.idle_timeout)
-        };
-        let mut active = self.partitions.values().filter(|p| !idle(p)).peekable();
-        if active.peek().is_some() {
-            // a partition that has not delivered anything yet holds the watermark back
-            active
-                .map(own)
-                .try_fold(i64::MAX, |min, w| w.map(|w| min.min(w)))
-        } else {
-            self.partitions.values().filter_map(own).max()
-        }
+        watermark(&self.state(now))
+    }
+}
+
+/// The watermark over partitions, each with its own watermark and whether it is idle: the
+/// lowest of the partitions not idle (none while one of them has delivered nothing), or the
+/// highest when every partition is idle.
+pub(crate) fn watermark(partitions: &[(Option<i64>, bool)]) -> Option<i64> {
+    let mut active = partitions.iter().filter(|(_, idle)| !idle).peekable();
+    if active.peek().is_some() {
+        active.try_fold(i64::MAX, |min, (w, _)| w.map(|w| min.min(w)))
+    } else {
+        partitions.iter().filter_map(|(w, _)| *w).max()
     }
 }
 

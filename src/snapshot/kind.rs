@@ -5,8 +5,9 @@
 //! - `events` ([`Events`]): every row, in files cut at row counts per partition; late rows of an
 //!   amending view are new files in the window's next version;
 //! - `latest` ([`Latest`]) and `aggregate` ([`Aggregate`]): one file per window version, the
-//!   whole snapshot; an amending view keeps closed windows' state and writes each amendment as a
-//!   whole snapshot again.
+//!   partition's whole piece (a `latest` view: every key the partition has seen, each with its
+//!   newest row; an `aggregate` view: its groups' states); an amending view keeps closed
+//!   windows' state and writes each amendment as a whole piece again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -113,7 +114,9 @@ pub(crate) fn of(
             }
             Box::new(latest)
         }
-        ViewKind::Aggregate => Box::new(Aggregate::new(view, schema, spill.clone())?),
+        ViewKind::Aggregate => {
+            Box::new(Aggregate::new(view, schema, spill.clone())?.writing_states())
+        }
     })
 }
 
@@ -283,7 +286,8 @@ impl Kind for Aggregate {
 pub(crate) struct Single(Option<parquet::Writer>);
 
 impl Single {
-    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+    /// Adds rows to the file.
+    pub(crate) fn write(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -422,13 +426,32 @@ mod tests {
         assert_eq!(column(&parts, "duration_ms"), ["0", "1"]);
     }
 
+    /// The values of `descriptor`'s aggregate over `pieces` (each a partition's piece of the
+    /// first minute), as the commit step adds them up: column `name`.
+    fn added_up(descriptor: &str, pieces: &[Vec<u8>], name: &str) -> Vec<String> {
+        let view: View = serde_norway::from_str(descriptor).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut aggregate =
+            Aggregate::new(&view, &testing::schema(), Spill::new(dir.path(), 1_000)).unwrap();
+        for piece in pieces {
+            for batch in parquet::decode(piece.clone()).unwrap() {
+                aggregate.add_piece(MINUTE, &batch).unwrap();
+            }
+        }
+        let mut single = Single::default();
+        aggregate
+            .close(MINUTE, &mut |batch| single.write(batch))
+            .unwrap();
+        column(&single.into_parts().unwrap(), name)
+    }
+
+    const PER_USER: &str = "{name: per-user, kind: aggregate, window: minute, key: [user_id],
+        aggregations: [{name: plays, function: count},
+                       {name: listeners, function: distinct_count, field: play_id}]}";
+
     #[test]
-    fn aggregate_counts_per_group_and_a_kept_window_takes_late_rows() {
-        let (mut aggregate, _dir) = kind(
-            "{name: per-user, kind: aggregate, window: minute, key: [user_id],
-              aggregations: [{name: plays, function: count}]}",
-            100,
-        );
+    fn aggregate_pieces_hold_states_that_add_up_over_partitions_and_take_late_rows() {
+        let (mut aggregate, _dir) = kind(PER_USER, 100);
         assert!(aggregate.keeps_closed() && !aggregate.restores_from_snapshots());
         add(
             aggregate.as_mut(),
@@ -438,9 +461,15 @@ mod tests {
                 (0, 2, 3_000, "u1"),
             ],
         );
-        let parts = aggregate.close(MINUTE, true).unwrap();
-        assert_eq!(column(&parts, "user_id"), ["u1", "u2"]);
-        assert_eq!(column(&parts, "plays"), ["2", "1"]);
+        let first = aggregate.close(MINUTE, true).unwrap();
+        assert_eq!(first.len(), 1, "one file per window version");
+        // another partition's piece of the same minute
+        let (mut other, _other_dir) = kind(PER_USER, 100);
+        add(other.as_mut(), &[(1, 0, 1_500, "u1"), (1, 1, 2_500, "u3")]);
+        let second = other.close(MINUTE, false).unwrap();
+        let pieces = [first[0].bytes.clone(), second[0].bytes.clone()];
+        assert_eq!(added_up(PER_USER, &pieces, "user_id"), ["u1", "u2", "u3"]);
+        assert_eq!(added_up(PER_USER, &pieces, "plays"), ["3", "1", "1"]);
 
         let late = testing::rows(&[(0, 3, 4_000, "u2")]);
         aggregate
@@ -455,12 +484,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(rows, 2);
-        let part = Part {
-            name: "part.parquet".into(),
-            bytes,
-            rows,
-        };
-        assert_eq!(column(&[part], "plays"), ["2", "2"]);
+        let pieces = [bytes, second[0].bytes.clone()];
+        assert_eq!(added_up(PER_USER, &pieces, "plays"), ["3", "2", "1"]);
 
         aggregate.forget(MINUTE);
         assert_eq!(aggregate.held(), 0);

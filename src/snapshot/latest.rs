@@ -175,6 +175,48 @@ impl Latest {
 }
 
 impl Latest {
+    /// Merges the pieces of one window from several source partitions (each every key its
+    /// partition has seen, with its newest row) into the window's snapshot, to `out` a chunk at
+    /// a time: every key, with its newest row by event time, then partition, then offset,
+    /// sorted by key. The keys are held in memory (their rows stay in the pieces' batches).
+    pub(super) fn merge_pieces(
+        &self,
+        pieces: &[RecordBatch],
+        out: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let mut newest: HashMap<Box<[u8]>, At> = HashMap::new();
+        for (b, batch) in pieces.iter().enumerate() {
+            let keys = self.keyed.key_rows(batch)?;
+            let orders = self.keyed.orders(batch)?;
+            for (row, order) in orders.into_iter().enumerate() {
+                let at = At {
+                    order,
+                    batch: b,
+                    row,
+                };
+                let key = keys.row(row);
+                match newest.get_mut(key.as_ref()) {
+                    Some(held) if held.order >= order => {}
+                    Some(held) => *held = at,
+                    None => {
+                        newest.insert(key.as_ref().into(), at);
+                    }
+                }
+            }
+        }
+        let mut sorted: Vec<(Box<[u8]>, At)> = newest.into_iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let sources: Vec<&RecordBatch> = pieces.iter().collect();
+        for chunk in sorted.chunks(CHUNK) {
+            let indices: Vec<(usize, usize)> =
+                chunk.iter().map(|(_, at)| (at.batch, at.row)).collect();
+            out(interleave_record_batch(&sources, &indices).map_err(Error::arrow)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Latest {
     /// Keeps what late events need to amend closed windows (`late: amend`).
     pub(super) fn amend_late(&mut self) {
         self.amending.get_or_insert_with(Amending::default);

@@ -1,5 +1,7 @@
 //! What snapshots a store holds: for the catalog and `meshline snapshots list`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{manifest, Result, Store};
@@ -33,8 +35,46 @@ pub async fn manifests(store: &Store, product_id: &str, view: &str) -> Result<Ve
     Ok(found.into_iter().map(|(_, _, path)| path).collect())
 }
 
+/// Every piece manifest of a view, per source partition: windows in order, each window's
+/// versions in order.
+pub(crate) async fn pieces(
+    store: &Store,
+    product_id: &str,
+    view: &str,
+) -> Result<BTreeMap<i32, Vec<String>>> {
+    let dir = format!("{}/{view}", manifest::product_root(product_id));
+    let mut found: Vec<(i32, String, u32, String)> = store
+        .list(&dir)
+        .await?
+        .into_iter()
+        .filter_map(|path| {
+            let (window, partition, version) = piece_of(&path)?;
+            Some((partition, window, version, path))
+        })
+        .collect();
+    found.sort();
+    let mut pieces: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for (partition, _, _, path) in found {
+        pieces.entry(partition).or_default().push(path);
+    }
+    Ok(pieces)
+}
+
+/// `(label, partition, version)` of a piece manifest path
+/// `…/window=<label>/partition-<p>/v<version>/manifest.json`.
+pub(crate) fn piece_of(path: &str) -> Option<(String, i32, u32)> {
+    let mut parts = path.rsplit('/');
+    if parts.next()? != "manifest.json" {
+        return None;
+    }
+    let version = parts.next()?.strip_prefix('v')?.parse().ok()?;
+    let partition = parts.next()?.strip_prefix("partition-")?.parse().ok()?;
+    let window = parts.next()?.strip_prefix("window=")?.to_owned();
+    Some((window, partition, version))
+}
+
 /// `(label, version)` of a manifest path `…/window=<label>/v<version>/manifest.json`.
-fn window_version(path: &str) -> Option<(String, u32)> {
+pub(crate) fn window_version(path: &str) -> Option<(String, u32)> {
     let mut parts = path.rsplit('/');
     if parts.next()? != "manifest.json" {
         return None;

@@ -1,11 +1,14 @@
 //! What the snapshotter writes besides Parquet files: each window's `manifest.json` (written
-//! last, so a snapshot exists only when complete) and the progress it resumes from, at
-//! deterministic paths.
+//! last, so a snapshot exists only when complete), the pieces each source partition contributes
+//! to it, and the progress each partition resumes from, at deterministic paths.
 //!
 //! ```text
 //! snapshots/<domain>/<product>/<view>/window=<label>/v<version>/part-….parquet
 //! snapshots/<domain>/<product>/<view>/window=<label>/v<version>/manifest.json
-//! snapshots/<domain>/<product>/_progress/<sequence, 12 digits>.json
+//! snapshots/<domain>/<product>/<view>/window=<label>/partition-<p>/v<version>/part-….parquet
+//! snapshots/<domain>/<product>/<view>/window=<label>/partition-<p>/v<version>/manifest.json
+//! snapshots/<domain>/<product>/_progress/partition-<p>/<sequence, 12 digits>.json
+//! snapshots/<domain>/<product>/_progress/watermarks.json
 //! ```
 
 use std::collections::BTreeMap;
@@ -33,9 +36,54 @@ pub fn manifest_path(product_id: &str, view: &str, label: &str, version: u32) ->
     )
 }
 
-/// The progress file with sequence number `sequence`.
-pub fn progress_path(product_id: &str, sequence: u64) -> String {
-    format!("{}/_progress/{sequence:012}.json", product_root(product_id))
+/// The directory of one version of the piece of a window that source `partition` contributes.
+pub fn piece_dir(
+    product_id: &str,
+    view: &str,
+    label: &str,
+    partition: i32,
+    version: u32,
+) -> String {
+    format!(
+        "{}/{view}/window={label}/partition-{partition}/v{version}",
+        product_root(product_id)
+    )
+}
+
+/// The manifest of one version of a window's piece from source `partition`.
+pub fn piece_manifest_path(
+    product_id: &str,
+    view: &str,
+    label: &str,
+    partition: i32,
+    version: u32,
+) -> String {
+    format!(
+        "{}/manifest.json",
+        piece_dir(product_id, view, label, partition, version)
+    )
+}
+
+/// The directory of the progress files of source `partition`.
+pub fn progress_dir(product_id: &str, partition: i32) -> String {
+    format!(
+        "{}/_progress/partition-{partition}",
+        product_root(product_id)
+    )
+}
+
+/// The progress file of source `partition` with sequence number `sequence`.
+pub fn progress_path(product_id: &str, partition: i32, sequence: u64) -> String {
+    format!(
+        "{}/{sequence:012}.json",
+        progress_dir(product_id, partition)
+    )
+}
+
+/// The product's watermark per view, as the commit step last combined it from the partitions'
+/// progress: a partition gone idle closes its windows by it.
+pub fn watermarks_path(product_id: &str) -> String {
+    format!("{}/_progress/watermarks.json", product_root(product_id))
 }
 
 /// A Parquet file of a snapshot.
@@ -100,6 +148,11 @@ pub struct Manifest {
     /// events, even when the progress written after it was lost.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub through: BTreeMap<i32, i64>,
+    /// For a window's snapshot (not a piece): the piece each source partition contributed, as
+    /// `<window label>/v<version>` (a `latest` view's partition without changes in the window
+    /// contributes its newest piece before it). A new version is written when they change.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pieces: BTreeMap<i32, String>,
 }
 
 /// Where one view resumes one partition.
@@ -125,9 +178,19 @@ pub struct ViewProgress {
     pub last_manifest: Option<String>,
     /// Per partition.
     pub partitions: BTreeMap<i32, PartitionProgress>,
+    /// The partition's own watermark at this checkpoint (its highest event time less the
+    /// allowed lateness, epoch ms): the commit step combines them into the product's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<i64>,
+    /// Whether the partition was idle at this checkpoint (caught up with its end and quiet for
+    /// the view's idle timeout): it does not hold the product's watermark back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub idle: bool,
 }
 
-/// A product's progress, written after the snapshots it accounts for.
+/// The progress of one source partition of a product (or, read back by
+/// [`crate::snapshot::worker::load_progress`], of all of them), written after the pieces it
+/// accounts for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Progress {
@@ -135,6 +198,10 @@ pub struct Progress {
     pub sequence: u64,
     /// Per view.
     pub views: BTreeMap<String, ViewProgress>,
+    /// When the partition's loop last received records (Unix epoch ms): a window closed by
+    /// records of a backfill is late from their arrival, not from its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<i64>,
 }
 
 impl Progress {

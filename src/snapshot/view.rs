@@ -1,6 +1,8 @@
-//! One view of one product: takes rows in, assigns them to event-time windows, decides lateness,
-//! closes windows when the watermark passes them, and says what to write (sans-io: the caller
-//! writes the files, in order, create-only).
+//! One view of one source partition of a product: takes the partition's rows in, assigns them
+//! to event-time windows, decides lateness, closes windows when the watermark passes them, and
+//! says what to write: the partition's piece of each window (sans-io: the caller writes the
+//! files, in order, create-only; the commit step, `worker::commit`, merges the pieces of a window
+//! into its snapshot).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -78,6 +80,8 @@ struct Open {
 #[derive(Debug)]
 pub struct ViewRunner {
     product: String,
+    /// The source partition whose pieces this runner writes.
+    partition: i32,
     view: View,
     calendar: Calendar,
     clocks: Clocks,
@@ -114,14 +118,14 @@ pub struct ViewRunner {
 }
 
 impl ViewRunner {
-    /// The runner of `view` of `product` over rows of `schema` from `partitions`, resuming from
-    /// `progress`: `events` files of at most `max_rows_per_file` rows, and the keys or groups of
-    /// `latest` and `aggregate` views past `spill`'s budget spilled to disk.
+    /// The runner of `view` of `product` over rows of `schema` from source `partition`, resuming
+    /// from `progress`: `events` files of at most `max_rows_per_file` rows, and the keys or
+    /// groups of `latest` and `aggregate` views past `spill`'s budget spilled to disk.
     pub fn new(
         product: &str,
         view: &View,
         schema: SchemaRef,
-        partitions: impl IntoIterator<Item = i32>,
+        partition: i32,
         max_rows_per_file: usize,
         spill: &Spill,
         progress: Option<&ViewProgress>,
@@ -150,9 +154,10 @@ impl ViewRunner {
         let amendments = (view.late == LatePolicy::Amend && view.kind == ViewKind::Events)
             .then(|| Events::new(schema.clone(), max_rows_per_file))
             .transpose()?;
-        let mut clocks = Clocks::new(partitions, view.allowed_lateness.0, view.idle_timeout.0);
+        let mut clocks = Clocks::new([partition], view.allowed_lateness.0, view.idle_timeout.0);
         let mut runner = Self {
             product: product.to_owned(),
+            partition,
             view: view.clone(),
             calendar: Calendar::new(view.window, tz),
             clocks: clocks.clone(),
@@ -262,16 +267,17 @@ impl ViewRunner {
             .last_manifest
             .as_deref()?
             .rsplit('/')
-            .nth(2)?
+            .nth(3)?
             .strip_prefix("window=")?;
         let newest = self
             .written
             .values()
             .find(|m| m.window == label && m.version > 1)?;
-        Some(manifest::manifest_path(
+        Some(manifest::piece_manifest_path(
             &self.product,
             &self.view.name,
             &newest.window,
+            self.partition,
             newest.version,
         ))
     }
@@ -443,7 +449,13 @@ impl ViewRunner {
     /// Files cut from an open window: to write now, listed in its manifest later.
     fn parts(&mut self, window: Window, version: u32, parts: Vec<Part>) -> Step {
         let label = self.calendar.label(window);
-        let dir = manifest::version_dir(&self.product, &self.view.name, &label, version);
+        let dir = manifest::piece_dir(
+            &self.product,
+            &self.view.name,
+            &label,
+            self.partition,
+            version,
+        );
         let mut step = Step::default();
         for part in parts {
             let put = Put {
@@ -460,9 +472,11 @@ impl ViewRunner {
     }
 
     /// Closes every open window the watermark has passed at `now`.
-    pub fn advance(&mut self, now: Instant) -> Result<Step> {
+    /// Closes the windows the watermark passed: the partition's own, or `floor`, the product's
+    /// (which closes the windows of a partition gone idle), whichever is later.
+    pub fn advance(&mut self, now: Instant, floor: Option<i64>) -> Result<Step> {
         let mut step = Step::default();
-        let Some(watermark) = self.clocks.watermark(now) else {
+        let Some(watermark) = self.clocks.watermark(now).max(floor) else {
             return Ok(step);
         };
         if self.closed_through.is_some_and(|c| c >= watermark) {
@@ -556,13 +570,20 @@ impl ViewRunner {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let manifest = self.manifest(window, &label, 1, files, &open, watermark);
         step.puts.push(Put {
-            path: manifest::manifest_path(&self.product, &self.view.name, &label, 1),
+            path: manifest::piece_manifest_path(
+                &self.product,
+                &self.view.name,
+                &label,
+                self.partition,
+                1,
+            ),
             bytes: serde_json::to_vec_pretty(&manifest).map_err(Error::json)?,
         });
-        self.last_manifest = Some(manifest::manifest_path(
+        self.last_manifest = Some(manifest::piece_manifest_path(
             &self.product,
             &self.view.name,
             &label,
+            self.partition,
             1,
         ));
         if self.amends() {
@@ -602,6 +623,7 @@ impl ViewRunner {
             schema_ids: open.schema_ids.iter().copied().collect(),
             watermark: instant(watermark),
             through: BTreeMap::new(),
+            pieces: BTreeMap::new(),
         }
     }
 
@@ -633,7 +655,13 @@ impl ViewRunner {
             let label = self.calendar.label(window);
             let previous = self.written.get(&window);
             let version = previous.map_or(1, |m| m.version + 1);
-            let dir = manifest::version_dir(&self.product, &self.view.name, &label, version);
+            let dir = manifest::piece_dir(
+                &self.product,
+                &self.view.name,
+                &label,
+                self.partition,
+                version,
+            );
             let mut files = previous.map(|m| m.files.clone()).unwrap_or_default();
             for part in parts {
                 let put = Put {
@@ -674,7 +702,13 @@ impl ViewRunner {
             let version = self.written.get(&window).map_or(1, |m| m.version + 1);
             let digest = Sha256::digest(&bytes);
             let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-            let dir = manifest::version_dir(&self.product, &self.view.name, &label, version);
+            let dir = manifest::piece_dir(
+                &self.product,
+                &self.view.name,
+                &label,
+                self.partition,
+                version,
+            );
             let put = Put {
                 path: format!("{dir}/part-{name}.parquet"),
                 bytes,
@@ -700,7 +734,13 @@ impl ViewRunner {
         let mut manifest = self.manifest(window, label, version, files, open, watermark);
         manifest.through = self.taken_through.clone();
         let put = Put {
-            path: manifest::manifest_path(&self.product, &self.view.name, label, version),
+            path: manifest::piece_manifest_path(
+                &self.product,
+                &self.view.name,
+                label,
+                self.partition,
+                version,
+            ),
             bytes: serde_json::to_vec_pretty(&manifest).map_err(Error::json)?,
         };
         self.written.insert(window, manifest.clone());
@@ -762,7 +802,20 @@ impl ViewRunner {
             closed_through: self.closed_through,
             last_manifest: self.last_manifest.clone(),
             partitions,
+            watermark: None,
+            idle: false,
         }
+    }
+
+    /// Windows ending at or before this instant (epoch ms) are closed.
+    pub fn closed_through(&self) -> Option<i64> {
+        self.closed_through
+    }
+
+    /// The partition's own watermark and whether it is idle at `now`, for the product's
+    /// watermark.
+    pub fn clock(&self, now: Instant) -> (Option<i64>, bool) {
+        self.clocks.state(now)[0]
     }
 }
 
@@ -812,7 +865,7 @@ struct LateRow {
     done: bool,
 }
 
-fn file_of(put: &Put, rows: u64) -> File {
+pub(crate) fn file_of(put: &Put, rows: u64) -> File {
     let digest = Sha256::digest(&put.bytes);
     File {
         path: put.path.clone(),
@@ -822,7 +875,7 @@ fn file_of(put: &Put, rows: u64) -> File {
     }
 }
 
-fn instant(ms: i64) -> String {
+pub(crate) fn instant(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -851,7 +904,7 @@ mod tests {
             "player.play-events",
             &view,
             schema,
-            [0],
+            0,
             100,
             &spill,
             progress,
@@ -873,12 +926,12 @@ mod tests {
         let taken = step(&mut runner, &[(0, 0, 1_000, "a"), (0, 1, 2_000, "b")]);
         assert!(taken.puts.is_empty() && taken.closed.is_empty());
         assert!(
-            runner.advance(now).unwrap().closed.is_empty(),
+            runner.advance(now, None).unwrap().closed.is_empty(),
             "the minute is still open"
         );
 
         step(&mut runner, &[(0, 2, 61_000, "c")]);
-        let closed = runner.advance(now).unwrap();
+        let closed = runner.advance(now, None).unwrap();
         assert_eq!(closed.closed.len(), 1);
         let manifest = &closed.closed[0];
         assert_eq!(
@@ -907,7 +960,7 @@ mod tests {
             let descriptor = format!("{{name: all, kind: events, window: minute, late: {late}}}");
             let (mut runner, _dir) = runner(&descriptor, None);
             step(&mut runner, &[(0, 0, 1_000, "a"), (0, 1, 61_000, "b")]);
-            runner.advance(Instant::now()).unwrap();
+            runner.advance(Instant::now(), None).unwrap();
             let late_step = step(&mut runner, &[(0, 2, 5_000, "late")]);
             assert_eq!(late_step.dead_letters.len(), dead_lettered, "{late}");
             assert_eq!(runner.counts.late_dead_lettered, dead_lettered as u64);
@@ -923,7 +976,7 @@ mod tests {
             &mut runner,
             &[(0, 0, 1_000, "a"), (0, 1, 61_000, "b"), (0, 2, 62_000, "c")],
         );
-        runner.advance(Instant::now()).unwrap();
+        runner.advance(Instant::now(), None).unwrap();
         let progress = runner.progress();
         let partition = progress.partitions[&0];
         // the first minute is written; the second is open from offset 1
@@ -935,7 +988,7 @@ mod tests {
         let (mut restarted, _dir) = runner_from(&progress);
         step(&mut restarted, &[(0, 1, 61_000, "b"), (0, 2, 62_000, "c")]);
         step(&mut restarted, &[(0, 3, 121_000, "d")]);
-        let closed = restarted.advance(Instant::now()).unwrap().closed;
+        let closed = restarted.advance(Instant::now(), None).unwrap().closed;
         assert_eq!(closed.len(), 1);
         assert_eq!(
             (closed[0].window_start.as_str(), closed[0].rows),
@@ -954,7 +1007,7 @@ mod tests {
                 .unwrap();
         let schema = testing::schema();
         let spill = Spill::new(std::env::temp_dir(), 1);
-        let error = ViewRunner::new("p.q", &view, schema, [0], 1, &spill, None).unwrap_err();
+        let error = ViewRunner::new("p.q", &view, schema, 0, 1, &spill, None).unwrap_err();
         assert!(error.to_string().contains("time field `nope`"), "{error}");
     }
 }

@@ -105,7 +105,7 @@ impl Metrics {
             registry,
             IntGauge::new(
                 "meshline_snapshot_products_consuming",
-                "Products this worker runs: it holds their partitions and reads them.",
+                "Products this worker runs the commit step of (it holds their partition 0).",
             )?,
         )?;
         let settled = registered(
@@ -141,7 +141,7 @@ impl Metrics {
         })
     }
 
-    /// How many products' snapshotters hold their partitions and read them.
+    /// How many products' commit steps this worker runs.
     pub fn products_consuming(&self) -> i64 {
         self.consuming.get()
     }
@@ -204,14 +204,6 @@ pub(super) fn delay(
     )
 }
 
-/// Moves `counter` up to `total` (a count the view keeps itself).
-pub(super) fn set_counter(counter: &prometheus::IntCounter, total: u64) {
-    let now = counter.get();
-    if total > now {
-        counter.inc_by(total - now);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,14 +220,5 @@ mod tests {
         let backfill = delay(&end_text, lateness, came).unwrap();
         assert!((10.0..11.0).contains(&backfill), "{backfill}");
         assert_eq!(delay("not a time", lateness, came), None);
-    }
-
-    #[test]
-    fn counters_follow_the_views_own_counts_and_never_go_down() {
-        let counter = prometheus::IntCounter::new("c", "c").unwrap();
-        set_counter(&counter, 5);
-        set_counter(&counter, 3);
-        set_counter(&counter, 7);
-        assert_eq!(counter.get(), 7);
     }
 }

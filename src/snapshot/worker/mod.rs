@@ -1,14 +1,14 @@
-//! The snapshotter's Kafka loop, one thread per product with views that this worker runs
-//! (`lease`: which of several workers runs a product).
+//! The snapshotter's Kafka loops: one thread per source partition of a product that this
+//! worker holds (`lease`: how several workers share a product's partitions), each writing that
+//! partition's piece of every window of every view, and the commit step (`commit`), which merges
+//! the pieces of each window into its snapshot once every partition has closed it.
 //!
-//! Delivery guarantee: **exactly once** into the snapshot store, on any Kafka-API broker.
-//! Progress (per view and partition: where to resume, the event-time clock there, and which
-//! offsets are done) is written to the store *after* the files, manifests and Delta commits it
-//! accounts for (a Delta commit names its window version, and one already in the log is not
-//! made again), and the loop resumes from it, not from group offsets. Window contents and file
-//! cuts depend only on each partition's record order, so a replay after a crash rewrites the
-//! same files, byte for byte; the store refuses to overwrite, and a file found already there
-//! must hold the same bytes.
+//! Delivery guarantee: **exactly once** into the snapshot store, on any Kafka-API broker. A
+//! partition's progress (per view: where to resume, the event-time clock there, and which
+//! offsets are done) is written to the store *after* the pieces it accounts for, and the loop
+//! resumes from it, not from group offsets. A piece's contents and file cuts depend only on its
+//! partition's record order, so a replay after a crash rewrites the same files, byte for byte;
+//! the store refuses to overwrite, and a file found already there must hold the same bytes.
 //!
 //! Limits: late events sent to the dead-letter topic (`late: dlq`) go through an idempotent
 //! producer, flushed before each progress write; after a crash, records found at the tail of the
@@ -18,13 +18,14 @@
 //! (`late: amend`) always leads to the same newest version of a window, but the number of
 //! versions before it depends on when late events arrive.
 //!
-//! The parts: `config` the settings, `metrics` what the loop counts, `progress` the
-//! progress files read back; this module the loop.
+//! The parts: `config` the settings, `metrics` what the loops count, `progress` the progress
+//! files read back, `commit` the commit step, `retention` expiry; this module a partition's
+//! loop.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use rdkafka::{
@@ -34,10 +35,10 @@ use rdkafka::{
     producer::{FutureProducer, Producer},
     Offset, TopicPartitionList,
 };
-use serde_json::json;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
+mod commit;
 mod config;
 mod lease;
 mod metrics;
@@ -48,16 +49,14 @@ pub use config::SnapshotterConfig;
 pub use metrics::Metrics;
 pub use progress::load_progress;
 
-use metrics::{delay, set_counter, Consuming};
-use progress::{progress_start, same_manifest};
+use progress::{load_partition_progress, progress_start, same_manifest};
 
 use super::{
     manifest::{self, Manifest, Progress},
     parquet,
     rows::{Decoding, Rows, Skip},
     store::Store,
-    table::Table,
-    view::{Step, ViewRunner},
+    view::{Counts, Step, ViewRunner},
     Error, Result,
 };
 use crate::{
@@ -67,7 +66,7 @@ use crate::{
     codec::wire,
     contract::WriterSchema,
     formats,
-    lineage::{self, facet, EventType, Job, Naming, Run},
+    lineage::{EventType, Job, Naming, Run},
     outputs::{
         headers::{self as out_headers, LATE_EVENT},
         resume,
@@ -125,10 +124,15 @@ struct Loop<'a> {
     handle: &'a Handle,
     config: &'a SnapshotterConfig,
     product: &'a Product,
+    /// The source partition this loop reads.
+    partition: i32,
     metrics: &'a Metrics,
     runners: Vec<ViewRunner>,
-    /// The table of each view (beside `runners`) that has one.
-    tables: Vec<Option<Table>>,
+    /// What each runner last added to the metrics (beside `runners`): several loops add up to
+    /// a product's counts.
+    reported: Vec<Reported>,
+    /// The product's watermark per view, as the commit step last published it.
+    floors: BTreeMap<String, i64>,
     decoding: Decoding,
     /// The writer schemas in another language than Avro (JSON Schema, Protobuf) by id: their
     /// events are decoded into their Avro field model, and re-encoded in Avro for `decoding`.
@@ -142,49 +146,78 @@ struct Loop<'a> {
     already_dead_lettered: BTreeSet<(i32, i64)>,
     sequence: u64,
     dirty: bool,
+    /// What the commit step reads of each view at the last checkpoint.
+    marks: Vec<Mark>,
     /// When the last records arrived (for the delay of the windows they close).
-    last_received: SystemTime,
+    received_at: Option<std::time::SystemTime>,
 }
 
-fn run_product(
+/// A view's own watermark, whether its partition is idle, and through when its windows are
+/// closed.
+type Mark = (Option<i64>, bool, Option<i64>);
+
+/// A runner's counts and gauges as last added to the metrics.
+#[derive(Debug, Default, Clone, Copy)]
+struct Reported {
+    counts: Counts,
+    held: i64,
+    spilled: i64,
+}
+
+/// The reader schema of `product` (the registry's latest), the decoder over it, and the writer
+/// schema when it is in another language than Avro.
+fn reader(
     handle: &Handle,
     config: &SnapshotterConfig,
     product: &Product,
+    client: &Client,
+) -> Result<(Decoding, HashMap<u32, Arc<WriterSchema>>)> {
+    let id = product.id();
+    let (latest_id, latest) = handle
+        .block_on(formats::latest(client, &product.subject(), id))
+        .map_err(|e| Error::Registry {
+            product: id.to_owned(),
+            source: Box::new(e),
+        })?;
+    let reader = serde_json::to_string(latest.avro.as_ref()).map_err(Error::json)?;
+    let decoding = Decoding::new(&reader, &[(latest_id, reader.clone())], config.batch_size)?;
+    let foreign = if latest.is_foreign() {
+        [(latest_id, latest)].into()
+    } else {
+        HashMap::new()
+    };
+    Ok((decoding, foreign))
+}
+
+/// Runs the loop of source `partition` of `product` until `stop`: its piece of every window of
+/// every view, resuming from the partition's progress.
+fn run_partition(
+    handle: &Handle,
+    config: &SnapshotterConfig,
+    product: &Product,
+    partition: i32,
     metrics: &Metrics,
     stop: &CancellationToken,
 ) -> Result<()> {
     let id = product.id();
     let topics = product.topics();
     let client = Client::new(&config.registry_url);
-    let registry_error = |e| Error::Registry {
-        product: id.to_owned(),
-        source: Box::new(e),
-    };
-    let (latest_id, latest) = handle
-        .block_on(formats::latest(&client, &product.subject(), id))
-        .map_err(registry_error)?;
-    let reader = serde_json::to_string(latest.avro.as_ref()).map_err(Error::json)?;
-    let decoding = Decoding::new(&reader, &[(latest_id, reader.clone())], config.batch_size)?;
-    let foreign: HashMap<u32, Arc<WriterSchema>> = if latest.is_foreign() {
-        [(latest_id, latest)].into()
-    } else {
-        HashMap::new()
-    };
+    let (decoding, foreign) = reader(handle, config, product, &client)?;
     let schema = decoding
         .schema()
         .ok_or_else(|| Error::Unexpected("no schema to decode with".into()))?;
 
-    let progress = handle.block_on(load_progress(&config.store, id))?;
+    let progress = handle.block_on(load_partition_progress(&config.store, id, partition))?;
     let sequence = progress.as_ref().map_or(0, |(p, _)| p.sequence);
     let progress = progress.map(|(p, _)| p).unwrap_or_default();
 
     let kafka = |context: &str| {
-        let context = format!("{context} ({id})");
+        let context = format!("{context} ({id}, partition {partition})");
         move |source| Error::Kafka { context, source }
     };
     let mut consumer_config = broker::client_config(&config.bootstrap);
     consumer_config
-        // it assigns itself every partition: the group id only names the reader
+        // it assigns itself its partition: the group id only names the reader
         .set("group.id", format!("{}-{id}-reader", config.group_prefix))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
@@ -194,18 +227,6 @@ fn run_product(
     let consumer: BaseConsumer<QuietEof> = consumer_config
         .create_with_context(QuietEof)
         .map_err(kafka("creating the consumer"))?;
-    let partitions = broker::retry_transient(
-        "reading the product topic's partitions",
-        Duration::from_secs(120),
-        || broker::partitions_of(&consumer, &topics.product, Duration::from_secs(10)),
-    )
-    .map_err(kafka("reading the product topic's partitions"))?;
-    if partitions.is_empty() {
-        return Err(Error::Unexpected(format!(
-            "topic {} has no partitions; create the product's topics first (`meshline up` does)",
-            topics.product
-        )));
-    }
 
     let mut runners = Vec::new();
     for view in &product.descriptor.views {
@@ -213,7 +234,7 @@ fn run_product(
             id,
             view,
             schema.clone(),
-            partitions.iter().copied(),
+            partition,
             config.max_rows_per_file,
             &config.spill,
             progress.views.get(&view.name),
@@ -224,8 +245,9 @@ fn run_product(
             runner.restore(&read_rows(handle, store, &manifest)?)?;
         }
         if runner.amends() {
-            for path in handle.block_on(super::listing::manifests(store, id, &view.name))? {
-                let manifest = read_manifest(handle, store, &path)?;
+            let pieces = handle.block_on(super::listing::pieces(store, id, &view.name))?;
+            for path in pieces.get(&partition).into_iter().flatten() {
+                let manifest = read_manifest(handle, store, path)?;
                 if runner.wants_first_version(&manifest) {
                     let batches = read_rows(handle, store, &manifest)?;
                     runner.restore_first_version(&manifest, &batches)?;
@@ -238,15 +260,6 @@ fn run_product(
             }
         }
         runners.push(runner);
-    }
-    let mut tables = Vec::new();
-    for view in &product.descriptor.views {
-        tables.push(handle.block_on(Table::open(
-            &config.store,
-            id,
-            view,
-            config.iceberg_catalog.as_ref(),
-        ))?);
     }
 
     let keep = product
@@ -262,22 +275,20 @@ fn run_product(
             .set("enable.partition.eof", "true")
             .create()
             .map_err(kafka("creating the dead-letter tail reader"))?;
-        for &partition in &partitions {
-            let done = progress
-                .views
-                .values()
-                .filter_map(|v| v.partitions.get(&partition).map(|p| p.done_through))
-                .min();
-            let found = resume::resume(
-                &reader,
-                &[&topics.dlq],
-                partition,
-                &topics.product,
-                Some(done.map_or(0, |d| d + 1)),
-            )
-            .map_err(|e| Error::Unexpected(format!("reading the dead-letter tail: {e}")))?;
-            already_dead_lettered.extend(found.written.into_iter().map(|o| (partition, o)));
-        }
+        let done = progress
+            .views
+            .values()
+            .filter_map(|v| v.partitions.get(&partition).map(|p| p.done_through))
+            .min();
+        let found = resume::resume(
+            &reader,
+            &[&topics.dlq],
+            partition,
+            &topics.product,
+            Some(done.map_or(0, |d| d + 1)),
+        )
+        .map_err(|e| Error::Unexpected(format!("reading the dead-letter tail: {e}")))?;
+        already_dead_lettered.extend(found.written.into_iter().map(|o| (partition, o)));
         Some(
             broker::producer_config(&config.bootstrap)
                 .create::<FutureProducer>()
@@ -287,34 +298,35 @@ fn run_product(
         None
     };
 
+    let start = match progress_start(&progress, &product.descriptor.views, partition) {
+        Some(offset) => Offset::Offset(offset),
+        None => Offset::Beginning,
+    };
     let mut assignment = TopicPartitionList::new();
-    for &partition in &partitions {
-        let start = match progress_start(&progress, &product.descriptor.views, partition) {
-            Some(offset) => Offset::Offset(offset),
-            None => Offset::Beginning,
-        };
-        assignment
-            .add_partition_offset(&topics.product, partition, start)
-            .map_err(kafka("assigning partitions"))?;
-    }
+    assignment
+        .add_partition_offset(&topics.product, partition, start)
+        .map_err(kafka("assigning the partition"))?;
     consumer
         .assign(&assignment)
-        .map_err(kafka("assigning partitions"))?;
+        .map_err(kafka("assigning the partition"))?;
     tracing::info!(
         product = id,
+        partition,
         views = runners.len(),
         sequence,
         "snapshotter started"
     );
-    let _consuming = Consuming::start(&metrics.consuming);
 
+    let views = runners.len();
     let mut work = Loop {
         handle,
         config,
         product,
+        partition,
         metrics,
         runners,
-        tables,
+        reported: vec![Reported::default(); views],
+        floors: BTreeMap::new(),
         decoding,
         foreign,
         client,
@@ -325,55 +337,83 @@ fn run_product(
         already_dead_lettered,
         sequence,
         dirty: false,
-        last_received: SystemTime::now(),
+        marks: Vec::new(),
+        received_at: None,
     };
     let mut last_checkpoint = Instant::now();
-    while !stop.is_cancelled() {
-        let deadline = Instant::now() + Duration::from_millis(200);
-        let mut received = 0usize;
-        while let Some(message) = consumer.poll(deadline.saturating_duration_since(Instant::now()))
-        {
-            match message {
-                Ok(message) => {
-                    work.push(&message)?;
-                    received += 1;
-                }
-                Err(KafkaError::PartitionEOF(partition)) => {
-                    let now = Instant::now();
-                    for runner in &mut work.runners {
-                        runner.reached_end(partition, now);
+    let mut floors_read: Option<Instant> = None;
+    let result = (|| {
+        while !stop.is_cancelled() {
+            let deadline = Instant::now() + Duration::from_millis(200);
+            let mut received = 0usize;
+            while let Some(message) =
+                consumer.poll(deadline.saturating_duration_since(Instant::now()))
+            {
+                match message {
+                    Ok(message) => {
+                        work.push(&message)?;
+                        received += 1;
                     }
+                    Err(KafkaError::PartitionEOF(_)) => {
+                        let now = Instant::now();
+                        for runner in &mut work.runners {
+                            runner.reached_end(partition, now);
+                        }
+                    }
+                    Err(e) => return Err(kafka("reading the product topic")(e)),
                 }
-                Err(e) => return Err(kafka("reading the product topic")(e)),
+                if Instant::now() >= deadline {
+                    break;
+                }
             }
-            if Instant::now() >= deadline {
-                break;
+            // an idle partition closes its windows by the product's watermark
+            let now = Instant::now();
+            let idle = work.runners.iter().any(|r| r.clock(now).1);
+            if idle && floors_read.is_none_or(|at| at.elapsed() >= FLOORS_EVERY) {
+                work.floors = handle.block_on(commit::read_floors(&config.store, id))?;
+                floors_read = Some(Instant::now());
+            }
+            if received > 0 {
+                work.received_at = Some(std::time::SystemTime::now());
+            }
+            // a span for the batches that brought records, not for every quiet poll
+            let _span = (received > 0).then(|| {
+                tracing::info_span!(
+                    "snapshot_batch",
+                    product = id,
+                    partition,
+                    records = received
+                )
+                .entered()
+            });
+            let closed = work.flush_batch()? | work.advance()?;
+            let replaying = work.runners.iter().any(ViewRunner::replaying);
+            let due = last_checkpoint.elapsed() >= config.checkpoint_interval;
+            let moved = work.marks != work.marks(Instant::now());
+            if !replaying && (closed || ((work.dirty || moved) && due)) {
+                work.checkpoint()?;
+                last_checkpoint = Instant::now();
             }
         }
-        if received > 0 {
-            work.last_received = SystemTime::now();
-        }
-        // a span for the batches that brought records, not for every quiet poll
-        let _span = (received > 0).then(|| {
-            tracing::info_span!("snapshot_batch", product = id, records = received).entered()
-        });
-        let closed = work.flush_batch()? | work.advance()?;
-        let replaying = work.runners.iter().any(ViewRunner::replaying);
-        if !replaying
-            && (closed || (work.dirty && last_checkpoint.elapsed() >= config.checkpoint_interval))
-        {
+        work.flush_batch()?;
+        // mid-replay, the last checkpoint stays: the next start replays again
+        if !work.runners.iter().any(ViewRunner::replaying) {
             work.checkpoint()?;
-            last_checkpoint = Instant::now();
         }
-    }
-    work.flush_batch()?;
-    // mid-replay, the last checkpoint stays: the next start replays again
-    if !work.runners.iter().any(ViewRunner::replaying) {
-        work.checkpoint()?;
-    }
-    tracing::info!(product = id, "snapshotter stopped at a checkpoint");
+        Ok(())
+    })();
+    work.unreport();
+    result?;
+    tracing::info!(
+        product = id,
+        partition,
+        "snapshotter stopped at a checkpoint"
+    );
     Ok(())
 }
+
+/// How often an idle partition's loop reads the product's watermarks.
+const FLOORS_EVERY: Duration = Duration::from_secs(1);
 
 impl Loop<'_> {
     fn id(&self) -> &str {
@@ -517,10 +557,72 @@ impl Loop<'_> {
         let now = Instant::now();
         let mut closed = false;
         for i in 0..self.runners.len() {
-            let step = self.runners[i].advance(now)?;
+            let floor = self.floors.get(&self.runners[i].view().name).copied();
+            let step = self.runners[i].advance(now, floor)?;
             closed |= self.execute(i, step, &empty_rows(), &[])?;
         }
         Ok(closed)
+    }
+
+    /// What the commit step reads of each view at `now`: the partition's own watermark,
+    /// whether it is idle, and through when its windows are closed.
+    fn marks(&self, now: Instant) -> Vec<Mark> {
+        self.runners
+            .iter()
+            .map(|r| {
+                let (watermark, idle) = r.clock(now);
+                (watermark, idle, r.closed_through())
+            })
+            .collect()
+    }
+
+    /// Adds what runner `view` counted since it last reported to the product's metrics.
+    fn report_counts(&mut self, view: usize) {
+        let runner = &self.runners[view];
+        let name = runner.view().name.clone();
+        let id = self.id().to_owned();
+        let labels = [ProductId(&id).domain(), id.as_str(), name.as_str()];
+        let m = self.metrics;
+        let (counts, was) = (runner.counts, self.reported[view]);
+        m.rows
+            .with_label_values(&labels)
+            .inc_by(counts.taken.saturating_sub(was.counts.taken));
+        let policy = |c: &Counts| match runner.view().late {
+            LatePolicy::Drop => ("drop", c.late_dropped),
+            LatePolicy::Dlq => ("dlq", c.late_dead_lettered),
+            LatePolicy::Amend => ("amend", c.late_amended),
+        };
+        let ((name_of, now), (_, before)) = (policy(&counts), policy(&was.counts));
+        m.late
+            .with_label_values(&[ProductId(&id).domain(), id.as_str(), name.as_str(), name_of])
+            .inc_by(now.saturating_sub(before));
+        let held = i64::try_from(runner.held()).unwrap_or(i64::MAX);
+        let spilled = i64::try_from(runner.spilled()).unwrap_or(i64::MAX);
+        m.held.with_label_values(&labels).add(held - was.held);
+        m.spilled
+            .with_label_values(&labels)
+            .add(spilled - was.spilled);
+        self.reported[view] = Reported {
+            counts,
+            held,
+            spilled,
+        };
+    }
+
+    /// Takes this loop's share out of the product's gauges (it stops).
+    fn unreport(&mut self) {
+        let id = self.id().to_owned();
+        for (runner, was) in self.runners.iter().zip(&mut self.reported) {
+            let name = &runner.view().name;
+            let labels = [ProductId(&id).domain(), id.as_str(), name.as_str()];
+            self.metrics.held.with_label_values(&labels).sub(was.held);
+            self.metrics
+                .spilled
+                .with_label_values(&labels)
+                .sub(was.spilled);
+            was.held = 0;
+            was.spilled = 0;
+        }
     }
 
     /// Writes a step's files in order and sends its dead letters.
@@ -553,12 +655,6 @@ impl Loop<'_> {
                 self.handle.block_on(store.put_new(&put.path, put.bytes))?;
             }
         }
-        if let Some(table) = self.tables[view].as_mut() {
-            for manifest in &step.closed {
-                self.handle
-                    .block_on(table.commit(&self.config.store, manifest))?;
-            }
-        }
         let name = self.runners[view].view().name.clone();
         for row in step.dead_letters {
             let (partition, offset) = (rows.partitions[row], rows.offsets[row]);
@@ -575,108 +671,19 @@ impl Loop<'_> {
             };
             self.dead_letter(&name, message)?;
         }
-        let runner = &self.runners[view];
-        let counts = runner.counts;
-        let id = self.id().to_owned();
-        let labels = [ProductId(&id).domain(), id.as_str(), name.as_str()];
-        let m = self.metrics;
-        set_counter(&m.rows.with_label_values(&labels), counts.taken);
-        let policy = match runner.view().late {
-            LatePolicy::Drop => ("drop", counts.late_dropped),
-            LatePolicy::Dlq => ("dlq", counts.late_dead_lettered),
-            LatePolicy::Amend => ("amend", counts.late_amended),
-        };
-        set_counter(
-            &m.late.with_label_values(&[
-                ProductId(&id).domain(),
-                id.as_str(),
-                name.as_str(),
-                policy.0,
-            ]),
-            policy.1,
-        );
-        m.held
-            .with_label_values(&labels)
-            .set(i64::try_from(runner.held()).unwrap_or(i64::MAX));
-        m.spilled
-            .with_label_values(&labels)
-            .set(i64::try_from(runner.spilled()).unwrap_or(i64::MAX));
-        if let Some(through) = runner.progress().closed_through {
-            m.watermark.with_label_values(&labels).set(through / 1000);
-        }
-        m.snapshots
-            .with_label_values(&labels)
-            .inc_by(step.closed.len() as u64);
-        let lateness = runner.view().allowed_lateness.0;
-        if self.config.lineage.enabled() {
-            for manifest in &step.closed {
-                self.report(manifest);
-            }
-        }
+        self.report_counts(view);
         for manifest in &step.closed {
-            if manifest.version == 1 {
-                if let Some(delay) = delay(&manifest.window_end, lateness, self.last_received) {
-                    m.delay.with_label_values(&labels).observe(delay);
-                }
-            }
-            tracing::info!(
+            tracing::debug!(
                 product = %manifest.product,
                 view = %manifest.view,
                 window = %manifest.window,
+                partition = self.partition,
                 version = manifest.version,
                 rows = manifest.rows,
-                "snapshot written"
+                "piece written"
             );
         }
         Ok(!step.closed.is_empty())
-    }
-
-    /// Reports a window version written as an OpenLineage run of job
-    /// `snapshot.<product>.<view>` (`START` and `COMPLETE`; the same run id in any replay): the
-    /// product topic's events of the window in, the view's rows and files out.
-    fn report(&self, manifest: &Manifest) {
-        let lineage = &self.config.lineage;
-        let naming = Naming::new(&self.config.bootstrap, Some(&self.config.store.uri("")));
-        let topic = &self.product.topics().product;
-        let events: u64 = manifest.sources.values().map(|s| s.events).sum();
-        let mut input = naming.topic(topic, Some(self.product));
-        input["inputFacets"] = json!({
-            "dataQualityMetrics": facet("1-0-3/DataQualityMetricsInputDatasetFacet", json!({
-                "rowCount": events,
-                "columnMetrics": {},
-            })),
-        });
-        let mut output = naming.view(&manifest.product, &manifest.view);
-        output["outputFacets"] = json!({
-            "outputStatistics": facet("1-0-2/OutputStatisticsOutputDatasetFacet", json!({
-                "rowCount": manifest.rows,
-                "size": manifest.files.iter().map(|f| f.bytes).sum::<u64>(),
-                "fileCount": manifest.files.len(),
-            })),
-        });
-        let run = Run::of(&format!(
-            "{}/{}/{}/{}",
-            manifest.product, manifest.view, manifest.window, manifest.version
-        ))
-        .nominal(
-            &lineage::time(&manifest.window_start).unwrap_or_default(),
-            &lineage::time(&manifest.window_end).unwrap_or_default(),
-        );
-        let job = || {
-            Job {
-            name: format!("snapshot.{}.{}", manifest.product, manifest.view),
-            description: format!(
-                "meshline's snapshotter writes window {} of view {} of {} (version {}) from {topic}",
-                manifest.window, manifest.view, manifest.product, manifest.version
-            ),
-            processing: "BATCH",
-            kind: "SNAPSHOT_WINDOW",
-            inputs: vec![input.clone()],
-            outputs: vec![output.clone()],
-        }
-        };
-        lineage.emit(lineage.run_event(EventType::Start, &run, job()));
-        lineage.emit(lineage.run_event(EventType::Complete, &run, job()));
     }
 
     fn dead_letter(&mut self, view: &str, message: &OwnedMessage) -> Result<()> {
@@ -753,46 +760,36 @@ impl Loop<'_> {
                 })?;
         }
         self.sequence += 1;
+        self.marks = self.marks(Instant::now());
         let progress = Progress {
             sequence: self.sequence,
             views: self
                 .runners
                 .iter()
-                .map(|r| (r.view().name.clone(), r.progress()))
+                .zip(&self.marks)
+                .map(|(r, &(watermark, idle, _))| {
+                    let mut progress = r.progress();
+                    progress.watermark = watermark;
+                    progress.idle = idle;
+                    (r.view().name.clone(), progress)
+                })
                 .collect::<BTreeMap<_, _>>(),
+            received_at: self.received_at.and_then(|t| {
+                let since = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+                i64::try_from(since.as_millis()).ok()
+            }),
         };
-        let path = manifest::progress_path(self.id(), self.sequence);
+        let (id, partition) = (self.product.id(), self.partition);
+        let path = manifest::progress_path(id, partition, self.sequence);
         let bytes = serde_json::to_vec_pretty(&progress).map_err(Error::json)?;
         self.handle
             .block_on(self.config.store.put_new(&path, bytes))?;
         // keep the two newest
         if self.sequence > 2 {
-            let old = manifest::progress_path(self.id(), self.sequence - 2);
+            let old = manifest::progress_path(id, partition, self.sequence - 2);
             self.handle.block_on(self.config.store.delete(&old)).ok();
         }
         self.dirty = false;
-        // what the progress no longer needs: windows past their view's keep
-        let id = self.product.id();
-        for (runner, table) in self.runners.iter().zip(&mut self.tables) {
-            let view = runner.view();
-            let Some(progress) = progress.views.get(&view.name) else {
-                continue;
-            };
-            let expired = self.handle.block_on(retention::expire(
-                &self.config.store,
-                id,
-                view,
-                progress.closed_through,
-                progress.last_manifest.as_deref(),
-                table.as_mut(),
-            ))?;
-            if expired > 0 {
-                self.metrics
-                    .expired
-                    .with_label_values(&[ProductId(id).domain(), id, &view.name])
-                    .inc_by(expired);
-            }
-        }
         Ok(())
     }
 }

@@ -1,21 +1,87 @@
 //! Progress in the store: where each view resumes, read back after a restart, and the check
 //! that a manifest found already written is the one a replay would write.
 
+use std::collections::BTreeMap;
+
 use super::super::{
     manifest::{self, Manifest, Progress},
     store::Store,
     Error, Result,
 };
 
-/// The newest progress of `product_id` in `store`, and its path.
-pub async fn load_progress(store: &Store, product_id: &str) -> Result<Option<(Progress, String)>> {
-    let dir = format!("{}/_progress", manifest::product_root(product_id));
+/// The newest progress of source `partition` of `product_id` in `store`, and its path.
+pub(crate) async fn load_partition_progress(
+    store: &Store,
+    product_id: &str,
+    partition: i32,
+) -> Result<Option<(Progress, String)>> {
+    let dir = manifest::progress_dir(product_id, partition);
     let Some(path) = store.list(&dir).await?.pop() else {
         return Ok(None);
     };
     let bytes = store.get(&path).await?;
     let progress = serde_json::from_slice(&bytes).map_err(Error::json)?;
     Ok(Some((progress, path)))
+}
+
+/// The newest progress of every source partition of `product_id` in `store` that has one.
+pub(crate) async fn partitions_progress(
+    store: &Store,
+    product_id: &str,
+) -> Result<BTreeMap<i32, Progress>> {
+    let dir = format!("{}/_progress", manifest::product_root(product_id));
+    let mut newest: BTreeMap<i32, String> = BTreeMap::new();
+    for path in store.list(&dir).await? {
+        let partition = path
+            .rsplit('/')
+            .nth(1)
+            .and_then(|d| d.strip_prefix("partition-"))
+            .and_then(|p| p.parse::<i32>().ok());
+        if let Some(partition) = partition {
+            // listed in order: the last is the newest
+            newest.insert(partition, path);
+        }
+    }
+    let mut progress = BTreeMap::new();
+    for (partition, path) in newest {
+        let bytes = store.get(&path).await?;
+        progress.insert(
+            partition,
+            serde_json::from_slice(&bytes).map_err(Error::json)?,
+        );
+    }
+    Ok(progress)
+}
+
+/// The progress of `product_id` over its source partitions, as one: per view, each partition's
+/// resume point, and windows closed through the lowest of theirs (a window is written once every
+/// partition has closed it).
+pub async fn load_progress(store: &Store, product_id: &str) -> Result<Option<Progress>> {
+    let partitions = partitions_progress(store, product_id).await?;
+    if partitions.is_empty() {
+        return Ok(None);
+    }
+    let mut combined = Progress::default();
+    let mut closed: BTreeMap<String, Option<i64>> = BTreeMap::new();
+    for progress in partitions.values() {
+        combined.sequence = combined.sequence.max(progress.sequence);
+        for (name, view) in &progress.views {
+            let c = closed.entry(name.clone()).or_insert(view.closed_through);
+            *c = (*c).min(view.closed_through);
+            combined
+                .views
+                .entry(name.clone())
+                .or_default()
+                .partitions
+                .extend(view.partitions.iter().map(|(p, v)| (*p, *v)));
+        }
+    }
+    for (name, closed) in closed {
+        if let Some(view) = combined.views.get_mut(&name) {
+            view.closed_through = closed;
+        }
+    }
+    Ok(Some(combined))
 }
 
 /// Where to start `partition`: the lowest resume offset of any view; the beginning when a view
@@ -77,6 +143,7 @@ mod tests {
         let progress = Progress {
             sequence: 1,
             views: [("a".into(), resuming(40)), ("b".into(), resuming(12))].into(),
+            received_at: None,
         };
         assert_eq!(
             progress_start(&progress, &[view("a"), view("b")], 0),

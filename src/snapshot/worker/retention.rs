@@ -91,13 +91,10 @@ fn window_of(path: &str) -> Option<&str> {
     path.split('/').find_map(|p| p.strip_prefix("window="))
 }
 
-/// The version of a manifest path `…/v<version>/manifest.json`.
+/// The version of a window's manifest path `…/window=<label>/v<version>/manifest.json` (a
+/// piece's manifest, one directory deeper, is one of the window's files).
 fn version_of(path: &str) -> Option<u32> {
-    let mut parts = path.rsplit('/');
-    if parts.next()? != "manifest.json" {
-        return None;
-    }
-    parts.next()?.strip_prefix('v')?.parse().ok()
+    super::super::listing::window_version(path).map(|(_, version)| version)
 }
 
 #[cfg(test)]
