@@ -331,7 +331,7 @@ async fn formats(events: usize, rounds: usize) {
 async fn workers(events: usize, rounds: usize) {
     use meshline::product::TableFormat;
     println!("\n## Snapshotter workers on one product: events/s by workers (PlayEvent over 24 hours of event time, both player views as Delta tables, {events} events, {rounds} rounds)\n");
-    println!("One product runs on one worker at a time (the others stand by, to take it over): more workers spread more products, not one product's partitions.\n");
+    println!("The workers share the product's partitions (each writes its partitions' pieces; the one with partition 0 also commits the windows), on the same 2 cores as the broker.\n");
     println!("| storage | workers | events/s (median) | ratio to 1 worker, median | ratio range |");
     println!("| --- | ---: | ---: | ---: | ---: |");
     let counts = [

@@ -726,6 +726,30 @@ mod tests {
     }
 
     #[test]
+    fn pieces_of_several_partitions_merge_into_each_keys_newest_row_sorted_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = rows(&[("bob", "b-old", 1_000), ("ann", "a-new", 3_000)], 0);
+        let second = rows(
+            &[
+                ("cat", "c", 500),
+                ("ann", "a-old", 2_000),
+                ("bob", "b-new", 4_000),
+            ],
+            10,
+        );
+        let state = latest(first.schema(), &Spill::new(dir.path(), 1_000));
+        let mut chunks = Vec::new();
+        state
+            .merge_pieces(&[first, second], &mut |c| {
+                chunks.push(c);
+                Ok(())
+            })
+            .unwrap();
+        let merged = arrow_select::concat::concat_batches(&chunks[0].schema(), &chunks).unwrap();
+        assert_eq!(plays(&merged), ["a-new", "b-new", "c"]);
+    }
+
+    #[test]
     fn late_changes_reach_later_windows_across_a_restart_spilled_or_not() {
         let dir = tempfile::tempdir().unwrap();
         // a budget of one key spills every snapshot of two keys or more

@@ -106,6 +106,13 @@ pub(super) fn run_commits(
         .schema()
         .ok_or_else(|| Error::Unexpected("no schema to decode with".into()))?;
     let partitions = partitions_of(config, product)?;
+    let committer = Committer {
+        handle,
+        config,
+        product,
+        metrics,
+        schema,
+    };
     let mut views = Vec::new();
     for view in &product.descriptor.views {
         let mut table = handle.block_on(Table::open(
@@ -165,8 +172,11 @@ pub(super) fn run_commits(
             let Some(complete) = complete else {
                 continue;
             };
+            // a `latest` view's partitions restart from their newest pieces, which every later
+            // window is made of too
             let restart_from = progress
                 .values()
+                .filter(|_| commits.view.kind == ViewKind::Latest)
                 .filter_map(|p| p.views.get(&name)?.last_manifest.clone())
                 .min_by(|a, b| {
                     listing::piece_of(a)
@@ -182,7 +192,7 @@ pub(super) fn run_commits(
                     SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
                 });
             let round = Round { complete, received };
-            commit_view(handle, config, product, metrics, &schema, commits, &round)?;
+            committer.commit(commits, &round)?;
             let expired = handle.block_on(retention::expire(
                 store,
                 id,
@@ -243,99 +253,97 @@ fn partitions_of(config: &SnapshotterConfig, product: &Product) -> Result<Vec<i3
     Ok(partitions)
 }
 
-/// Writes the snapshots of `commits`' view whose windows every partition closed (ending at or
-/// before `complete`) and whose pieces changed since their last version.
-fn commit_view(
-    handle: &Handle,
-    config: &SnapshotterConfig,
-    product: &Product,
-    metrics: &Metrics,
-    schema: &SchemaRef,
-    commits: &mut ViewCommits,
-    round: &Round,
-) -> Result<()> {
-    let store = &config.store;
-    let id = product.id();
-    // per window (in order), per partition: the paths of its piece's versions
-    let mut windows: Pieces = BTreeMap::new();
-    for (partition, paths) in handle.block_on(listing::pieces(store, id, &commits.view.name))? {
-        for path in paths {
-            if let Some((label, _, version)) = listing::piece_of(&path) {
-                windows
-                    .entry(label)
-                    .or_default()
-                    .entry(partition)
-                    .or_default()
-                    .insert(version, path);
+/// What the commit step of a product works with.
+struct Committer<'a> {
+    handle: &'a Handle,
+    config: &'a SnapshotterConfig,
+    product: &'a Product,
+    metrics: &'a Metrics,
+    /// The product's rows (the reader schema's).
+    schema: SchemaRef,
+}
+
+impl Committer<'_> {
+    /// Writes the snapshots of `commits`' view whose windows every partition closed (ending at or
+    /// before the round's `complete`) and whose pieces changed since their last version.
+    fn commit(&self, commits: &mut ViewCommits, round: &Round) -> Result<()> {
+        let (handle, store) = (self.handle, &self.config.store);
+        let id = self.product.id();
+        // per window (in order), per partition: the paths of its piece's versions
+        let mut windows: Pieces = BTreeMap::new();
+        for (partition, paths) in handle.block_on(listing::pieces(store, id, &commits.view.name))? {
+            for path in paths {
+                if let Some((label, _, version)) = listing::piece_of(&path) {
+                    windows
+                        .entry(label)
+                        .or_default()
+                        .entry(partition)
+                        .or_default()
+                        .insert(version, path);
+                }
             }
         }
-    }
-    // expired windows are gone from the store
-    commits
-        .written
-        .retain(|label, _| windows.contains_key(label));
-    commits.ends.retain(|label, _| windows.contains_key(label));
-    let latest = commits.view.kind == ViewKind::Latest;
-    // a `latest` view's partition without a piece of a window contributes its newest before it
-    let mut before: BTreeMap<i32, String> = BTreeMap::new();
-    for (label, pieces) in &windows {
-        let end = match commits.ends.get(label) {
-            Some(end) => *end,
-            None => {
-                let Some(path) = pieces.values().flat_map(|v| v.values()).next() else {
-                    continue;
-                };
-                let end = parse_instant(&read_manifest(handle, store, path)?.window_end)?;
-                commits.ends.insert(label.clone(), end);
-                end
-            }
-        };
-        if end > round.complete {
-            break;
-        }
-        let mut newest = Inputs::new();
-        let mut firsts = Inputs::new();
-        if latest {
-            for (p, l) in &before {
-                newest.insert(*p, (l.clone(), newest_version(&windows, l, *p)));
-                firsts.insert(*p, (l.clone(), 1));
-            }
-        }
-        for p in pieces.keys() {
-            newest.insert(*p, (label.clone(), newest_version(&windows, label, *p)));
-            firsts.insert(*p, (label.clone(), 1));
-            if latest {
-                before.insert(*p, label.clone());
-            }
-        }
-        let next = match commits.written.get(label) {
-            // version 1 from every partition's version 1: the events on time
-            None => {
-                let first = if complete_at(&windows, &firsts) {
-                    firsts
-                } else {
-                    newest.clone()
-                };
-                write(
-                    handle, config, product, metrics, schema, commits, label, 1, &first, &windows,
-                    round,
-                )?;
-                2
-            }
-            Some((version, _)) => version + 1,
-        };
-        if commits
+        // expired windows are gone from the store
+        commits
             .written
-            .get(label)
-            .is_some_and(|(_, named_pieces)| *named_pieces != named(&newest))
-        {
-            write(
-                handle, config, product, metrics, schema, commits, label, next, &newest, &windows,
-                round,
-            )?;
+            .retain(|label, _| windows.contains_key(label));
+        commits.ends.retain(|label, _| windows.contains_key(label));
+        let latest = commits.view.kind == ViewKind::Latest;
+        // a `latest` view's partition without a piece of a window contributes its newest before it
+        let mut before: BTreeMap<i32, String> = BTreeMap::new();
+        for (label, pieces) in &windows {
+            let end = match commits.ends.get(label) {
+                Some(end) => *end,
+                None => {
+                    let Some(path) = pieces.values().flat_map(|v| v.values()).next() else {
+                        continue;
+                    };
+                    let end = parse_instant(&read_manifest(handle, store, path)?.window_end)?;
+                    commits.ends.insert(label.clone(), end);
+                    end
+                }
+            };
+            if end > round.complete {
+                break;
+            }
+            let mut newest = Inputs::new();
+            let mut firsts = Inputs::new();
+            if latest {
+                for (p, l) in &before {
+                    newest.insert(*p, (l.clone(), newest_version(&windows, l, *p)));
+                    firsts.insert(*p, (l.clone(), 1));
+                }
+            }
+            for p in pieces.keys() {
+                newest.insert(*p, (label.clone(), newest_version(&windows, label, *p)));
+                firsts.insert(*p, (label.clone(), 1));
+                if latest {
+                    before.insert(*p, label.clone());
+                }
+            }
+            let next = match commits.written.get(label) {
+                // version 1 from every partition's version 1: the events on time
+                None => {
+                    let first = if complete_at(&windows, &firsts) {
+                        firsts
+                    } else {
+                        newest.clone()
+                    };
+                    self.write(commits, label, 1, &first, &windows, round)?;
+                    2
+                }
+                Some((version, _)) => version + 1,
+            };
+            if commits
+                .written
+                .get(label)
+                .is_some_and(|(_, named_pieces)| *named_pieces != named(&newest))
+            {
+                self.write(commits, label, next, &newest, &windows, round)?;
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A view's pieces: per window label, per partition, each version's manifest path.
@@ -375,148 +383,146 @@ fn named(inputs: &Inputs) -> BTreeMap<i32, String> {
         .collect()
 }
 
-/// Writes version `version` of window `label` of `view` from the pieces `inputs`: its files, its
-/// manifest, its table commit.
-#[allow(clippy::too_many_arguments)]
-fn write(
-    handle: &Handle,
-    config: &SnapshotterConfig,
-    product: &Product,
-    metrics: &Metrics,
-    schema: &SchemaRef,
-    commits: &mut ViewCommits,
-    label: &str,
-    version: u32,
-    inputs: &Inputs,
-    windows: &Pieces,
-    round: &Round,
-) -> Result<()> {
-    let store = &config.store;
-    let id = product.id();
-    let view = commits.view.clone();
-    let view = &view;
-    // each piece, and whether it is of this window (not an earlier one)
-    let mut pieces = Vec::new();
-    for (p, (l, v)) in inputs {
-        let path = piece_path(windows, *p, l, *v).ok_or_else(|| {
-            Error::Unexpected(format!(
-                "piece {l}/v{v} of partition {p} is not in the store"
-            ))
-        })?;
-        pieces.push((l == label, read_manifest(handle, store, path)?));
-    }
-    let Some((_, first)) = pieces.iter().find(|(here, _)| *here) else {
-        return Ok(());
-    };
-    let (window_start, window_end) = (first.window_start.clone(), first.window_end.clone());
-    let window = Window {
-        start: parse_instant(&window_start)?,
-        end: parse_instant(&window_end)?,
-    };
-    let dir = manifest::version_dir(id, &view.name, label, version);
-    let mut puts: Vec<Put> = Vec::new();
-    let files: Vec<File> = match view.kind {
-        ViewKind::Events => {
-            let mut files: Vec<File> = pieces
-                .iter()
-                .flat_map(|(_, m)| m.files.iter().cloned())
-                .collect();
-            files.sort_by(|a, b| a.path.cmp(&b.path));
-            files
+impl Committer<'_> {
+    /// Writes version `version` of window `label` of `commits`' view from the pieces `inputs`: its
+    /// files, its manifest, its table commit.
+    fn write(
+        &self,
+        commits: &mut ViewCommits,
+        label: &str,
+        version: u32,
+        inputs: &Inputs,
+        windows: &Pieces,
+        round: &Round,
+    ) -> Result<()> {
+        let (handle, config, product, metrics) =
+            (self.handle, self.config, self.product, self.metrics);
+        let (store, schema) = (&config.store, &self.schema);
+        let id = product.id();
+        let view = &commits.view;
+        // each piece, and whether it is of this window (not an earlier one)
+        let mut pieces = Vec::new();
+        for (p, (l, v)) in inputs {
+            let path = piece_path(windows, *p, l, *v).ok_or_else(|| {
+                Error::Unexpected(format!(
+                    "piece {l}/v{v} of partition {p} is not in the store"
+                ))
+            })?;
+            pieces.push((l == label, read_manifest(handle, store, path)?));
         }
-        ViewKind::Aggregate | ViewKind::Latest => {
-            let mut batches = Vec::new();
-            for (_, piece) in &pieces {
-                batches.extend(read_rows(handle, store, piece)?);
+        let Some((_, first)) = pieces.iter().find(|(here, _)| *here) else {
+            return Ok(());
+        };
+        let (window_start, window_end) = (first.window_start.clone(), first.window_end.clone());
+        let window = Window {
+            start: parse_instant(&window_start)?,
+            end: parse_instant(&window_end)?,
+        };
+        let dir = manifest::version_dir(id, &view.name, label, version);
+        let mut puts: Vec<Put> = Vec::new();
+        let files: Vec<File> = match view.kind {
+            ViewKind::Events => {
+                let mut files: Vec<File> = pieces
+                    .iter()
+                    .flat_map(|(_, m)| m.files.iter().cloned())
+                    .collect();
+                files.sort_by(|a, b| a.path.cmp(&b.path));
+                files
             }
-            let mut single = Single::default();
-            if view.kind == ViewKind::Aggregate {
-                let mut aggregate = Aggregate::new(view, schema, config.spill.clone())?;
-                for batch in &batches {
-                    aggregate.add_piece(window, batch)?;
+            ViewKind::Aggregate | ViewKind::Latest => {
+                let mut batches = Vec::new();
+                for (_, piece) in &pieces {
+                    batches.extend(read_rows(handle, store, piece)?);
                 }
-                aggregate.close(window, &mut |b| single.write(b))?;
-            } else {
-                let latest = Latest::new(view, schema.clone(), config.spill.clone())?;
-                latest.merge_pieces(&batches, &mut |b| single.write(b))?;
-            }
-            match single.finish()? {
-                Some((bytes, rows)) => {
-                    let put = Put {
-                        path: format!("{dir}/part-00000.parquet"),
-                        bytes,
-                    };
-                    let file = file_of(&put, rows);
-                    puts.push(put);
-                    vec![file]
+                let mut single = Single::default();
+                if view.kind == ViewKind::Aggregate {
+                    let mut aggregate = Aggregate::new(view, schema, config.spill.clone())?;
+                    for batch in &batches {
+                        aggregate.add_piece(window, batch)?;
+                    }
+                    aggregate.close(window, &mut |b| single.write(b))?;
+                } else {
+                    let latest = Latest::new(view, schema.clone(), config.spill.clone())?;
+                    latest.merge_pieces(&batches, &mut |b| single.write(b))?;
                 }
-                None => Vec::new(),
+                match single.finish()? {
+                    Some((bytes, rows)) => {
+                        let put = Put {
+                            path: format!("{dir}/part-00000.parquet"),
+                            bytes,
+                        };
+                        let file = file_of(&put, rows);
+                        puts.push(put);
+                        vec![file]
+                    }
+                    None => Vec::new(),
+                }
+            }
+        };
+        let mut sources: BTreeMap<i32, SourceRange> = BTreeMap::new();
+        let mut schema_ids = Vec::new();
+        let mut through = BTreeMap::new();
+        for (here, piece) in &pieces {
+            if *here {
+                sources.extend(piece.sources.iter().map(|(k, v)| (*k, *v)));
+                schema_ids.extend(piece.schema_ids.iter().copied());
+            }
+            through.extend(piece.through.iter().map(|(k, v)| (*k, *v)));
+        }
+        schema_ids.sort_unstable();
+        schema_ids.dedup();
+        let manifest = Manifest {
+            product: id.to_owned(),
+            view: view.name.clone(),
+            kind: view.kind,
+            window: label.to_owned(),
+            window_start,
+            window_end: window_end.clone(),
+            time_zone: view.time_zone.clone(),
+            version,
+            rows: files.iter().map(|f| f.rows).sum(),
+            files,
+            sources,
+            schema_ids,
+            watermark: instant(round.complete),
+            through,
+            pieces: named(inputs),
+        };
+        for put in puts {
+            handle.block_on(store.put_new(&put.path, put.bytes))?;
+        }
+        let bytes = serde_json::to_vec_pretty(&manifest).map_err(Error::json)?;
+        handle.block_on(store.put_new_or(
+            &manifest::manifest_path(id, &view.name, label, version),
+            bytes,
+            same_manifest,
+        ))?;
+        if let Some(table) = commits.table.as_mut() {
+            handle.block_on(table.commit(store, &manifest))?;
+        }
+        commits
+            .written
+            .insert(label.to_owned(), (version, manifest.pieces.clone()));
+        let labels = [ProductId(id).domain(), id, view.name.as_str()];
+        metrics.snapshots.with_label_values(&labels).inc();
+        if version == 1 {
+            if let Some(delay) = delay(&window_end, view.allowed_lateness.0, round.received) {
+                metrics.delay.with_label_values(&labels).observe(delay);
             }
         }
-    };
-    let mut sources: BTreeMap<i32, SourceRange> = BTreeMap::new();
-    let mut schema_ids = Vec::new();
-    let mut through = BTreeMap::new();
-    for (here, piece) in &pieces {
-        if *here {
-            sources.extend(piece.sources.iter().map(|(k, v)| (*k, *v)));
-            schema_ids.extend(piece.schema_ids.iter().copied());
+        if config.lineage.enabled() {
+            report(config, product, &manifest);
         }
-        through.extend(piece.through.iter().map(|(k, v)| (*k, *v)));
+        tracing::info!(
+            product = %manifest.product,
+            view = %manifest.view,
+            window = %manifest.window,
+            version = manifest.version,
+            rows = manifest.rows,
+            "snapshot written"
+        );
+        Ok(())
     }
-    schema_ids.sort_unstable();
-    schema_ids.dedup();
-    let manifest = Manifest {
-        product: id.to_owned(),
-        view: view.name.clone(),
-        kind: view.kind,
-        window: label.to_owned(),
-        window_start,
-        window_end: window_end.clone(),
-        time_zone: view.time_zone.clone(),
-        version,
-        rows: files.iter().map(|f| f.rows).sum(),
-        files,
-        sources,
-        schema_ids,
-        watermark: instant(round.complete),
-        through,
-        pieces: named(inputs),
-    };
-    for put in puts {
-        handle.block_on(store.put_new(&put.path, put.bytes))?;
-    }
-    let bytes = serde_json::to_vec_pretty(&manifest).map_err(Error::json)?;
-    handle.block_on(store.put_new_or(
-        &manifest::manifest_path(id, &view.name, label, version),
-        bytes,
-        same_manifest,
-    ))?;
-    if let Some(table) = commits.table.as_mut() {
-        handle.block_on(table.commit(store, &manifest))?;
-    }
-    commits
-        .written
-        .insert(label.to_owned(), (version, manifest.pieces.clone()));
-    let labels = [ProductId(id).domain(), id, view.name.as_str()];
-    metrics.snapshots.with_label_values(&labels).inc();
-    if version == 1 {
-        if let Some(delay) = delay(&window_end, view.allowed_lateness.0, round.received) {
-            metrics.delay.with_label_values(&labels).observe(delay);
-        }
-    }
-    if config.lineage.enabled() {
-        report(config, product, &manifest);
-    }
-    tracing::info!(
-        product = %manifest.product,
-        view = %manifest.view,
-        window = %manifest.window,
-        version = manifest.version,
-        rows = manifest.rows,
-        "snapshot written"
-    );
-    Ok(())
 }
 
 fn parse_instant(text: &str) -> Result<i64> {
