@@ -142,6 +142,8 @@ async fn snapshot_until(
         metrics,
         stop.clone(),
     ));
+    // a failed wait stops the worker too, so the runtime can shut down
+    let _stopping = stop.clone().drop_guard();
     let listed = common::within(60, "snapshots written", async {
         loop {
             // the progress, then the commits of the pieces it accounts for, then the snapshots
@@ -203,7 +205,14 @@ async fn committed(store: &Store, views: &[impl AsRef<str>]) -> bool {
             if !listed.iter().any(|l| l.window == window) {
                 return false;
             }
-            let manifest = manifest_of(store, view, &window).await;
+            // the window may expire meanwhile
+            let Some(bytes) = listing::manifest(store, TOPIC, view, &window, None)
+                .await
+                .unwrap()
+            else {
+                return false;
+            };
+            let manifest: Manifest = serde_json::from_slice(&bytes).unwrap();
             if pieces
                 .iter()
                 .any(|(p, v)| manifest.pieces.get(p) != Some(&format!("{window}/v{v}")))

@@ -35,6 +35,19 @@ pub struct Put {
     pub bytes: Vec<u8>,
 }
 
+impl Put {
+    /// A Parquet file in `dir` named by a hash of its contents: a retry after a crash that
+    /// computes other contents (from more events) writes another name.
+    pub(crate) fn named_by_contents(dir: &str, bytes: Vec<u8>) -> Self {
+        let digest = Sha256::digest(&bytes);
+        let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Self {
+            path: format!("{dir}/part-{name}.parquet"),
+            bytes,
+        }
+    }
+}
+
 /// What a step asks the caller to do.
 #[derive(Debug, Default)]
 pub struct Step {
@@ -700,8 +713,6 @@ impl ViewRunner {
             };
             let label = self.calendar.label(window);
             let version = self.written.get(&window).map_or(1, |m| m.version + 1);
-            let digest = Sha256::digest(&bytes);
-            let name: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
             let dir = manifest::piece_dir(
                 &self.product,
                 &self.view.name,
@@ -709,10 +720,7 @@ impl ViewRunner {
                 self.partition,
                 version,
             );
-            let put = Put {
-                path: format!("{dir}/part-{name}.parquet"),
-                bytes,
-            };
+            let put = Put::named_by_contents(&dir, bytes);
             let files = vec![file_of(&put, rows)];
             step.puts.push(put);
             let open = open.clone();

@@ -447,10 +447,8 @@ impl Committer<'_> {
                 }
                 match single.finish()? {
                     Some((bytes, rows)) => {
-                        let put = Put {
-                            path: format!("{dir}/part-00000.parquet"),
-                            bytes,
-                        };
+                        // a retry after a crash may merge newer pieces
+                        let put = Put::named_by_contents(&dir, bytes);
                         let file = file_of(&put, rows);
                         puts.push(put);
                         vec![file]

@@ -106,7 +106,7 @@ impl Elector {
 
 impl ClientContext for Elector {
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::error!(product = %self.product, %error, reason, "Kafka client error (snapshotter election)");
+        tracing::error!(product = %self.product, %error, reason, "Kafka client error (snapshotter group)");
     }
 }
 
@@ -137,16 +137,16 @@ impl ConsumerContext for Elector {
         if let Rebalance::Assign(partitions) = rebalance {
             // the group elects; the product's loop reads the records
             if let Err(error) = consumer.pause(partitions) {
-                tracing::warn!(product = %self.product, %error, "cannot pause the election group's partitions");
+                tracing::warn!(product = %self.product, %error, "cannot pause the snapshotter group's partitions");
             }
             self.joined.store(true, Ordering::Release);
         }
     }
 }
 
-/// Takes part in the election of `product`'s worker until `stop`, running the product while
-/// this worker holds it.
-pub(super) fn elect(
+/// Takes part in `product`'s snapshotter group until `stop`, running the loop of each partition
+/// this worker holds, and the commit step while it holds partition 0.
+pub(super) fn join(
     handle: &Handle,
     config: &SnapshotterConfig,
     product: &Product,
@@ -172,7 +172,7 @@ pub(super) fn elect(
             running: Mutex::new(BTreeMap::new()),
             joined: AtomicBool::new(false),
         })
-        .map_err(kafka("creating the election consumer"))?;
+        .map_err(kafka("creating the snapshotter group consumer"))?;
     consumer
         .subscribe(&[&topic])
         .map_err(kafka("joining the snapshotter group"))?;
@@ -182,7 +182,7 @@ pub(super) fn elect(
             break Ok(());
         }
         if let Some(Err(error)) = consumer.poll(Duration::from_millis(200)) {
-            tracing::warn!(product = id, %error, "snapshotter election");
+            tracing::warn!(product = id, %error, "snapshotter group");
         }
         let elector = consumer.context();
         if settled.is_none() && elector.joined.load(Ordering::Acquire) {
@@ -194,7 +194,7 @@ pub(super) fn elect(
                 .iter()
                 .map(|p| p.partition())
                 .collect(),
-            Err(e) => break Err(kafka("reading the election group's assignment")(e)),
+            Err(e) => break Err(kafka("reading the snapshotter group's assignment")(e)),
         };
         let mut running = elector
             .running

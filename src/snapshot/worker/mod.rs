@@ -76,8 +76,8 @@ use crate::{
 };
 
 /// Runs the snapshotter for every product of `catalog` with views until `stop`: this worker
-/// joins each product's election (`lease`) and runs the products it is given, restarting a
-/// product's loop after an error from the progress in the store.
+/// joins each product's group (`lease`) and runs the partitions it is given (and the commit
+/// step with partition 0), restarting each after an error from the progress in the store.
 pub async fn run(
     config: SnapshotterConfig,
     catalog: Arc<Catalog>,
@@ -98,15 +98,15 @@ pub async fn run(
                 let handle = Handle::current();
                 let (c, p, m, s) = (config.clone(), product.clone(), metrics.clone(), stop.clone());
                 let result =
-                    tokio::task::spawn_blocking(move || lease::elect(&handle, &c, &p, &m, &s))
+                    tokio::task::spawn_blocking(move || lease::join(&handle, &c, &p, &m, &s))
                         .await;
                 match result {
                     Ok(Ok(())) => break,
                     Ok(Err(error)) => {
-                        tracing::error!(product = product.id(), %error, "snapshotter election failed; joining again");
+                        tracing::error!(product = product.id(), %error, "snapshotter group failed; joining again");
                     }
                     Err(error) => {
-                        tracing::error!(product = product.id(), %error, "snapshotter election thread failed; joining again");
+                        tracing::error!(product = product.id(), %error, "snapshotter group thread failed; joining again");
                     }
                 }
                 if !backoff.wait(&stop).await {
