@@ -2,9 +2,11 @@
 //! immutable, addressable Parquet snapshots.
 //!
 //! ```text
-//! <domain>.<product> ──read_committed──► rows (Avro → Arrow) ──► view: event-time windows
-//!     ──watermark passes a window──► part-….parquet files, then manifest.json, then the Delta
-//!     commit, then progress
+//! <domain>.<product>, each partition ──read_committed──► rows (Avro → Arrow) ──► view:
+//!     event-time windows ──the partition's watermark passes a window──► the partition's piece
+//!     (files, then its manifest), then the partition's progress
+//! pieces of a window, every partition closed it ──commit step──► the window's manifest (and
+//!     merged file), then the table commit
 //! ```
 //!
 //! - `window`: calendar windows in a time zone (pure);
@@ -12,13 +14,14 @@
 //! - [`rows`]: records to Arrow rows with `arrow-avro` (sans-io);
 //! - `events`, `latest`, `aggregate`: what each kind of view keeps and writes, behind one
 //!   trait (`kind`);
-//! - [`view`]: one view's windows: what to write, when (sans-io);
+//! - [`view`]: one view's windows of one partition: what to write, when (sans-io);
 //! - [`manifest`]: manifests, progress and their paths; [`listing`]: what a store holds;
 //! - [`spill`]: view state past its budget, on local disk;
 //! - [`parquet`]: Parquet bytes; [`store`]: create-only files on any `object_store` backend;
 //! - `table`: a view's files as a table: `delta` (a Delta Lake log) or `iceberg` (Iceberg
 //!   metadata, registered in an Iceberg SQL catalog, [`SqlCatalog`]);
-//! - [`worker`]: the Kafka loop, its delivery guarantee, and its metrics.
+//! - [`worker`]: the partitions' Kafka loops, the commit step, how workers share a product, the
+//!   delivery guarantee, and the metrics.
 
 mod aggregate;
 mod clock;
@@ -122,8 +125,8 @@ impl Error {
     }
 }
 
-/// Adds the snapshotter's readiness to `readiness`: this worker runs, or stands by for, every
-/// product with views (with one worker: it runs them all).
+/// Adds the snapshotter's readiness to `readiness`: the group of every product with views gave
+/// this worker its share of the partitions (with one worker: all of them).
 pub fn ready(
     readiness: &crate::health::Readiness,
     catalog: &crate::product::Catalog,

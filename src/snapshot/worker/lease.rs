@@ -69,7 +69,7 @@ struct Running {
 
 /// The group member's side of a rebalance: gives partitions up before rejoining, and pauses
 /// what the group assigns.
-struct Elector {
+struct Member {
     product: String,
     /// The product's topic.
     topic: String,
@@ -78,7 +78,7 @@ struct Elector {
     joined: AtomicBool,
 }
 
-impl Elector {
+impl Member {
     /// Stops the tasks `which` selects (each at a checkpoint) and waits for them.
     fn give_up(&self, which: impl Fn(Task) -> bool) {
         let stopping: Vec<(Task, Running)> = {
@@ -104,13 +104,13 @@ impl Elector {
     }
 }
 
-impl ClientContext for Elector {
+impl ClientContext for Member {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::error!(product = %self.product, %error, reason, "Kafka client error (snapshotter group)");
     }
 }
 
-impl ConsumerContext for Elector {
+impl ConsumerContext for Member {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         // give the revoked partitions up before this worker rejoins, so no other worker is
         // handed one while it still runs here; the group rebalances incrementally
@@ -160,13 +160,13 @@ pub(super) fn join(
         move |source| Error::Kafka { context, source }
     };
     let timeout = SESSION_TIMEOUT.as_millis().to_string();
-    let consumer: BaseConsumer<Elector> = broker::client_config(&config.bootstrap)
+    let consumer: BaseConsumer<Member> = broker::client_config(&config.bootstrap)
         .set("group.id", format!("{}-{id}", config.group_prefix))
         .set("enable.auto.commit", "false")
         .set("session.timeout.ms", &timeout)
         .set("heartbeat.interval.ms", "1000")
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .create_with_context(Elector {
+        .create_with_context(Member {
             product: id.to_owned(),
             topic: topic.clone(),
             running: Mutex::new(BTreeMap::new()),

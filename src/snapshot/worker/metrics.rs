@@ -112,7 +112,7 @@ impl Metrics {
             registry,
             IntGauge::new(
                 "meshline_snapshot_products_settled",
-                "Products this worker runs or stands by for: it joined their snapshotter group and was given its share.",
+                "Products whose snapshotter group gave this worker its share (partitions, or none).",
             )?,
         )?;
         let expired = registered(
@@ -146,13 +146,13 @@ impl Metrics {
         self.consuming.get()
     }
 
-    /// How many products this worker runs or stands by for.
+    /// How many products' snapshotter groups gave this worker its share.
     pub fn products_settled(&self) -> i64 {
         self.settled.get()
     }
 }
 
-/// Counts a product as settled (this worker runs it or stands by) while it lives.
+/// Counts a product as settled (its group gave this worker its share) while it lives.
 pub(super) struct Settled(IntGauge);
 
 impl Settled {
