@@ -217,6 +217,28 @@ impl ViewRunner {
         &self.view
     }
 
+    /// The directory of version `version` of this partition's piece of window `label`.
+    fn piece_dir(&self, label: &str, version: u32) -> String {
+        manifest::piece_dir(
+            &self.product,
+            &self.view.name,
+            label,
+            self.partition,
+            version,
+        )
+    }
+
+    /// The manifest of version `version` of this partition's piece of window `label`.
+    fn piece_manifest(&self, label: &str, version: u32) -> String {
+        manifest::piece_manifest_path(
+            &self.product,
+            &self.view.name,
+            label,
+            self.partition,
+            version,
+        )
+    }
+
     /// For a `latest` view: the manifest whose rows to [`ViewRunner::restore`] before the first
     /// step.
     pub fn restore_from(&self) -> Option<&str> {
@@ -286,13 +308,7 @@ impl ViewRunner {
             .written
             .values()
             .find(|m| m.window == label && m.version > 1)?;
-        Some(manifest::piece_manifest_path(
-            &self.product,
-            &self.view.name,
-            &newest.window,
-            self.partition,
-            newest.version,
-        ))
+        Some(self.piece_manifest(&newest.window, newest.version))
     }
 
     /// Restores the late changes the newest version of the last closed window holds.
@@ -462,13 +478,7 @@ impl ViewRunner {
     /// Files cut from an open window: to write now, listed in its manifest later.
     fn parts(&mut self, window: Window, version: u32, parts: Vec<Part>) -> Step {
         let label = self.calendar.label(window);
-        let dir = manifest::piece_dir(
-            &self.product,
-            &self.view.name,
-            &label,
-            self.partition,
-            version,
-        );
+        let dir = self.piece_dir(&label, version);
         let mut step = Step::default();
         for part in parts {
             let put = Put {
@@ -583,22 +593,10 @@ impl ViewRunner {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let manifest = self.manifest(window, &label, 1, files, &open, watermark);
         step.puts.push(Put {
-            path: manifest::piece_manifest_path(
-                &self.product,
-                &self.view.name,
-                &label,
-                self.partition,
-                1,
-            ),
+            path: self.piece_manifest(&label, 1),
             bytes: serde_json::to_vec_pretty(&manifest).map_err(Error::json)?,
         });
-        self.last_manifest = Some(manifest::piece_manifest_path(
-            &self.product,
-            &self.view.name,
-            &label,
-            self.partition,
-            1,
-        ));
+        self.last_manifest = Some(self.piece_manifest(&label, 1));
         if self.amends() {
             self.written.insert(window, manifest.clone());
         }
@@ -668,13 +666,7 @@ impl ViewRunner {
             let label = self.calendar.label(window);
             let previous = self.written.get(&window);
             let version = previous.map_or(1, |m| m.version + 1);
-            let dir = manifest::piece_dir(
-                &self.product,
-                &self.view.name,
-                &label,
-                self.partition,
-                version,
-            );
+            let dir = self.piece_dir(&label, version);
             let mut files = previous.map(|m| m.files.clone()).unwrap_or_default();
             for part in parts {
                 let put = Put {
@@ -713,13 +705,7 @@ impl ViewRunner {
             };
             let label = self.calendar.label(window);
             let version = self.written.get(&window).map_or(1, |m| m.version + 1);
-            let dir = manifest::piece_dir(
-                &self.product,
-                &self.view.name,
-                &label,
-                self.partition,
-                version,
-            );
+            let dir = self.piece_dir(&label, version);
             let put = Put::named_by_contents(&dir, bytes);
             let files = vec![file_of(&put, rows)];
             step.puts.push(put);
@@ -742,13 +728,7 @@ impl ViewRunner {
         let mut manifest = self.manifest(window, label, version, files, open, watermark);
         manifest.through = self.taken_through.clone();
         let put = Put {
-            path: manifest::piece_manifest_path(
-                &self.product,
-                &self.view.name,
-                label,
-                self.partition,
-                version,
-            ),
+            path: self.piece_manifest(label, version),
             bytes: serde_json::to_vec_pretty(&manifest).map_err(Error::json)?,
         };
         self.written.insert(window, manifest.clone());
