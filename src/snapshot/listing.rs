@@ -35,27 +35,23 @@ pub async fn manifests(store: &Store, product_id: &str, view: &str) -> Result<Ve
     Ok(found.into_iter().map(|(_, _, path)| path).collect())
 }
 
-/// Every piece manifest of a view, per source partition: windows in order, each window's
-/// versions in order.
-pub(crate) async fn pieces(
-    store: &Store,
-    product_id: &str,
-    view: &str,
-) -> Result<BTreeMap<i32, Vec<String>>> {
+/// A view's pieces: per window label (in order), per source partition, each version's
+/// manifest path.
+pub(crate) type Pieces = BTreeMap<String, BTreeMap<i32, BTreeMap<u32, String>>>;
+
+/// Every piece manifest of a view.
+pub(crate) async fn pieces(store: &Store, product_id: &str, view: &str) -> Result<Pieces> {
     let dir = format!("{}/{view}", manifest::product_root(product_id));
-    let mut found: Vec<(i32, String, u32, String)> = store
-        .list(&dir)
-        .await?
-        .into_iter()
-        .filter_map(|path| {
-            let (window, partition, version) = piece_of(&path)?;
-            Some((partition, window, version, path))
-        })
-        .collect();
-    found.sort();
-    let mut pieces: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-    for (partition, _, _, path) in found {
-        pieces.entry(partition).or_default().push(path);
+    let mut pieces = Pieces::new();
+    for path in store.list(&dir).await? {
+        if let Some((window, partition, version)) = piece_of(&path) {
+            pieces
+                .entry(window)
+                .or_default()
+                .entry(partition)
+                .or_default()
+                .insert(version, path);
+        }
     }
     Ok(pieces)
 }

@@ -869,7 +869,7 @@ pub(crate) fn instant(ms: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn parse_instant(text: &str) -> Result<i64> {
+pub(crate) fn parse_instant(text: &str) -> Result<i64> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
         .map_err(|e| Error::Unexpected(format!("`{text}` in a manifest is not a time: {e}")))

@@ -36,11 +36,11 @@ use super::{
         clock,
         kind::Single,
         latest::Latest,
-        listing,
+        listing::{self, Pieces},
         manifest::{self, File, Manifest, SourceRange},
         store::Store,
         table::Table,
-        view::{file_of, instant, Put},
+        view::{file_of, instant, parse_instant, Put},
         window::Window,
         Error, Result,
     },
@@ -84,6 +84,9 @@ struct ViewCommits {
     written: BTreeMap<String, (u32, BTreeMap<i32, String>)>,
     /// Per window label: the window's end (epoch ms).
     ends: HashMap<String, i64>,
+    /// What the last expiry went by (windows closed through, the window a `latest` view
+    /// restarts from): the same again expires nothing more.
+    expired_by: Option<(i64, Option<String>)>,
 }
 
 /// The pieces of one window a snapshot is made of: per partition, the piece's window label and
@@ -136,6 +139,7 @@ pub(super) fn run_commits(
             table,
             written,
             ends: HashMap::new(),
+            expired_by: None,
         });
     }
     tracing::info!(
@@ -193,19 +197,23 @@ pub(super) fn run_commits(
                 });
             let round = Round { complete, received };
             committer.commit(commits, &round)?;
-            let expired = handle.block_on(retention::expire(
-                store,
-                id,
-                &commits.view,
-                Some(complete),
-                restart_from.as_deref(),
-                commits.table.as_mut(),
-            ))?;
-            if expired > 0 {
-                metrics
-                    .expired
-                    .with_label_values(&[ProductId(id).domain(), id, &name])
-                    .inc_by(expired);
+            let by = (complete, restart_from);
+            if commits.expired_by.as_ref() != Some(&by) {
+                let expired = handle.block_on(retention::expire(
+                    store,
+                    id,
+                    &commits.view,
+                    Some(complete),
+                    by.1.as_deref(),
+                    commits.table.as_mut(),
+                ))?;
+                commits.expired_by = Some(by);
+                if expired > 0 {
+                    metrics
+                        .expired
+                        .with_label_values(&[ProductId(id).domain(), id, &name])
+                        .inc_by(expired);
+                }
             }
             metrics
                 .watermark
@@ -270,19 +278,7 @@ impl Committer<'_> {
         let (handle, store) = (self.handle, &self.config.store);
         let id = self.product.id();
         // per window (in order), per partition: the paths of its piece's versions
-        let mut windows: Pieces = BTreeMap::new();
-        for (partition, paths) in handle.block_on(listing::pieces(store, id, &commits.view.name))? {
-            for path in paths {
-                if let Some((label, _, version)) = listing::piece_of(&path) {
-                    windows
-                        .entry(label)
-                        .or_default()
-                        .entry(partition)
-                        .or_default()
-                        .insert(version, path);
-                }
-            }
-        }
+        let windows = handle.block_on(listing::pieces(store, id, &commits.view.name))?;
         // expired windows are gone from the store
         commits
             .written
@@ -345,9 +341,6 @@ impl Committer<'_> {
         Ok(())
     }
 }
-
-/// A view's pieces: per window label, per partition, each version's manifest path.
-type Pieces = BTreeMap<String, BTreeMap<i32, BTreeMap<u32, String>>>;
 
 /// The newest version of `partition`'s piece of window `label`.
 fn newest_version(windows: &Pieces, label: &str, partition: i32) -> u32 {
@@ -521,12 +514,6 @@ impl Committer<'_> {
         );
         Ok(())
     }
-}
-
-fn parse_instant(text: &str) -> Result<i64> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| Error::Unexpected(format!("`{text}` in a manifest is not a time: {e}")))
 }
 
 /// Reports a window version written as an OpenLineage run of job

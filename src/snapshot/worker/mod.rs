@@ -246,7 +246,9 @@ fn run_partition(
         }
         if runner.amends() {
             let pieces = handle.block_on(super::listing::pieces(store, id, &view.name))?;
-            for path in pieces.get(&partition).into_iter().flatten() {
+            // this partition's, windows in order, each window's versions in order
+            let ours = pieces.values().filter_map(|w| w.get(&partition));
+            for path in ours.flat_map(BTreeMap::values) {
                 let manifest = read_manifest(handle, store, path)?;
                 if runner.wants_first_version(&manifest) {
                     let batches = read_rows(handle, store, &manifest)?;
