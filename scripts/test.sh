@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of meshline: installs what the tests need and is missing, then
-# `cargo test --locked` (extra arguments go to it, e.g. `bash scripts/test.sh --test gateway`).
+# `cargo test --locked --no-fail-fast` (extra arguments go to it, e.g.
+# `bash scripts/test.sh --test gateway`) and, for the whole run, the fuzz targets
+# (`scripts/fuzz.sh`).
 #
 # The tests need, besides the Rust toolchain and gcc:
 # - promtool, to validate and unit-test the generated Prometheus rules (Debian's `prometheus`
@@ -27,4 +29,11 @@ fi
 # the Python clients users run, in a virtual environment outside the clone
 bash tests/interop/venv.sh >/dev/null
 
-exec cargo test --locked "$@"
+# every suite runs to its end; with no arguments (the whole run) the fuzz targets run too, each
+# for a bounded time (MESHLINE_FUZZ_SECONDS, default 30)
+status=0
+cargo test --locked --no-fail-fast "$@" || status=$?
+if [ $# -eq 0 ]; then
+  bash scripts/fuzz.sh "${MESHLINE_FUZZ_SECONDS:-30}" || status=1
+fi
+exit "$status"

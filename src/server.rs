@@ -3,6 +3,7 @@
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
+use axum::response::IntoResponse as _;
 use rustls::pki_types::{pem::PemObject as _, CertificateDer, PrivateKeyDer};
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -59,6 +60,30 @@ pub async fn bind(addr: SocketAddr, what: &'static str, flag: &'static str) -> R
     })
 }
 
+/// What one HTTP server gives a client at most: a client that trickles its headers or its body,
+/// or keeps connections open, holds no more than these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest time to receive a request's headers, the first request's and each next one's on a
+    /// kept-alive connection (so also how long an idle connection stays open).
+    pub header_read: Duration,
+    /// Longest time from a request's headers to its response, reading the body included.
+    pub request: Duration,
+    /// Most connections served at once; past that a new connection is answered 503 and closed.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    /// 10 s for headers, 60 s for a request, 1,024 connections.
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(10),
+            request: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `stop`, then finishes the requests in flight.
 pub fn spawn(
     listener: TcpListener,
@@ -75,28 +100,122 @@ pub fn spawn_with(
     router: axum::Router,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
-    let tls = tls.map(|t| t.acceptor.clone());
-    tokio::spawn(async move {
-        let shutdown = {
-            let stop = stop.clone();
-            async move { stop.cancelled().await }
-        };
-        let served = match tls {
-            None => {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            Some(acceptor) => {
-                axum::serve(TlsListener::new(listener, acceptor, stop), router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-        };
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP server stopped");
+    spawn_limited(listener, tls, router, stop, Limits::default())
+}
+
+/// Like [`spawn_with`], within `limits`.
+pub fn spawn_limited(
+    listener: TcpListener,
+    tls: Option<&Tls>,
+    router: axum::Router,
+    stop: CancellationToken,
+    limits: Limits,
+) -> JoinHandle<()> {
+    match tls {
+        None => tokio::spawn(serve(listener, router, stop, limits)),
+        Some(tls) => {
+            let listener = TlsListener::new(listener, tls.acceptor.clone(), stop.clone());
+            tokio::spawn(serve(listener, router, stop, limits))
         }
-    })
+    }
+}
+
+/// Accepts connections until `stop`, each served on a task of its own within `limits`; then
+/// lets every connection finish the request it is serving (at most `limits.request`).
+async fn serve<L>(mut listener: L, router: axum::Router, stop: CancellationToken, limits: Limits)
+where
+    L: axum::serve::Listener,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (io, _) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        // reap the connections that ended
+        while connections.try_join_next().is_some() {}
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            connections.spawn(refuse(io, limits.max_connections));
+            continue;
+        };
+        let (router, stop) = (router.clone(), stop.clone());
+        connections.spawn(async move {
+            connection(io, router, stop, limits).await;
+            drop(slot);
+        });
+    }
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(limits.request + Duration::from_secs(1), drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP connections still open at shutdown were closed");
+    }
+}
+
+/// Serves one connection: HTTP/1.1 with keep-alive, each request bounded by `limits`.
+async fn connection<Io>(io: Io, router: axum::Router, stop: CancellationToken, limits: Limits)
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt as _;
+    let service = hyper::service::service_fn(
+        move |request: hyper::Request<hyper::body::Incoming>| {
+            let router = router.clone();
+            async move {
+                let response = tokio::time::timeout(
+                    limits.request,
+                    router.oneshot(request.map(axum::body::Body::new)),
+                )
+                .await;
+                Ok::<_, std::convert::Infallible>(match response {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(never)) => match never {},
+                    Err(_) => {
+                        let why = format!(
+                        "the request was not received and answered within {} s; send the body at once",
+                        limits.request.as_secs()
+                    );
+                        // the rest of the body is not waited for: the connection closes
+                        let close = [(axum::http::header::CONNECTION, "close")];
+                        (axum::http::StatusCode::REQUEST_TIMEOUT, close, why).into_response()
+                    }
+                })
+            }
+        },
+    );
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        .keep_alive(true);
+    let served = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(served);
+    let result = tokio::select! {
+        result = served.as_mut() => result,
+        _ = stop.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "HTTP connection ended");
+    }
+}
+
+/// Answers a connection over the limit with 503 and closes it.
+async fn refuse<Io>(mut io: Io, max: usize)
+where
+    Io: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt as _;
+    let body = format!("the server has {max} connections open, its limit; retry later\n");
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(response.as_bytes())).await;
+    let _ = io.shutdown().await;
 }
 
 /// The TLS identity of the HTTP servers: a certificate chain and its private key.

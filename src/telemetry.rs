@@ -219,14 +219,15 @@ impl HttpMetrics {
             .get::<axum::extract::MatchedPath>()
             .map_or("unmatched", |p| p.as_str())
             .to_owned();
-        let method = request.method().as_str().to_owned();
+        // a label takes known values only: a client's made-up method is `other`
+        let method = method_label(request.method());
         let started = std::time::Instant::now();
         let response = next.run(request).await;
         self.seconds
-            .with_label_values(&[route.as_str(), method.as_str()])
+            .with_label_values(&[route.as_str(), method])
             .observe(started.elapsed().as_secs_f64());
         self.requests
-            .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
+            .with_label_values(&[route.as_str(), method, response.status().as_str()])
             .inc();
         response
     }
@@ -249,8 +250,38 @@ impl HttpMetrics {
     }
 }
 
+/// The `method` label of a request: a standard HTTP method, else `other`.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// The `domain` and `product` label values of a product id (`<domain>.<product>`): every
 /// component labels its product metrics so.
 pub fn product_labels(product: &str) -> [&str; 2] {
     [crate::product::ProductId(product).domain(), product]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_made_up_method_is_one_label_value() {
+        use axum::http::Method;
+        assert_eq!(super::method_label(&Method::GET), "GET");
+        for made_up in ["FOO", "X-1234567", "BREW"] {
+            let method = Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(super::method_label(&method), "other");
+        }
+    }
 }

@@ -519,3 +519,92 @@ async fn producer_flush_before_stop_loses_nothing() {
     let broker = sqlite_broker(dir.path()).await;
     assert_eq!(high_watermarks(&broker.bootstrap(), "flush"), 300);
 }
+
+/// One InitProducerId request in raw Kafka protocol bytes, as a client other than librdkafka
+/// writes it; the broker's answer (error code, producer id, epoch), or why there was none.
+async fn init_producer_id(
+    addr: &str,
+    version: i16,
+    transactional_id: Option<&str>,
+    producer: Option<(i64, i16)>,
+) -> Result<(i16, i64, i16), String> {
+    use tansu_sans_io::{Frame, Header, InitProducerIdRequest, InitProducerIdResponse};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let request = InitProducerIdRequest::default()
+        .transactional_id(transactional_id.map(str::to_owned))
+        .transaction_timeout_ms(60_000)
+        .producer_id(producer.map(|p| p.0))
+        .producer_epoch(producer.map(|p| p.1));
+    let header = Header::Request {
+        api_key: 22,
+        api_version: version,
+        correlation_id: 7,
+        client_id: Some("a-java-like-client".into()),
+    };
+    let bytes = Frame::request(header, request.into()).map_err(|e| e.to_string())?;
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    stream.write_all(&bytes).await.map_err(|e| e.to_string())?;
+    let mut size = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut size))
+        .await
+        .map_err(|_| "no answer in 10 s".to_owned())?
+        .map_err(|e| format!("the broker closed the connection: {e}"))?;
+    let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
+    stream
+        .read_exact(&mut body)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut frame = size.to_vec();
+    frame.extend_from_slice(&body);
+    let frame = Frame::response_from_bytes(&frame[..], 22, version).map_err(|e| e.to_string())?;
+    let response = InitProducerIdResponse::try_from(frame.body).map_err(|e| format!("{e:?}"))?;
+    Ok((
+        response.error_code,
+        response.producer_id,
+        response.producer_epoch,
+    ))
+}
+
+/// Every version and shape of InitProducerId, on both storages, gets an answer with a Kafka
+/// error code, never a closed connection: versions 0 to 2 carry no producer id (the Apache Kafka
+/// Java client's idempotent producer on brokers that advertise those), later ones -1/-1 or the
+/// producer's current id and epoch (an epoch bump after an error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_shape_of_init_producer_id_is_answered_with_an_error_code_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let brokers = [
+        ("memory", memory_broker().await),
+        ("sqlite", sqlite_broker(dir.path()).await),
+    ];
+    for (storage, broker) in &brokers {
+        let addr = broker.bootstrap();
+        for version in 0..=5i16 {
+            for transactional_id in [None, Some(format!("txn-{storage}-{version}"))] {
+                let tid = transactional_id.as_deref();
+                let what = format!("{storage} v{version} transactional {tid:?}");
+                let fields = (version >= 3).then_some((-1, -1));
+                let (error, id, epoch) = init_producer_id(&addr, version, tid, fields)
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(error, 0, "{what}: a new producer gets an id");
+                assert!(id >= 0 && epoch >= 0, "{what}: id {id} epoch {epoch}");
+                if version < 3 {
+                    continue;
+                }
+                // the producer's current id and epoch: re-initialised, answered
+                let (error, again, _) = init_producer_id(&addr, version, tid, Some((id, epoch)))
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}, re-initialising: {e}"));
+                assert_eq!(error, 0, "{what}: re-initialising is served");
+                assert!(again >= 0, "{what}");
+                // an id without an epoch is not a request any client sends: refused, answered
+                let (error, _, _) = init_producer_id(&addr, version, tid, Some((id, -1)))
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}, half a producer: {e}"));
+                assert_eq!(error, 42, "{what}: INVALID_REQUEST");
+            }
+        }
+    }
+}

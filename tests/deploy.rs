@@ -45,16 +45,39 @@ fn the_image_is_the_tested_build_unprivileged_with_a_health_check() {
 fn every_kubernetes_manifest_parses_runs_a_valid_command_and_probes_readiness() {
     let text = std::fs::read_to_string(root().join("deploy/kubernetes/meshline.yaml")).unwrap();
     let mut workloads = Vec::new();
+    let mut policies = Vec::new();
     for document in serde_norway::Deserializer::from_str(&text) {
         let doc: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
         let kind = doc["kind"].as_str().unwrap().to_owned();
         assert!(doc["apiVersion"].is_string() && doc["metadata"]["name"].is_string());
+        if kind == "NetworkPolicy" {
+            policies.push(
+                doc["spec"]["podSelector"]["matchLabels"]["app"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
         if !matches!(kind.as_str(), "Deployment" | "StatefulSet") {
             continue;
         }
         let spec = &doc["spec"]["template"]["spec"];
         assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{kind}");
+        assert_eq!(
+            spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{kind}"
+        );
         for container in spec["containers"].as_array().unwrap() {
+            let context = &container["securityContext"];
+            assert_eq!(context["allowPrivilegeEscalation"], false, "{kind}");
+            assert_eq!(context["readOnlyRootFilesystem"], true, "{kind}");
+            assert_eq!(context["capabilities"]["drop"], serde_json::json!(["ALL"]));
+            for limit in ["cpu", "memory"] {
+                assert!(
+                    container["resources"]["limits"][limit].is_string(),
+                    "{kind}: {limit}"
+                );
+            }
             let args: Vec<String> = container["args"]
                 .as_array()
                 .unwrap()
@@ -79,8 +102,30 @@ fn every_kubernetes_manifest_parses_runs_a_valid_command_and_probes_readiness() 
                 kind.clone(),
                 args[0].clone(),
                 doc["spec"]["replicas"].clone(),
+                args.clone(),
             ));
         }
+    }
+    // tokens never cross the network in clear: the registry and the gateway speak HTTPS, and
+    // their clients reach the registry over it
+    for command in ["registry", "gateway"] {
+        let args = &workloads.iter().find(|w| w.1 == command).unwrap().3;
+        assert!(
+            args.iter().any(|a| a.starts_with("--tls-cert=")),
+            "{command}"
+        );
+    }
+    assert!(!text.contains("--registry-url=http://"));
+    // a NetworkPolicy for each component
+    for app in [
+        "meshline-registry",
+        "meshline-gateway",
+        "meshline-snapshotter",
+    ] {
+        assert!(
+            policies.iter().any(|p| p == app),
+            "no NetworkPolicy selects {app}"
+        );
     }
     let find = |command: &str| workloads.iter().find(|w| w.1 == command).unwrap().clone();
     // each gateway pod keeps its own transactional id: a StatefulSet, the id from the pod name

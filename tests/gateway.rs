@@ -25,7 +25,7 @@ use meshline::{
 };
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
-    producer::FutureRecord,
+    producer::{FutureProducer, FutureRecord},
     Message, Offset, TopicPartitionList,
 };
 use tokio_util::sync::CancellationToken;
@@ -1810,4 +1810,70 @@ async fn a_record_too_large_to_forward_is_dead_lettered_without_its_payload_and_
         "{}",
         headers["meshline_message"]
     );
+}
+
+/// A record of about 1 MB, nearly all headers, written to an ingress topic by a client that
+/// raised its own size limit: its output is over the gateway's, so it becomes a dead letter that
+/// always fits (coordinates, reason, as many of its headers as fit), and the records behind it go
+/// through, none stalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_over_the_output_limit_becomes_a_dead_letter_that_fits_and_the_records_behind_go_through(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, _registry, url) = platform(dir.path()).await;
+    let bootstrap = broker.bootstrap();
+    let ok = valid(&bootstrap, &url).await;
+    let mut heavy = with(&ok, "ce_id", Some("heavy"));
+    for i in 0..1_040 {
+        heavy
+            .headers
+            .push((format!("x-filler-{i:04}"), vec![b'h'; 1_000]));
+    }
+    // a client that raised its own limit: the broker takes the record
+    let producer: FutureProducer = meshline::broker::producer_config(&bootstrap)
+        .set("message.max.bytes", "2000000")
+        .create()
+        .unwrap();
+    let headers = heavy.owned_headers();
+    let record = FutureRecord::<[u8], [u8]>::to(INGRESS)
+        .partition(0)
+        .headers(headers)
+        .payload(heavy.payload.as_deref().unwrap());
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    let after: Vec<(i32, Record)> = (0..12)
+        .map(|i| (0, with(&ok, "ce_id", Some(&format!("after-{i}")))))
+        .collect();
+    send(&bootstrap, &after).await;
+    let stop = CancellationToken::new();
+    let (_running, _) = gateway_in_process(&bootstrap, &url, stop.clone()).await;
+    wait_for_outputs(&bootstrap, 13, 60).await;
+
+    let products = read_all(&bootstrap, PRODUCT);
+    assert_eq!(products.len(), 12, "every record behind it goes through");
+    let letters = read_all(&bootstrap, DLQ);
+    assert_eq!(letters.len(), 1);
+    let (_, headers, payload) = &letters[0];
+    assert_eq!(headers["meshline_reason"], "too_large");
+    assert_eq!(headers["meshline_source_offset"], "0");
+    assert_eq!(headers["ce_id"], "heavy", "the first headers are kept");
+    assert!(payload.is_empty());
+    let message = &headers["meshline_message"];
+    assert!(message.contains("of its headers"), "{message}");
+    assert!(
+        message.contains(&format!("stays in {INGRESS} partition 0 offset 0")),
+        "{message}"
+    );
+    let filler = headers
+        .keys()
+        .filter(|k| k.starts_with("x-filler-"))
+        .count();
+    assert!(
+        filler > 100 && filler < 1_040,
+        "{filler} filler headers kept"
+    );
+    stop.cancel();
 }

@@ -1097,3 +1097,458 @@ async fn a_registry_on_its_own_topic_leaves_schemas_alone() {
     stop.cancel();
     again.stopped().await;
 }
+
+/// Attacks on the registry as anyone who can reach it would make them: each gets a clear 4xx,
+/// nothing is written outside the registry's topic, and the registry keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_schemas_are_refused_and_the_registry_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = sqlite_broker(dir.path()).await;
+    let (_registry, url, _stop) = registry(&broker.bootstrap()).await;
+    let http = Http::new(&url);
+    let proto = |body: &str| format!("syntax = \"proto3\";\npackage shop;\n{body}");
+    let (status, _) = http
+        .post(
+            "/subjects/line/versions",
+            json!({"schemaType": "PROTOBUF", "schema": proto("message Line { string sku = 1; }")}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // a reference named by a path outside the import root: refused, and no file appears
+    let target = dir.path().join("written_by_a_reference.proto");
+    for name in [
+        target.display().to_string(),
+        "../../../../tmp/escaped.proto".to_owned(),
+        "file:///tmp/escaped.proto".to_owned(),
+        "C:\\escaped.proto".to_owned(),
+    ] {
+        let importing = proto(&format!(
+            "import \"{}\";\nmessage Basket {{ repeated Line lines = 1; }}",
+            name.replace('\\', "\\\\")
+        ));
+        let request = json!({"schemaType": "PROTOBUF", "schema": importing,
+            "references": [{"name": name, "subject": "line", "version": 1}]});
+        for path in [
+            "/compatibility/subjects/basket/versions",
+            "/subjects/basket/versions",
+            "/subjects/line",
+        ] {
+            let (status, body) = http.post(path, request.clone()).await;
+            assert!(
+                (400..500).contains(&status),
+                "{path} {name}: {status} {body}"
+            );
+            assert!(
+                body.to_string().contains("is not an import path"),
+                "{path} {name}: {body}"
+            );
+        }
+    }
+    assert!(!target.exists(), "a reference wrote a file on the host");
+    assert!(!std::path::Path::new("/tmp/escaped.proto").exists());
+
+    // nesting far past the limit, in each schema language: refused before any recursion
+    let deep_proto = proto(&format!(
+        "{}{}",
+        "message M { ".repeat(10_000),
+        "}".repeat(10_000)
+    ));
+    let chain: String = (0..1_000)
+        .map(|i| format!("message M{i} {{ M{} next = 1; }}\n", i + 1))
+        .collect::<String>()
+        + "message M1000 { string end = 1; }";
+    let deep_avro = format!(
+        "{}\"int\"{}",
+        "{\"type\":\"array\",\"items\":".repeat(10_000),
+        "}".repeat(10_000)
+    );
+    let deep_json = format!(
+        "{}{{\"type\":\"string\"}}{}",
+        "{\"type\":\"object\",\"properties\":{\"a\":".repeat(10_000),
+        "}}".repeat(10_000)
+    );
+    for (what, request) in [
+        (
+            "Protobuf, 10,000 levels",
+            json!({"schemaType": "PROTOBUF", "schema": deep_proto}),
+        ),
+        // the chain is flat text; its field model (what rules read) is 1,000 levels deep
+        (
+            "Protobuf, a chain of 1,000 message types",
+            json!({"schemaType": "PROTOBUF", "schema": proto(&chain),
+            "ruleSet": {"domainRules": [{"name": "r", "kind": "CONDITION", "type": "CEL", "mode": "WRITE", "expr": "true"}]}}),
+        ),
+        ("Avro, 10,000 levels", json!({"schema": deep_avro})),
+        (
+            "JSON Schema, 10,000 levels",
+            json!({"schemaType": "JSON", "schema": deep_json}),
+        ),
+    ] {
+        for path in [
+            "/compatibility/subjects/line/versions",
+            "/subjects/deep/versions",
+        ] {
+            let (status, body) = http.post(path, request.clone()).await;
+            // a compatibility check may answer (not compatible); a registration is refused
+            let refused = (400..500).contains(&status);
+            assert!(
+                refused || (path.starts_with("/compat") && status == 200),
+                "{what} {path}: {status} {body}"
+            );
+        }
+        let (status, _) = http.get("/subjects").await;
+        assert_eq!(status, 200, "{what}: the registry stopped answering");
+    }
+
+    // huge enums, unions and records: refused before any compatibility check compares them
+    // three characters each, so that 100,000 of them fit the 1 MiB body limit
+    let alphabet: Vec<char> = ('A'..='Z').chain('a'..='z').chain('0'..='9').collect();
+    let symbol = |i: usize| -> String {
+        [i % 52, i / 52 % 62, i / 52 / 62 % 62]
+            .iter()
+            .map(|&d| alphabet[d])
+            .collect()
+    };
+    let symbols: Vec<String> = (0..100_000).map(symbol).collect();
+    let huge_enum = json!({"type": "enum", "name": "E", "symbols": symbols}).to_string();
+    let branches: Vec<Value> = (0..500)
+        .map(|i| json!({"type": "fixed", "name": format!("F{i}"), "size": 1}))
+        .collect();
+    let huge_union = Value::Array(branches).to_string();
+    let values: String = (0..50_000).map(|i| format!("V{i} = {i}; ")).collect();
+    let huge_proto_enum = proto(&format!("enum E {{ {values} }}"));
+    for (what, request, words) in [
+        (
+            "an Avro enum of 100,000 symbols",
+            json!({"schema": huge_enum}),
+            "at most 2000",
+        ),
+        (
+            "an Avro union of 500 branches",
+            json!({"schema": huge_union}),
+            "at most 100",
+        ),
+        (
+            "a Protobuf enum of 50,000 values",
+            json!({"schemaType": "PROTOBUF", "schema": huge_proto_enum}),
+            "at most 2000",
+        ),
+    ] {
+        let (status, body) = http.post("/subjects/huge/versions", request.clone()).await;
+        assert_eq!(status, 422, "{what}: {body}");
+        assert!(body.to_string().contains(words), "{what}: {body}");
+        let (status, body) = http
+            .post("/compatibility/subjects/line/versions", request.clone())
+            .await;
+        assert!(
+            status == 200 || (400..500).contains(&status),
+            "{what}: {status} {body}"
+        );
+    }
+
+    // bodies too large, not UTF-8, of the wrong type
+    // 10 MB: answered 413 once the first MiB is read, and the connection closed (the client
+    // may see that before the answer)
+    let huge = vec![b' '; 10 << 20];
+    let sent = http
+        .client
+        .post(format!("{}/subjects/x/versions", http.base))
+        .header("content-type", CT)
+        .body(huge)
+        .send()
+        .await;
+    if let Ok(response) = sent {
+        assert_eq!(response.status().as_u16(), 413);
+    }
+    assert_eq!(http.get("/subjects").await.0, 200);
+    let (status, _) = http
+        .raw(
+            Method::POST,
+            "/subjects/x/versions",
+            Some(CT),
+            b"{\"schema\":\"\xff\xfe\"}".to_vec(),
+        )
+        .await;
+    assert!((400..500).contains(&status), "invalid UTF-8: {status}");
+    let (status, _) = http
+        .raw(
+            Method::POST,
+            "/subjects/x/versions",
+            Some("text/html"),
+            b"<html>".to_vec(),
+        )
+        .await;
+    assert!((400..500).contains(&status), "wrong content type: {status}");
+
+    // a contract may not claim another domain's CloudEvents sources
+    let play = record(&[("track", "string", None)]);
+    for source in ["/", "/labels", "/players"] {
+        let (status, body) = http
+            .post(
+                "/subjects/player.play-events-value/versions",
+                json!({"schema": play, "metadata": {"properties": {
+                    "cloudevents.source": source, "cloudevents.types": "t"}}}),
+            )
+            .await;
+        assert_eq!(status, 422, "{source}: {body}");
+        assert!(body.to_string().contains("not under `/player`"), "{body}");
+    }
+    let (status, body) = http
+        .post(
+            "/subjects/player.play-events-value/versions",
+            json!({"schema": play, "metadata": {"properties": {
+                "cloudevents.source": "/player/web", "cloudevents.types": "t"}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A client that trickles its headers or its body, or opens more connections than the server
+/// takes, holds nothing for long: each is closed or answered within the server's limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trickled_requests_and_too_many_connections_are_cut_off() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let router = axum::Router::new().route(
+        "/echo",
+        axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let limits = meshline::server::Limits {
+        header_read: std::time::Duration::from_secs(1),
+        request: std::time::Duration::from_secs(2),
+        max_connections: 3,
+    };
+    meshline::server::spawn_limited(listener, None, router, stop.clone(), limits);
+    let read_all = |mut stream: tokio::net::TcpStream| async move {
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(8),
+            stream.read_to_end(&mut answer),
+        )
+        .await
+        .expect("the server cut the connection off")
+        .ok();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+
+    // headers never finished: the connection is closed
+    let mut trickle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    trickle
+        .write_all(b"GET /echo HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let answer = read_all(trickle).await;
+    assert!(!answer.contains("200 OK"), "{answer}");
+
+    // a connection that sends nothing at all
+    let idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    read_all(idle).await;
+
+    // a body that never arrives in full: 408
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let answer = read_all(slow).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // more connections than the limit: the one past it is answered 503 at once
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let over = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let answer = read_all(over).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    drop(held);
+    // once they are gone, requests are served again
+    let client = reqwest::Client::new();
+    let mut served = false;
+    for _ in 0..50 {
+        if let Ok(response) = client
+            .post(format!("http://{addr}/echo"))
+            .body("abc")
+            .send()
+            .await
+        {
+            served = response.text().await.unwrap() == "3";
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(served, "the server answers again once connections are free");
+    stop.cancel();
+}
+
+/// A domain's write through an alias lands only in a subject the domain owns: the alias is
+/// resolved and the principal checked on the state the write is planned on, so an alias
+/// repointed while the body is on its way cannot carry the write into another domain's subject;
+/// and a domain cannot point an alias at another domain's subject at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_alias_repointed_while_a_write_is_in_flight_never_carries_it_across_domains() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = sqlite_broker(dir.path()).await;
+    meshline::registry::client::install_crypto_provider();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let registry = meshline::registry::Registry::start(&broker.bootstrap(), stop.clone())
+        .await
+        .unwrap();
+    let (tokens, generated) = meshline::auth::Tokens::generate(["player", "platform"]);
+    let token = |who: &str| {
+        generated
+            .iter()
+            .find(|(p, _)| p == who)
+            .map(|(_, t)| t.clone())
+            .unwrap()
+    };
+    let access = meshline::registry::http::Access {
+        tokens,
+        reads_open: true,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    meshline::server::spawn(
+        listener,
+        meshline::registry::http::secured_router(registry, access),
+        stop.clone(),
+    );
+    let client = reqwest::Client::new();
+    let call = |method: Method, path: &str, who: &str, body: Value| {
+        client
+            .request(method, format!("http://{addr}{path}"))
+            .bearer_auth(token(who))
+            .header("content-type", CT)
+            .body(body.to_string())
+            .send()
+    };
+    let v1 = record(&[("track", "string", None)]);
+    for (subject, who) in [("player.a-value", "player"), ("labels.b-value", "platform")] {
+        let response = call(
+            Method::POST,
+            &format!("/subjects/{subject}/versions"),
+            who,
+            json!({"schema": v1}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // player may alias its own subjects, never another domain's
+    let response = call(
+        Method::PUT,
+        "/config/player.alias",
+        "player",
+        json!({"alias": "player.a-value"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = call(
+        Method::PUT,
+        "/config/player.alias",
+        "player",
+        json!({"alias": "labels.b-value"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 403, "{:?}", response.text().await);
+
+    // player starts a write through its alias: headers sent, the body held back
+    let v2 = record(&[("track", "string", None), ("ms", "long", Some(json!(0)))]);
+    let body = json!({"schema": v2}).to_string();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(
+        format!(
+            "POST /subjects/player.alias/versions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: {CT}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            token("player"),
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // meanwhile the alias is repointed at another domain's subject (by the platform, which may)
+    let response = call(
+        Method::PUT,
+        "/config/player.alias",
+        "platform",
+        json!({"alias": "labels.b-value"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    slow.write_all(body.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let versions: Value = client
+        .get(format!("http://{addr}/subjects/labels.b-value/versions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        versions,
+        json!([1]),
+        "player's write landed in labels' subject"
+    );
+
+    // the audit trail answers who changed what, accepted or refused, as `meshline registry
+    // audit` prints it
+    let out = common::meshline()
+        .args([
+            "registry",
+            "audit",
+            "--bootstrap",
+            &broker.bootstrap(),
+            "--subject",
+            "player.alias",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trail: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            "player PUT /config/player.alias 200 accepted",
+            "player PUT /config/player.alias 403 refused",
+            "platform PUT /config/player.alias 200 accepted",
+            "player POST /subjects/player.alias/versions 403 refused",
+        ]
+    );
+    let all = meshline::registry::audit::read(&broker.bootstrap(), "_schemas", None).unwrap();
+    let registered = all
+        .iter()
+        .find(|e| e.subject.as_deref() == Some("labels.b-value"))
+        .unwrap();
+    assert_eq!(
+        (
+            registered.principal.as_deref(),
+            registered.version,
+            registered.outcome.as_str()
+        ),
+        (Some("platform"), Some(1), "accepted")
+    );
+    stop.cancel();
+}

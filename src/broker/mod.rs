@@ -118,6 +118,29 @@ impl std::str::FromStr for CreateTopics {
     }
 }
 
+/// The largest record that `topics` all take: the smallest `max.message.bytes` of their
+/// configurations, as the broker describes them; `None` when the broker describes none (it then
+/// applies its own default, which the caller assumes).
+pub async fn max_message_bytes(client: &rdkafka::ClientConfig, topics: &[&str]) -> Option<usize> {
+    let admin: AdminClient<DefaultClientContext> = client.create().ok()?;
+    let resources: Vec<ResourceSpecifier<'_>> =
+        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let described = admin.describe_configs(&resources, &options).await.ok()?;
+    described
+        .into_iter()
+        .filter_map(|resource| {
+            resource
+                .ok()?
+                .get("max.message.bytes")?
+                .value
+                .as_deref()?
+                .parse::<usize>()
+                .ok()
+        })
+        .min()
+}
+
 /// Creates every product's missing topics (`<id>`, `<id>.ingress`, `<id>.dlq`) with the declared
 /// partitions, replication and configuration; see [`provision_topics`].
 pub async fn ensure_topics(bootstrap: &str, catalog: &Catalog) -> Result<Vec<String>> {

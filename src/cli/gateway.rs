@@ -13,8 +13,8 @@ use crate::{
 };
 
 use super::{
-    parse_listen, print_tokens, reachable, spawn_signal_handler, tokens, ConfigArgs, DEFAULT_HTTP,
-    DEFAULT_KAFKA, DEFAULT_REGISTRY_URL,
+    parse_listen, print_tokens, reachable, spawn_signal_handler, tokens, ConfigArgs, TokensOut,
+    DEFAULT_HTTP, DEFAULT_KAFKA, DEFAULT_REGISTRY_URL,
 };
 use crate::{
     broker, catalog,
@@ -37,7 +37,8 @@ pub struct GatewayOptions {
     pub gateway_group: String,
     /// Tokens file of the HTTP ingress and of schema registry writes (principals and SHA-256
     /// digests of their tokens; principal `platform` administers the registry). Without one, a
-    /// token per domain and one for `platform` are generated and printed at start.
+    /// token per domain and one for `platform` are generated, written to a file only its owner
+    /// reads (its path printed at start; `up --demo` prints the tokens themselves).
     #[arg(long, env = "MESHLINE_TOKENS")]
     pub tokens: Option<PathBuf>,
     /// Drop HTTP events whose (source, id) was written within this window, e.g. `10m`.
@@ -51,8 +52,9 @@ pub struct GatewayOptions {
     /// requests get 429 and nothing is written. No limit by default.
     #[arg(long)]
     pub rate_limit: Option<std::num::NonZeroU32>,
-    /// PEM certificate chain: the gateway's HTTP server (ingress, catalog, `/metrics`) speaks
-    /// HTTPS (TLS by rustls) instead of HTTP. Needs --tls-key.
+    /// PEM certificate chain: the gateway's HTTP server (ingress, catalog, `/metrics`) and, under
+    /// `up`, the schema registry speak HTTPS (TLS by rustls) instead of HTTP; meshline's clients
+    /// of the registry trust the CA certificates of `MESHLINE_REGISTRY_CA_FILE`. Needs --tls-key.
     #[arg(long, requires = "tls_key", env = "MESHLINE_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
@@ -61,6 +63,9 @@ pub struct GatewayOptions {
     /// Largest HTTP request body, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Limits of the HTTP servers (under `up`, every one).
+    #[command(flatten)]
+    pub http_limits: super::HttpLimitsArgs,
 }
 
 /// Arguments of `meshline gateway`.
@@ -186,7 +191,13 @@ pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         stop.clone(),
     );
     let tls = args.gateway.tls()?;
-    let served = server::spawn_with(listener, tls.as_ref(), started.router, stop.clone());
+    let served = server::spawn_limited(
+        listener,
+        tls.as_ref(),
+        started.router,
+        stop.clone(),
+        args.gateway.http_limits.limits(),
+    );
     println!(
         "gateway: {} product(s), Kafka {}, registry {}, HTTP on {scheme}://{}",
         catalog.len(),
@@ -199,7 +210,8 @@ pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         &generated,
         &public_url,
         catalog.iter().next().map(|p| p.id()),
-    );
+        Some(TokensOut::Temp),
+    )?;
     started.stream.await.ok();
     gateway_lineage.complete().await;
     super::finish_lineage(lineage, lineage_task).await;

@@ -150,14 +150,13 @@ pub fn main() -> ExitCode {
 impl Command {
     /// Whether the command runs servers (which must outlive a closed pipe of theirs).
     fn serves(&self) -> bool {
-        matches!(
-            self,
-            Command::Up(_)
-                | Command::Gateway(_)
-                | Command::Registry(_)
-                | Command::Snapshotter(_)
-                | Command::Demo(_)
-        )
+        match self {
+            Command::Registry(args) => args.command.is_none(),
+            other => matches!(
+                other,
+                Command::Up(_) | Command::Gateway(_) | Command::Snapshotter(_) | Command::Demo(_)
+            ),
+        }
     }
 }
 
@@ -207,10 +206,26 @@ fn tokens(
     })
 }
 
-/// Prints generated tokens and how to use them.
-fn print_tokens(generated: &[(String, String)], http: &str, example_product: Option<&str>) {
+/// Shows generated tokens and how to use them: printed with `--demo` (`into` is `None`);
+/// otherwise written to a new file only its owner can read, in `into` (the data directory) or,
+/// without one, the system's temporary directory, and only the file's path is printed, so that
+/// no token lands in a log collector that reads standard output.
+fn print_tokens(
+    generated: &[(String, String)],
+    http: &str,
+    example_product: Option<&str>,
+    into: Option<TokensOut<'_>>,
+) -> anyhow::Result<()> {
     if generated.is_empty() {
-        return;
+        return Ok(());
+    }
+    if let Some(into) = into {
+        let path = write_tokens(generated, into)?;
+        println!(
+            "  tokens for the HTTP ingress and schema registry writes: generated for this run, written to {} (readable by its owner only; pass --tokens FILE to keep your own)",
+            path.display()
+        );
+        return Ok(());
     }
     println!(
         "  tokens for the HTTP ingress and schema registry writes (generated for this run; pass --tokens FILE to keep your own):"
@@ -221,6 +236,87 @@ fn print_tokens(generated: &[(String, String)], http: &str, example_product: Opt
     if let (Some(product), Some((_, token))) = (example_product, generated.first()) {
         println!("  Try: curl -i -X POST {http}/v1/products/{product}/events \\");
         println!("         -H 'Authorization: Bearer {token}' -H 'Content-Type: application/cloudevents+json' -d @event.json");
+    }
+    Ok(())
+}
+
+/// Where generated tokens are written instead of printed.
+#[derive(Debug, Clone, Copy)]
+enum TokensOut<'a> {
+    /// `tokens.generated` in this directory (the data directory), replaced at each start.
+    Dir(&'a std::path::Path),
+    /// A new file in the system's temporary directory.
+    Temp,
+}
+
+/// Writes `principal token` lines to a file of mode 0600 and returns its path.
+fn write_tokens(
+    generated: &[(String, String)],
+    into: TokensOut<'_>,
+) -> anyhow::Result<std::path::PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let text: String = generated
+        .iter()
+        .map(|(principal, token)| format!("{principal} {token}\n"))
+        .collect();
+    let (mut file, path) = match into {
+        TokensOut::Dir(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join("tokens.generated");
+            // a new file each time (never one another user planted or linked there)
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("replacing {}", path.display()))
+                }
+                _ => {}
+            }
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("writing the generated tokens to {}", path.display()))?;
+            (file, path)
+        }
+        TokensOut::Temp => {
+            let file = tempfile::Builder::new()
+                .prefix("meshline-tokens-")
+                .tempfile()
+                .context("writing the generated tokens to a temporary file")?;
+            let (file, path) = file.keep().context("keeping the tokens file")?;
+            (file, path)
+        }
+    };
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// What each HTTP server gives one client at most (`server::Limits`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpLimitsArgs {
+    /// Longest time a client may take to send a request's headers; also how long an idle
+    /// kept-alive connection stays open.
+    #[arg(long, default_value = "10s", env = "MESHLINE_HTTP_HEADER_TIMEOUT")]
+    pub http_header_timeout: crate::product::HumanDuration,
+    /// Longest time from a request's headers to its answer, the body's upload included (408
+    /// past it).
+    #[arg(long, default_value = "60s", env = "MESHLINE_HTTP_REQUEST_TIMEOUT")]
+    pub http_request_timeout: crate::product::HumanDuration,
+    /// Most connections each HTTP server serves at once; past it a new one is answered 503.
+    #[arg(long, default_value_t = 1024, env = "MESHLINE_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: usize,
+}
+
+impl HttpLimitsArgs {
+    /// The servers' limits.
+    pub fn limits(&self) -> crate::server::Limits {
+        crate::server::Limits {
+            header_read: self.http_header_timeout.0,
+            request: self.http_request_timeout.0,
+            max_connections: self.http_max_connections.max(1),
+        }
     }
 }
 

@@ -43,7 +43,11 @@ impl RegistryArgs {
 
 /// Arguments of `meshline registry`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct StandaloneArgs {
+    /// What else to do than serve the registry.
+    #[command(subcommand)]
+    pub command: Option<RegistryCommand>,
     /// Kafka bootstrap servers holding the `_schemas` topic.
     #[arg(long, default_value = DEFAULT_KAFKA, env = "MESHLINE_BOOTSTRAP")]
     pub bootstrap: String,
@@ -58,13 +62,58 @@ pub struct StandaloneArgs {
     pub tls_key: Option<PathBuf>,
     /// Tokens file of the principals that may write (a domain its own subjects, `platform`
     /// everything; the format of `meshline up --tokens`). Without one, a `platform` token is
-    /// generated and printed at start.
+    /// generated and written to a file only its owner reads
+    /// (its path printed at start).
     #[arg(long, env = "MESHLINE_TOKENS")]
     pub tokens: Option<PathBuf>,
+    /// Limits of the HTTP server.
+    #[command(flatten)]
+    pub http_limits: super::HttpLimitsArgs,
+}
+
+/// `meshline registry …`: what else than serving the registry.
+#[derive(Debug, clap::Subcommand)]
+pub enum RegistryCommand {
+    /// List the audit trail: every write, config or mode change and delete asked of the
+    /// registry, accepted or refused, with who asked and what became of it, oldest first.
+    Audit(AuditArgs),
+}
+
+/// Arguments of `meshline registry audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Kafka bootstrap servers holding the registry's topics.
+    #[arg(long, default_value = DEFAULT_KAFKA, env = "MESHLINE_BOOTSTRAP")]
+    pub bootstrap: String,
+    /// The topic the registry keeps its state in (its audit trail is `<topic>-audit`).
+    #[arg(long, default_value = "_schemas", env = "MESHLINE_SCHEMAS_TOPIC")]
+    pub schemas_topic: String,
+    /// Only the events of this subject.
+    #[arg(long)]
+    pub subject: Option<String>,
+}
+
+/// Prints the audit trail.
+async fn audit(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let events = tokio::task::spawn_blocking(move || {
+        registry::audit::read(
+            &args.bootstrap,
+            &args.schemas_topic,
+            args.subject.as_deref(),
+        )
+    })
+    .await??;
+    for event in &events {
+        println!("{}", event.line());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Serves the registry until Ctrl-C or SIGTERM.
 pub(super) async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
+    if let Some(RegistryCommand::Audit(audit_args)) = args.command {
+        return audit(audit_args).await;
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(server::Tls::load(cert, key)?),
         _ => None,
@@ -92,7 +141,7 @@ pub(super) async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     // started: the state is read to the end of its topic
     let readiness = Readiness::default();
     readiness.add("registry state read", || true);
-    let served = server::spawn_with(
+    let served = server::spawn_limited(
         listener,
         tls.as_ref(),
         with_metrics(
@@ -100,6 +149,7 @@ pub(super) async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             "registry",
         )?,
         stop,
+        args.http_limits.limits(),
     );
     println!(
         "schema registry on {}://{} (Kafka {})",
@@ -107,9 +157,7 @@ pub(super) async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         args.registry.registry_listen,
         args.bootstrap
     );
-    for (principal, token) in generated {
-        println!("  {principal} token (generated for this run; pass --tokens FILE to keep your own): {token}");
-    }
+    super::print_tokens(&generated, "", None, Some(super::TokensOut::Temp))?;
     served.await.ok();
     println!("schema registry stopped");
     Ok(ExitCode::SUCCESS)

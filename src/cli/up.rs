@@ -14,7 +14,7 @@ use crate::{
 use super::{
     gateway::GatewayOptions, parse_listen, print_tokens, reachable, registry::RegistryArgs,
     snapshotter::SnapshotOptions, spawn_signal_handler, tokens, with_metrics, ConfigArgs,
-    DEFAULT_HTTP, DEFAULT_KAFKA,
+    TokensOut, DEFAULT_HTTP, DEFAULT_KAFKA,
 };
 use crate::{
     broker, catalog, demo, gateway,
@@ -109,6 +109,8 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         server::bind(args.http_listen, "the gateway HTTP server", "--http-listen").await?;
     // one token per domain (and one for `platform`): ingress events and registry writes
     let (tokens, generated) = tokens(args.gateway.tokens.as_deref(), &catalog)?;
+    // with --tls-cert every HTTP server (registry, gateway, catalog) speaks HTTPS
+    let tls = args.gateway.tls()?;
     let mut servers = Vec::new();
     let (registry, registry_url) = match &args.registry_url {
         // a registry the platform team runs: the products must be published there already
@@ -134,14 +136,16 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             let readiness = Readiness::default();
             readiness.add("registry state read", || true);
             let registered = readiness.flag("products registered");
-            servers.push(server::spawn(
+            servers.push(server::spawn_limited(
                 listener,
+                tls.as_ref(),
                 with_metrics(
                     registry::http::secured_router(registry.clone(), access)
                         .merge(readiness.routes()),
                     "registry",
                 )?,
                 stop.clone(),
+                args.gateway.http_limits.limits(),
             ));
             for product in catalog.iter() {
                 registry.register_product(product).await.with_context(|| {
@@ -154,7 +158,11 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                 })?;
             }
             registered.set(true);
-            let url = format!("http://{}", reachable(args.registry.registry_listen));
+            let url = format!(
+                "{}://{}",
+                args.gateway.scheme(),
+                reachable(args.registry.registry_listen)
+            );
             (Some(registry), url)
         }
     };
@@ -165,7 +173,6 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             reachable(args.http_listen)
         )
     });
-    let tls = args.gateway.tls()?;
     let catalog = Arc::new(catalog);
     let store = args.snapshot.store(&args.data_dir)?;
     let catalog_service = catalog::Service::new(
@@ -192,11 +199,12 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         gateway.metrics.clone(),
         stop.clone(),
     );
-    servers.push(server::spawn_with(
+    servers.push(server::spawn_limited(
         http_listener,
         tls.as_ref(),
         gateway.router,
         stop.clone(),
+        args.gateway.http_limits.limits(),
     ));
     let mut iceberg_catalog = None;
     let snapshotter = if args.snapshot.no_snapshots {
@@ -252,11 +260,14 @@ pub(super) async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.bootstrap.is_none() {
         println!("  data dir:   {}", args.data_dir.display());
     }
+    // the demo's tokens are printed; anywhere else they go to a file only the owner reads
+    let tokens_out = (!args.demo).then_some(TokensOut::Dir(&args.data_dir));
     print_tokens(
         &generated,
         &public_url,
         catalog.iter().next().map(|p| p.id()),
-    );
+        tokens_out,
+    )?;
     println!("Try: meshline tail player.play-events --bootstrap {bootstrap}");
     println!("Stop with Ctrl-C.");
 

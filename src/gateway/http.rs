@@ -536,7 +536,7 @@ impl Ingress {
             let mut dedupe = lock(dedupe);
             let mut in_flight = None;
             for (event, record) in records {
-                match dedupe.claim(event.source().as_str(), event.id()) {
+                match dedupe.claim(&scoped(&topic, event.source().as_str()), event.id()) {
                     Claim::New => fresh.push((event, record)),
                     Claim::Written => duplicates += 1,
                     Claim::InFlight => in_flight = Some(event.id().to_owned()),
@@ -544,7 +544,7 @@ impl Ingress {
             }
             if let Some(id) = in_flight {
                 for (event, _) in &fresh {
-                    dedupe.release(event.source().as_str(), event.id());
+                    dedupe.release(&scoped(&topic, event.source().as_str()), event.id());
                 }
                 return Err(Refusal::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -556,7 +556,12 @@ impl Ingress {
         }
         let claims: Vec<(String, String)> = fresh
             .iter()
-            .map(|(event, _)| (event.source().to_string(), event.id().to_owned()))
+            .map(|(event, _)| {
+                (
+                    scoped(&topic, event.source().as_str()),
+                    event.id().to_owned(),
+                )
+            })
             .collect();
         let queued = usize::try_from(self.inner.producer.in_flight_count()).unwrap_or(0);
         if queued + fresh.len() > self.inner.config.max_queued {
@@ -662,6 +667,13 @@ async fn settle(
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// The source an event is deduplicated under: its product's ingress topic and its CloudEvents
+/// source (a topic name has no space), so that no product's events, whatever source they claim,
+/// can make another product's events be taken for repeats.
+fn scoped(topic: &str, source: &str) -> String {
+    format!("{topic} {source}")
 }
 
 fn lock(dedupe: &Mutex<Dedup>) -> std::sync::MutexGuard<'_, Dedup> {

@@ -156,6 +156,117 @@ pub fn dead_letter(
     out
 }
 
+/// Bytes a record's key, payload and headers take in a record batch, counted high (with the
+/// batch's own overhead): what the producer's `message.max.bytes` and the topic's
+/// `max.message.bytes` are compared with.
+pub fn wire_size<'a>(
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+    headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+) -> usize {
+    RECORD_OVERHEAD
+        + key.map_or(0, <[u8]>::len)
+        + payload.map_or(0, <[u8]>::len)
+        + headers
+            .into_iter()
+            .map(|(name, value)| header_size(name, value.map_or(0, <[u8]>::len)))
+            .sum::<usize>()
+}
+
+/// A record batch's header and a record's own fields, counted high.
+const RECORD_OVERHEAD: usize = 128;
+
+fn header_size(name: &str, value: usize) -> usize {
+    // two varint lengths, each at most 5 bytes
+    name.len() + value + 10
+}
+
+/// The longest `meshline_message` a dead letter carries.
+const MAX_MESSAGE: usize = 4096;
+
+/// The dead letter of a record that cannot be written as it is (it, or its dead letter, is over
+/// `limit` bytes): never more than `limit` bytes, so that nothing can stop its partition. It
+/// names the record's coordinates and the reason, and carries the record's headers in order while
+/// they fit, then its key if it fits; never its payload, which stays in the ingress topic at the
+/// offset the letter names. What was left out is said in `meshline_message`.
+pub fn fitted_dead_letter(
+    record: Record,
+    source: Source<'_>,
+    rejection: &Rejection,
+    contract_version: Option<u32>,
+    limit: usize,
+) -> Record {
+    let mut rejection = rejection.clone();
+    truncate(&mut rejection.message, MAX_MESSAGE);
+    let mut out = dead_letter(Record::default(), source, &rejection, contract_version);
+    // room for the note on what was left out
+    let mut size = record_size(&out) + 256;
+    let mut kept = Vec::new();
+    let (mut dropped, mut dropped_bytes) = (0usize, 0usize);
+    for (name, value) in record.headers {
+        if owned(&name) {
+            continue;
+        }
+        let bytes = header_size(&name, value.len());
+        if size + bytes <= limit {
+            size += bytes;
+            kept.push((name, value));
+        } else {
+            dropped += 1;
+            dropped_bytes += bytes;
+        }
+    }
+    out.headers.splice(0..0, kept);
+    let mut left_out = Vec::new();
+    if dropped > 0 {
+        left_out.push(format!("{dropped} of its headers ({dropped_bytes} bytes)"));
+    }
+    match record.key {
+        Some(key) if size + key.len() <= limit => out.key = Some(key),
+        Some(key) => left_out.push(format!("its key ({} bytes)", key.len())),
+        None => {}
+    }
+    if record.payload.is_some() {
+        left_out.push("its payload".to_owned());
+    }
+    if !left_out.is_empty() {
+        let note = format!(
+            "; left out to fit {limit} bytes: {} (the record stays in {} partition {} offset {})",
+            left_out.join(", "),
+            source.topic,
+            source.partition,
+            source.offset
+        );
+        if let Some((_, message)) = out.headers.iter_mut().rev().find(|(n, _)| n == MESSAGE) {
+            message.extend_from_slice(note.as_bytes());
+        }
+    }
+    out
+}
+
+fn record_size(record: &Record) -> usize {
+    wire_size(
+        record.key.as_deref(),
+        record.payload.as_deref(),
+        record
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), Some(value.as_slice()))),
+    )
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary.
+fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut at = max;
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.truncate(at);
+        text.push('…');
+    }
+}
+
 /// The ingress record a dead letter was made from: its headers without the gateway's.
 pub fn original(dead_letter: &Record) -> Record {
     carry(dead_letter, 1)
@@ -318,5 +429,48 @@ mod tests {
         assert_eq!(back.header(CONTRACT_VERSION), None);
         assert_eq!(back.header("ce_id"), Some(&b"42"[..]));
         assert_eq!(back.payload, ingress().payload);
+    }
+
+    #[test]
+    fn a_dead_letter_always_fits_and_says_what_it_left_out() {
+        let limit = 100_000;
+        let mut record = ingress();
+        record.key = Some(vec![b'k'; 20_000]);
+        record.payload = Some(vec![0; 900_000]);
+        for i in 0..2_000 {
+            record.headers.push((format!("h{i}"), vec![b'x'; 500]));
+        }
+        let rejection = Rejection::new(Reason::TooLarge, "x".repeat(50_000));
+        let out = fitted_dead_letter(record.clone(), SOURCE, &rejection, Some(2), limit);
+        assert!(record_size(&out) <= limit, "{} bytes", record_size(&out));
+        assert_eq!(out.payload, None);
+        assert_eq!(out.header(REASON), Some(&b"too_large"[..]));
+        assert_eq!(
+            source_offset(&out.headers, "player.play-events.ingress"),
+            Some(1234)
+        );
+        let message = String::from_utf8(out.header(MESSAGE).unwrap().to_vec()).unwrap();
+        assert!(message.len() < 5_000, "the message is bounded");
+        assert!(
+            message.contains("of its headers") && message.contains("its payload"),
+            "{message}"
+        );
+        assert!(message.contains("player.play-events.ingress partition 3 offset 1234"));
+        // the headers kept are the first ones, in order, without forged verdicts
+        let back = original(&out);
+        assert_eq!(back.header("ce_id"), Some(&b"42"[..]));
+        assert_eq!(back.header(REASON), None);
+        assert!(back.headers.len() > 10 && back.headers.len() < 2_000);
+        // a small record keeps everything but its payload
+        let small = fitted_dead_letter(ingress(), SOURCE, &rejection, None, limit);
+        assert_eq!(small.key, ingress().key);
+        assert_eq!(
+            original(&small).headers,
+            original(&dead_letter(ingress(), SOURCE, &rejection, None)).headers
+        );
+        // even a limit below the letter's own headers gives a letter (the broker's limit is
+        // never that small) rather than nothing
+        let tiny = fitted_dead_letter(record, SOURCE, &rejection, None, 10);
+        assert_eq!(tiny.header(REASON), Some(&b"too_large"[..]));
     }
 }

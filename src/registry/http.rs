@@ -224,8 +224,44 @@ pub fn secured_router(registry: Registry, access: Access) -> Router {
     router(registry).layer(axum::middleware::from_fn_with_state(state, authorize))
 }
 
+/// Authorizes a request and, for a write, records it in the audit trail with its answer.
 async fn authorize(
     State((registry, access)): State<(Registry, Arc<Access>)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let write = !matches!(
+        access::need(&method, &path, str::to_owned),
+        Ok(access::Need::Read)
+    );
+    let principal = credentials(request.headers(), &access.tokens)
+        .ok()
+        .flatten();
+    let response = answer(&registry, &access, request, next).await;
+    if !write {
+        return response;
+    }
+    // the answer is small JSON: read it for the version and id, then send it on
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, api::MAX_BODY)
+        .await
+        .unwrap_or_default();
+    let event = super::audit::Event::of(
+        principal.as_deref(),
+        &method,
+        &path,
+        parts.status.as_u16(),
+        &body,
+    );
+    registry.audit(&event).await;
+    Response::from_parts(parts, Body::from(body))
+}
+
+async fn answer(
+    registry: &Registry,
+    access: &Access,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -233,10 +269,17 @@ async fn authorize(
         let need = access::need(request.method().as_str(), request.uri().path(), |s| {
             registry.state().resolve(s).to_owned()
         })?;
-        access::decide(principal.as_deref(), &need, access.reads_open)
+        access::decide(principal.as_deref(), &need, access.reads_open)?;
+        Ok(principal)
     });
     match checked {
-        Ok(()) => next.run(request).await,
+        Ok(principal) => {
+            // the write handlers check again, atomically with the write, on the subject the
+            // write lands in (an alias may be repointed while the body is read)
+            let mut request = request;
+            request.extensions_mut().insert(Principal(principal));
+            next.run(request).await
+        }
         Err(e) if e.status == 401 => {
             let mut response = e.into_response();
             response.headers_mut().insert(
@@ -246,6 +289,23 @@ async fn authorize(
             response
         }
         Err(e) => e.into_response(),
+    }
+}
+
+/// Who sent a request the secured router authenticated (`None`: no credentials).
+#[derive(Debug, Clone)]
+struct Principal(Option<String>);
+
+/// Checks, inside a write's plan, that the request's principal may write `subject`, the subject
+/// the write lands in; no check on the router without access control.
+fn may_write(principal: Option<&Principal>, subject: &str) -> Result<()> {
+    match principal {
+        Some(Principal(principal)) => access::decide(
+            principal.as_deref(),
+            &access::Need::Subject(subject.to_owned()),
+            true,
+        ),
+        None => Ok(()),
     }
 }
 
@@ -417,15 +477,25 @@ async fn register(
     State(r): State<Registry>,
     Path(subject): Path<String>,
     Query(q): Query,
+    principal: Option<axum::Extension<Principal>>,
     headers: HeaderMap,
     body: Body,
 ) -> Reply<Json<api::SchemaBody>> {
     let request: SchemaRequest = read_body(&headers, body).await?;
     let options = options(&q)?;
-    let subject = subject_of(&r.state(), &subject)?;
+    let named = in_default_context(&subject)?.to_owned();
+    let principal = principal.map(|p| p.0);
+    // the alias resolved and the principal checked on the state the write is planned on
+    let landed = std::sync::Mutex::new(named.clone());
     let id = r
-        .write(|s| s.plan_register_with(&subject, &request, options))
+        .write(|s| {
+            let subject = s.resolve(&named);
+            may_write(principal.as_ref(), subject)?;
+            subject.clone_into(&mut landed.lock().unwrap_or_else(|e| e.into_inner()));
+            s.plan_register_with(subject, &request, options)
+        })
         .await?;
+    let subject = landed.into_inner().unwrap_or_else(|e| e.into_inner());
     // Confluent answers the registered version whole; `id` is what every client reads
     let state = r.state();
     let version = state
@@ -672,12 +742,20 @@ async fn subject_config(
 async fn set_subject_config(
     State(r): State<Registry>,
     Path(subject): Path<String>,
+    principal: Option<axum::Extension<Principal>>,
     headers: HeaderMap,
     body: Body,
 ) -> Reply<Json<ConfigRequest>> {
     let request: ConfigRequest = read_body(&headers, body).await?;
     let update = config_update(&request)?;
     let subject = in_default_context(&subject)?.to_owned();
+    // an alias points only at a subject its owner may write
+    if let Some(target) = &request.alias {
+        may_write(
+            principal.as_ref().map(|p| &p.0),
+            in_default_context(target)?,
+        )?;
+    }
     let config = r
         .write(|s| s.plan_set_config(Some(&subject), &update))
         .await?;

@@ -1,6 +1,7 @@
 //! The schema registry: Confluent's REST API over a state kept in a compacted Kafka topic.
 //!
 //! - [`access`]: who may do what: domains write their own subjects, `platform` the rest (sans-io).
+//! - [`audit`]: the audit trail of every write, accepted or refused.
 //! - [`log`]: the `_schemas` record format (sans-io).
 //! - [`state`]: the state machine the log is applied to, and plans for writes (sans-io).
 //! - [`service`]: the running registry: reads the log, appends writes.
@@ -12,6 +13,7 @@
 //! Confluent data contract); from the SDK: [`client`], with caches.
 
 pub mod access;
+pub mod audit;
 pub mod http;
 pub mod log;
 pub mod protobuf;

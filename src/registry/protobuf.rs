@@ -14,6 +14,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use meshline_core::limits::{
+    brace_depth, check_import_path, check_nesting, MAX_ENUM_SYMBOLS, MAX_FIELDS, MAX_NESTING,
+};
 use serde_json::{json, Value as Json};
 
 use apache_avro::Schema;
@@ -42,10 +45,18 @@ pub fn parse(text: &str, references: &[(String, String)]) -> Result<FileDescript
 
 /// The schema in `text` and the files it imports from `references`, imports first: the main
 /// file is the last.
+///
+/// Nothing here touches the filesystem: the references are handed to the `.proto` compiler from
+/// memory, by their names, each checked to be an import path (`limits::check_import_path`); an
+/// import that names no reference is an error. The nesting of every file is checked before the
+/// compiler (a recursive parser) runs on it.
 pub fn compile(
     text: &str,
     references: &[(String, String)],
 ) -> Result<Vec<FileDescriptorProto>, String> {
+    for (name, _) in references {
+        check_import_path(name).map_err(|e| e.to_string())?;
+    }
     if let Some(file) = descriptor(text) {
         let mut files = Vec::new();
         for (name, text) in references {
@@ -57,41 +68,114 @@ pub fn compile(
             files.push(imported);
         }
         files.push(file);
+        for file in &files {
+            check_nesting("the schema", declared_depth(&file.message_type))?;
+        }
+        check_sizes(&files)?;
         return Ok(files);
     }
-    let dir = tempfile::tempdir().map_err(|e| format!("compiling the schema: {e}"))?;
-    let write = |name: &str, text: &str| -> Result<(), String> {
-        let path = dir.path().join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-        }
-        std::fs::write(&path, text).map_err(|e| e.to_string())
-    };
+    check_nesting("the schema", brace_depth(text))?;
     for (name, text) in references {
-        if name.contains("..") {
-            return Err(format!("reference name `{name}` leaves the import path"));
+        if descriptor(text).is_none() {
+            check_nesting(&format!("reference `{name}`"), brace_depth(text))?;
         }
-        write(name, text)?;
     }
-    write(MAIN, text)?;
-    let parsed = protobuf_parse::Parser::new()
-        .pure()
-        .include(dir.path())
-        .input(dir.path().join(MAIN))
-        .parse_and_typecheck()
-        .map_err(|e| {
-            format!("not a valid .proto schema: {e:#}")
-                .replace(&dir.path().display().to_string(), "")
-        })?;
-    let (mut main, mut imports): (Vec<_>, Vec<_>) = parsed
-        .file_descriptors
-        .into_iter()
-        .partition(|f| f.name() == MAIN);
-    if main.is_empty() {
-        return Err("the schema compiled to no file".to_owned());
+    let files = Files {
+        main: text,
+        references,
+    };
+    let main = protobuf_parse::ProtoPathBuf::new(MAIN.to_owned()).map_err(|e| e.to_string())?;
+    let mut compiled = protobuf_parse::pure::parse_and_typecheck_custom(&[main], files)
+        .map_err(|e| format!("not a valid .proto schema: {e:#}"))?;
+    check_sizes(&compiled)?;
+    // the main file last, after its imports, as the compiler orders them
+    match compiled.last() {
+        Some(last) if last.name() == MAIN => Ok(compiled),
+        _ => {
+            let at = compiled.iter().position(|f| f.name() == MAIN);
+            let main = at
+                .map(|at| compiled.remove(at))
+                .ok_or("the schema compiled to no file")?;
+            compiled.push(main);
+            Ok(compiled)
+        }
     }
-    imports.append(&mut main);
-    Ok(imports)
+}
+
+/// Checks compiled files against the limits on fields and enum values (`limits`), without
+/// recursion (their nesting is checked before).
+fn check_sizes(files: &[FileDescriptorProto]) -> Result<(), String> {
+    let mut fields = 0usize;
+    let mut enums: Vec<&protobuf::descriptor::EnumDescriptorProto> = Vec::new();
+    let mut stack: Vec<&DescriptorProto> = Vec::new();
+    for file in files {
+        stack.extend(&file.message_type);
+        enums.extend(&file.enum_type);
+    }
+    while let Some(message) = stack.pop() {
+        fields += message.field.len();
+        if fields > MAX_FIELDS {
+            return Err(format!(
+                "the schema has more than {MAX_FIELDS} fields, the limit"
+            ));
+        }
+        stack.extend(&message.nested_type);
+        enums.extend(&message.enum_type);
+    }
+    match enums.iter().find(|e| e.value.len() > MAX_ENUM_SYMBOLS) {
+        Some(e) => Err(format!(
+            "enum `{}` has {} values; at most {MAX_ENUM_SYMBOLS} are allowed",
+            e.name(),
+            e.value.len()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The schema and its references as the files the `.proto` compiler imports, held in memory.
+struct Files<'a> {
+    main: &'a str,
+    references: &'a [(String, String)],
+}
+
+impl std::fmt::Display for Files<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the schema's references")
+    }
+}
+
+impl protobuf_parse::pure::ProtoPathResolver for Files<'_> {
+    fn resolve(
+        &self,
+        path: &protobuf_parse::ProtoPath,
+    ) -> anyhow::Result<Option<protobuf_parse::pure::ResolvedProtoFile>> {
+        let path = path.to_str();
+        let text = if path == MAIN {
+            Some(self.main)
+        } else {
+            self.references
+                .iter()
+                .find(|(name, _)| name == path)
+                .map(|(_, text)| text.as_str())
+        };
+        Ok(text.map(|text| protobuf_parse::pure::ResolvedProtoFile {
+            path: path.to_owned(),
+            content: text.as_bytes().to_vec(),
+        }))
+    }
+}
+
+/// How deep `messages` declare messages in messages, walked without recursion.
+fn declared_depth(messages: &[DescriptorProto]) -> usize {
+    let mut deepest = 0;
+    let mut stack: Vec<(&DescriptorProto, usize)> = messages.iter().map(|m| (m, 1)).collect();
+    while let Some((message, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        if depth <= MAX_NESTING {
+            stack.extend(message.nested_type.iter().map(|m| (m, depth + 1)));
+        }
+    }
+    deepest
 }
 
 /// A base64 `FileDescriptorProto`, if `text` is one.
@@ -170,8 +254,17 @@ fn group(ty: Type) -> u8 {
 }
 
 fn fields(message: &str, written: &DescriptorProto, read: &DescriptorProto) -> Option<String> {
+    let by_number: std::collections::HashMap<i32, &protobuf::descriptor::FieldDescriptorProto> =
+        read.field.iter().map(|r| (r.number(), r)).collect();
+    // fields per oneof of the reader
+    let mut oneof_sizes: std::collections::HashMap<i32, usize> = std::collections::HashMap::new();
+    for r in &read.field {
+        if let Some(i) = r.oneof_index {
+            *oneof_sizes.entry(i).or_default() += 1;
+        }
+    }
     for w in &written.field {
-        let Some(r) = read.field.iter().find(|r| r.number() == w.number()) else {
+        let Some(&r) = by_number.get(&w.number()) else {
             continue;
         };
         let at = format!("field {} (`{message}.{}`)", w.number(), r.name());
@@ -192,16 +285,8 @@ fn fields(message: &str, written: &DescriptorProto, read: &DescriptorProto) -> O
         if (w.label() == Label::LABEL_REPEATED) != (r.label() == Label::LABEL_REPEATED) {
             return Some(format!("{at}: repeated changed"));
         }
-        let in_oneof = |message: &DescriptorProto, index: Option<i32>| {
-            index.map(|i| {
-                message
-                    .field
-                    .iter()
-                    .filter(|f| f.oneof_index == Some(i))
-                    .count()
-            })
-        };
-        if w.oneof_index.is_none() && in_oneof(read, r.oneof_index).is_some_and(|n| n > 1) {
+        let in_oneof = |index: Option<i32>| index.and_then(|i| oneof_sizes.get(&i).copied());
+        if w.oneof_index.is_none() && in_oneof(r.oneof_index).is_some_and(|n| n > 1) {
             return Some(format!("{at}: moved into a oneof with other fields"));
         }
     }
@@ -275,7 +360,7 @@ fn find(messages: &[DescriptorProto], scope: &str, wanted: &str) -> Option<Vec<i
 
 /// The field model of `message` as an Avro schema.
 pub fn avro_of(message: &MessageDescriptor) -> Result<Schema, String> {
-    let json = Derive::default().message(message);
+    let json = Derive::default().message(message)?;
     Schema::parse(&json).map_err(|e| format!("derived Avro schema: {e}"))
 }
 
@@ -283,41 +368,52 @@ pub fn avro_of(message: &MessageDescriptor) -> Result<Schema, String> {
 #[derive(Default)]
 struct Derive {
     defined: HashSet<String>,
+    /// How many messages deep the field being derived is.
+    depth: usize,
 }
 
 impl Derive {
-    fn message(&mut self, message: &MessageDescriptor) -> Json {
+    fn message(&mut self, message: &MessageDescriptor) -> Result<Json, String> {
         let full = message.full_name().to_owned();
         if !self.defined.insert(full.clone()) {
-            return json!(full);
+            return Ok(json!(full));
         }
-        let fields: Vec<Json> = message
-            .fields()
-            .map(|field| {
-                let ty = match field.runtime_field_type() {
-                    RuntimeFieldType::Singular(ty) => {
-                        let ty = self.ty(&ty);
-                        if has_presence(&field) {
-                            return json!({"name": field.name(), "type": ["null", ty], "default": null});
-                        }
-                        ty
+        self.depth += 1;
+        check_nesting(
+            &format!("message `{full}` (through its fields' types)"),
+            self.depth,
+        )?;
+        let mut fields = Vec::new();
+        for field in message.fields() {
+            let ty = match field.runtime_field_type() {
+                RuntimeFieldType::Singular(ty) => {
+                    let ty = self.ty(&ty)?;
+                    if has_presence(&field) {
+                        fields.push(
+                            json!({"name": field.name(), "type": ["null", ty], "default": null}),
+                        );
+                        continue;
                     }
-                    RuntimeFieldType::Repeated(ty) => json!({"type": "array", "items": self.ty(&ty)}),
-                    RuntimeFieldType::Map(_, value) => json!({"type": "map", "values": self.ty(&value)}),
-                };
-                json!({"name": field.name(), "type": ty})
-            })
-            .collect();
+                    ty
+                }
+                RuntimeFieldType::Repeated(ty) => json!({"type": "array", "items": self.ty(&ty)?}),
+                RuntimeFieldType::Map(_, value) => {
+                    json!({"type": "map", "values": self.ty(&value)?})
+                }
+            };
+            fields.push(json!({"name": field.name(), "type": ty}));
+        }
+        self.depth -= 1;
         let (namespace, name) = split_name(&full);
         let mut record = json!({"type": "record", "name": name, "fields": fields});
         if !namespace.is_empty() {
             record["namespace"] = json!(namespace);
         }
-        record
+        Ok(record)
     }
 
-    fn ty(&mut self, ty: &RuntimeType) -> Json {
-        match ty {
+    fn ty(&mut self, ty: &RuntimeType) -> Result<Json, String> {
+        Ok(match ty {
             RuntimeType::I32 => json!("int"),
             RuntimeType::I64 | RuntimeType::U32 | RuntimeType::U64 => json!("long"),
             RuntimeType::F32 => json!("float"),
@@ -328,7 +424,7 @@ impl Derive {
             RuntimeType::Enum(e) => {
                 let full = e.full_name().to_owned();
                 if !self.defined.insert(full.clone()) {
-                    return json!(full);
+                    return Ok(json!(full));
                 }
                 let (namespace, name) = split_name(&full);
                 let symbols = symbols_of(e);
@@ -338,8 +434,8 @@ impl Derive {
                 }
                 schema
             }
-            RuntimeType::Message(m) => self.message(m),
-        }
+            RuntimeType::Message(m) => self.message(m)?,
+        })
     }
 }
 
@@ -454,5 +550,82 @@ mod tests {
             .unwrap_err()
             .contains("not a valid .proto schema"));
         assert!(parse("message {", &[]).is_err());
+    }
+
+    #[test]
+    fn a_reference_names_an_import_never_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("written_by_a_reference");
+        let importing = format!(
+            "syntax = \"proto3\";\nimport \"{}\";\nmessage A {{ string s = 1; }}",
+            target.display()
+        );
+        let reference = (
+            target.display().to_string(),
+            "syntax = \"proto3\";\nmessage B { string s = 1; }".to_owned(),
+        );
+        for text in [
+            importing.as_str(),
+            "syntax = \"proto3\";\nmessage A { string s = 1; }",
+        ] {
+            let err = parse(text, std::slice::from_ref(&reference)).unwrap_err();
+            assert!(err.contains("is absolute"), "{err}");
+        }
+        for name in ["../x.proto", "file:///tmp/x.proto", "a\\b.proto"] {
+            let reference = (name.to_owned(), "syntax = \"proto3\";".to_owned());
+            let err = parse("syntax = \"proto3\";", &[reference]).unwrap_err();
+            assert!(err.contains("is not an import path"), "{name}: {err}");
+        }
+        assert!(!target.exists(), "a reference wrote a file");
+        // an import of a file that no reference names is not looked for on disk
+        let err = parse(
+            "syntax = \"proto3\";\nimport \"etc/passwd\";\nmessage A { string s = 1; }",
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.contains("not a valid .proto schema"), "{err}");
+    }
+
+    #[test]
+    fn deep_schemas_are_refused_before_any_recursion() {
+        let nested = |n: usize| {
+            format!(
+                "syntax = \"proto3\";\n{}{}",
+                (0..n)
+                    .map(|i| format!("message M{i} {{ "))
+                    .collect::<String>(),
+                "}".repeat(n)
+            )
+        };
+        assert!(parse(&nested(64), &[]).is_ok());
+        let err = parse(&nested(10_000), &[]).unwrap_err();
+        assert!(err.contains("10000 levels deep; at most 64"), "{err}");
+        // a chain of message types, each declared at the top: flat text, deep field model
+        let chain = |n: usize| {
+            let mut text = "syntax = \"proto3\";\n".to_owned();
+            for i in 0..n {
+                text.push_str(&format!("message M{i} {{ M{} next = 1; }}\n", i + 1));
+            }
+            text.push_str(&format!("message M{n} {{ string end = 1; }}\n"));
+            text
+        };
+        assert!(fields_of(compile(&chain(60), &[]).unwrap(), None).is_ok());
+        let err = fields_of(compile(&chain(1_000), &[]).unwrap(), None).unwrap_err();
+        assert!(err.contains("at most 64"), "{err}");
+        // the same nesting as a base64 descriptor
+        let mut file = FileDescriptorProto::new();
+        let mut message = DescriptorProto::new();
+        message.set_name("Leaf".into());
+        for i in 0..80 {
+            let mut outer = DescriptorProto::new();
+            outer.set_name(format!("M{i}"));
+            outer.nested_type.push(message);
+            message = outer;
+        }
+        file.message_type.push(message);
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(file.write_to_bytes().unwrap());
+        let err = parse(&encoded, &[]).unwrap_err();
+        assert!(err.contains("at most 64"), "{err}");
     }
 }

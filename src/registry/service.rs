@@ -114,7 +114,13 @@ impl Registry {
         settings: &Settings,
         stop: CancellationToken,
     ) -> Result<Self, Error> {
-        create_topic(bootstrap, &settings.topic).await?;
+        create_topic(bootstrap, &settings.topic, &STATE_TOPIC).await?;
+        create_topic(
+            bootstrap,
+            &super::audit::topic_of(&settings.topic),
+            &AUDIT_TOPIC,
+        )
+        .await?;
         let mut producer_config = broker::producer_config(bootstrap);
         producer_config.set("linger.ms", "0");
         let producer: FutureProducer = producer_config.create()?;
@@ -289,6 +295,24 @@ impl Registry {
         self.write(|s| s.plan_register(&subject, &request)).await
     }
 
+    /// Records `event` in the audit trail (its topic and the log); a failure to write it is
+    /// logged, never answered: the write it records has happened or been refused already.
+    pub async fn audit(&self, event: &super::audit::Event) {
+        event.log();
+        let Ok(value) = serde_json::to_vec(event) else {
+            return;
+        };
+        let topic = super::audit::topic_of(&self.inner.topic);
+        let key = event.subject.clone().unwrap_or_default();
+        let record = FutureRecord::to(&topic)
+            .key(key.as_bytes())
+            .payload(&value)
+            .partition(0);
+        if let Err((e, _)) = self.inner.producer.send(record, WRITE_TIMEOUT).await {
+            tracing::error!(error = %e, topic, "cannot write to the registry's audit trail");
+        }
+    }
+
     async fn append(&self, entry: &Entry) -> Result<i64> {
         let (key, value) = log::encode(entry);
         let mut record = FutureRecord::<Vec<u8>, Vec<u8>>::to(&self.inner.topic)
@@ -307,13 +331,23 @@ impl Registry {
     }
 }
 
-async fn create_topic(bootstrap: &str, name: &str) -> Result<(), Error> {
+/// The state's topic: compacted, and never compacted before every instance has had time to
+/// read a record.
+const STATE_TOPIC: [(&str, &str); 2] = [
+    ("cleanup.policy", "compact"),
+    ("min.compaction.lag.ms", "3600000"),
+];
+
+/// The audit trail's topic: every record kept.
+const AUDIT_TOPIC: [(&str, &str); 2] = [("cleanup.policy", "delete"), ("retention.ms", "-1")];
+
+async fn create_topic(bootstrap: &str, name: &str, config: &[(&str, &str)]) -> Result<(), Error> {
     let admin: AdminClient<DefaultClientContext> = broker::client_config(bootstrap).create()?;
     // -1: the broker's `default.replication.factor`
-    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(-1))
-        .set("cleanup.policy", "compact")
-        // never compact a record away before every instance has had time to read it
-        .set("min.compaction.lag.ms", "3600000");
+    let topic = config.iter().fold(
+        NewTopic::new(name, 1, TopicReplication::Fixed(-1)),
+        |topic, (key, value)| topic.set(key, value),
+    );
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics([&topic], &options).await? {
         match result {

@@ -177,9 +177,12 @@ impl Parsed {
     /// A schema of `format` from its text alone (a Protobuf schema's imports are not resolved).
     pub fn of(format: SchemaFormat, text: &str) -> std::result::Result<Self, String> {
         match format {
-            SchemaFormat::Avro => Schema::parse_str(text)
-                .map(Self::Avro)
-                .map_err(|e| format!("not a valid Avro schema: {e}")),
+            SchemaFormat::Avro => {
+                let schema =
+                    Schema::parse_str(text).map_err(|e| format!("not a valid Avro schema: {e}"))?;
+                meshline_core::limits::check_avro(&schema)?;
+                Ok(Self::Avro(schema))
+            }
             SchemaFormat::Json => json_schema::parse(text).map(Self::Json),
             SchemaFormat::Protobuf => {
                 super::protobuf::parse(text, &[]).map(|file| Self::Protobuf(Box::new(file)))
@@ -656,6 +659,7 @@ impl State {
                 .collect();
             (parsed, known)
         };
+        meshline_core::limits::check_avro(&parsed).map_err(ApiError::invalid_schema)?;
         let text = serde_json::to_string(&parsed).map_err(ApiError::invalid_schema)?;
         let normal = normalized(&parsed, known);
         Ok(Candidate::new(
@@ -1185,6 +1189,16 @@ impl State {
             }
         }
         if mode != Mode::Import {
+            // a contract's CloudEvents source lies under its own domain's prefix
+            let source = candidate
+                .metadata
+                .as_ref()
+                .and_then(|m| m.pointer("/properties/cloudevents.source"));
+            if let Some(source) = source {
+                let source = source.as_str().unwrap_or_default();
+                crate::contract::check_source_prefix(subject, source)
+                    .map_err(|why| ApiError::invalid_schema(format!("metadata: {why}")))?;
+            }
             if let Some(rule_set) = &candidate.rule_set {
                 let fields = candidate
                     .parsed

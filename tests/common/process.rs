@@ -136,21 +136,41 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The tokens `meshline up` generated, by principal, from its banner: the lines after the
-/// tokens' heading.
+/// The tokens `meshline up` generated, by principal: read from the file its banner names
+/// (outside `--demo`, where tokens are never printed), else from the lines after the tokens'
+/// heading (`--demo`).
 pub(crate) fn tokens_of(banner: &[String]) -> serde_json::Map<String, serde_json::Value> {
+    let heading = "tokens for the HTTP ingress and schema registry writes";
+    let pair = |l: &str| {
+        let mut words = l.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some(principal), Some(token), None) if token.starts_with("mlt_") => {
+                Some((principal.to_owned(), serde_json::Value::from(token)))
+            }
+            _ => None,
+        }
+    };
+    let written = banner
+        .iter()
+        .find(|l| l.contains(heading))
+        .and_then(|l| l.split_once("written to "))
+        .and_then(|(_, rest)| rest.split_once(" (readable by its owner only"))
+        .map(|(path, _)| path.to_owned());
+    if let Some(path) = written {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{path} is readable by others: {mode:o}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !banner.iter().any(|l| l.contains("mlt_")),
+            "a token printed on stdout: {banner:#?}"
+        );
+        return text.lines().filter_map(pair).collect();
+    }
     banner
         .iter()
-        .skip_while(|l| !l.contains("tokens for the HTTP ingress and schema registry writes"))
+        .skip_while(|l| !l.contains(heading))
         .skip(1)
-        .map_while(|l| {
-            let mut words = l.split_whitespace();
-            match (words.next(), words.next(), words.next()) {
-                (Some(principal), Some(token), None) if token.starts_with("mlt_") => {
-                    Some((principal.to_owned(), token.into()))
-                }
-                _ => None,
-            }
-        })
+        .map_while(|l| pair(l))
         .collect()
 }

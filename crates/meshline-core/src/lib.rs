@@ -17,5 +17,6 @@ pub mod binding;
 pub mod codec;
 pub mod contract;
 pub mod dedup;
+pub mod limits;
 pub mod product;
 pub mod registry;

@@ -85,7 +85,7 @@ struct Inner {
     url: String,
     http: ureq::Agent,
     /// The `Authorization` header's value, if any.
-    authorization: Option<String>,
+    authorization: Option<Secret>,
     by_id: RwLock<HashMap<u32, Arc<Schema>>>,
     latest: RwLock<HashMap<String, (Latest, Instant)>>,
     refreshing: std::sync::Mutex<HashSet<String>>,
@@ -161,7 +161,10 @@ impl Client {
     async fn call<T: DeserializeOwned>(&self, request: Request) -> Result<T> {
         let url = self.inner.url.clone();
         let target = format!("{url}{}", request.path);
-        let (http, authorization) = (self.inner.http.clone(), self.inner.authorization.clone());
+        let (http, authorization) = (
+            self.inner.http.clone(),
+            self.inner.authorization.as_ref().map(|s| s.0.clone()),
+        );
         let unreachable = |source: Box<dyn std::error::Error + Send + Sync>| Error::Unreachable {
             url: url.clone(),
             source,
@@ -415,7 +418,17 @@ impl Client {
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     roots: Vec<Certificate<'static>>,
-    authorization: Option<String>,
+    authorization: Option<Secret>,
+}
+
+/// A credential: shown as `<redacted>` by `Debug`, so that no log or error prints it.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Settings {
@@ -458,7 +471,7 @@ impl Settings {
 
     /// Sends `token` as a bearer token.
     pub fn bearer(mut self, token: &str) -> Self {
-        self.authorization = Some(format!("Bearer {}", token.trim()));
+        self.authorization = Some(Secret(format!("Bearer {}", token.trim())));
         self
     }
 
@@ -466,7 +479,7 @@ impl Settings {
     pub fn basic(mut self, user_info: &str) -> Self {
         use base64::Engine as _;
         let encoded = base64::engine::general_purpose::STANDARD.encode(user_info.trim());
-        self.authorization = Some(format!("Basic {encoded}"));
+        self.authorization = Some(Secret(format!("Basic {encoded}")));
         self
     }
 }
@@ -570,5 +583,19 @@ mod tests {
             "player.play-events-value"
         );
         assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn credentials_never_show_in_debug_output() {
+        let settings = Settings::default().bearer("mlt_topsecret");
+        let client =
+            Client::with_settings("http://127.0.0.1:1", &settings.clone().basic("u:pw_secret"));
+        for shown in [format!("{settings:?}"), format!("{client:?}")] {
+            assert!(
+                !shown.contains("topsecret") && !shown.contains("pw_secret"),
+                "{shown}"
+            );
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
     }
 }

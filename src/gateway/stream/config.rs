@@ -109,6 +109,11 @@ impl StreamConfig {
         self.with_client_settings(reader)
     }
 
+    /// An admin client's settings, to read the output topics' configuration.
+    pub(super) fn admin(&self) -> ClientConfig {
+        self.with_client_settings(broker::client_config(&self.bootstrap))
+    }
+
     /// `client` with the extra settings (security, tuning) over it.
     fn with_client_settings(&self, mut client: ClientConfig) -> ClientConfig {
         for (key, value) in &self.client {

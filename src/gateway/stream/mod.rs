@@ -62,7 +62,7 @@ use crate::{
     binding::kafka::{header_time, Record, RecordView, TIME_HEADER, TRACEPARENT_HEADER},
     broker,
     contract::Reason,
-    outputs::headers::{self, Source},
+    outputs::headers::{self, wire_size, Source},
     product::Topics,
 };
 use meshline_sdk::kafka::{Consumed, RecordExt as _};
@@ -102,6 +102,8 @@ struct Gateway {
     producer: ThreadedProducer<Deliveries>,
     reader: BaseConsumer,
     pending: Mutex<Pending>,
+    /// The largest output the producer and every output topic take, in bytes.
+    max_output: usize,
 }
 
 impl Gateway {
@@ -164,7 +166,39 @@ impl Gateway {
             Err(_) => record.header(TIME_HEADER).and_then(header_time),
         };
         let topics = &route.topics;
+        // what the gateway adds: the source, a verdict, a copy of the trace context
+        let added = 1024 + verdict.as_ref().err().map_or(0, |r| r.message.len());
+        let size = wire_size(
+            message.key(),
+            message.payload(),
+            record.headers().iter().copied(),
+        ) + added;
         let (out_topic, output, outcome) = match &verdict {
+            // no output may be refused by the producer or the broker for its size: that would
+            // stop the partition for good
+            _ if size > self.max_output => {
+                let too_large = crate::contract::Rejection::new(
+                    Reason::TooLarge,
+                    format!(
+                        "the record ({size} bytes with the gateway's headers) is over the {}-byte limit of its outputs (the smaller of the gateway producer's message.max.bytes and the output topics' max.message.bytes)",
+                        self.max_output
+                    ),
+                );
+                let rejection = verdict.as_ref().err().unwrap_or(&too_large);
+                let version = self.contracts.get(&route.product).map(|c| c.version);
+                let dead = headers::fitted_dead_letter(
+                    Record::from_message(message),
+                    source,
+                    rejection,
+                    version,
+                    self.max_output,
+                );
+                (
+                    &topics.dlq,
+                    dead.owned_headers(),
+                    Fate::Dead(rejection.reason),
+                )
+            }
             Ok(accepted) => (
                 &topics.product,
                 headers::accepted_headers(record.headers(), source, &accepted.warned),
@@ -195,35 +229,35 @@ impl Gateway {
                 )
             }
         };
+        // a dead letter too large for the topic goes without its payload (which the letter
+        // points to in the ingress topic)
+        let payload = match outcome {
+            Fate::Dead(Reason::TooLarge) => None,
+            _ => message.payload(),
+        };
         self.begin_transaction()?;
-        let sent = self.send(
-            out_topic,
-            partition,
-            message.key(),
-            message.payload(),
-            output,
-            batch,
-        );
+        let sent = self.send(out_topic, partition, message.key(), payload, output, batch);
         let (sent, outcome) = match sent {
-            // the record cannot be written as it is: not forwarding it would stop its partition
-            // for good, so its dead letter goes without the payload, which stays in the ingress
-            // topic at the offset the letter names
+            // the producer's own estimate found it too large after all: the letter that always fits
             Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)) => {
-                let size =
-                    message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len);
                 let rejection = crate::contract::Rejection::new(
                     Reason::TooLarge,
                     format!(
-                        "the record ({size} bytes of key and payload) with its headers is over the producer's message.max.bytes; its payload stays in {} partition {partition} offset {offset}",
-                        message.topic()
+                        "the record with its headers is over the gateway producer's message.max.bytes ({} bytes)",
+                        self.max_output
                     ),
                 );
-                let dead =
-                    headers::dead_letter(Record::from_message(message), source, &rejection, None);
+                let dead = headers::fitted_dead_letter(
+                    Record::from_message(message),
+                    source,
+                    &rejection,
+                    None,
+                    self.max_output,
+                );
                 let sent = self.send(
                     &topics.dlq,
                     partition,
-                    message.key(),
+                    dead.key.as_deref(),
                     None,
                     dead.owned_headers(),
                     batch,
@@ -365,6 +399,27 @@ impl Gateway {
     }
 }
 
+/// The largest output record the gateway's producer and every output topic take: the smaller of
+/// the producer's `message.max.bytes` (librdkafka's default when unset) and the topics'
+/// `max.message.bytes`, where the broker describes them.
+fn output_limit(
+    config: &StreamConfig,
+    producer: &rdkafka::ClientConfig,
+    routes: &FxHashMap<String, Arc<Route>>,
+    runtime: &tokio::runtime::Handle,
+) -> usize {
+    let producer_max = producer
+        .get("message.max.bytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let topics: Vec<&str> = routes
+        .values()
+        .flat_map(|r| [r.topics.product.as_str(), r.topics.dlq.as_str()])
+        .collect();
+    let topic_max = runtime.block_on(broker::max_message_bytes(&config.admin(), &topics));
+    topic_max.map_or(producer_max, |t| t.min(producer_max))
+}
+
 /// The span of one batch (the records between two checkpoints), entered once: a root span, so
 /// a batch is never the child of the one before.
 fn batch_span(batch: u64) -> tracing::span::EnteredSpan {
@@ -435,7 +490,10 @@ pub(super) fn run(
             }
         }
     }
+    let max_output = output_limit(&config, &producer_config, &routes, &runtime);
+    tracing::info!(max_output, "largest output");
     let gateway = Gateway {
+        max_output,
         config,
         contracts,
         metrics,

@@ -2348,8 +2348,12 @@ impl Storage for Delegate {
                                 break;
                             }
                         }
-                        OpType::Append => todo!(),
-                        OpType::Subtract => todo!(),
+                        // meshline patch: an operation the engine cannot do is refused with
+                        // the protocol's error code, not a panic
+                        OpType::Append | OpType::Subtract => {
+                            error_code = ErrorCode::InvalidRequest;
+                            break;
+                        }
                     }
                 }
 
@@ -4050,7 +4054,13 @@ impl Storage for Delegate {
                 }
             }
 
-            (_, _, _) => todo!(),
+            // meshline patch: the service passes -1/-1 for every new producer; anything else is
+            // refused with the protocol's error code, not a panic
+            (_, _, _) => Ok(ProducerIdResponse {
+                error: ErrorCode::InvalidRequest,
+                id: -1,
+                epoch: -1,
+            }),
         }
     }
 

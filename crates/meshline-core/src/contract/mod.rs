@@ -4,6 +4,7 @@
 
 mod capture;
 mod cel_value;
+pub mod cost;
 pub mod fast;
 pub mod payload;
 pub mod record;
@@ -35,6 +36,14 @@ pub enum Error {
         /// The parser's message.
         message: String,
     },
+    /// The registered `cloudevents.source` is not under the prefix of the product's domain.
+    #[error("the registered contract of {product}: {why}")]
+    ForeignSourcePrefix {
+        /// The product.
+        product: String,
+        /// What is wrong.
+        why: String,
+    },
     /// The registry's data contract lacks something the check needs.
     #[error("the registered contract of {product} has no {what}; register the product from its descriptor (`meshline up`)")]
     Incomplete {
@@ -62,17 +71,31 @@ pub struct Rule {
     program: cel::Program,
     /// Its native form, when it has one.
     native: Option<fast::Expr>,
+    /// Whether it iterates over a list or map (holds a macro): then it is not evaluated on an
+    /// event whose longest list or map is over [`cost::MAX_ITERATIONS`].
+    iterates: bool,
 }
 
 impl Rule {
     /// A descriptor's rule, compiled.
     fn of(rule: &crate::product::Rule) -> Result<Self> {
-        let program = cel::Program::compile(&rule.expression).map_err(|e| Error::Rule {
+        let refused = |message: String| Error::Rule {
             name: rule.name.clone(),
-            expression: rule.expression.clone(),
-            message: e.to_string().trim().to_owned(),
-        })?;
+            expression: rule.expression.chars().take(200).collect(),
+            message,
+        };
+        if rule.expression.len() > cost::MAX_RULE_BYTES {
+            return Err(refused(format!(
+                "the expression is {} bytes; at most {} are allowed",
+                rule.expression.len(),
+                cost::MAX_RULE_BYTES
+            )));
+        }
+        let program = cel::Program::compile(&rule.expression)
+            .map_err(|e| refused(e.to_string().trim().to_owned()))?;
+        let cost = cost::check(&rule.expression, program.expression()).map_err(refused)?;
         Ok(Self {
+            iterates: cost.iterates,
             native: fast::Expr::compile(&program.expression().expr),
             program,
             name: rule.name.clone(),
@@ -225,6 +248,10 @@ impl Contract {
         let source = text("cloudevents.source")
             .ok_or_else(|| incomplete("metadata.properties.cloudevents.source"))?
             .to_owned();
+        check_source_prefix(product, &source).map_err(|why| Error::ForeignSourcePrefix {
+            product: product.to_owned(),
+            why,
+        })?;
         let rules = registered::rules_of(rule_set)
             .filter(|(_, disabled)| !disabled)
             .map(|(rule, _)| Rule::of(&rule))
@@ -318,6 +345,20 @@ impl Contract {
         if self.rules.is_empty() {
             return Ok(warned);
         }
+        // a rule's work is bounded by the longest list it iterates over
+        if let Some(rule) = self.rules.iter().find(|r| r.iterates) {
+            let longest = cost::longest_collection(message);
+            if longest > cost::MAX_ITERATIONS {
+                let violation = Violation::RuleError {
+                    rule: rule.name.clone(),
+                    message: format!(
+                        "the event holds a list or map of {longest} elements; a rule iterates over at most {}",
+                        cost::MAX_ITERATIONS
+                    ),
+                };
+                return Err((violation, rule.on_failure));
+            }
+        }
         let stopped = cel_value::evaluate(
             self.rules.iter().map(|r| (&r.program, r.native.as_ref())),
             message,
@@ -349,6 +390,26 @@ impl Contract {
         }
         Ok(warned)
     }
+}
+
+/// Checks that `source`, the CloudEvents source prefix a contract declares for events of
+/// `subject` (a product id `<domain>.<name>`, or its subject `<domain>.<name>-value`), lies under
+/// `/<domain>`: a domain speaks only for itself, so no contract may make another domain's
+/// sources its own.
+pub fn check_source_prefix(subject: &str, source: &str) -> std::result::Result<(), String> {
+    let Some((domain, _)) = subject.split_once('.') else {
+        return Err(format!(
+            "`{subject}` names no domain (`<domain>.<product>`), so it cannot declare a `cloudevents.source`"
+        ));
+    };
+    let owned = format!("/{domain}");
+    let prefix = source.trim_end_matches('/');
+    if prefix.is_empty() || !source_is_under(prefix, &owned) {
+        return Err(format!(
+            "cloudevents.source `{source}` is not under `{owned}`, the prefix domain `{domain}` owns"
+        ));
+    }
+    Ok(())
 }
 
 /// `source` is the prefix itself or a path below it (`/player` owns `/player/web`, not
@@ -515,5 +576,39 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(names(&registered), names(&declared));
+    }
+
+    #[test]
+    fn a_contract_declares_sources_only_under_its_own_domain() {
+        for (subject, source) in [
+            ("player.play-events", "/player"),
+            ("player.play-events-value", "/player/"),
+            ("player.play-events-value", "/player/web"),
+        ] {
+            assert_eq!(
+                check_source_prefix(subject, source),
+                Ok(()),
+                "{subject} {source}"
+            );
+        }
+        for (subject, source, why) in [
+            ("player.play-events-value", "/", "not under `/player`"),
+            ("player.play-events-value", "", "not under `/player`"),
+            ("player.play-events-value", "/labels", "not under `/player`"),
+            (
+                "player.play-events-value",
+                "/players",
+                "not under `/player`",
+            ),
+            (
+                "player.play-events-value",
+                "https://x/player",
+                "not under `/player`",
+            ),
+            ("orphan-value", "/orphan", "names no domain"),
+        ] {
+            let err = check_source_prefix(subject, source).unwrap_err();
+            assert!(err.contains(why), "{subject} {source}: {err}");
+        }
     }
 }

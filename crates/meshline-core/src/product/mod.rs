@@ -675,6 +675,8 @@ fn validate(path: &Path, d: &Descriptor) -> Vec<Error> {
                 d.domain
             ),
         );
+    } else if let Err(why) = crate::contract::check_source_prefix(&d.id, &d.cloudevents.source) {
+        invalid("cloudevents.source", why);
     }
     if !d.owner.email.contains('@') {
         invalid(

@@ -13,7 +13,7 @@
 // limitations under the License.
 
 use rama::{Context, Service};
-use tansu_sans_io::{ApiKey, InitProducerIdRequest, InitProducerIdResponse};
+use tansu_sans_io::{ApiKey, ErrorCode, InitProducerIdRequest, InitProducerIdResponse};
 use tracing::instrument;
 
 use crate::{Error, Result, Storage};
@@ -102,12 +102,31 @@ where
         ctx: Context<G>,
         req: InitProducerIdRequest,
     ) -> Result<Self::Response, Self::Error> {
+        // meshline patch: every shape of the request reaches the engines as the one they serve.
+        // Versions 0 to 2 carry no producer id and epoch: absent means a new producer, as -1
+        // does. A request naming the producer's current id and epoch (KIP-360: an idempotent
+        // producer bumping its epoch after an error, a transactional one re-initialising) is
+        // served as a new initialisation, which gives a new id (idempotent) or bumps the
+        // transactional id's epoch and fences its earlier producer (transactional), as clients
+        // accept. A request with only one of the two fields is refused with INVALID_REQUEST.
+        let (producer_id, producer_epoch) = match (req.producer_id, req.producer_epoch) {
+            (None, None) => (Some(-1), Some(-1)),
+            (Some(id), Some(epoch)) if id >= 0 && epoch >= 0 => (Some(-1), Some(-1)),
+            (Some(-1), Some(-1)) => (Some(-1), Some(-1)),
+            _ => {
+                return Ok(InitProducerIdResponse::default()
+                    .throttle_time_ms(0)
+                    .error_code(ErrorCode::InvalidRequest.into())
+                    .producer_id(-1)
+                    .producer_epoch(-1));
+            }
+        };
         ctx.state()
             .init_producer(
                 req.transactional_id.as_deref(),
                 req.transaction_timeout_ms,
-                req.producer_id,
-                req.producer_epoch,
+                producer_id,
+                producer_epoch,
             )
             .await
             .map(|response| {
