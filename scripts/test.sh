@@ -9,6 +9,8 @@
 #   package ships it);
 # - Python 3 with venv, for the clients users run (Confluent's, cloudevents, an OpenAPI validator), installed
 #   into a virtual environment outside the clone (tests/interop/venv.sh);
+# - Java 17 and Maven, for the Apache Kafka Java client (tests/java, scripts/java-client.sh);
+# - cargo-fuzz, for the fuzz targets (scripts/fuzz.sh installs it);
 # - root or passwordless sudo, for the test that fills a small tmpfs to run out of disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,16 @@ if ! command -v promtool >/dev/null 2>&1; then
   $sudo_ apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
     || { $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
     || { echo "cannot install promtool: apt-get install prometheus failed" >&2; exit 1; }
+fi
+
+# the Apache Kafka Java client's tests: Java 17 and Maven (the jars come through Maven, cached
+# outside the clone by scripts/java-client.sh)
+if ! command -v javac >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+  echo "== installing Java 17 and Maven (Debian's openjdk-17-jdk-headless and maven packages)"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_ apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless maven >/dev/null \
+    || { $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless maven >/dev/null; } \
+    || { echo "cannot install Java 17 and Maven: apt-get install openjdk-17-jdk-headless maven failed" >&2; exit 1; }
 fi
 
 # the Python clients users run, in a virtual environment outside the clone

@@ -608,3 +608,61 @@ async fn every_shape_of_init_producer_id_is_answered_with_an_error_code_never_a_
         }
     }
 }
+
+/// The Apache Kafka Java client with its default settings (`tests/java/JavaClient.java`): its
+/// admin client creates a topic, its producer (idempotent by default) writes records with
+/// headers, and a consumer group with the cooperative-sticky assignor reads them back and
+/// commits, on both storages of the embedded broker (client 4.1; see docs/security.md for 4.4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_apache_kafka_java_client_produces_idempotently_and_consumes_in_a_group() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built = std::process::Command::new("bash")
+        .arg(root.join("scripts/java-client.sh"))
+        .output()
+        .expect("bash runs scripts/java-client.sh (Java 17 and Maven are needed for the tests)");
+    assert!(
+        built.status.success(),
+        "building the Java client: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let classpath = String::from_utf8_lossy(&built.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let brokers = [
+        ("memory", memory_broker().await),
+        ("sqlite", sqlite_broker(dir.path()).await),
+    ];
+    for (storage, broker) in &brokers {
+        let bootstrap = broker.bootstrap();
+        let run = tokio::process::Command::new("java")
+            .args([
+                "-cp",
+                &classpath,
+                "JavaClient",
+                &bootstrap,
+                "java-client",
+                "200",
+            ])
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(180), run)
+            .await
+            .unwrap_or_else(|_| panic!("{storage}: the Java client did not finish in 180 s"))
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{storage}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("producer: wrote 200 (idempotent)"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("consumer: read 200"), "{stdout}");
+    }
+}

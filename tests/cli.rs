@@ -633,9 +633,10 @@ fn every_other_lint_error_class_names_its_field_and_what_to_do() {
             &["field `schema`", "not a valid Avro schema"],
         ),
         (
+            // another product's id, in the same domain (so that its source stays its own)
             "id: labels.onboarded\ndomain: labels",
-            "id: artists.profile-changes\ndomain: artists",
-            &["field `id`", "already declared in", "profile-changes.yaml"],
+            "id: labels.releases\ndomain: labels",
+            &["field `id`", "already declared in", "releases.yaml"],
         ),
         (
             "message.catalog_size > 0",

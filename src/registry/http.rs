@@ -565,8 +565,8 @@ async fn lookup(
     let request: SchemaRequest = read_body(&headers, body).await?;
     let state = r.state();
     let subject = subject_of(&state, &subject)?;
-    state
-        .lookup(&subject, &request, deleted(&q)?, options(&q)?)
+    let (deleted, options) = (deleted(&q)?, options(&q)?);
+    super::service::cpu(|| state.lookup(&subject, &request, deleted, options))
         .map(Json)
         .map_err(Failure)
 }
@@ -636,7 +636,7 @@ async fn compatibility(
     q.flag(&["normalize"])?;
     let state = r.state();
     let subject = subject_of(&state, subject)?;
-    let problems = state.compatibility(&subject, version, &request)?;
+    let problems = super::service::cpu(|| state.compatibility(&subject, version, &request))?;
     Ok(Json(CompatibilityResponse {
         is_compatible: problems.is_empty(),
         messages: verbose.then_some(problems),

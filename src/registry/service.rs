@@ -227,7 +227,7 @@ impl Registry {
         let _serialized = self.inner.writes.lock().await;
         for _ in 0..WRITE_ATTEMPTS {
             self.catch_up().await?;
-            let Plan { entries, answer } = plan(&self.state())?;
+            let Plan { entries, answer } = cpu(|| plan(&self.state()))?;
             if entries.is_empty() {
                 return Ok(answer);
             }
@@ -328,6 +328,16 @@ impl Registry {
             .await
             .map_err(|(e, _)| ApiError::store(e))?;
         Ok(delivery.offset)
+    }
+}
+
+/// Runs `work` (parsing, compiling or comparing schemas: bounded by `meshline_core::limits`,
+/// but milliseconds of CPU) so that it holds up no other request: on a multi-threaded runtime its
+/// worker hands its other tasks over first.
+pub(crate) fn cpu<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

@@ -1196,7 +1196,9 @@ impl State {
                 .and_then(|m| m.pointer("/properties/cloudevents.source"));
             if let Some(source) = source {
                 let source = source.as_str().unwrap_or_default();
-                crate::contract::check_source_prefix(subject, source)
+                // the subject's domain: `<domain>.<product>-value`, or none
+                let domain = subject.split_once('.').map_or("", |(domain, _)| domain);
+                crate::product::source_owned(domain, source)
                     .map_err(|why| ApiError::invalid_schema(format!("metadata: {why}")))?;
             }
             if let Some(rule_set) = &candidate.rule_set {

@@ -173,10 +173,13 @@ impl Gateway {
             message.payload(),
             record.headers().iter().copied(),
         ) + added;
+        let fitted = size > self.max_output;
+        // a letter cut to fit keeps the record's key only if it fits
+        let mut fitted_key = None;
         let (out_topic, output, outcome) = match &verdict {
             // no output may be refused by the producer or the broker for its size: that would
             // stop the partition for good
-            _ if size > self.max_output => {
+            _ if fitted => {
                 let too_large = crate::contract::Rejection::new(
                     Reason::TooLarge,
                     format!(
@@ -193,11 +196,9 @@ impl Gateway {
                     version,
                     self.max_output,
                 );
-                (
-                    &topics.dlq,
-                    dead.owned_headers(),
-                    Fate::Dead(rejection.reason),
-                )
+                let output = dead.owned_headers();
+                fitted_key = dead.key;
+                (&topics.dlq, output, Fate::Dead(rejection.reason))
             }
             Ok(accepted) => (
                 &topics.product,
@@ -229,14 +230,14 @@ impl Gateway {
                 )
             }
         };
-        // a dead letter too large for the topic goes without its payload (which the letter
-        // points to in the ingress topic)
-        let payload = match outcome {
-            Fate::Dead(Reason::TooLarge) => None,
-            _ => message.payload(),
+        // a dead letter cut to fit goes without its payload (which the letter points to in the
+        // ingress topic)
+        let (record_key, payload) = match fitted {
+            true => (fitted_key.as_deref(), None),
+            false => (message.key(), message.payload()),
         };
         self.begin_transaction()?;
-        let sent = self.send(out_topic, partition, message.key(), payload, output, batch);
+        let sent = self.send(out_topic, partition, record_key, payload, output, batch);
         let (sent, outcome) = match sent {
             // the producer's own estimate found it too large after all: the letter that always fits
             Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)) => {

@@ -248,10 +248,11 @@ impl Contract {
         let source = text("cloudevents.source")
             .ok_or_else(|| incomplete("metadata.properties.cloudevents.source"))?
             .to_owned();
-        check_source_prefix(product, &source).map_err(|why| Error::ForeignSourcePrefix {
-            product: product.to_owned(),
-            why,
-        })?;
+        crate::product::source_owned(crate::product::ProductId(product).domain(), &source)
+            .map_err(|why| Error::ForeignSourcePrefix {
+                product: product.to_owned(),
+                why,
+            })?;
         let rules = registered::rules_of(rule_set)
             .filter(|(_, disabled)| !disabled)
             .map(|(rule, _)| Rule::of(&rule))
@@ -321,7 +322,7 @@ impl Contract {
                 allowed: self.types.join(", "),
             });
         }
-        if !source_is_under(source, &self.source) {
+        if !crate::product::source_is_under(source, &self.source) {
             return Err(Violation::SourceNotOwned {
                 product: self.product.clone(),
                 got: source.to_owned(),
@@ -390,36 +391,6 @@ impl Contract {
         }
         Ok(warned)
     }
-}
-
-/// Checks that `source`, the CloudEvents source prefix a contract declares for events of
-/// `subject` (a product id `<domain>.<name>`, or its subject `<domain>.<name>-value`), lies under
-/// `/<domain>`: a domain speaks only for itself, so no contract may make another domain's
-/// sources its own.
-pub fn check_source_prefix(subject: &str, source: &str) -> std::result::Result<(), String> {
-    let Some((domain, _)) = subject.split_once('.') else {
-        return Err(format!(
-            "`{subject}` names no domain (`<domain>.<product>`), so it cannot declare a `cloudevents.source`"
-        ));
-    };
-    let owned = format!("/{domain}");
-    let prefix = source.trim_end_matches('/');
-    if prefix.is_empty() || !source_is_under(prefix, &owned) {
-        return Err(format!(
-            "cloudevents.source `{source}` is not under `{owned}`, the prefix domain `{domain}` owns"
-        ));
-    }
-    Ok(())
-}
-
-/// `source` is the prefix itself or a path below it (`/player` owns `/player/web`, not
-/// `/playerx`).
-fn source_is_under(source: &str, prefix: &str) -> bool {
-    let prefix = prefix.trim_end_matches('/');
-    source == prefix
-        || source
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('/') || prefix.is_empty())
 }
 
 #[cfg(test)]
@@ -576,39 +547,5 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(names(&registered), names(&declared));
-    }
-
-    #[test]
-    fn a_contract_declares_sources_only_under_its_own_domain() {
-        for (subject, source) in [
-            ("player.play-events", "/player"),
-            ("player.play-events-value", "/player/"),
-            ("player.play-events-value", "/player/web"),
-        ] {
-            assert_eq!(
-                check_source_prefix(subject, source),
-                Ok(()),
-                "{subject} {source}"
-            );
-        }
-        for (subject, source, why) in [
-            ("player.play-events-value", "/", "not under `/player`"),
-            ("player.play-events-value", "", "not under `/player`"),
-            ("player.play-events-value", "/labels", "not under `/player`"),
-            (
-                "player.play-events-value",
-                "/players",
-                "not under `/player`",
-            ),
-            (
-                "player.play-events-value",
-                "https://x/player",
-                "not under `/player`",
-            ),
-            ("orphan-value", "/orphan", "names no domain"),
-        ] {
-            let err = check_source_prefix(subject, source).unwrap_err();
-            assert!(err.contains(why), "{subject} {source}: {err}");
-        }
     }
 }

@@ -222,6 +222,30 @@ pub fn snapshot_root(product_id: &str) -> String {
     }
 }
 
+/// `source` is the prefix itself or a path below it (`/player` owns `/player/web`, not
+/// `/playerx`).
+pub fn source_is_under(source: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    source == prefix
+        || source
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/') || prefix.is_empty())
+}
+
+/// Checks that `source`, the CloudEvents source prefix a contract declares, lies under
+/// `/<domain>`: a domain speaks only for itself, so no contract may make another domain's
+/// sources its own.
+pub fn source_owned(domain: &str, source: &str) -> std::result::Result<(), String> {
+    let owned = format!("/{domain}");
+    let prefix = source.trim_end_matches('/');
+    if domain.is_empty() || prefix.is_empty() || !source_is_under(prefix, &owned) {
+        return Err(format!(
+            "cloudevents.source `{source}` is not under `{owned}`, the prefix domain `{domain}` owns"
+        ));
+    }
+    Ok(())
+}
+
 /// A product id, `<domain>.<name>`: its parts are read here and nowhere else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProductId<'a>(pub &'a str);
@@ -675,7 +699,7 @@ fn validate(path: &Path, d: &Descriptor) -> Vec<Error> {
                 d.domain
             ),
         );
-    } else if let Err(why) = crate::contract::check_source_prefix(&d.id, &d.cloudevents.source) {
+    } else if let Err(why) = source_owned(&d.domain, &d.cloudevents.source) {
         invalid("cloudevents.source", why);
     }
     if !d.owner.email.contains('@') {
@@ -838,5 +862,17 @@ mod tests {
         assert_eq!(r.as_retention_ms(), -1);
         let e = serde_json::from_str::<Retention>("\"a week\"").unwrap_err();
         assert!(e.to_string().contains("not a duration"), "{e}");
+    }
+
+    #[test]
+    fn a_contract_declares_sources_only_under_its_own_domain() {
+        for source in ["/player", "/player/", "/player/web"] {
+            assert_eq!(source_owned("player", source), Ok(()), "{source}");
+        }
+        for source in ["/", "", "/labels", "/players", "https://x/player"] {
+            let err = source_owned("player", source).unwrap_err();
+            assert!(err.contains("not under `/player`"), "{source}: {err}");
+        }
+        assert!(source_owned("", "/").is_err());
     }
 }
