@@ -615,22 +615,8 @@ async fn every_shape_of_init_producer_id_is_answered_with_an_error_code_never_a_
 /// commits, on both storages of the embedded broker (client 4.1; see docs/security.md for 4.4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_apache_kafka_java_client_produces_idempotently_and_consumes_in_a_group() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let built = std::process::Command::new("bash")
-        .arg(root.join("scripts/java-client.sh"))
-        .output()
-        .expect("bash runs scripts/java-client.sh (Java 17 and Maven are needed for the tests)");
-    assert!(
-        built.status.success(),
-        "building the Java client: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let classpath = String::from_utf8_lossy(&built.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+    // Java 17 and Maven are needed for the tests (scripts/test.sh installs them)
+    let classpath = script("java-client.sh", &[]);
     let dir = tempfile::tempdir().unwrap();
     let brokers = [
         ("memory", memory_broker().await),

@@ -141,3 +141,96 @@ async fn the_standalone_registry_serves_https() {
     assert!(response.ends_with("[]"), "no subjects yet: {response}");
     broker.stop().await;
 }
+
+/// `meshline up --tls-cert --tls-key` serves every HTTP server over HTTPS: the registry too (its
+/// Confluent API, which meshline's own components reach trusting `MESHLINE_REGISTRY_CA_FILE`),
+/// so no token crosses the network in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_tls_serves_the_registry_and_the_gateway_over_https() {
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string()
+    };
+    let (kafka, registry, http) = (free(), free(), free());
+    let data = tempfile::tempdir().unwrap();
+    let cert = fixture("tls-cert.pem");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meshline"))
+        .args(["up", "--listen", &kafka, "--registry-listen", &registry])
+        .args(["--http-listen", &http, "--no-snapshots"])
+        .arg("--config")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--tls-cert", cert.to_str().unwrap()])
+        .args(["--tls-key", fixture("tls-key.pem").to_str().unwrap()])
+        .env("MESHLINE_REGISTRY_CA_FILE", &cert)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let banner = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let done = line.contains("Stop with Ctrl-C");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    });
+    let banner = tokio::task::spawn_blocking(move || banner.join().unwrap())
+        .await
+        .unwrap();
+    let up = banner.iter().any(|l| l.contains("Stop with Ctrl-C"));
+    let get = |addr: String, path: &'static str| async move {
+        let name = ServerName::try_from("localhost").unwrap();
+        let tcp = TcpStream::connect(&addr).await.unwrap();
+        let mut stream = client(true).connect(name, tcp).await.unwrap();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes).await;
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let subjects = if up {
+        get(registry.clone(), "/subjects").await
+    } else {
+        String::new()
+    };
+    let products = if up {
+        get(http.clone(), "/products").await
+    } else {
+        String::new()
+    };
+    // plain HTTP on the registry's port gets no answer
+    let mut plain = TcpStream::connect(&registry).await.unwrap();
+    plain
+        .write_all(b"GET /subjects HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(up, "meshline up did not start: {banner:#?}");
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains(&format!("https://{registry}"))),
+        "{banner:#?}"
+    );
+    assert!(subjects.starts_with("HTTP/1.1 200"), "{subjects}");
+    assert!(subjects.contains("player.play-events-value"), "{subjects}");
+    assert!(products.starts_with("HTTP/1.1 200"), "{products}");
+    assert!(!String::from_utf8_lossy(&answer).contains("player.play-events"));
+}

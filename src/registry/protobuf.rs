@@ -85,8 +85,13 @@ pub fn compile(
         references,
     };
     let main = protobuf_parse::ProtoPathBuf::new(MAIN.to_owned()).map_err(|e| e.to_string())?;
-    let mut compiled = protobuf_parse::pure::parse_and_typecheck_custom(&[main], files)
-        .map_err(|e| format!("not a valid .proto schema: {e:#}"))?;
+    // the compiler is a third party's parser of hostile text: a panic in it is a refusal of
+    // the schema, never the end of the request's thread
+    let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        protobuf_parse::pure::parse_and_typecheck_custom(&[main], files)
+    }))
+    .map_err(|_| "not a valid .proto schema: the compiler failed on it".to_owned())?;
+    let mut compiled = compiled.map_err(|e| format!("not a valid .proto schema: {e:#}"))?;
     check_sizes(&compiled)?;
     // the main file last, after its imports, as the compiler orders them
     match compiled.last() {
@@ -627,5 +632,13 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(file.write_to_bytes().unwrap());
         let err = parse(&encoded, &[]).unwrap_err();
         assert!(err.contains("at most 64"), "{err}");
+    }
+
+    #[test]
+    fn a_name_declared_twice_is_an_error_not_a_panic() {
+        // found by the `protobuf` fuzz target
+        let text = "syntax = \"proto3\";\nmessage A { string x = 1; enum E { Z = 0; } }\nmessage A { string y = 1; enum E { Z = 0; W = 1; } }";
+        let err = parse(text, &[]).unwrap_err();
+        assert!(err.contains("not a valid .proto schema"), "{err}");
     }
 }

@@ -201,10 +201,30 @@ impl Registry {
     pub async fn catch_up(&self) -> Result<()> {
         let inner = self.inner.clone();
         let high = tokio::task::spawn_blocking(move || {
-            inner
-                .watermarks
-                .fetch_watermarks(&inner.topic, 0, Duration::from_secs(10))
-                .map(|(_, high)| high)
+            // a topic just created is not in every broker's metadata at once (Apache Kafka):
+            // an unknown partition is waited for, as long as a write may take
+            let deadline = std::time::Instant::now() + WRITE_TIMEOUT;
+            loop {
+                let read = broker::retry_transient(
+                    "reading the registry topic's end",
+                    WRITE_TIMEOUT,
+                    || {
+                        inner
+                            .watermarks
+                            .fetch_watermarks(&inner.topic, 0, Duration::from_secs(10))
+                            .map(|(_, high)| high)
+                    },
+                );
+                match read {
+                    Err(e)
+                        if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownPartition)
+                            && std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    read => break read,
+                }
+            }
         })
         .await
         .map_err(ApiError::store)?

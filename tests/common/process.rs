@@ -174,3 +174,27 @@ pub(crate) fn tokens_of(banner: &[String]) -> serde_json::Map<String, serde_json
         .map_while(|l| pair(l))
         .collect()
 }
+
+/// Runs `bash scripts/<script> <args>` from the repository and answers the last line it printed
+/// (what the project's scripts print for a test to use: a classpath, bootstrap servers); fails
+/// with what it printed on its standard error otherwise.
+pub(crate) fn script(script: &str, args: &[&str]) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash")
+        .arg(root.join("scripts").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("bash runs scripts/{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/{script} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}

@@ -179,26 +179,35 @@ impl Gateway {
         let (out_topic, output, outcome) = match &verdict {
             // no output may be refused by the producer or the broker for its size: that would
             // stop the partition for good
+            // (a letter without its payload is `too_large` whatever the contract said: the
+            // payload is to be read at the ingress offset the letter names)
             _ if fitted => {
+                let refused = match &verdict {
+                    Err(rejection) => format!(
+                        "; the contract refused it too ({}: {})",
+                        rejection.reason.code(),
+                        rejection.message
+                    ),
+                    Ok(_) => String::new(),
+                };
                 let too_large = crate::contract::Rejection::new(
                     Reason::TooLarge,
                     format!(
-                        "the record ({size} bytes with the gateway's headers) is over the {}-byte limit of its outputs (the smaller of the gateway producer's message.max.bytes and the output topics' max.message.bytes)",
+                        "the record ({size} bytes with the gateway's headers) is over the {}-byte limit of its outputs (the smaller of the gateway producer's message.max.bytes and the output topics' max.message.bytes){refused}",
                         self.max_output
                     ),
                 );
-                let rejection = verdict.as_ref().err().unwrap_or(&too_large);
                 let version = self.contracts.get(&route.product).map(|c| c.version);
                 let dead = headers::fitted_dead_letter(
                     Record::from_message(message),
                     source,
-                    rejection,
+                    &too_large,
                     version,
                     self.max_output,
                 );
                 let output = dead.owned_headers();
                 fitted_key = dead.key;
-                (&topics.dlq, output, Fate::Dead(rejection.reason))
+                (&topics.dlq, output, Fate::Dead(Reason::TooLarge))
             }
             Ok(accepted) => (
                 &topics.product,

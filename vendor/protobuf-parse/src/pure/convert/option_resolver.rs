@@ -274,7 +274,10 @@ impl<'a> OptionResoler<'a> {
         path: &ProtobufAbsPathRef,
     ) -> anyhow::Result<Option<FieldDescriptor>> {
         let mut path = path.to_owned();
-        let extension = path.pop().unwrap();
+        // meshline patch: an empty path names no extension (it panicked on `unwrap()`)
+        let Some(extension) = path.pop() else {
+            return Ok(None);
+        };
 
         let scope = self.lookup(&path);
 
@@ -838,7 +841,7 @@ impl<'a> OptionResoler<'a> {
                 .method
                 .iter_mut()
                 .find(|method| method.name() == service_method_model.name)
-                .unwrap();
+                .ok_or_else(declared_twice)?;
             self.method(&mut method_proto, service_method_model)?;
         }
 
@@ -870,7 +873,7 @@ impl<'a> OptionResoler<'a> {
                 .value
                 .iter_mut()
                 .find(|v| v.name() == enum_value_model.name)
-                .unwrap();
+                .ok_or_else(declared_twice)?;
             self.enum_value(scope, &mut enum_value_proto, enum_value_model)?;
         }
 
@@ -913,7 +916,7 @@ impl<'a> OptionResoler<'a> {
                 .field
                 .iter_mut()
                 .find(|field| field.name() == field_model.name)
-                .unwrap();
+                .ok_or_else(declared_twice)?;
             self.field(&nested_scope, &mut field_proto, field_model)?;
         }
         for field_model in &message_model.extensions {
@@ -921,7 +924,7 @@ impl<'a> OptionResoler<'a> {
                 .extension
                 .iter_mut()
                 .find(|field| field.name() == field_model.field.name)
-                .unwrap();
+                .ok_or_else(declared_twice)?;
             self.field(&nested_scope, field_proto, &field_model.field)?;
         }
 
@@ -932,7 +935,7 @@ impl<'a> OptionResoler<'a> {
                 .find(|nested_message_proto| {
                     nested_message_proto.name() == nested_message_model.name
                 })
-                .unwrap();
+                .ok_or_else(declared_twice)?;
             self.message(&nested_scope, nested_message_proto, nested_message_model)?;
         }
 
@@ -941,7 +944,7 @@ impl<'a> OptionResoler<'a> {
                 .enum_type
                 .iter_mut()
                 .find(|nested_enum_proto| nested_enum_proto.name() == nested_enum_model.name)
-                .unwrap();
+                .ok_or_else(declared_twice)?;
             self.enumeration(&nested_scope, nested_enum_proto, nested_enum_model)?;
         }
 
@@ -950,7 +953,7 @@ impl<'a> OptionResoler<'a> {
                 .oneof_decl
                 .iter_mut()
                 .find(|oneof_proto| oneof_proto.name() == oneof_model.name)
-                .unwrap();
+                .ok_or_else(declared_twice)?;
             self.oneof(&nested_scope, oneof_proto, oneof_model)?;
         }
 
@@ -966,7 +969,7 @@ impl<'a> OptionResoler<'a> {
                 .message_type
                 .iter_mut()
                 .find(|m| m.name() == message_model.name)
-                .unwrap();
+                .ok_or_else(declared_twice)?;
             self.message(
                 &self.resolver.current_file.package,
                 message_proto,
@@ -979,7 +982,7 @@ impl<'a> OptionResoler<'a> {
                 .enum_type
                 .iter_mut()
                 .find(|e| e.name() == enum_model.name)
-                .unwrap();
+                .ok_or_else(declared_twice)?;
             self.enumeration(&self.resolver.current_file.package, enum_proto, enum_model)?;
         }
 
@@ -990,7 +993,7 @@ impl<'a> OptionResoler<'a> {
                 .services
                 .iter()
                 .find(|s| s.name == service_proto.name())
-                .unwrap();
+                .ok_or_else(declared_twice)?;
             self.service(service_proto, service_model)?;
         }
 
@@ -999,7 +1002,7 @@ impl<'a> OptionResoler<'a> {
                 .extension
                 .iter_mut()
                 .find(|e| e.name() == extension_model.field.name)
-                .unwrap();
+                .ok_or_else(declared_twice)?;
             self.field(
                 &self.resolver.current_file.package,
                 extension_proto,
@@ -1016,4 +1019,11 @@ impl<'a> OptionResoler<'a> {
 
         Ok(())
     }
+}
+
+// meshline patch: a schema that declares a name twice (two messages `A`, two fields `x`) made
+// the resolver look up one declaration's parts in the other and panic on `unwrap()`; it is now an
+// error. Found by meshline's fuzzing of `parse_and_typecheck_custom`.
+fn declared_twice() -> anyhow::Error {
+    anyhow::anyhow!("the schema declares a name twice, or names a part it does not declare")
 }
