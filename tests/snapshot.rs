@@ -805,7 +805,7 @@ async fn a_snapshotter_killed_mid_stream_writes_the_same_snapshots_as_an_uninter
         child.wait().unwrap();
     }
     let mut child = spawn();
-    common::within(60, "every record taken in after the kills", async {
+    common::within(180, "every record taken in after the kills", async {
         loop {
             if let Some(progress) = snapshot::worker::load_progress(&killed_store, TOPIC)
                 .await
